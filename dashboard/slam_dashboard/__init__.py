@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: blind pairwise rating and stakeholder decision views."""

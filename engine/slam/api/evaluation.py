@@ -1,0 +1,518 @@
+"""Evaluation (slam.dev/v1alpha1): one comparison of candidate targets against a reference."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from slam.api.common import (
+    DNS_LABEL,
+    ApiModel,
+    Condition,
+    LocalObjectRef,
+    ProbeSpec,
+    Rule,
+    SecretKeyRef,
+    cel_exactly_one,
+    exactly_one,
+)
+
+PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+LIST_MAP = {"x-kubernetes-list-type": "map"}
+
+
+# --- prompt set --------------------------------------------------------------------------------
+
+
+class ChatMessage(ApiModel):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
+    content: str = Field(description="Message text.", max_length=65536)
+
+
+class Prompt(ApiModel):
+    """One prompt: chat messages, or a template with variables; optional reference answers."""
+
+    id: str = Field(
+        description="Unique id of the prompt within the set.", pattern=PROMPT_ID, max_length=128
+    )
+    messages: list[ChatMessage] | None = Field(
+        default=None, description="Chat messages sent as-is.", min_length=1, max_length=64
+    )
+    template: str | None = Field(
+        default=None,
+        description="User message with {variable} placeholders, filled from `variables`.",
+        max_length=65536,
+    )
+    system: str | None = Field(
+        default=None, description="System message sent before the template.", max_length=65536
+    )
+    variables: dict[str, str] | None = Field(
+        default=None,
+        description="Values for the template's placeholders.",
+        json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 65536}},
+    )
+    references: list[str] | None = Field(
+        default=None,
+        description="Reference answers (for similarity scoring when the reference target has none).",
+        max_length=16,
+        json_schema_extra={"items": {"type": "string", "maxLength": 65536}},
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=cel_exactly_one("messages", "template"),
+            message="a prompt needs exactly one of messages or template",
+            check=lambda p: exactly_one(p.messages is not None, p.template is not None),
+        ),
+    )
+
+
+class S3Source(ApiModel):
+    """A prompt-set file (YAML or JSONL) in S3."""
+
+    bucket: str = Field(
+        description="Bucket name.", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", max_length=63
+    )
+    key: str = Field(description="Object key, e.g. prompts/pep-talk.jsonl.", min_length=1,
+                     max_length=1024)
+    region: str | None = Field(default=None, description="AWS region of the bucket.",
+                               max_length=32)
+
+
+class ConfigMapSource(ApiModel):
+    """A prompt-set file (YAML or JSONL) stored under a key of a ConfigMap."""
+
+    name: str = Field(description="ConfigMap name (same namespace).", max_length=253,
+                      pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(description="Key holding the file, e.g. prompts.jsonl.", max_length=253,
+                     pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class PromptSetSource(ApiModel):
+    """Where the prompts come from: exactly one of inline, configMap, s3 or file."""
+
+    inline: list[Prompt] | None = Field(
+        default=None,
+        description="Prompts written in the manifest (keep it small: etcd objects are limited).",
+        min_length=1,
+        max_length=500,
+        json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["id"]},
+    )
+    config_map: ConfigMapSource | None = Field(
+        default=None, description="A ConfigMap key holding a YAML or JSONL prompt-set file."
+    )
+    s3: S3Source | None = Field(default=None, description="An S3 object holding the file.")
+    file: str | None = Field(
+        default=None,
+        description=(
+            "Path to a YAML or JSONL prompt-set file: relative to the manifest for `slam run`, or "
+            "inside the scoring image in the cluster."
+        ),
+        min_length=1,
+        max_length=1024,
+    )
+    limit: int | None = Field(
+        default=None, description="Use only the first N prompts (for a quick trial run).", ge=1
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=None,  # inline is a list-map keyed by id: the API server rejects duplicates
+            message="prompt ids in spec.promptSet.inline must be unique",
+            check=lambda p: p.inline is None or len({x.id for x in p.inline}) == len(p.inline),
+            field_path=".inline",
+        ),
+        Rule(
+            cel=cel_exactly_one("inline", "configMap", "s3", "file"),
+            message="spec.promptSet needs exactly one source: inline, configMap, s3 or file",
+            check=lambda p: exactly_one(
+                p.inline is not None, p.config_map is not None, p.s3 is not None,
+                p.file is not None,
+            ),
+        ),
+    )
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+class TokenPricing(ApiModel):
+    """API token prices, USD per million tokens."""
+
+    input_per_m_tokens_usd: float = Field(
+        alias="inputPerMTokensUSD", description="USD per 1M prompt tokens.", ge=0
+    )
+    output_per_m_tokens_usd: float = Field(
+        alias="outputPerMTokensUSD", description="USD per 1M completion tokens.", ge=0
+    )
+
+
+class ExternalEndpoint(ApiModel):
+    """An OpenAI-compatible chat completions endpoint outside the cluster (e.g. the OpenAI API)."""
+
+    base_url: str = Field(
+        description="Base URL including /v1, e.g. https://api.openai.com/v1.",
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+    )
+    model: str = Field(description="Model name to request, e.g. gpt-4-0613.", min_length=1,
+                       max_length=255)
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the API key (sent as a bearer token; never logged).",
+    )
+    pricing: TokenPricing | None = Field(
+        default=None,
+        description="Token prices; overrides the bundled, dated price table for this model.",
+    )
+
+
+class ArrivalSpec(ApiModel):
+    """How requests are sent: as fast as concurrency allows, at a constant rate, or Poisson."""
+
+    process: Literal["max", "constant", "poisson"] = Field(
+        default="max",
+        description="max (back to back within the concurrency limit), constant or poisson.",
+    )
+    rate: float | None = Field(
+        default=None, description="Requests per second (constant and poisson).", gt=0, le=100000
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.process == 'max' || has(self.rate)",
+            message="constant and poisson arrivals need a rate (requests per second)",
+            check=lambda a: a.process == "max" or a.rate is not None,
+            field_path=".rate",
+        ),
+    )
+
+
+class Target(ApiModel):
+    """A model under comparison: a ModelDeployment or an external endpoint."""
+
+    name: str = Field(
+        description="Short unique name used in results and reports.", pattern=DNS_LABEL,
+        max_length=63,
+    )
+    model_deployment_ref: LocalObjectRef | None = Field(
+        default=None, description="A ModelDeployment in this namespace."
+    )
+    external: ExternalEndpoint | None = Field(
+        default=None, description="An external OpenAI-compatible endpoint."
+    )
+    concurrency: int = Field(
+        default=4, description="Most requests in flight at once to this target.", ge=1, le=4096
+    )
+    arrival: ArrivalSpec | None = Field(
+        default=None, description="Arrival process (default: as fast as concurrency allows)."
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=cel_exactly_one("modelDeploymentRef", "external"),
+            message="a target needs exactly one of modelDeploymentRef or external",
+            check=lambda t: exactly_one(t.model_deployment_ref is not None, t.external is not None),
+        ),
+    )
+
+
+# --- generation, scoring, rating, cost ---------------------------------------------------------
+
+
+class GenerationSpec(ApiModel):
+    """Generation parameters, the same for every target."""
+
+    max_tokens: int = Field(default=256, description="max_tokens per response.", ge=1, le=32768)
+    temperature: float = Field(default=0.7, description="Sampling temperature.", ge=0, le=2)
+    top_p: float | None = Field(default=None, description="Nucleus sampling.", gt=0, le=1)
+    seed: int | None = Field(default=None, description="Sampling seed, where supported.", ge=0)
+    samples_per_prompt: int = Field(
+        default=1, description="Responses per prompt and target.", ge=1, le=32
+    )
+    timeout_seconds: float = Field(
+        default=120, description="Per-request timeout (each attempt).", gt=0, le=3600
+    )
+    max_retries: int = Field(
+        default=3, description="Retries on 429, 5xx and connection errors.", ge=0, le=10
+    )
+
+
+class SimilarityScorer(ApiModel):
+    """Cosine similarity of sentence embeddings to the reference answer."""
+
+    enabled: bool = Field(default=True, description="Score similarity to the reference.")
+    model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        description="Sentence-transformers model (must be available offline).",
+        max_length=255,
+    )
+
+
+class JudgeScorer(ApiModel):
+    """An LLM judge: pairwise vs the reference in both orders, and/or a 1-10 rubric grade."""
+
+    target: str | None = Field(
+        default=None,
+        description="Name of a target in spec.targets that acts as the judge.",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
+    external: ExternalEndpoint | None = Field(
+        default=None, description="A judge endpoint that is not itself evaluated."
+    )
+    mode: Literal["pairwise", "single", "both"] = Field(
+        default="pairwise",
+        description="pairwise (both orders; a flip counts as a tie), single (1-10 rubric) or both.",
+    )
+    rubric: str | None = Field(
+        default=None,
+        description="Grading rubric for single-answer grading (a sensible default otherwise).",
+        max_length=16384,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=cel_exactly_one("target", "external"),
+            message="the judge needs exactly one of target (a target's name) or external",
+            check=lambda j: exactly_one(j.target is not None, j.external is not None),
+        ),
+    )
+
+
+class ScorersSpec(ApiModel):
+    """Automated scorers."""
+
+    similarity: SimilarityScorer | None = Field(
+        default=None, description="Embedding similarity (on unless disabled)."
+    )
+    judge: JudgeScorer | None = Field(default=None, description="LLM judge (off when unset).")
+
+
+Criterion = Literal["clarity", "intelligence", "likability", "trustworthiness", "overall"]
+
+
+class HumanRatingSpec(ApiModel):
+    """Blind pairwise rating in the dashboard."""
+
+    enabled: bool = Field(default=True, description="Offer this evaluation to raters.")
+    criteria: list[Criterion] | None = Field(
+        default=None,
+        description="Optional per-criterion choices shown besides the overall choice.",
+        max_length=5,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    require_reason: bool = Field(
+        default=False, description="Raters must write a short reason with each choice."
+    )
+    control_pairs: int = Field(
+        default=2,
+        description="Pairs shown twice to each rater, to measure their consistency.",
+        ge=0,
+        le=50,
+    )
+
+
+class CostSpec(ApiModel):
+    """Assumptions for the cost comparison."""
+
+    requests_per_day: int = Field(
+        default=10000, description="Expected traffic, for the monthly cost projection.", ge=1
+    )
+    hours_per_month: float = Field(
+        default=730, description="Hours a self-hosted deployment runs per month.", gt=0, le=744
+    )
+
+
+class StoreSpec(ApiModel):
+    """Where results go (defaults to the operator's store)."""
+
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding a SQLAlchemy URL (with its password); default: the operator's.",
+    )
+    delete_results_on_delete: bool = Field(
+        default=False, description="Delete this evaluation's results when it is deleted."
+    )
+
+
+class EvaluationSpec(ApiModel):
+    """Desired comparison."""
+
+    prompt_set: PromptSetSource = Field(description="The prompts to evaluate on.")
+    targets: list[Target] = Field(
+        description="Models to compare, including the reference.",
+        min_length=1,
+        max_length=32,
+        json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["name"]},
+    )
+    reference: str = Field(
+        description="Name of the target that is the incumbent (e.g. the GPT-4 API).",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
+    generation: GenerationSpec | None = Field(default=None, description="Generation parameters.")
+    scorers: ScorersSpec | None = Field(default=None, description="Automated scoring.")
+    human_rating: HumanRatingSpec | None = Field(default=None, description="Blind human rating.")
+    cost: CostSpec | None = Field(default=None, description="Cost assumptions.")
+    store: StoreSpec | None = Field(default=None, description="Results store.")
+    probe: ProbeSpec | None = Field(
+        default=None, description="Continuous latency probe against the external targets."
+    )
+    run_id: str = Field(
+        default="1",
+        description="Change it to run the evaluation again; results are kept per run.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        max_length=63,
+    )
+    parallelism: int = Field(
+        default=1, description="Scoring pods; >1 shards the prompts over an Indexed Job.",
+        ge=1, le=64,
+    )
+    ready_timeout_seconds: int = Field(
+        default=3600,
+        description="How long to wait for every ModelDeployment to be Ready before failing.",
+        ge=1,
+    )
+    active_deadline_seconds: int = Field(
+        default=86400, description="Longest the scoring Job may run.", ge=60
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+            message="target names in spec.targets must be unique",
+            check=lambda s: len({t.name for t in s.targets}) == len(s.targets),
+            field_path=".targets",
+        ),
+        Rule(
+            cel="self.targets.exists(t, t.name == self.reference)",
+            message="spec.reference must be the name of one of spec.targets",
+            check=lambda s: any(t.name == s.reference for t in s.targets),
+            field_path=".reference",
+        ),
+        Rule(
+            cel="self.targets.size() >= 2",
+            message="spec.targets needs the reference and at least one candidate",
+            check=lambda s: len(s.targets) >= 2,
+            field_path=".targets",
+        ),
+        Rule(
+            cel=(
+                "!has(self.scorers) || !has(self.scorers.judge) || "
+                "!has(self.scorers.judge.target) || "
+                "self.targets.exists(t, t.name == self.scorers.judge.target)"
+            ),
+            message="spec.scorers.judge.target must be the name of one of spec.targets",
+            check=lambda s: (
+                s.scorers is None
+                or s.scorers.judge is None
+                or s.scorers.judge.target is None
+                or any(t.name == s.scorers.judge.target for t in s.targets)
+            ),
+            field_path=".scorers.judge.target",
+        ),
+    )
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+class Progress(ApiModel):
+    """Requests done out of the total for the current run."""
+
+    done: int = Field(default=0, description="Requests finished (successfully or not).", ge=0)
+    failed: int = Field(default=0, description="Requests that ended in an error.", ge=0)
+    total: int = Field(default=0, description="Requests in the run.", ge=0)
+    display: str | None = Field(
+        default=None, description="done/total, for the printer column.", max_length=64
+    )
+
+
+class TargetSummary(ApiModel):
+    """Compact per-target results (full results live in the store)."""
+
+    target: str = Field(description="Target name.", max_length=63)
+    success_rate: float | None = Field(default=None, description="Share of requests that succeeded.",
+                                       ge=0, le=1)
+    similarity: float | None = Field(default=None, description="Mean similarity to the reference.")
+    judge_win_rate: float | None = Field(
+        default=None, description="Judge win rate vs the reference (ties count half).", ge=0, le=1
+    )
+    human_win_rate: float | None = Field(
+        default=None, description="Human win rate vs the reference (ties count half).", ge=0, le=1
+    )
+    ttft_p50_ms: float | None = Field(default=None, description="Time to first token, median (ms).")
+    ttft_p95_ms: float | None = Field(default=None, description="Time to first token, p95 (ms).")
+    e2e_p50_ms: float | None = Field(default=None, description="End-to-end latency, median (ms).")
+    e2e_p95_ms: float | None = Field(default=None, description="End-to-end latency, p95 (ms).")
+    tokens_per_second: float | None = Field(default=None, description="Output tokens per second.")
+    cost_per_1k_requests_usd: float | None = Field(
+        default=None, alias="costPer1kRequestsUSD", description="USD per 1,000 requests."
+    )
+
+
+class Recommendation(ApiModel):
+    """The cheapest target not significantly worse than the reference, or none with the reason."""
+
+    target: str | None = Field(default=None, description="Recommended target, if any.",
+                               max_length=63)
+    reason: str = Field(description="Why, with the test used.", max_length=4096)
+
+
+class EvaluationStatus(ApiModel):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation this status was computed from.", ge=0
+    )
+    phase: Literal["Pending", "WaitingForTargets", "Running", "Succeeded", "Failed"] | None = Field(
+        default=None, description="Where the evaluation is."
+    )
+    run_id: str | None = Field(default=None, description="Run the status describes.", max_length=63)
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="TargetsResolved, TargetsReady, JobComplete and the roll-up Ready.",
+        max_length=16,
+        json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["type"]},
+    )
+    progress: Progress | None = Field(default=None, description="Requests done out of the total.")
+    summary: list[TargetSummary] | None = Field(
+        default=None,
+        description="Per-target summary of the finished run.",
+        max_length=32,
+        json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["target"]},
+    )
+    leader: str | None = Field(
+        default=None, description="Recommended target, or 'none'.", max_length=63
+    )
+    recommendation: Recommendation | None = Field(default=None, description="The recommendation.")
+    job_name: str | None = Field(default=None, description="Scoring Job of this run.",
+                                 max_length=253)
+    start_time: str | None = Field(
+        default=None, description="When the run started.", json_schema_extra={"format": "date-time"}
+    )
+    completion_time: str | None = Field(
+        default=None, description="When the run ended.", json_schema_extra={"format": "date-time"}
+    )
+
+
+class Evaluation(ApiModel):
+    """A comparison (the whole object, as read from a manifest)."""
+
+    api_version: Literal["slam.dev/v1alpha1"] = Field(
+        default="slam.dev/v1alpha1", description="slam.dev/v1alpha1"
+    )
+    kind: Literal["Evaluation"] = Field(default="Evaluation", description="Kind.")
+    metadata: dict = Field(default_factory=dict, description="Standard object metadata.")
+    spec: EvaluationSpec = Field(description="Desired state.")
+    status: EvaluationStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,328 @@
+"""ModelDeployment (slam.dev/v1alpha1): one served model."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from slam.api.common import (
+    ApiModel,
+    Condition,
+    ProbeSpec,
+    Rule,
+    SecretKeyRef,
+)
+
+Runtime = Literal["tgi", "vllm", "sglang", "llamacpp"]
+GPU_RUNTIMES: frozenset[str] = frozenset({"tgi", "vllm", "sglang"})
+
+# Quantization methods by runtime. TGI's --quantize values; vLLM/SGLang --quantization values.
+# llama.cpp reads the quantization from the GGUF file itself.
+Quantization = Literal[
+    "awq",
+    "gptq",
+    "bitsandbytes",
+    "bitsandbytes-nf4",
+    "bitsandbytes-fp4",
+    "eetq",
+    "fp8",
+    "marlin",
+    "exl2",
+]
+TGI_ONLY_QUANTIZATIONS = ("bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2")
+
+HF_REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+
+
+class ModelSource(ApiModel):
+    """Which weights to serve: a Hugging Face Hub repository at a revision."""
+
+    id: str = Field(
+        description="Hugging Face Hub repository id, e.g. mistralai/Mistral-7B-Instruct-v0.2.",
+        pattern=HF_REPO_ID,
+        max_length=96,
+    )
+    revision: str = Field(
+        default="main",
+        description=(
+            "Branch, tag or commit. The operator resolves it to a commit SHA and pins that; a full "
+            "40-character SHA deploys even when the Hub is unreachable."
+        ),
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+    )
+    file: str | None = Field(
+        default=None,
+        description="GGUF file inside the repository (llamacpp runtime only, and required there).",
+        max_length=255,
+        pattern=r"^[^/].*\.gguf$",
+    )
+    served_name: str | None = Field(
+        default=None,
+        description=(
+            "Model name the server answers to in the OpenAI API (`model` field). Defaults to the "
+            "repository id."
+        ),
+        min_length=1,
+        max_length=255,
+    )
+
+
+class ModelCacheSpec(ApiModel):
+    """A PersistentVolumeClaim that keeps downloaded weights across pod restarts."""
+
+    enabled: bool = Field(default=False, description="Create and mount the cache volume.")
+    size: str = Field(
+        default="50Gi", description="Requested storage, a Kubernetes quantity.", pattern=QUANTITY
+    )
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass for the claim (cluster default when unset).",
+        max_length=253,
+    )
+
+
+class ResourcesSpec(ApiModel):
+    """CPU and memory for the serving container (GPUs are set by `gpus`)."""
+
+    cpu: str | None = Field(default=None, description="CPU request, e.g. 4.", pattern=QUANTITY)
+    memory: str | None = Field(
+        default=None, description="Memory request and limit, e.g. 24Gi.", pattern=QUANTITY
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state: which model, served how, on what hardware."""
+
+    model: ModelSource = Field(description="The Hugging Face model to serve.")
+    runtime: Runtime = Field(
+        default="tgi",
+        description=(
+            "Serving runtime: tgi (text-generation-inference), vllm, sglang (GPU) or llamacpp "
+            "(CPU, GGUF). All serve the OpenAI-compatible chat completions API."
+        ),
+    )
+    image: str | None = Field(
+        default=None,
+        description="Container image override (each runtime has a pinned default).",
+        max_length=512,
+    )
+    quantization: Quantization | None = Field(
+        default=None,
+        description=(
+            "Quantization the runtime applies when loading. Not for llamacpp (the GGUF file is "
+            "already quantized); bitsandbytes-nf4/-fp4, eetq and exl2 are TGI-only."
+        ),
+    )
+    gpus: int | None = Field(
+        default=None,
+        description="GPUs per replica (nvidia.com/gpu). Default 1 for GPU runtimes; 0 for llamacpp.",
+        ge=0,
+        le=16,
+    )
+    instance_type: str | None = Field(
+        default=None,
+        description=(
+            "EC2 instance type to schedule on (node label node.kubernetes.io/instance-type), "
+            "e.g. g5.xlarge. Also sets the GPU memory available and the hourly cost."
+        ),
+        pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        max_length=64,
+    )
+    replicas: int = Field(default=1, description="Number of serving pods.", ge=0, le=64)
+    port: int = Field(
+        default=8080, description="Port the runtime listens on.", ge=1024, le=65535
+    )
+    max_input_tokens: int | None = Field(
+        default=None, description="Longest prompt accepted, in tokens.", ge=1, le=1048576
+    )
+    max_total_tokens: int | None = Field(
+        default=None,
+        description="Longest prompt plus completion, in tokens (the context length served).",
+        ge=2,
+        le=1048576,
+    )
+    hf_token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret key holding a Hugging Face token, for gated or private models. Passed to the "
+            "pod as an environment variable reference; never copied."
+        ),
+    )
+    model_cache: ModelCacheSpec | None = Field(
+        default=None, description="Persistent cache for downloaded weights."
+    )
+    resources: ResourcesSpec | None = Field(
+        default=None, description="CPU and memory for the serving container."
+    )
+    extra_args: list[str] | None = Field(
+        default=None,
+        description="Extra command-line arguments appended to the runtime's own.",
+        max_length=64,
+        json_schema_extra={"items": {"type": "string", "maxLength": 1024}},
+    )
+    probe: ProbeSpec | None = Field(
+        default=None, description="Continuous latency probe against this model's endpoint."
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.runtime != 'llamacpp' || has(self.model.file)",
+            message="the llamacpp runtime needs spec.model.file: the GGUF file in the repository",
+            check=lambda s: s.runtime != "llamacpp" or s.model.file is not None,
+            field_path=".model",
+        ),
+        Rule(
+            cel="self.runtime == 'llamacpp' || !has(self.model.file)",
+            message="spec.model.file (a GGUF file) is only for the llamacpp runtime",
+            check=lambda s: s.runtime == "llamacpp" or s.model.file is None,
+            field_path=".model",
+        ),
+        Rule(
+            cel="self.runtime != 'llamacpp' || !has(self.quantization)",
+            message="llamacpp reads the quantization from the GGUF file: remove spec.quantization",
+            check=lambda s: s.runtime != "llamacpp" or s.quantization is None,
+            field_path=".quantization",
+        ),
+        Rule(
+            cel=(
+                "self.runtime == 'tgi' || !has(self.quantization) || "
+                "!(self.quantization in ['bitsandbytes-nf4', 'bitsandbytes-fp4', 'eetq', 'exl2'])"
+            ),
+            message="this quantization is TGI-only: use runtime tgi or another quantization",
+            check=lambda s: s.runtime == "tgi" or s.quantization not in TGI_ONLY_QUANTIZATIONS,
+            field_path=".quantization",
+        ),
+        Rule(
+            cel="self.runtime != 'llamacpp' || !has(self.gpus) || self.gpus == 0",
+            message="the llamacpp runtime runs on CPU: set spec.gpus to 0 or leave it out",
+            check=lambda s: s.runtime != "llamacpp" or not s.gpus,
+            field_path=".gpus",
+        ),
+        Rule(
+            cel="self.runtime == 'llamacpp' || !has(self.gpus) || self.gpus >= 1",
+            message="GPU runtimes (tgi, vllm, sglang) need spec.gpus >= 1",
+            check=lambda s: s.runtime == "llamacpp" or s.gpus is None or s.gpus >= 1,
+            field_path=".gpus",
+        ),
+        Rule(
+            cel=(
+                "!has(self.maxInputTokens) || !has(self.maxTotalTokens) || "
+                "self.maxInputTokens < self.maxTotalTokens"
+            ),
+            message="spec.maxInputTokens must be smaller than spec.maxTotalTokens",
+            check=lambda s: (
+                s.max_input_tokens is None
+                or s.max_total_tokens is None
+                or s.max_input_tokens < s.max_total_tokens
+            ),
+            field_path=".maxInputTokens",
+        ),
+    )
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs per replica after defaulting."""
+        if self.gpus is not None:
+            return self.gpus
+        return 1 if self.runtime in GPU_RUNTIMES else 0
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model.served_name or self.model.id
+
+
+class ReplicaStatus(ApiModel):
+    """Desired and ready serving pods."""
+
+    desired: int = Field(default=0, description="Replicas asked for.", ge=0)
+    ready: int = Field(default=0, description="Replicas passing their readiness probe.", ge=0)
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation this status was computed from.", ge=0
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="ModelResolved, Fits, Available and their roll-up Ready.",
+        max_length=16,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="Base URL of the OpenAI-compatible API, e.g. http://name.ns.svc:8080/v1.",
+        max_length=1024,
+    )
+    served_model_name: str | None = Field(
+        default=None, description="Value to send as `model` in chat completion requests.",
+        max_length=255,
+    )
+    resolved_revision: str | None = Field(
+        default=None, description="Commit SHA the revision resolved to (pinned in the pods).",
+        max_length=64,
+    )
+    parameters: int | None = Field(
+        default=None, description="Parameter count, from the safetensors metadata.", ge=0
+    )
+    gated: bool | None = Field(default=None, description="Whether the Hub repository is gated.")
+    license: str | None = Field(
+        default=None, description="Licence declared by the model card.", max_length=256
+    )
+    estimated_gpu_memory_gib: float | None = Field(
+        default=None,
+        alias="estimatedGpuMemoryGiB",
+        description="Estimated GPU memory per replica: weights at the quantized width + overhead.",
+        ge=0,
+    )
+    available_gpu_memory_gib: float | None = Field(
+        default=None,
+        alias="availableGpuMemoryGiB",
+        description="GPU memory of the instance type × GPUs per replica.",
+        ge=0,
+    )
+    replicas: ReplicaStatus | None = Field(default=None, description="Desired and ready pods.")
+    hourly_cost_usd: float | None = Field(
+        default=None,
+        alias="hourlyCostUSD",
+        description="On-demand price of the instance type × replicas, USD per hour.",
+        ge=0,
+    )
+
+
+class ModelDeployment(ApiModel):
+    """A served model (the whole object, as read from a manifest)."""
+
+    api_version: Literal["slam.dev/v1alpha1"] = Field(
+        default="slam.dev/v1alpha1", description="slam.dev/v1alpha1"
+    )
+    kind: Literal["ModelDeployment"] = Field(default="ModelDeployment", description="Kind.")
+    metadata: dict = Field(default_factory=dict, description="Standard object metadata.")
+    spec: ModelDeploymentSpec = Field(description="Desired state.")
+    status: ModelDeploymentStatus | None = Field(default=None, description="Observed state.")
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            # The name also names the Service, which must be a DNS-1035 label.
+            cel=(
+                "self.metadata.name.size() <= 63 && "
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+            ),
+            message=(
+                "metadata.name must be a DNS-1035 label (it names the Service): at most 63 "
+                "characters, lower-case letters, digits and '-', starting with a letter"
+            ),
+            check=lambda md: bool(
+                re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", str(md.metadata.get("name", "x")))
+            )
+            and len(str(md.metadata.get("name", ""))) <= 63,
+        ),
+    )
