@@ -19,7 +19,7 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane crds lock demo lint system-deps clean-venv
+.PHONY: all venv test test-unit test-cluster control-plane crds lock demo lint clean-venv
 
 all: venv
 
@@ -46,17 +46,14 @@ lock:
 control-plane:
 	bash tests/controlplane/build.sh
 
-# Debian packages the tests use: PostgreSQL (results store) and Chromium (dashboard browser tests).
-system-deps:
-	bash tests/system-deps.sh
-
 crds: venv
 	$(BIN)/python -m slam.api.crdgen crds/
 
 lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench
+	$(BIN)/python -m slam.api.crdgen --check crds/
 
-test: venv control-plane system-deps
+test: venv control-plane lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv

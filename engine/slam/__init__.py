@@ -1,3 +1,3 @@
-"""SLaM: evaluate open small language models against an incumbent LLM API (quality, latency, cost)."""
+"""SLaM: can an open small language model replace an LLM API? Quality, latency and cost."""
 
 __version__ = "0.1.0"

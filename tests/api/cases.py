@@ -90,7 +90,8 @@ md, ev = model_deployment, evaluation
 INVALID: tuple[Case, ...] = (
     # --- ModelDeployment: schema (types, enums, ranges, patterns, required) ---
     Case("md-runtime-enum", _edit(md, _set("spec.runtime", "ollama")), "spec.runtime"),
-    Case("md-model-id-pattern", _edit(md, _set("spec.model.id", "not a repo id!")), "spec.model.id"),
+    Case("md-model-id-pattern", _edit(md, _set("spec.model.id", "not a repo id!")),
+         "spec.model.id"),
     Case("md-replicas-negative", _edit(md, _set("spec.replicas", -1)), "spec.replicas"),
     Case("md-instance-type-pattern", _edit(md, _set("spec.instanceType", "G5 XL")),
          "spec.instanceType"),

@@ -1,4 +1,4 @@
-"""The CRDs on the real API server: examples accepted, invalid manifests rejected naming the field."""
+"""CRDs on the real API server: examples accepted, invalid manifests rejected naming the field."""
 
 from __future__ import annotations
 

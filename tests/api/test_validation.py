@@ -57,3 +57,19 @@ def test_load_reports_file_document_and_field(tmp_path: Path) -> None:
     text = str(info.value)
     assert f"{tmp_path / 'a.yaml'} (document 2) ModelDeployment/mistral: spec.replicas:" in text
     assert f"{tmp_path / 'b.yaml'}: not valid YAML" in text
+
+
+def test_object_missing_kind_is_an_error_but_data_files_are_skipped(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "prompts.yaml").write_text(yaml.safe_dump({"prompts": [{"id": "a"}]}))
+    md = model_deployment()
+    del md["kind"]
+    (tmp_path / "md.yaml").write_text(yaml.safe_dump_all([evaluation(), md]))
+    with pytest.raises(manifests.ManifestError) as info:
+        manifests.load(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path / 'md.yaml'} (document 2): not a Kubernetes object (needs apiVersion and kind)"
+    ]
+    (tmp_path / "md.yaml").unlink()
+    assert manifests.load(tmp_path).skipped == [tmp_path / "prompts.yaml"]

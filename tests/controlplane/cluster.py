@@ -299,8 +299,8 @@ class ControlPlane:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"{name} exited with {proc.returncode}; see {self.workdir}/logs/{name}.log:\n"
-                        + self.log_tail(name)
+                        f"{name} exited with {proc.returncode}; "
+                        f"see {self.workdir}/logs/{name}.log:\n{self.log_tail(name)}"
                     )
             req = urllib.request.Request(
                 f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.admin.token}"}

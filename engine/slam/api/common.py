@@ -1,4 +1,4 @@
-"""Shared pieces of the slam.dev/v1alpha1 API: the base model, cross-field rules, references, conditions.
+"""Shared pieces of the slam.dev/v1alpha1 API: base model, rules, references, conditions.
 
 The typed models in this package are the single source of truth for the CRDs: `slam.api.crdgen`
 turns them into `crds/*.yaml`, and the same models validate manifests when `slam run` reads them

@@ -56,7 +56,7 @@ class Prompt(ApiModel):
     )
     references: list[str] | None = Field(
         default=None,
-        description="Reference answers (for similarity scoring when the reference target has none).",
+        description="Reference answers (for similarity when the reference target gives none).",
         max_length=16,
         json_schema_extra={"items": {"type": "string", "maxLength": 65536}},
     )
@@ -332,7 +332,7 @@ class StoreSpec(ApiModel):
 
     url_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding a SQLAlchemy URL (with its password); default: the operator's.",
+        description="Secret key holding a SQLAlchemy URL (default: the operator's).",
     )
     delete_results_on_delete: bool = Field(
         default=False, description="Delete this evaluation's results when it is deleted."
@@ -442,8 +442,9 @@ class TargetSummary(ApiModel):
     """Compact per-target results (full results live in the store)."""
 
     target: str = Field(description="Target name.", max_length=63)
-    success_rate: float | None = Field(default=None, description="Share of requests that succeeded.",
-                                       ge=0, le=1)
+    success_rate: float | None = Field(
+        default=None, description="Share of requests that succeeded.", ge=0, le=1
+    )
     similarity: float | None = Field(default=None, description="Mean similarity to the reference.")
     judge_win_rate: float | None = Field(
         default=None, description="Judge win rate vs the reference (ties count half).", ge=0, le=1

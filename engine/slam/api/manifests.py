@@ -32,11 +32,12 @@ class ManifestError(ValueError):
 
 @dataclass
 class Manifests:
-    """Everything found under a path: our resources plus plain Kubernetes objects (ConfigMaps...)."""
+    """Everything found under a path: our resources and plain Kubernetes objects (ConfigMaps)."""
 
     model_deployments: list[ModelDeployment] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # data files (prompt sets) under the path
     sources: dict[int, Path] = field(default_factory=dict)  # id(object) -> file it came from
 
     def source_of(self, obj: object) -> Path:
@@ -65,6 +66,12 @@ def load(path: Path) -> Manifests:
             docs = list(yaml.safe_load_all(file.read_text()))
         except yaml.YAMLError as e:
             problems.append(f"{file}: not valid YAML: {e}")
+            continue
+        if all(
+            not isinstance(d, dict) or ("kind" not in d and "apiVersion" not in d) for d in docs
+        ):
+            # No document looks like an object: a data file (e.g. a prompt set) next to manifests.
+            out.skipped.append(file)
             continue
         for index, doc in enumerate(docs):
             if doc is None:

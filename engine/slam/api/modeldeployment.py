@@ -119,7 +119,7 @@ class ModelDeploymentSpec(ApiModel):
     )
     gpus: int | None = Field(
         default=None,
-        description="GPUs per replica (nvidia.com/gpu). Default 1 for GPU runtimes; 0 for llamacpp.",
+        description="GPUs per replica (nvidia.com/gpu). Default 1 for GPU runtimes; 0 on llamacpp.",
         ge=0,
         le=16,
     )
