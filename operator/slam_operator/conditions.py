@@ -1,0 +1,56 @@
+"""Kubernetes-shaped conditions: set without losing lastTransitionTime, roll up into Ready."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+CondStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class Cond:
+    type: str
+    status: CondStatus
+    reason: str
+    message: str = ""
+
+
+def merge(
+    old: list[dict] | None, new: list[Cond], generation: int, now: str
+) -> list[dict]:
+    """The new conditions as dicts; lastTransitionTime moves only when the status changes."""
+    previous = {c["type"]: c for c in old or []}
+    out = []
+    for c in new:
+        prev = previous.get(c.type)
+        changed = prev is None or prev.get("status") != c.status
+        out.append({
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": c.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": now if changed else prev.get("lastTransitionTime", now),
+        })
+    return out
+
+
+def roll_up(parts: list[Cond], ready_reason: str = "Ready", ready_message: str = "") -> Cond:
+    """Ready is True when every part is True; otherwise the first part that is not explains why.
+
+    Parts are in causal order (ModelResolved before Available), so the reason is the root
+    cause. Any False part makes Ready False; Unknown parts alone make it Unknown.
+    """
+    blocking = [c for c in parts if c.status != "True"]
+    if not blocking:
+        return Cond("Ready", "True", ready_reason, ready_message)
+    status = "False" if any(c.status == "False" for c in blocking) else "Unknown"
+    first = blocking[0]
+    return Cond("Ready", status, first.reason, f"{first.type}: {first.message}")
+
+
+def transitions(old: list[dict] | None, new: list[dict]) -> list[dict]:
+    """Conditions whose status or reason changed (what deserves an Event)."""
+    previous = {c["type"]: (c.get("status"), c.get("reason")) for c in old or []}
+    return [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]

@@ -1,0 +1,104 @@
+"""kopf handlers: thin entry points that read, delegate to `reconcile`, and return.
+
+Run with `python -m slam_operator` (or `kopf run -m slam_operator.handlers --all-namespaces`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import defaultdict
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from slam.api.common import GROUP, VERSION
+from slam_operator.builders import MANAGED_BY, OWNER_LABEL
+from slam_operator.hub import CachedHub
+from slam_operator.kube import Kube
+from slam_operator.reconcile import reconcile
+
+MD = (GROUP, VERSION, "modeldeployments")
+CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
+# How often every ModelDeployment is re-checked even without events (drift, Hub retries).
+RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
+log = logging.getLogger("slam_operator")
+
+
+def _plain(body: Any) -> dict[str, Any]:
+    """kopf's Body view as a plain, detached dict."""
+    return json.loads(json.dumps(dict(body), default=dict))
+
+
+def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def _adopt(child: dict[str, Any], owner: dict[str, Any]) -> None:
+    kopf.adopt(child, owner=owner)
+
+
+def _backoff(retry: int) -> float:
+    """Hub retries: 5 s, 10 s, 20 s ... at most 5 minutes."""
+    return float(min(300, 5 * 2 ** min(retry, 6)))
+
+
+def _reconcile(memo: kopf.Memo, body: dict[str, Any]):
+    meta = body["metadata"]
+    with memo.locks[(meta["namespace"], meta["name"])]:
+        return reconcile(memo.kube, memo.hub, body, _adopt, _post_event)
+
+
+@kopf.on.login()
+def operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: its service account. Elsewhere: $KUBECONFIG, read when the operator starts."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Connect to the API server and set kopf's behaviour."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    memo.kube = Kube(client.ApiClient())
+    memo.hub = CachedHub()
+    memo.locks = defaultdict(threading.Lock)
+    # kopf would otherwise post an Event for every handler run; ours say what changed.
+    settings.posting.level = logging.WARNING
+    # Recover quickly when the API server restarts or a watch silently stalls.
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.watching.reconnect_backoff = 1.0
+
+
+@kopf.on.resume(*MD)
+@kopf.on.create(*MD)
+@kopf.on.update(*MD)
+def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Reconcile a created, changed or resumed ModelDeployment."""
+    result = _reconcile(memo, _plain(body))
+    if result.hub_unknown:
+        raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
+
+
+@kopf.timer(*MD, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Re-check on a schedule: repairs drift no event reported and retries the Hub."""
+    _reconcile(memo, _plain(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
+    owner = (body.metadata.labels or {}).get(OWNER_LABEL)
+    if not owner:
+        return
+    md = memo.kube.get_model_deployment(body.metadata.namespace, owner)
+    if md is not None and not md["metadata"].get("deletionTimestamp"):
+        _reconcile(memo, md)

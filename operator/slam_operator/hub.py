@@ -1,0 +1,124 @@
+"""Facts about a model from the Hugging Face Hub (huggingface_hub), classified into outcomes.
+
+The endpoint comes from HF_ENDPOINT (a mirror, or a local stub in tests). Lookups never raise:
+every failure is an outcome with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+# A Hub call that takes longer than this is treated as "unreachable" and retried with backoff.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+# Found facts are stable for a commit; a branch may move, so re-resolve now and then.
+CACHE_TTL_SECONDS = 600.0
+
+Status = Literal["found", "not_found", "revision_not_found", "gated", "unreachable"]
+
+
+@dataclass(frozen=True)
+class HubOutcome:
+    status: Status
+    message: str
+    sha: str | None = None
+    parameters: int | None = None
+    gated: bool | None = None
+    license: str | None = None
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _parameters(info) -> int | None:
+    st = getattr(info, "safetensors", None)
+    if st is not None and getattr(st, "total", None):
+        return int(st.total)
+    gguf = getattr(info, "gguf", None)
+    if isinstance(gguf, dict) and gguf.get("total"):
+        return int(gguf["total"])
+    return None
+
+
+def _license(info) -> str | None:
+    card = getattr(info, "card_data", None)
+    lic = card.get("license") if card is not None else None
+    return str(lic) if lic else None
+
+
+def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
+    """Resolve `revision` of `model_id` to a commit and read its facts."""
+    api = HfApi(endpoint=endpoint(), token=token or False)
+    try:
+        timeout = float(os.environ.get("SLAM_HUB_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
+        info = api.model_info(model_id, revision=revision, timeout=timeout)
+    except GatedRepoError:
+        if token:
+            msg = (f"{model_id} is gated and the token in spec.hfTokenSecretRef has no access: "
+                   "accept the model's licence on the Hub with that account, or use another token")
+        else:
+            msg = (f"{model_id} is gated: accept its licence on the Hub and set "
+                   "spec.hfTokenSecretRef to a Secret holding a token with access")
+        return HubOutcome("gated", msg, gated=True)
+    except RevisionNotFoundError:
+        return HubOutcome("revision_not_found",
+                          f"{model_id} has no revision {revision!r}: fix spec.model.revision "
+                          "(a branch, tag or commit SHA)")
+    except RepositoryNotFoundError:
+        hint = "" if token else ", or set spec.hfTokenSecretRef if the repository is private"
+        return HubOutcome(
+            "not_found", f"the Hub has no model {model_id!r}: check spec.model.id{hint}"
+        )
+    except HfHubHTTPError as e:
+        code = e.response.status_code if e.response is not None else "?"
+        return HubOutcome("unreachable", f"the Hub answered HTTP {code} for {model_id}")
+    except Exception as e:  # noqa: BLE001 - timeouts, refused connections, DNS: all "unreachable"
+        return HubOutcome("unreachable",
+                          f"the Hub at {endpoint()} did not answer ({type(e).__name__})")
+    return HubOutcome(
+        "found",
+        f"{model_id}@{revision} resolved to {info.sha}",
+        sha=info.sha,
+        parameters=_parameters(info),
+        gated=bool(getattr(info, "gated", False)),
+        license=_license(info),
+    )
+
+
+class CachedHub:
+    """Lookups with a TTL cache for found models, shared by all reconciles (thread-safe)."""
+
+    def __init__(self, ttl: float = CACHE_TTL_SECONDS):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, bool, str], tuple[float, HubOutcome]] = {}
+        self.calls = 0
+
+    def lookup(self, model_id: str, revision: str, token: str | None) -> HubOutcome:
+        key = (model_id, revision, bool(token), endpoint())
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and now - hit[0] < self.ttl:
+                return hit[1]
+        outcome = lookup(model_id, revision, token)
+        with self._lock:
+            self.calls += 1
+            if outcome.status == "found":
+                self._cache[key] = (now, outcome)
+        return outcome

@@ -1,0 +1,144 @@
+"""The one place where the operator talks to the Kubernetes API (official `kubernetes` client).
+
+Writes are counted, so tests and benchmarks can show that a steady state makes none.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import Counter
+from typing import Any
+
+from kubernetes import client
+
+from slam.api.common import GROUP, VERSION
+from slam_operator.builders import OWNER_LABEL
+from slam_operator.plan import Action
+
+FIELD_MANAGER = "slam-operator"
+MD_PLURAL = "modeldeployments"
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.objects = client.CustomObjectsApi(api)
+        self.writes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.writes[what] += 1
+
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        return self.api.sanitize_for_serialization(obj)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, MD_PLURAL, name
+            )
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def owned_children(self, namespace: str, owner: str) -> dict[tuple[str, str], dict]:
+        """Deployments, Services and PVCs labelled as this ModelDeployment's, by (kind, name)."""
+        sel = f"{OWNER_LABEL}={owner}"
+        out: dict[tuple[str, str], dict] = {}
+        listings = (
+            ("Deployment", self.apps.list_namespaced_deployment),
+            ("Service", self.core.list_namespaced_service),
+            ("PersistentVolumeClaim", self.core.list_namespaced_persistent_volume_claim),
+        )
+        for kind, lister in listings:
+            for item in lister(namespace, label_selector=sel).items:
+                d = self._dict(item)
+                d["kind"] = kind
+                out[(kind, d["metadata"]["name"])] = d
+        return out
+
+    def secret_value(self, namespace: str, name: str, key: str) -> tuple[str | None, str | None]:
+        """(value, problem). The value stays in memory; only the problem text is ever shown."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except client.ApiException as e:
+            if e.status == 404:
+                return None, f"Secret {name} not found in namespace {namespace}"
+            if e.status == 403:
+                return None, f"the operator may not read Secret {name} (RBAC)"
+            raise
+        data = secret.data or {}
+        if key not in data:
+            return None, f"Secret {name} has no key {key!r}"
+        return base64.b64decode(data[key]).decode(), None
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def execute(self, namespace: str, actions: list[Action]) -> list[str]:
+        """Carry out a plan; 409 on create and 404 on delete are the outcomes wanted anyway."""
+        done = []
+        for a in actions:
+            try:
+                if a.verb == "create":
+                    self._create(namespace, a)
+                elif a.verb == "apply":
+                    self._apply(namespace, a)
+                else:
+                    self._delete(namespace, a)
+            except client.ApiException as e:
+                if (a.verb, e.status) in (("create", 409), ("delete", 404)):
+                    continue
+                raise
+            self._count(f"{a.verb} {a.kind}")
+            done.append(str(a))
+        return done
+
+    def _create(self, ns: str, a: Action) -> None:
+        body = a.obj
+        if a.kind == "Deployment":
+            self.apps.create_namespaced_deployment(ns, body, field_manager=FIELD_MANAGER)
+        elif a.kind == "Service":
+            self.core.create_namespaced_service(ns, body, field_manager=FIELD_MANAGER)
+        elif a.kind == "PersistentVolumeClaim":
+            self.core.create_namespaced_persistent_volume_claim(
+                ns, body, field_manager=FIELD_MANAGER
+            )
+        else:
+            raise ValueError(f"unknown kind {a.kind}")
+
+    def _apply(self, ns: str, a: Action) -> None:
+        # Server-side apply, forced: fields someone changed by hand are taken back.
+        kwargs = {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "_content_type": "application/apply-patch+yaml",
+        }
+        if a.kind == "Deployment":
+            self.apps.patch_namespaced_deployment(a.name, ns, a.obj, **kwargs)
+        elif a.kind == "Service":
+            self.core.patch_namespaced_service(a.name, ns, a.obj, **kwargs)
+        else:
+            raise ValueError(f"cannot apply kind {a.kind}")
+
+    def _delete(self, ns: str, a: Action) -> None:
+        if a.kind == "Deployment":
+            self.apps.delete_namespaced_deployment(a.name, ns)
+        elif a.kind == "Service":
+            self.core.delete_namespaced_service(a.name, ns)
+        elif a.kind == "PersistentVolumeClaim":
+            self.core.delete_namespaced_persistent_volume_claim(a.name, ns)
+        else:
+            raise ValueError(f"unknown kind {a.kind}")
+
+    def patch_md_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, MD_PLURAL, name, {"status": status}
+        )
+        self._count("status ModelDeployment")

@@ -1,0 +1,145 @@
+"""ModelDeployment status as pure functions of what was observed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slam.api.modeldeployment import GPU_RUNTIMES, ModelDeploymentSpec
+from slam_operator import gpu
+from slam_operator.conditions import Cond, merge, roll_up
+from slam_operator.hub import FULL_SHA, HubOutcome
+
+SKIP_FIT_ANNOTATION = "slam.dev/skip-fit-check"
+
+_RESOLVED_REASONS = {
+    "found": ("True", "Resolved"),
+    "not_found": ("False", "ModelNotFound"),
+    "revision_not_found": ("False", "RevisionNotFound"),
+    "gated": ("False", "GatedModel"),
+    "unreachable": ("Unknown", "HubUnreachable"),
+}
+
+
+def model_resolved(spec: ModelDeploymentSpec, outcome: HubOutcome) -> tuple[Cond, str | None]:
+    """The ModelResolved condition and the revision to deploy (None: do not touch children)."""
+    status, reason = _RESOLVED_REASONS[outcome.status]
+    if outcome.status == "found":
+        return Cond("ModelResolved", status, reason, outcome.message), outcome.sha
+    if outcome.status == "unreachable":
+        if FULL_SHA.match(spec.model.revision):
+            msg = f"{outcome.message}; deploying the pinned commit {spec.model.revision}"
+            return Cond("ModelResolved", status, reason, msg), spec.model.revision
+        msg = (f"{outcome.message}; retrying with backoff (pin spec.model.revision to a full "
+               "commit SHA to deploy without the Hub)")
+        return Cond("ModelResolved", status, reason, msg), None
+    return Cond("ModelResolved", status, reason, outcome.message), None
+
+
+def token_secret_missing(spec: ModelDeploymentSpec, namespace: str, problem: str) -> Cond:
+    ref = spec.hf_token_secret_ref
+    assert ref is not None
+    return Cond(
+        "ModelResolved", "False", "TokenSecretNotFound",
+        f"spec.hfTokenSecretRef: {problem}. Create it: kubectl -n {namespace} create secret "
+        f"generic {ref.name} --from-literal={ref.key}=<token>",
+    )
+
+
+def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[str, str]) -> Cond:
+    if spec.runtime not in GPU_RUNTIMES:
+        return Cond("Fits", "True", "CPURuntime", f"{spec.runtime} runs on the CPU")
+    if parameters is None:
+        return Cond("Fits", "Unknown", "UnknownParameterCount",
+                    "the parameter count is not known yet (no safetensors metadata)")
+    est = gpu.estimate_gpu_memory(parameters, spec.quantization)
+    available = gpu.available_gpu_memory_gib(spec.instance_type, spec.gpu_count)
+    need = (f"needs ~{est.total_gib:.1f} GiB ({parameters / 1e9:.2f}B parameters at "
+            f"{est.bits:g} bits = {est.weights_gib:.1f} GiB of weights, +"
+            f"{gpu.OVERHEAD_RATIO:.0%} and {gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime overhead)")
+    if available is None:
+        where = (f"instance type {spec.instance_type!r} is not in the GPU table"
+                 if spec.instance_type else "spec.instanceType is not set")
+        return Cond("Fits", "Unknown", "UnknownInstanceType", f"{need}; {where}")
+    it = gpu.INSTANCE_TYPES[spec.instance_type or ""]
+    have = f"{spec.instance_type} offers {available:g} GiB ({spec.gpu_count}× {it.gpu})"
+    if est.total_gib <= available:
+        return Cond("Fits", "True", "Fits", f"{need}; {have}")
+    if annotations.get(SKIP_FIT_ANNOTATION) == "true":
+        return Cond("Fits", "True", "FitCheckSkipped",
+                    f"{need}; {have}; deploying anyway ({SKIP_FIT_ANNOTATION})")
+    better = gpu.smallest_fitting(est.total_gib, spec.gpu_count)
+    fix = f"use {better}" if better else "use more GPUs"
+    return Cond("Fits", "False", "InsufficientGPUMemory",
+                f"{need}; {have}. {fix} or a smaller quantization, or annotate "
+                f"{SKIP_FIT_ANNOTATION}=true to deploy anyway")
+
+
+def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,
+              deploying: bool) -> tuple[Cond, int]:
+    """Available from the Deployment's status, and the number of ready replicas."""
+    if deployment is None:
+        if deploying:
+            return Cond("Available", "False", "Creating", "the Deployment is being created"), 0
+        return Cond("Available", "False", "NotDeployed",
+                    "no Deployment until the model is resolved and fits"), 0
+    st = deployment.get("status") or {}
+    ready = int(st.get("readyReplicas") or 0)
+    updated = int(st.get("updatedReplicas") or 0)
+    avail = int(st.get("availableReplicas") or 0)
+    current = (st.get("observedGeneration") or 0) >= deployment["metadata"].get("generation", 0)
+    want = spec.replicas
+    if want == 0:
+        return Cond("Available", "False", "ScaledToZero", "spec.replicas is 0"), ready
+    if current and updated >= want and avail >= want:
+        return Cond("Available", "True", "MinimumReplicasAvailable",
+                    f"{avail}/{want} replicas available"), ready
+    return Cond("Available", "False", "ReplicasNotReady",
+                f"{avail}/{want} replicas available, {updated} updated: waiting for the server "
+                "to load the model and pass its health check"), ready
+
+
+def compose(
+    *,
+    spec: ModelDeploymentSpec,
+    generation: int,
+    old: dict[str, Any],
+    parts: list[Cond],
+    endpoint: str | None,
+    revision: str | None,
+    parameters: int | None,
+    gated: bool | None,
+    license: str | None,
+    ready_replicas: int,
+    now: str,
+) -> dict[str, Any]:
+    """The whole status. Fields that are unknown keep their previous value."""
+    ready = roll_up(parts, "Ready", f"serving {spec.served_model_name} at {endpoint}")
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": merge(old.get("conditions"), [*parts, ready], generation, now),
+        "replicas": {"desired": spec.replicas, "ready": ready_replicas},
+        "servedModelName": spec.served_model_name,
+    }
+    if endpoint:
+        status["endpoint"] = endpoint
+    facts = {
+        "resolvedRevision": revision,
+        "parameters": parameters,
+        "gated": gated,
+        "license": license,
+    }
+    for k, v in facts.items():
+        if v is not None:
+            status[k] = v
+        elif k in old:
+            status[k] = old[k]
+    if status.get("parameters") and spec.runtime in GPU_RUNTIMES:
+        est = gpu.estimate_gpu_memory(status["parameters"], spec.quantization)
+        status["estimatedGpuMemoryGiB"] = est.total_gib
+    avail = gpu.available_gpu_memory_gib(spec.instance_type, spec.gpu_count)
+    if avail is not None:
+        status["availableGpuMemoryGiB"] = avail
+    cost = gpu.hourly_cost_usd(spec.instance_type, spec.replicas)
+    if cost is not None:
+        status["hourlyCostUSD"] = cost
+    return status

@@ -1,0 +1,118 @@
+"""Reconcile one ModelDeployment: observe, decide (pure), plan, apply, write status once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slam.api.modeldeployment import ModelDeploymentSpec
+from slam_operator import builders, mdstatus
+from slam_operator.conditions import Cond, transitions
+from slam_operator.hub import CachedHub, HubOutcome, endpoint
+from slam_operator.kube import Kube
+from slam_operator.plan import plan
+
+log = logging.getLogger("slam_operator")
+MANAGED_KINDS = ("Deployment", "Service", "PersistentVolumeClaim")
+
+# (body, type "Normal"/"Warning", reason, message) -> posts an Event on the ModelDeployment.
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+# Adds owner references to a child (kopf.adopt in the operator).
+Adopt = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+@dataclass
+class Result:
+    actions: list[str] = field(default_factory=list)
+    status_written: bool = False
+    hub_unknown: bool = False  # the Hub could not be asked: retry with backoff
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
+
+
+def _resolve(
+    kube: Kube, hub: CachedHub, spec: ModelDeploymentSpec, body: dict[str, Any]
+) -> tuple[Cond, str | None, HubOutcome | None]:
+    """ModelResolved, the revision to deploy, and fresh Hub facts (None: reused from status)."""
+    meta, old = body["metadata"], body.get("status") or {}
+    resolved = _condition(old, "ModelResolved")
+    if (
+        old.get("resolvedRevision")
+        and old.get("observedGeneration") == meta.get("generation")
+        and resolved is not None
+        and resolved["status"] == "True"
+    ):
+        # The spec has not changed since the revision was resolved: no need to ask the Hub.
+        cond = Cond("ModelResolved", "True", resolved["reason"], resolved["message"])
+        return cond, old["resolvedRevision"], None
+    token = None
+    ref = spec.hf_token_secret_ref
+    if ref is not None:
+        token, problem = kube.secret_value(meta["namespace"], ref.name, ref.key)
+        if problem:
+            return mdstatus.token_secret_missing(spec, meta["namespace"], problem), None, None
+    outcome = hub.lookup(spec.model.id, spec.model.revision, token)
+    cond, revision = mdstatus.model_resolved(spec, outcome)
+    return cond, revision, outcome
+
+
+def reconcile(
+    kube: Kube, hub: CachedHub, body: dict[str, Any], adopt: Adopt, event: EventSink
+) -> Result:
+    meta = body["metadata"]
+    name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
+    spec = ModelDeploymentSpec.model_validate(body["spec"])
+    old = body.get("status") or {}
+    result = Result()
+
+    resolved, revision, outcome = _resolve(kube, hub, spec, body)
+    parameters = outcome.parameters if outcome else old.get("parameters")
+    fits = mdstatus.fits(spec, parameters, meta.get("annotations") or {})
+    deploying = revision is not None and fits.status != "False"
+
+    existing = kube.owned_children(namespace, name)
+    target = builders.Target(name, namespace, spec, revision or "", endpoint())
+    if deploying:
+        desired = builders.build_children(target)
+        for child in desired:
+            adopt(child, body)
+        actions = plan(desired, existing, MANAGED_KINDS)
+        result.actions = kube.execute(namespace, actions)
+        for a in result.actions:
+            event(body, "Normal", "ChildUpdated", a)
+        if result.actions:
+            existing = kube.owned_children(namespace, name)
+    # Otherwise leave any running children alone: a failed lookup must not take a model down.
+
+    deployment = existing.get(("Deployment", name))
+    avail, ready_replicas = mdstatus.available(spec, deployment, deploying)
+    status = mdstatus.compose(
+        spec=spec,
+        generation=generation,
+        old=old,
+        parts=[resolved, fits, avail],
+        endpoint=builders.endpoint(target) if deployment is not None else None,
+        revision=revision if outcome is None or outcome.status == "found" else None,
+        parameters=parameters,
+        gated=outcome.gated if outcome else None,
+        license=outcome.license if outcome else None,
+        ready_replicas=ready_replicas,
+        now=_now(),
+    )
+    if any(old.get(k) != v for k, v in status.items()):
+        kube.patch_md_status(namespace, name, status)
+        result.status_written = True
+        for c in transitions(old.get("conditions"), status["conditions"]):
+            kind = "Warning" if c["status"] == "False" and c["type"] != "Available" else "Normal"
+            event(body, kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}")
+    result.hub_unknown = resolved.status == "Unknown"
+    return result

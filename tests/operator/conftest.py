@@ -1,0 +1,90 @@
+"""The operator running in-process (kopf's KopfRunner) against the real control plane."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+# Read when slam_operator.handlers is imported (kopf registers the timer's interval then):
+# a short resync so "three resync periods" takes seconds.
+RESYNC_SECONDS = 2.0
+os.environ["SLAM_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
+os.environ.setdefault("SLAM_HUB_TIMEOUT_SECONDS", "1")
+
+from tests.controlplane.cluster import ControlPlane  # noqa: E402
+from tests.fakes.hub import FakeHub, Repo  # noqa: E402
+
+GROUP, VERSION, MDS = "slam.dev", "v1alpha1", "modeldeployments"
+
+
+class LogCapture(logging.Handler):
+    """Every log line the operator (kopf included) writes, formatted, for secret scans."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="module")
+def fake_hub() -> Iterator[FakeHub]:
+    hub = FakeHub(hang_seconds=5).start()
+    hub.repos.update({
+        "mistralai/Mistral-7B-Instruct-v0.2": Repo(parameters=7_241_732_096),
+        "HuggingFaceTB/SmolLM2-135M-Instruct": Repo(parameters=134_515_008),
+        "meta-llama/Llama-2-7b-chat-hf": Repo(behaviour="gated", token="test-token-do-not-leak",
+                                              parameters=6_738_415_616, license="llama2"),
+        "org/broken": Repo(behaviour="error"),
+        "org/slow": Repo(behaviour="hang"),
+    })
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane: ControlPlane, fake_hub: FakeHub) -> Iterator[LogCapture]:
+    """kopf running slam_operator.handlers in a thread; yields the captured log lines."""
+    from kopf.testing import KopfRunner
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    mp.setenv("HF_ENDPOINT", fake_hub.url)
+    capture = LogCapture()
+    capture.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(capture)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    runner = KopfRunner(
+        ["run", "--all-namespaces", "--standalone", "--verbose", "-m", "slam_operator.handlers"],
+        timeout=60,
+    )
+    with runner:
+        yield capture
+    root.removeHandler(capture)
+    root.setLevel(old_level)
+    mp.undo()
+    assert runner.exit_code == 0, runner.output
+
+
+def eventually(fn: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll `fn` until it returns something truthy (assertions inside count as 'not yet')."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+            if value:
+                return value
+        except (AssertionError, client.ApiException, KeyError, StopIteration) as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what or fn}: {last!r}")

@@ -1,0 +1,229 @@
+"""The ModelDeployment operator on the real control plane (kopf in-process, Hub stand-in)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from kubernetes import client
+
+from tests.fakes.hub import SHA
+from tests.operator.conftest import GROUP, MDS, RESYNC_SECONDS, VERSION, eventually
+
+TOKEN = "test-token-do-not-leak"
+
+
+def md(name: str, model: str = "mistralai/Mistral-7B-Instruct-v0.2", **spec) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+            "metadata": {"name": name},
+            "spec": {"model": {"id": model}, "instanceType": "g5.xlarge", **spec}}
+
+
+def create_md(k8s, ns: str, body: dict) -> dict:
+    return client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, ns, MDS, body)
+
+
+def get_md(k8s, ns: str, name: str) -> dict:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(GROUP, VERSION, ns, MDS, name)
+
+
+def condition(obj: dict, type_: str) -> dict:
+    return next(c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_)
+
+
+def wait_condition(k8s, ns, name, type_, status, reason=None, timeout=30.0) -> dict:
+    def check():
+        obj = get_md(k8s, ns, name)
+        c = condition(obj, type_)
+        assert c["status"] == status and (reason is None or c["reason"] == reason), c
+        return obj
+    return eventually(check, timeout, f"{name} {type_}={status} {reason or ''}")
+
+
+def deployment(k8s, ns, name):
+    return client.AppsV1Api(k8s).read_namespaced_deployment(name, ns)
+
+
+def play_kubelet(k8s, ns: str, name: str) -> None:
+    """Mark the Deployment's pods Running and Ready, as a kubelet would once the model loads."""
+    core = client.CoreV1Api(k8s)
+    pods = eventually(lambda: core.list_namespaced_pod(
+        ns, label_selector=f"slam.dev/model-deployment={name}").items, what="pods")
+    for pod in pods:
+        now = "2026-01-01T00:00:00Z"
+        core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": now}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+        }})
+
+
+def no_deployment(k8s, ns, name) -> bool:
+    try:
+        deployment(k8s, ns, name)
+    except client.ApiException as e:
+        return e.status == 404
+    return False
+
+
+def events_for(k8s, ns: str, name: str) -> list:
+    return [e for e in client.CoreV1Api(k8s).list_namespaced_event(ns).items
+            if e.involved_object.name == name]
+
+
+def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -> None:
+    apps = client.AppsV1Api(k8s)
+    create_md(k8s, namespace, md("mistral", maxTotalTokens=4096))
+
+    # Created as specified, with the revision pinned to the resolved commit.
+    dep = eventually(lambda: deployment(k8s, namespace, "mistral"), what="Deployment")
+    c = dep.spec.template.spec.containers[0]
+    assert c.image.startswith("ghcr.io/huggingface/text-generation-inference:")
+    assert c.args[c.args.index("--revision") + 1] == SHA
+    assert c.resources.limits["nvidia.com/gpu"] == "1"
+    assert dep.spec.template.spec.node_selector == {"node.kubernetes.io/instance-type": "g5.xlarge"}
+    assert dep.metadata.owner_references[0].kind == "ModelDeployment"
+    svc = client.CoreV1Api(k8s).read_namespaced_service("mistral", namespace)
+    assert svc.spec.ports[0].port == 8080
+
+    obj = wait_condition(k8s, namespace, "mistral", "Available", "False")
+    st = obj["status"]
+    assert condition(obj, "ModelResolved")["status"] == "True"
+    assert condition(obj, "Fits")["status"] == "True"
+    assert "17.2 GiB" in condition(obj, "Fits")["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    assert st["resolvedRevision"] == SHA and st["parameters"] == 7_241_732_096
+    assert st["hourlyCostUSD"] == pytest.approx(1.006)
+    assert st["estimatedGpuMemoryGiB"] == pytest.approx(17.19, abs=0.01)
+    assert st["availableGpuMemoryGiB"] == 24
+
+    # The kubelet reports the pod ready -> Ready=True with the endpoint.
+    play_kubelet(k8s, namespace, "mistral")
+    obj = wait_condition(k8s, namespace, "mistral", "Ready", "True")
+    assert obj["status"]["endpoint"] == f"http://mistral.{namespace}.svc.cluster.local:8080/v1"
+    assert obj["status"]["replicas"] == {"desired": 1, "ready": 1}
+    assert any(e.reason == "Ready" for e in events_for(k8s, namespace, "mistral"))
+
+    # Spec change -> Deployment updated.
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "mistral", {"spec": {"maxTotalTokens": 8192}})
+    eventually(lambda: "8192" in deployment(k8s, namespace, "mistral")
+               .spec.template.spec.containers[0].args, what="updated args")
+
+    # Child edited by hand -> reverted.
+    apps.patch_namespaced_deployment("mistral", namespace, {"spec": {"template": {"spec": {
+        "containers": [{"name": "server", "image": "example.com/evil:latest"}]}}}})
+    eventually(lambda: deployment(k8s, namespace, "mistral").spec.template.spec.containers[0]
+               .image.startswith("ghcr.io/huggingface/"), what="image reverted")
+
+    # Child deleted by hand -> recreated.
+    client.CoreV1Api(k8s).delete_namespaced_service("mistral", namespace)
+    eventually(lambda: client.CoreV1Api(k8s).read_namespaced_service("mistral", namespace),
+               what="Service recreated")
+
+    # ModelDeployment deleted -> children garbage-collected through owner references.
+    client.CustomObjectsApi(k8s).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "mistral")
+    eventually(lambda: no_deployment(k8s, namespace, "mistral"), what="Deployment gone")
+    eventually(lambda: not client.CoreV1Api(k8s).list_namespaced_service(namespace).items,
+               what="Service gone")
+
+
+def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
+    create_md(k8s, namespace, md("steady"))
+    wait_condition(k8s, namespace, "steady", "Available", "False")
+    play_kubelet(k8s, namespace, "steady")
+    wait_condition(k8s, namespace, "steady", "Ready", "True")
+    time.sleep(RESYNC_SECONDS)  # let the last events settle
+
+    def versions() -> dict[str, str]:
+        return {
+            "md": get_md(k8s, namespace, "steady")["metadata"]["resourceVersion"],
+            "deployment": deployment(k8s, namespace, "steady").metadata.resource_version,
+            "service": client.CoreV1Api(k8s).read_namespaced_service(
+                "steady", namespace).metadata.resource_version,
+        }
+
+    before = versions()
+    time.sleep(3 * RESYNC_SECONDS + 1)
+    assert versions() == before
+
+
+@pytest.mark.parametrize(
+    ("model", "reason", "status"),
+    [
+        ("org/does-not-exist", "ModelNotFound", "False"),
+        ("meta-llama/Llama-2-7b-chat-hf", "GatedModel", "False"),
+        ("org/broken", "HubUnreachable", "Unknown"),
+        ("org/slow", "HubUnreachable", "Unknown"),
+    ],
+)
+def test_hub_outcomes(k8s, namespace, operator, model, reason, status) -> None:
+    create_md(k8s, namespace, md("m", model=model))
+    obj = wait_condition(k8s, namespace, "m", "ModelResolved", status, reason)
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert "endpoint" not in obj["status"]
+    time.sleep(1)
+    assert no_deployment(k8s, namespace, "m")
+    if status == "False":
+        warnings = [e for e in events_for(k8s, namespace, "m") if e.type == "Warning"]
+        assert any(e.reason == reason for e in warnings)
+
+
+def test_hub_unreachable_with_pinned_sha_deploys(k8s, namespace, operator) -> None:
+    pinned = "f" * 40
+    body = md("pinned", model="org/broken")
+    body["spec"]["model"]["revision"] = pinned
+    create_md(k8s, namespace, body)
+    dep = eventually(lambda: deployment(k8s, namespace, "pinned"), what="Deployment")
+    assert pinned in dep.spec.template.spec.containers[0].args
+    obj = wait_condition(k8s, namespace, "pinned", "ModelResolved", "Unknown", "HubUnreachable")
+    assert "deploying the pinned commit" in condition(obj, "ModelResolved")["message"]
+
+
+def test_gated_model_with_token_secret_and_no_leak(k8s, namespace, operator) -> None:
+    spec_ref = {"hfTokenSecretRef": {"name": "hf-token", "key": "token"}}
+    llama = "meta-llama/Llama-2-7b-chat-hf"
+    create_md(k8s, namespace, md("llama", model=llama, **spec_ref))
+    obj = wait_condition(k8s, namespace, "llama", "ModelResolved", "False", "TokenSecretNotFound")
+    assert "kubectl" in condition(obj, "ModelResolved")["message"]
+
+    client.CoreV1Api(k8s).create_namespaced_secret(namespace, {
+        "metadata": {"name": "hf-token"},
+        "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
+    obj = wait_condition(k8s, namespace, "llama", "ModelResolved", "True", timeout=60)
+    assert obj["status"]["gated"] is True and obj["status"]["license"] == "llama2"
+    env = deployment(k8s, namespace, "llama").spec.template.spec.containers[0].env
+    token_env = next(e for e in env if e.name == "HF_TOKEN")
+    assert token_env.value is None
+    assert token_env.value_from.secret_key_ref.name == "hf-token"
+
+    # The token's value appears nowhere a user or log reader can see.
+    seen = [json.dumps(get_md(k8s, namespace, "llama"))]
+    seen += [json.dumps(k8s.sanitize_for_serialization(o)) for o in (
+        client.AppsV1Api(k8s).list_namespaced_deployment(namespace),
+        client.CoreV1Api(k8s).list_namespaced_service(namespace),
+        client.CoreV1Api(k8s).list_namespaced_event(namespace),
+    )]
+    seen += operator.lines
+    assert not [s for s in seen if TOKEN in s]
+
+
+def test_does_not_fit_blocks_the_deployment_with_numbers(k8s, namespace, operator) -> None:
+    create_md(k8s, namespace, md("big", instanceType="g4dn.xlarge"))
+    obj = wait_condition(k8s, namespace, "big", "Fits", "False", "InsufficientGPUMemory")
+    msg = condition(obj, "Fits")["message"]
+    assert "17.2 GiB" in msg and "16 GiB" in msg and "g6.xlarge" in msg
+    time.sleep(1)
+    assert no_deployment(k8s, namespace, "big")
+    # Quantizing makes it fit, and the Deployment appears.
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "big", {"spec": {"quantization": "bitsandbytes-nf4"}})
+    wait_condition(k8s, namespace, "big", "Fits", "True")
+    eventually(lambda: deployment(k8s, namespace, "big"), what="Deployment after quantizing")
