@@ -70,6 +70,9 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     memo.locks = defaultdict(threading.Lock)
     # kopf would otherwise post an Event for every handler run; ours say what changed.
     settings.posting.level = logging.WARNING
+    # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that
+    # hundreds of ModelDeployments converge without queueing behind each other.
+    settings.execution.max_workers = int(os.environ.get("SLAM_MAX_WORKERS", "32"))
     # Recover quickly when the API server restarts or a watch silently stalls.
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 from kubernetes import client
 
@@ -21,17 +21,20 @@ MD_PLURAL = "modeldeployments"
 
 
 class Kube:
+    # Process-wide write counts by verb and kind (read by tests and bench/operator_scale.py).
+    writes: ClassVar[Counter[str]] = Counter()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, api: client.ApiClient):
         self.api = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.objects = client.CustomObjectsApi(api)
-        self.writes: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
-    def _count(self, what: str) -> None:
-        with self._lock:
-            self.writes[what] += 1
+    @classmethod
+    def _count(cls, what: str) -> None:
+        with cls._lock:
+            cls.writes[what] += 1
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(obj)

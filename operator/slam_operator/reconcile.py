@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from slam_operator.kube import Kube
 from slam_operator.plan import plan
 
 log = logging.getLogger("slam_operator")
+# Reconciles run in this process (read by bench/operator_scale.py to report writes per reconcile).
+STATS: Counter[str] = Counter()
 MANAGED_KINDS = ("Deployment", "Service", "PersistentVolumeClaim")
 
 # (body, type "Normal"/"Warning", reason, message) -> posts an Event on the ModelDeployment.
@@ -68,6 +71,7 @@ def _resolve(
 def reconcile(
     kube: Kube, hub: CachedHub, body: dict[str, Any], adopt: Adopt, event: EventSink
 ) -> Result:
+    STATS["reconciles"] += 1
     meta = body["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
     spec = ModelDeploymentSpec.model_validate(body["spec"])
