@@ -46,10 +46,20 @@ def _backoff(retry: int) -> float:
     return float(min(300, 5 * 2 ** min(retry, 6)))
 
 
+_local = threading.local()
+
+
+def _kube() -> Kube:
+    """A client per handler thread: urllib3 connections are not shared between threads."""
+    if not hasattr(_local, "kube"):
+        _local.kube = Kube(client.ApiClient())
+    return _local.kube
+
+
 def _reconcile(memo: kopf.Memo, body: dict[str, Any]):
     meta = body["metadata"]
     with memo.locks[(meta["namespace"], meta["name"])]:
-        return reconcile(memo.kube, memo.hub, body, _adopt, _post_event)
+        return reconcile(_kube(), memo.hub, body, _adopt, _post_event)
 
 
 @kopf.on.login()
@@ -65,7 +75,6 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    memo.kube = Kube(client.ApiClient())
     memo.hub = CachedHub()
     memo.locks = defaultdict(threading.Lock)
     # kopf would otherwise post an Event for every handler run; ours say what changed.
@@ -102,6 +111,6 @@ def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
     owner = (body.metadata.labels or {}).get(OWNER_LABEL)
     if not owner:
         return
-    md = memo.kube.get_model_deployment(body.metadata.namespace, owner)
+    md = _kube().get_model_deployment(body.metadata.namespace, owner)
     if md is not None and not md["metadata"].get("deletionTimestamp"):
         _reconcile(memo, md)

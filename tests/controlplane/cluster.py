@@ -265,7 +265,8 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={d / 'sa.pub'}",
                 f"--service-account-signing-key-file={d / 'sa.key'}",
-                "--service-cluster-ip-range=10.96.0.0/24",
+                # A /16: benchmarks create hundreds of Services (a /24 runs out at 253).
+                "--service-cluster-ip-range=10.96.0.0/16",
                 # The loopback address cannot be published as the `kubernetes` Service endpoint.
                 "--endpoint-reconciler-type=none",
                 "--v=1",
