@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import threading
-from collections import defaultdict
 from typing import Any
 
 import kopf
@@ -58,7 +57,8 @@ def _kube() -> Kube:
 
 def _reconcile(memo: kopf.Memo, body: dict[str, Any]):
     meta = body["metadata"]
-    with memo.locks[(meta["namespace"], meta["name"])]:
+    # dict.setdefault is atomic: two threads never get different locks for one object.
+    with memo.locks.setdefault((meta["namespace"], meta["name"]), threading.Lock()):
         return reconcile(_kube(), memo.hub, body, _adopt, _post_event)
 
 
@@ -76,7 +76,7 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     except config.ConfigException:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     memo.hub = CachedHub()
-    memo.locks = defaultdict(threading.Lock)
+    memo.locks = {}
     # kopf would otherwise post an Event for every handler run; ours say what changed.
     settings.posting.level = logging.WARNING
     # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that

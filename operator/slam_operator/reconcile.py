@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slam.api.modeldeployment import ModelDeploymentSpec
+from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from slam_operator import builders, mdstatus
 from slam_operator.conditions import Cond, transitions
 from slam_operator.hub import CachedHub, HubOutcome, endpoint
@@ -20,6 +20,9 @@ log = logging.getLogger("slam_operator")
 # Reconciles run in this process (read by bench/operator_scale.py to report writes per reconcile).
 STATS: Counter[str] = Counter()
 MANAGED_KINDS = ("Deployment", "Service", "PersistentVolumeClaim")
+OWNED_STATUS_KEYS = frozenset(
+    f.alias or f_name for f_name, f in ModelDeploymentStatus.model_fields.items()
+)
 
 # (body, type "Normal"/"Warning", reason, message) -> posts an Event on the ModelDeployment.
 EventSink = Callable[[dict[str, Any], str, str, str], None]
@@ -112,8 +115,10 @@ def reconcile(
         ready_replicas=ready_replicas,
         now=_now(),
     )
-    if any(old.get(k) != v for k, v in status.items()):
-        kube.patch_md_status(namespace, name, status)
+    # A merge patch keeps keys it does not mention: clear ours that no longer apply (endpoint).
+    cleared = {k: None for k in OWNED_STATUS_KEYS if k in old and k not in status}
+    if cleared or any(old.get(k) != v for k, v in status.items()):
+        kube.patch_md_status(namespace, name, {**status, **cleared})
         result.status_written = True
         for c in transitions(old.get("conditions"), status["conditions"]):
             kind = "Warning" if c["status"] == "False" and c["type"] != "Available" else "Normal"
