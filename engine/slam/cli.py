@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from slam import localrun, localserve, metrics, promptsets, report, runner
 from slam.api import crdgen, manifests
+from slam.api.evaluation import Evaluation
+from slam.evalplan import PlanError, build
+from slam.progress import Bars, LogLines
+from slam.store import Store, default_url, display_url
 
 app = typer.Typer(
     help=(
@@ -18,8 +29,37 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+job_app = typer.Typer(help="Entrypoints of the operator's scoring Job.", no_args_is_help=True)
+app.add_typer(job_app, name="job")
 console = Console()
 err = Console(stderr=True)
+
+STORE_HELP = "SQLAlchemy URL of the results store (default: $SLAM_STORE_URL, else SQLite in " \
+             "~/.local/share/slam/results.db)."
+DEMO_PATH = Path("manifests/examples/local")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    for line in message.splitlines():
+        err.print(f"[red]error[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _parse_endpoints(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, url = v.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise _fail(f"--endpoint {v!r}: expected TARGET=http://HOST:PORT/v1")
+        out[name] = url
+    return out
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kubectl delete, a CI timeout) stops a run like Ctrl-C: finished records kept."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
 
 
 @app.command()
@@ -63,19 +103,198 @@ def crds(
     raise typer.Exit(crdgen.main(args))
 
 
+def print_summary(store: Store, run_pk: int, title: str) -> None:
+    run = next(r for r in store.runs() if r.id == run_pk)
+    targets = [t["name"] for t in store.targets(run_pk)]
+    rep = report.RunReport(run.evaluation, run.run_id, run.reference, "",
+                           metrics.summarize(store.responses(run_pk), targets), [])
+    table = Table(*report.SUMMARY_HEADERS, title=title)
+    for row in report.summary_rows(rep):
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def run(
+    path: Path = typer.Argument(..., help="Manifest file or folder: ModelDeployments and an "  # noqa: B008
+                                          "Evaluation, as for `kubectl apply`."),
+    evaluation: str | None = typer.Option(None, "--evaluation", "-e",
+                                          help="Which Evaluation, if the path has several."),
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    endpoint: list[str] = typer.Option(  # noqa: B008
+        [], "--endpoint",
+        help="TARGET=URL: use a running OpenAI-compatible server (…/v1) for a target instead of "
+             "serving its ModelDeployment here. Repeatable."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Use only the first N prompts."),
+    run_id: str | None = typer.Option(None, "--run-id",
+                                      help="Run under this id instead of spec.runId."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Send again the requests that ended in an error."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Draw progress bars."),
+) -> None:
+    """Run an evaluation on this machine and print a summary per target.
+
+    `llamacpp` ModelDeployments are served here by llama.cpp on loopback, from GGUF files that
+    are already on disk ($SLAM_MODEL_DIR or the demo's PyPI packages); other targets need
+    --endpoint or, for external APIs, their key in the environment variable the error names.
+    Results go to the store as they arrive: run the same command again after an interruption
+    and it resumes where it stopped, without repeating or losing a request.
+    """
+    try:
+        prepared = localrun.prepare(path, evaluation_name=evaluation,
+                                    endpoints=_parse_endpoints(endpoint), limit=limit,
+                                    run_id=run_id)
+    except localrun.RunSetupError as e:
+        raise _fail(str(e)) from None
+    url = store_url or default_url()
+    store = Store.open(url)
+    _sigterm_as_interrupt()
+    ev = prepared.evaluation
+    try:
+        with localserve.serve(prepared.serve_locally) as servers:
+            for s in servers.values():
+                err.print(f"serving {s.name} ({s.served_name}) with llama.cpp at {s.base_url}",
+                          highlight=False)
+            plan = prepared.plan_for(localrun.local_endpoints(ev, servers))
+            err.print(
+                f"evaluation {plan.evaluation} run {plan.run_id}: {len(plan.prompts.prompts)} "
+                f"prompts × {plan.samples} sample(s) × {len(plan.targets)} targets; "
+                f"store {display_url(url)}", highlight=False)
+            if progress:
+                with Bars(err) as bars:
+                    result = runner.run(plan, store, retry_failed=retry_failed, listener=bars)
+            else:
+                result = runner.run(plan, store, retry_failed=retry_failed,
+                                    listener=LogLines())
+    except localserve.LocalServeError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: finished requests are stored; run the same command to resume")
+        raise typer.Exit(130) from None
+    print_summary(store, result.run_pk,
+                  f"{plan.evaluation} — run {plan.run_id} (latencies in ms)")
+    err.print(
+        f"{len(result.records)} requests sent ({result.failed} failed), {result.skipped} already "
+        f"stored, in {result.seconds:.1f} s. Results: {display_url(url)}\n"
+        f"Export: slam report -e {plan.evaluation} --format md|json|csv"
+        + (f" --store '{display_url(url)}'" if store_url else ""), highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+    evaluation: str | None = typer.Option(
+        None, "--evaluation", "-e", help="Evaluation name (default: the most recent run's)."),
+    run_id: str | None = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    namespace: str = typer.Option("", "--namespace", "-n",
+                                  help="Namespace of the Evaluation (cluster runs)."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md (summary), json or csv (records)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),  # noqa: B008
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Export a run: Markdown summary table, JSON (summary and every record) or CSV (records)."""
+    if fmt not in report.FORMATS:
+        raise _fail(f"--format {fmt}: choose one of {', '.join(report.FORMATS)}")
+    url = store_url or default_url()
+    store = Store.open(url)
+    if evaluation is None:
+        runs = store.runs()
+        if not runs:
+            raise _fail(f"the store {display_url(url)} holds no runs yet; start one with slam run")
+        evaluation, namespace = runs[-1].evaluation, runs[-1].namespace
+    found = store.find_run(evaluation, run_id, namespace)
+    if found is None:
+        raise _fail(f"no run {run_id or ''} of evaluation {evaluation} in {display_url(url)}")
+    responses = store.responses(found.id)
+    targets = [t["name"] for t in store.targets(found.id)]
+    rep = report.RunReport(found.evaluation, found.run_id, found.reference, display_url(url),
+                           metrics.summarize(responses, targets), responses)
+    text = report.FORMATS[fmt](rep)
+    if out:
+        out.write_text(text)
+        err.print(f"wrote {out}", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
+def _termination_message(message: str) -> None:
+    """Kubernetes shows /dev/termination-log in the pod status: the operator reports it."""
+    path = Path(os.environ.get("SLAM_TERMINATION_LOG", "/dev/termination-log"))
+    try:
+        path.write_text(message[:4000])
+    except OSError:
+        pass
+
+
+@job_app.command("run")
+def job_run(
+    evaluation_file: Path | None = typer.Option(  # noqa: B008
+        None, "--evaluation-file",
+        help="The Evaluation as JSON or YAML (default: $SLAM_EVALUATION, JSON)."),
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    shards: int = typer.Option(
+        int(os.environ.get("SLAM_SHARDS", "1")), "--shards", min=1,
+        help="Shards of the prompt set (Indexed Job completions; default $SLAM_SHARDS)."),
+    shard: int = typer.Option(
+        int(os.environ.get("JOB_COMPLETION_INDEX", "0")), "--shard", min=0,
+        help="This pod's shard (default $JOB_COMPLETION_INDEX)."),
+) -> None:
+    """Generate one evaluation run (or one shard of it) into the store: the scoring Job's command.
+
+    Endpoints of ModelDeployment targets come from $SLAM_ENDPOINTS (JSON, target -> …/v1 URL),
+    API keys and the store URL from SLAM_SECRET_* variables (the Job's secretKeyRefs). Progress is
+    logged every 10 s; on failure the reason goes to the termination log.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        if evaluation_file:
+            import yaml
+            raw = yaml.safe_load(evaluation_file.read_text())
+        else:
+            raw = json.loads(os.environ["SLAM_EVALUATION"])
+        ev = Evaluation.model_validate(raw)
+        endpoints = json.loads(os.environ.get("SLAM_ENDPOINTS", "{}"))
+        api_client = None
+        if ev.spec.prompt_set.config_map is not None:
+            from kubernetes import config
+            api_client = config.new_client_from_config() if os.environ.get("KUBECONFIG") \
+                else _incluster_client()
+        prompts = promptsets.load(ev.spec.prompt_set, namespace=ev.metadata.get("namespace")
+                                  or "default", api_client=api_client)
+        plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards))
+        if shard >= shards:
+            raise PlanError(f"--shard {shard} must be below --shards {shards}")
+    except (KeyError, ValueError, promptsets.PromptSetError, PlanError) as e:
+        message = f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)
+        _termination_message(message)
+        raise _fail(message) from None
+    url = store_url or default_url()
+    _sigterm_as_interrupt()
+    store = Store.open(url)
+    result = asyncio.run(runner.execute(plan, store, listener=LogLines()))
+    done, failed, total = store.progress(result.run_pk)
+    logging.getLogger("slam.run").info(
+        "shard %d/%d finished: %d sent (%d failed), %d already stored; run %d/%d done",
+        shard, shards, len(result.records), result.failed, result.skipped, done, total)
+
+
+def _incluster_client():  # pragma: no cover - only inside a pod
+    from kubernetes import client, config
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
 @app.command()
 def demo(
-    path: Path = typer.Argument(  # noqa: B008
-        Path("manifests/examples/local"), help="The local example to run."
-    ),
+    path: Path = typer.Argument(DEMO_PATH, help="The local example to run."),  # noqa: B008
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Use only the first N prompts."),
 ) -> None:
-    """Run the local example evaluation (two small models on llama.cpp, results in SQLite)."""
-    validate([path])
-    err.print(
-        "[yellow]The evaluation engine has not landed yet[/yellow]: the manifests above are "
-        "valid, but nothing was generated. `make demo` will run them once `slam run` exists."
-    )
-    raise typer.Exit(2)
+    """Run the local example: SmolLM2-135M vs Gemma 3 270M on llama.cpp, results in SQLite."""
+    run(path, evaluation=None, store_url=store_url, endpoint=[], limit=limit, run_id=None,
+        retry_failed=False, progress=sys.stderr.isatty())
+    console.print(
+        "\nNext: [bold]slam report --format md[/bold] (or json, csv) exports the results; "
+        "run [bold]make demo[/bold] again and it reuses what is stored.", highlight=False)
 
 
 if __name__ == "__main__":

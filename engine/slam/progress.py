@@ -1,0 +1,85 @@
+"""Progress of a run: rich bars in a terminal, periodic log lines in a Job's pod log."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from slam.generate import RequestRecord
+from slam.runner import Listener
+
+log = logging.getLogger("slam.run")
+
+
+class Bars(Listener):
+    """One bar per target: done/total, failures, elapsed and remaining time."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.fields[target]:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed[/red]"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.failed: dict[str, int] = {}
+
+    def __enter__(self) -> Bars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, target: str, total: int, already: int) -> None:
+        self.failed[target] = 0
+        self.tasks[target] = self.progress.add_task(
+            target, total=total, completed=already, target=target, failed=0
+        )
+
+    def record(self, record: RequestRecord) -> None:
+        if not record.ok:
+            self.failed[record.target] += 1
+        self.progress.update(self.tasks[record.target], advance=1,
+                             failed=self.failed[record.target])
+
+
+class LogLines(Listener):
+    """A line per target every `every` seconds and at the end: for pod logs and CI."""
+
+    def __init__(self, every: float = 10.0):
+        self.every = every
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.last = 0.0
+
+    def start(self, target: str, total: int, already: int) -> None:
+        self.totals[target], self.done[target], self.failed[target] = total, already, 0
+        log.info("target %s: %d requests, %d already in the store", target, total, already)
+
+    def record(self, record: RequestRecord) -> None:
+        self.done[record.target] += 1
+        self.failed[record.target] += 0 if record.ok else 1
+        now = time.monotonic()
+        finished = self.done[record.target] == self.totals[record.target]
+        if finished or now - self.last >= self.every:
+            self.last = now
+            for t in self.totals:
+                log.info("progress %s %d/%d (%d failed)", t, self.done[t], self.totals[t],
+                         self.failed[t])

@@ -1,0 +1,202 @@
+"""Reads and writes of the results store. Every write is idempotent on its natural key.
+
+Responses are keyed by (run, target, prompt, sample): saving the same record twice keeps the first
+one, so a run killed at any point resumes by skipping the keys already stored, with nothing
+duplicated and nothing lost (a record lost in flight is simply generated again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from slam.generate import RequestRecord
+from slam.promptsets import PromptSet
+from slam.store import migrate
+from slam.store.schema import Response, Run, RunPrompt, RunTarget
+
+RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
+RECORD_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+
+
+def default_url() -> str:
+    """$SLAM_STORE_URL, else a SQLite file under $XDG_DATA_HOME (~/.local/share)/slam."""
+    if os.environ.get("SLAM_STORE_URL"):
+        return os.environ["SLAM_STORE_URL"]
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'slam' / 'results.db'}"
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked: safe for logs, status and the terminal."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    # WAL: the dashboard can read while a run writes; NORMAL is durable across process crashes.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """A results database. Open with `Store.open(url)`; the schema is migrated on open."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate_schema: bool = True) -> Store:
+        url = url or default_url()
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 60}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_engine(parsed, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        if migrate_schema:
+            migrate.upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        evaluation: str,
+        run_id: str,
+        reference: str,
+        spec: dict,
+        targets: Sequence[dict],
+        prompts: PromptSet,
+        total: int,
+        namespace: str = "",
+    ) -> int:
+        """Create the run (or find the one being resumed); returns its key. Idempotent."""
+        now = datetime.now(UTC)
+        key = {"namespace": namespace, "evaluation": evaluation, "run_id": run_id}
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(Run)
+                .values(**key, reference=reference, spec=spec, total=total, created_at=now)
+                .on_conflict_do_nothing(index_elements=list(key))
+            )
+            run_pk = conn.execute(select(Run.id).filter_by(**key)).scalar_one()
+            conn.execute(update(Run).where(Run.id == run_pk).values(total=total, finished_at=None))
+            if targets:
+                conn.execute(
+                    self._insert(RunTarget)
+                    .values([{**t, "run_pk": run_pk} for t in targets])
+                    .on_conflict_do_nothing(index_elements=["run_pk", "name"])
+                )
+            rows = [
+                {"run_pk": run_pk, "prompt_id": p.id, "position": i,
+                 "messages": list(p.messages), "references": list(p.references)}
+                for i, p in enumerate(prompts.prompts)
+            ]
+            for start in range(0, len(rows), 500):
+                conn.execute(
+                    self._insert(RunPrompt)
+                    .values(rows[start:start + 500])
+                    .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"])
+                )
+        return run_pk
+
+    def finish_run(self, run_pk: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(Run).where(Run.id == run_pk).values(finished_at=datetime.now(UTC)))
+
+    def find_run(self, evaluation: str, run_id: str | None = None,
+                 namespace: str = "") -> Run | None:
+        """The run `run_id` of an evaluation, or its latest run."""
+        q = select(Run).filter_by(namespace=namespace, evaluation=evaluation)
+        if run_id:
+            q = q.filter_by(run_id=run_id)
+        else:
+            q = q.order_by(Run.created_at.desc(), Run.id.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(q.limit(1)).first()
+        return Run(**row._mapping) if row else None
+
+    def runs(self) -> list[Run]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Run).order_by(Run.created_at)).all()
+        return [Run(**r._mapping) for r in rows]
+
+    def targets(self, run_pk: int) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(RunTarget).filter_by(run_pk=run_pk)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def prompts(self, run_pk: int) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(RunPrompt).filter_by(run_pk=run_pk).order_by(RunPrompt.position)
+            ).mappings().all()
+        return [dict(r) for r in rows]
+
+    # --- responses -----------------------------------------------------------------------------
+
+    def done_keys(self, run_pk: int, *, include_failed: bool = True) -> set[tuple[str, str, int]]:
+        q = select(Response.target, Response.prompt_id, Response.sample).filter_by(run_pk=run_pk)
+        if not include_failed:
+            q = q.where(Response.error_class.is_(None))
+        with self.engine.connect() as conn:
+            return {tuple(r) for r in conn.execute(q)}
+
+    def save(self, run_pk: int, records: Iterable[RequestRecord], *,
+             replace_failed: bool = False) -> int:
+        """Store final records; a key already stored is kept (or, if it failed and
+        `replace_failed`, replaced). Returns the number of rows written."""
+        rows = [{"run_pk": run_pk, **{f: getattr(r, f) for f in RECORD_FIELDS}} for r in records]
+        if not rows:
+            return 0
+        stmt = self._insert(Response).values(rows)
+        if replace_failed:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=RESPONSE_KEY,
+                set_={f: stmt.excluded[f] for f in RECORD_FIELDS},
+                where=Response.error_class.is_not(None),
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=RESPONSE_KEY)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount
+
+    def responses(self, run_pk: int, target: str | None = None) -> list[dict]:
+        q = select(Response).filter_by(run_pk=run_pk)
+        if target:
+            q = q.filter_by(target=target)
+        q = q.order_by(Response.target, Response.prompt_id, Response.sample)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def progress(self, run_pk: int) -> tuple[int, int, int]:
+        """(done, failed, total) for a run."""
+        with self.engine.connect() as conn:
+            done, failed = conn.execute(
+                select(func.count(), func.count(Response.error_class)).filter_by(run_pk=run_pk)
+            ).one()
+            total = conn.execute(select(Run.total).where(Run.id == run_pk)).scalar_one()
+        return int(done), int(failed), int(total)
