@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.controlplane.cluster import REPO, ControlPlane, User, apply_crds
+from tests.servers import Llama, Postgres, Stub
 
 CLUSTER_FIXTURES = {"control_plane", "k8s", "namespace"}
 
@@ -52,3 +53,48 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+# --- real servers shared by the engine, operator and dashboard tests ---------------------------
+
+# A made-up API key the stub demands; tests assert it never shows up anywhere.
+STUB_API_KEY = "stub-key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real PostgreSQL server (Debian's postgresql package) with password authentication."""
+    pg = Postgres(tmp_path_factory.mktemp("pg"))
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty results store: SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture(scope="session")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stub]:
+    """The OpenAI API stand-in (see tests/fakes/openai_stub.py), demanding STUB_API_KEY."""
+    s = Stub(tmp_path_factory.mktemp("stub"), api_key=STUB_API_KEY).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
+    """A real llama.cpp server with SmolLM2-135M-Instruct on the CPU."""
+    server = Llama(tmp_path_factory.mktemp("llama")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -219,10 +220,8 @@ def report_cmd(
 def _termination_message(message: str) -> None:
     """Kubernetes shows /dev/termination-log in the pod status: the operator reports it."""
     path = Path(os.environ.get("SLAM_TERMINATION_LOG", "/dev/termination-log"))
-    try:
+    with contextlib.suppress(OSError):
         path.write_text(message[:4000])
-    except OSError:
-        pass
 
 
 @job_app.command("run")

@@ -101,7 +101,9 @@ def validate_records(
         if not isinstance(raw, dict):
             problems.append(f"{source}: {where}: a prompt must be a mapping with an id")
             continue
-        label = f"{source}: {where}" + (f" (id {raw['id']})" if isinstance(raw.get("id"), str) else "")
+        label = f"{source}: {where}"
+        if isinstance(raw.get("id"), str):
+            label += f" (id {raw['id']})"
         merged = dict(raw)
         if "messages" not in raw:
             for key in SET_DEFAULTS:
@@ -142,7 +144,9 @@ def parse_jsonl(text: str, source: str) -> PromptSet:
         try:
             records.append((f"line {number}", json.loads(line)))
         except json.JSONDecodeError as e:
-            problems.append(f"{source}: line {number}: not valid JSON ({e.msg} at column {e.colno})")
+            problems.append(
+                f"{source}: line {number}: not valid JSON ({e.msg} at column {e.colno})"
+            )
     if problems:
         raise PromptSetError(problems)
     items = validate_records(records, {}, source)
@@ -261,11 +265,11 @@ def load(
 ) -> PromptSet:
     """Load and validate the prompt set an Evaluation names; `limit` applied."""
     if source.inline is not None:
-        items = [resolve(p) for p in source.inline]
         bad = [f"spec.promptSet.inline (id {p.id}): {msg}" for p in source.inline
                for msg in _template_problems(p)]
         if bad:
             raise PromptSetError(bad)
+        items = [resolve(p) for p in source.inline]
         ps = PromptSet("inline", "spec.promptSet.inline", tuple(items))
     elif source.file is not None:
         path = Path(source.file)

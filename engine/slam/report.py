@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -62,10 +63,8 @@ def to_markdown(report: RunReport) -> str:
         "|" + "|".join("---" for _ in SUMMARY_HEADERS) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(report)]
-    errors: dict[tuple[str, str], int] = {}
-    for r in report.responses:
-        if r["error_class"]:
-            errors[(r["target"], r["error_class"])] = errors.get((r["target"], r["error_class"]), 0) + 1
+    errors = Counter((r["target"], r["error_class"]) for r in report.responses
+                     if r["error_class"])
     if errors:
         lines += ["", "Errors:", ""]
         lines += [f"- {t}: {n} × {cls}" for (t, cls), n in sorted(errors.items())]

@@ -182,7 +182,8 @@ class Store:
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=RESPONSE_KEY)
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount
+            # RETURNING counts the rows written on every backend (rowcount is -1 for batches).
+            return len(conn.execute(stmt.returning(Response.id)).all())
 
     def responses(self, run_pk: int, target: str | None = None) -> list[dict]:
         q = select(Response).filter_by(run_pk=run_pk)

@@ -1,0 +1,145 @@
+"""A local stand-in for the OpenAI chat completions API that also plays its failure modes.
+
+Streams `--tokens` tokens, one every `--interval` seconds (a fixed rate, for benchmarks). A prompt
+steers the stub with a directive anywhere in its last message, counted per (model, prompt text):
+
+  [[500:N]]   the first N attempts get HTTP 500, later ones succeed
+  [[429:N]]   the first N attempts get HTTP 429 with `Retry-After: 1`
+  [[400]]     HTTP 400 (not retryable)
+  [[hang]]    accept the request and never answer
+  [[cut:K]]   stream K tokens, then drop the connection mid-stream
+  [[badjson]] stream one token, then a chunk that is not JSON
+  [[empty]]   a well-formed stream whose chunks all have empty `choices`
+  [[tokens:K]] answer with K tokens
+
+`GET /_stub/hits` returns attempts per prompt; `--api-key` makes it demand that bearer token (and
+answer 401 without ever echoing a key). Run: python -m tests.fakes.openai_stub --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from collections import Counter
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DIRECTIVE = re.compile(r"\[\[(\w+)(?::(\d+))?\]\]")
+
+
+class Cut(Exception):
+    """Raised inside the body generator: uvicorn drops the connection mid-stream."""
+
+
+def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None) -> Starlette:
+    hits: Counter[str] = Counter()
+
+    def chunk(i: int, content: str | None, finish: str | None = None, model: str = "stub",
+              choices: bool = True) -> bytes:
+        body = {
+            "id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": {"content": content} if content else {},
+                         "finish_reason": finish}] if choices else [],
+        }
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    async def completions(request: Request) -> Response:
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            return JSONResponse({"error": {"message": "Incorrect API key provided.",
+                                           "type": "invalid_request_error"}}, status_code=401)
+        body = await request.json()
+        text = body["messages"][-1]["content"]
+        model = body.get("model", "stub")
+        key = f"{model}|{text}"
+        hits[key] += 1
+        attempt = hits[key]
+        m = DIRECTIVE.search(text)
+        mode, arg = (m.group(1), int(m.group(2) or 0)) if m else ("ok", 0)
+        if mode == "500" and attempt <= arg:
+            return JSONResponse({"error": {"message": "The server had an error"}}, status_code=500)
+        if mode == "429" and attempt <= arg:
+            return JSONResponse({"error": {"message": "Rate limit reached"}}, status_code=429,
+                                headers={"retry-after": "1"})
+        if mode == "400":
+            return JSONResponse({"error": {"message": "Invalid 'messages'"}}, status_code=400)
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        n = min(body.get("max_tokens") or tokens, arg if mode == "tokens" else tokens)
+        usage = (body.get("stream_options") or {}).get("include_usage")
+
+        async def stream():
+            if mode == "empty":
+                for i in range(3):
+                    yield chunk(i, None, choices=False, model=model)
+                yield b"data: [DONE]\n\n"
+                return
+            for i in range(n):
+                if interval:
+                    await asyncio.sleep(interval)
+                if mode == "cut" and i == arg:
+                    raise Cut("dropping the connection mid-stream")
+                if mode == "badjson" and i == 1:
+                    yield b'data: {"id": "chatcmpl-stub", "choices": [{"delta": \n\n'
+                    return
+                yield chunk(i, f" tok{i}", model=model)
+            yield chunk(n, None, "length" if n == body.get("max_tokens") else "stop", model=model)
+            if usage:
+                u = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model,
+                     "created": int(time.time()), "choices": [],
+                     "usage": {"prompt_tokens": len(text.split()), "completion_tokens": n,
+                               "total_tokens": len(text.split()) + n}}
+                yield b"data: " + json.dumps(u).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        if not body.get("stream"):
+            content = "".join(f" tok{i}" for i in range(n))
+            return JSONResponse({
+                "id": "chatcmpl-stub", "object": "chat.completion", "model": model,
+                "created": int(time.time()),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(text.split()), "completion_tokens": n,
+                          "total_tokens": len(text.split()) + n},
+            })
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+
+    async def get_hits(request: Request) -> Response:
+        return JSONResponse(dict(hits))
+
+    async def reset(request: Request) -> Response:
+        hits.clear()
+        return JSONResponse({})
+
+    return Starlette(routes=[
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/models", models),
+        Route("/_stub/hits", get_hits),
+        Route("/_stub/reset", reset, methods=["POST"]),
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args()
+    app = make_app(args.tokens, args.interval, args.api_key)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
+                timeout_keep_alive=30, backlog=4096)
+
+
+if __name__ == "__main__":
+    main()
