@@ -62,6 +62,8 @@ test-unit: venv
 test-cluster: venv control-plane
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
+# Serves SmolLM2-135M-Instruct and Gemma 3 270M (GGUF files from PyPI packages) with llama.cpp on
+# loopback, runs manifests/examples/local, and stores the results in SQLite (slam report exports).
 demo: venv
 	$(BIN)/slam demo
 

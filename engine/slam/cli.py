@@ -106,13 +106,14 @@ def crds(
 
 def print_summary(store: Store, run_pk: int, title: str) -> None:
     run = next(r for r in store.runs() if r.id == run_pk)
-    targets = [t["name"] for t in store.targets(run_pk)]
+    targets = report.target_order(store.targets(run_pk))
     rep = report.RunReport(run.evaluation, run.run_id, run.reference, "",
                            metrics.summarize(store.responses(run_pk), targets), [])
     table = Table(*report.SUMMARY_HEADERS, title=title)
     for row in report.summary_rows(rep):
         table.add_row(*row)
-    console.print(table)
+    # A pipe or CI log is 80 columns by default: too narrow for the table.
+    Console(width=max(console.width, 110) if not console.is_terminal else None).print(table)
 
 
 @app.command()
@@ -206,7 +207,7 @@ def report_cmd(
     if found is None:
         raise _fail(f"no run {run_id or ''} of evaluation {evaluation} in {display_url(url)}")
     responses = store.responses(found.id)
-    targets = [t["name"] for t in store.targets(found.id)]
+    targets = report.target_order(store.targets(found.id))
     rep = report.RunReport(found.evaluation, found.run_id, found.reference, display_url(url),
                            metrics.summarize(responses, targets), responses)
     text = report.FORMATS[fmt](rep)

@@ -14,6 +14,7 @@ the latency a user of the feature would have seen.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ class Endpoint:
             api_key=self.api_key or "unused",
             max_retries=params.max_retries,
             timeout=params.timeout_seconds,
+            # aiohttp under the SDK: a third of httpx's CPU per request at high concurrency
+            # (bench/generator.py), which is what lets one process keep a 1,000 req/s schedule.
+            http_client=openai.DefaultAioHttpClient(),
         )
 
 
@@ -96,6 +100,10 @@ class EmptyResponse(Exception):
 
 class IncompleteStream(Exception):
     """The stream ended cleanly but without saying why the answer finished."""
+
+
+class StreamError(Exception):
+    """The server reported an error inside the stream."""
 
 
 def _scrub(message: str, secret: str | None) -> str:
@@ -156,24 +164,36 @@ async def generate(
             "started_at": started_at, "schedule_lag_ms": schedule_lag_ms}
     body = request_body(endpoint, prompt, sample, params)
     try:
-        raw = await client.chat.completions.with_raw_response.create(**body)
-        attempts = raw.retries_taken + 1
-        stream = raw.parse()
-        # The client's timeout bounds each wait for bytes; this bounds the whole answer, so a
-        # server that trickles tokens forever still ends.
-        async with asyncio.timeout(params.timeout_seconds):
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if not chunk.choices:
-                    continue
-                chunks_with_choices += 1
-                choice = chunk.choices[0]
-                if choice.delta is not None and choice.delta.content:
-                    token_times.append(time.perf_counter())
-                    parts.append(choice.delta.content)
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
+        # The client sends the request and retries it; the server-sent events are read here
+        # with json.loads rather than the SDK's typed chunk models, which cost more CPU per token
+        # than the rest of the request path together (bench/generator.py measures this).
+        async with client.chat.completions.with_streaming_response.create(**body) as response:
+            attempts = response.retries_taken + 1
+            # The client's timeout bounds each wait for bytes; this bounds the whole answer, so
+            # a server that trickles tokens forever still ends.
+            async with asyncio.timeout(params.timeout_seconds):
+                async for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise StreamError(str(chunk["error"].get("message", chunk["error"])))
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue
+                    chunks_with_choices += 1
+                    choice = choices[0]
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        token_times.append(time.perf_counter())
+                        parts.append(content)
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
         end = time.perf_counter()
         if chunks_with_choices == 0:
             raise EmptyResponse("the response had no choices (empty `choices` in every chunk)")
@@ -182,46 +202,87 @@ async def generate(
             # answer was cut off (llama-cpp-python does this to a stream it interrupts).
             raise IncompleteStream("the stream ended without a finish_reason")
     except BaseException as e:  # noqa: BLE001 - a request never raises; cancellation re-raised
-        if isinstance(e, asyncio.CancelledError | KeyboardInterrupt):
+        if isinstance(e, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
             raise
         return _error_record(base, e, attempts, params, endpoint, token_times, t0, parts)
-    completion_tokens = usage.completion_tokens if usage else len(token_times)
     return RequestRecord(
         **base,
         attempts=attempts,
         ttft_ms=(token_times[0] - t0) * 1000.0 if token_times else None,
         e2e_ms=(end - t0) * 1000.0,
         **_itl_summary(token_times),
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=completion_tokens,
+        prompt_tokens=usage.get("prompt_tokens") if usage else None,
+        completion_tokens=usage["completion_tokens"] if usage else len(token_times),
         tokens_source="usage" if usage else "chunks",
         finish_reason=finish_reason,
         text="".join(parts),
     )
 
 
+def classify(e: BaseException, streamed: bool) -> str:
+    """A stable error class for reports, whatever HTTP library raised it."""
+    status = getattr(e, "status_code", None)
+    if _refused(e):
+        return "ConnectionError"
+    if isinstance(e, TimeoutError | openai.APITimeoutError):
+        return "Timeout"
+    if status == 429:
+        return "RateLimited"
+    if status is not None and status >= 500:
+        return "ServerError"
+    if status is not None:
+        return "ClientError"
+    if isinstance(e, json.JSONDecodeError):
+        return "MalformedResponse"
+    if isinstance(e, EmptyResponse | IncompleteStream | StreamError):
+        return type(e).__name__
+    if isinstance(e, openai.APIConnectionError) or _is_transport(e):
+        # After the first token it is a stream cut mid-way; before, the server was unreachable.
+        return "StreamCut" if streamed else "ConnectionError"
+    return type(e).__name__
+
+
+def _causes(e: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while e is not None and e not in chain and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    return chain
+
+
+def _refused(e: BaseException) -> bool:
+    """The server could not be reached at all. The SDK's aiohttp transport reports a refused
+    connection as a connect *timeout*; the cause chain says what really happened."""
+    import aiohttp
+    return any(isinstance(c, ConnectionRefusedError | aiohttp.ClientConnectorError)
+               and not isinstance(c, aiohttp.ServerTimeoutError) for c in _causes(e))
+
+
+def _is_transport(e: BaseException) -> bool:
+    module = type(e).__module__
+    return module.startswith(("httpx", "httpcore", "aiohttp", "h11")) or isinstance(e, OSError)
+
+
 def _error_record(base: dict, e: BaseException, attempts: int, params: GenerationParams,
                   endpoint: Endpoint, token_times: list[float], t0: float,
                   parts: list[str]) -> RequestRecord:
     status = getattr(e, "status_code", None)
-    retryable = isinstance(
-        e, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError
-    ) or status in (408, 409)
-    if retryable and not token_times:
-        # The client gave up after its last retry (it does not report the count when it fails).
-        attempts = params.max_retries + 1
+    name = classify(e, streamed=bool(token_times))
+    if name in ("Timeout", "RateLimited", "ServerError", "ConnectionError") or status in (408, 409):
+        if not token_times:
+            # The client gave up after its last retry (it reports no count when it fails).
+            attempts = params.max_retries + 1
     if isinstance(e, TimeoutError):
-        name, message = "Timeout", (
-            f"the response did not finish within {params.timeout_seconds:g} s "
-            "(spec.generation.timeoutSeconds)"
-        )
-    elif isinstance(e, openai.APITimeoutError):
-        name, message = "Timeout", (
-            f"no response within {params.timeout_seconds:g} s after {attempts} attempt(s) "
-            "(spec.generation.timeoutSeconds)"
-        )
+        message = (f"the response did not finish within {params.timeout_seconds:g} s "
+                   "(spec.generation.timeoutSeconds)")
+    elif name == "ConnectionError" and _refused(e):
+        cause = next(c for c in reversed(_causes(e)) if isinstance(c, OSError))
+        message = f"cannot connect to {endpoint.base_url}: {cause}"
+    elif name == "Timeout":
+        message = (f"no response within {params.timeout_seconds:g} s after {attempts} "
+                   "attempt(s) (spec.generation.timeoutSeconds)")
     else:
-        name, message = type(e).__name__, str(e) or repr(e)
+        message = f"{type(e).__name__}: {e}" if str(e) else repr(e)
         cause = e.__cause__ or e.__context__
         if isinstance(e, openai.APIConnectionError) and cause is not None:
             message = f"{message} ({type(cause).__name__}: {cause})"

@@ -32,6 +32,11 @@ class RunReport:
     targets: Sequence[dict[str, Any]] = ()
 
 
+def target_order(targets: Sequence[dict[str, Any]]) -> list[str]:
+    """The reference first, then the candidates by name."""
+    return [t["name"] for t in sorted(targets, key=lambda t: (not t["is_reference"], t["name"]))]
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
