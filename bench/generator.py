@@ -44,8 +44,11 @@ def work(n: int) -> list[Work]:
     return [Work(PROMPT, i) for i in range(n)]
 
 
+MAX = Arrival()
+
+
 async def ours(base_url: str, n: int, concurrency: int, params: GenerationParams,
-               arrival: Arrival = Arrival()) -> list[RequestRecord]:
+               arrival: Arrival = MAX) -> list[RequestRecord]:
     records: list[RequestRecord] = []
     await drive(Endpoint("t", base_url, "stub"), work(n), params, concurrency=concurrency,
                 arrival=arrival, on_record=records.append)
@@ -72,26 +75,48 @@ async def raw_httpx(base_url: str, n: int, concurrency: int, max_tokens: int) ->
     return e2e
 
 
+async def raw_aiohttp(base_url: str, n: int, concurrency: int, max_tokens: int) -> list[float]:
+    """A second baseline: the same minimal loop on aiohttp (the transport our client uses)."""
+    import aiohttp
+    body = {"model": "stub", "messages": list(PROMPT.messages), "max_tokens": max_tokens,
+            "stream": True}
+    sem = asyncio.Semaphore(concurrency)
+    e2e: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
+        async def one() -> None:
+            async with sem:
+                t0 = time.perf_counter()
+                async with session.post(f"{base_url}/chat/completions", json=body) as r:
+                    async for raw in r.content:
+                        line = raw.decode().strip()
+                        if line.startswith("data: ") and line != "data: [DONE]":
+                            json.loads(line[6:])
+                e2e.append((time.perf_counter() - t0) * 1000)
+        await asyncio.gather(*(one() for _ in range(n)))
+    return e2e
+
+
 def overhead(stub: Stub, rounds: int, n_per_conc: dict[int, int]) -> None:
     params = GenerationParams(max_tokens=stub.tokens, temperature=0, timeout_seconds=60)
     print(f"\n1. Harness overhead: stub streams {stub.tokens} tokens, one every "
           f"{stub.interval * 1000:.0f} ms; {rounds} interleaved rounds")
-    print(f"{'concurrency':>11} {'requests':>8} {'raw p50 ms':>10} {'ours p50 ms':>11} "
-          f"{'raw mean':>9} {'ours mean':>9} {'ratio (mean)':>12}")
+    print(f"{'concurrency':>11} {'requests':>8} {'httpx mean':>10} {'aiohttp mean':>12} "
+          f"{'ours mean':>9} {'ours p50':>8} {'vs httpx':>8} {'vs aiohttp':>10}   (ms)")
     for conc, n in n_per_conc.items():
         mine: list[float] = []
-        theirs: list[float] = []
-        asyncio.run(ours(stub.base_url, min(n, 2 * conc), conc, params))  # warm up both
-        asyncio.run(raw_httpx(stub.base_url, min(n, 2 * conc), conc, stub.tokens))
+        httpx_ms: list[float] = []
+        aiohttp_ms: list[float] = []
+        asyncio.run(ours(stub.base_url, min(n, 2 * conc), conc, params))  # warm up
         for _ in range(rounds):
             recs = asyncio.run(ours(stub.base_url, n, conc, params))
             assert all(r.ok for r in recs), [r.error_message for r in recs if not r.ok][:3]
             mine += [r.e2e_ms for r in recs]
-            theirs += asyncio.run(raw_httpx(stub.base_url, n, conc, stub.tokens))
-        ratio = statistics.mean(mine) / statistics.mean(theirs)
-        print(f"{conc:>11} {n * rounds:>8} {statistics.median(theirs):>10.1f} "
-              f"{statistics.median(mine):>11.1f} {statistics.mean(theirs):>9.1f} "
-              f"{statistics.mean(mine):>9.1f} {ratio:>12.3f}")
+            httpx_ms += asyncio.run(raw_httpx(stub.base_url, n, conc, stub.tokens))
+            aiohttp_ms += asyncio.run(raw_aiohttp(stub.base_url, n, conc, stub.tokens))
+        m, h, a = (statistics.mean(x) for x in (mine, httpx_ms, aiohttp_ms))
+        print(f"{conc:>11} {n * rounds:>8} {h:>10.1f} {a:>12.1f} {m:>9.1f} "
+              f"{statistics.median(mine):>8.1f} {m / h:>8.3f} {m / a:>10.3f}")
+    print("ratio = our mean end-to-end latency / the baseline's (target <= 1.05)")
 
 
 def capacity(stub: Stub, rates: list[int], seconds: float) -> int:

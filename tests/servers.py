@@ -63,7 +63,8 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            tail = log.read_text()[-3000:]
+            raise RuntimeError(f"{proc.args[:3]} exited {proc.returncode}:\n{tail}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
