@@ -19,7 +19,7 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane crds lock demo lint clean-venv
+.PHONY: all venv test test-unit test-cluster control-plane system-deps crds lock demo lint clean-venv
 
 all: venv
 
@@ -46,6 +46,13 @@ lock:
 control-plane:
 	bash tests/controlplane/build.sh
 
+# Debian packages the tests use: a real PostgreSQL server (the store's second backend).
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo ">> installing PostgreSQL from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 crds: venv
 	$(BIN)/python -m slam.api.crdgen crds/
 
@@ -53,13 +60,13 @@ lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench
 	$(BIN)/python -m slam.api.crdgen --check crds/
 
-test: venv control-plane lint
+test: venv control-plane system-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv system-deps
 	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
 
-test-cluster: venv control-plane
+test-cluster: venv control-plane system-deps
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 # Serves SmolLM2-135M-Instruct and Gemma 3 270M (GGUF files from PyPI packages) with llama.cpp on

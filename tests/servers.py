@@ -23,7 +23,9 @@ import httpx
 
 from tests.controlplane.cluster import MARKER_ENV, REPO, free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's postgresql package: the newest installed major version.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/15/bin"),
+             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

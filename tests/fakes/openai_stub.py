@@ -57,6 +57,8 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
                                            "type": "invalid_request_error"}}, status_code=401)
         body = await request.json()
         text = body["messages"][-1]["content"]
+        if isinstance(text, list):  # content parts, as the API also accepts
+            text = " ".join(part.get("text", "") for part in text)
         model = body.get("model", "stub")
         key = f"{model}|{text}"
         hits[key] += 1
@@ -124,6 +126,7 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
     return Starlette(routes=[
         Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/models", models),
+        Route("/health", lambda request: JSONResponse({})),  # as vLLM and TGI serve it
         Route("/_stub/hits", get_hits),
         Route("/_stub/reset", reset, methods=["POST"]),
     ])
