@@ -1,0 +1,46 @@
+"""`make demo`'s command on the two real small models (two prompts, to keep it short)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from slam.store import Store
+from tests.controlplane.cluster import REPO
+
+SLAM = str(Path(sys.executable).parent / "slam")
+
+
+def llama_servers(alias: str) -> list[int]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"llama_cpp.server" in cmd and alias.encode() in cmd:
+                found.append(int(p.name))
+    return found
+
+
+def test_demo_serves_both_models_and_resumes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {**os.environ, "COLUMNS": "200"}
+    first = subprocess.run([SLAM, "demo", "--limit", "2", "--store", url], capture_output=True,
+                           text=True, env=env, cwd=REPO, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "serving smollm2-135m" in first.stderr and "serving gemma3-270m" in first.stderr
+    assert "smollm2 (reference)" in first.stdout and "gemma3" in first.stdout
+    assert first.stdout.count("2/2 (100%)") == 2
+    store = Store.open(url)
+    run = store.find_run("pep-talk-local")
+    rows = store.responses(run.id)
+    assert len(rows) == 4 and all(r["text"].strip() and r["ttft_ms"] for r in rows)
+    assert llama_servers("gemma-3-270m") == [], "the demo's llama.cpp servers must stop with it"
+    again = subprocess.run([SLAM, "demo", "--limit", "2", "--store", url], capture_output=True,
+                           text=True, env=env, cwd=REPO, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "0 requests sent (0 failed), 4 already stored" in " ".join(again.stderr.split())
