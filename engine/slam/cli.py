@@ -166,6 +166,8 @@ def run(
                 with Bars(err) as bars:
                     result = runner.run(plan, store, retry_failed=retry_failed, listener=bars)
             else:
+                # Not a terminal (CI, a pipe): a progress line per target every 10 s instead.
+                logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
                 result = runner.run(plan, store, retry_failed=retry_failed,
                                     listener=LogLines())
     except localserve.LocalServeError as e:
