@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slam import localrun, localserve, metrics, promptsets, report, runner
+from slam import localrun, localserve, promptsets, report, runner, summary
 from slam.api import crdgen, manifests
 from slam.api.evaluation import Evaluation
-from slam.evalplan import PlanError, build
+from slam.evalplan import PlanError, build, scoring_config
 from slam.progress import Bars, LogLines
+from slam.scoring import pipeline
+from slam.scoring.similarity import EmbeddingModelError
 from slam.store import Store, default_url, display_url
 
 app = typer.Typer(
@@ -54,6 +57,13 @@ def _parse_endpoints(values: list[str]) -> dict[str, str]:
             raise _fail(f"--endpoint {v!r}: expected TARGET=http://HOST:PORT/v1")
         out[name] = url
     return out
+
+
+def _log_progress() -> None:
+    """Our progress lines at INFO; the HTTP clients' per-request lines stay out of the log."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("httpx", "httpx2", "openai", "sentence_transformers", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -104,16 +114,17 @@ def crds(
     raise typer.Exit(crdgen.main(args))
 
 
-def print_summary(store: Store, run_pk: int, title: str) -> None:
-    run = next(r for r in store.runs() if r.id == run_pk)
-    targets = report.target_order(store.targets(run_pk))
-    rep = report.RunReport(run.evaluation, run.run_id, run.reference, "",
-                           metrics.summarize(store.responses(run_pk), targets), [])
-    table = Table(*report.SUMMARY_HEADERS, title=title)
-    for row in report.summary_rows(rep):
-        table.add_row(*row)
-    # A pipe or CI log is 80 columns by default: too narrow for the table.
-    Console(width=max(console.width, 110) if not console.is_terminal else None).print(table)
+def print_summary(store: Store, run_pk: int) -> None:
+    rep = summary.build(store, run_pk)
+    # A pipe or CI log is 80 columns by default: too narrow for the tables.
+    out = Console(width=max(console.width, 140) if not console.is_terminal else None)
+    for title, fn in report.TABLES:
+        headers, rows = fn(rep)
+        table = Table(*headers, title=f"{rep.evaluation} run {rep.run_id}: {title}")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    out.print(f"[bold]Recommendation: {rep.leader}[/bold] — {rep.reason}", highlight=False)
 
 
 @app.command()
@@ -162,26 +173,41 @@ def run(
                 f"evaluation {plan.evaluation} run {plan.run_id}: {len(plan.prompts.prompts)} "
                 f"prompts × {plan.samples} sample(s) × {len(plan.targets)} targets; "
                 f"store {display_url(url)}", highlight=False)
+            cfg = prepared.scoring_for(plan)
             if progress:
-                with Bars(err) as bars:
-                    result = runner.run(plan, store, retry_failed=retry_failed, listener=bars)
+                with Bars(err) as listener:
+                    result = runner.run(plan, store, retry_failed=retry_failed,
+                                        listener=listener)
+                    scored = _score(store, result.run_pk, cfg, listener)
             else:
                 # Not a terminal (CI, a pipe): a progress line per target every 10 s instead.
-                logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-                result = runner.run(plan, store, retry_failed=retry_failed,
-                                    listener=LogLines())
+                _log_progress()
+                listener = LogLines()
+                result = runner.run(plan, store, retry_failed=retry_failed, listener=listener)
+                scored = _score(store, result.run_pk, cfg, listener)
     except localserve.LocalServeError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:
         err.print("interrupted: finished requests are stored; run the same command to resume")
         raise typer.Exit(130) from None
-    print_summary(store, result.run_pk,
-                  f"{plan.evaluation} — run {plan.run_id} (latencies in ms)")
+    print_summary(store, result.run_pk)
     err.print(
         f"{len(result.records)} requests sent ({result.failed} failed), {result.skipped} already "
-        f"stored, in {result.seconds:.1f} s. Results: {display_url(url)}\n"
+        f"stored, in {result.seconds:.1f} s; scored {scored.similarity_scored} for similarity "
+        f"({scored.texts_encoded} texts encoded), {scored.judgments} judge verdicts, "
+        f"{scored.grades} grades. Results: {display_url(url)}\n"
         f"Export: slam report -e {plan.evaluation} --format md|json|csv"
         + (f" --store '{display_url(url)}'" if store_url else ""), highlight=False)
+
+
+def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
+           ) -> pipeline.ScoringResult:
+    if cfg.similarity_model:
+        err.print(f"scoring similarity with {cfg.similarity_model}", highlight=False)
+    try:
+        return asyncio.run(pipeline.score(store, run_pk, cfg, listener.task))
+    except EmbeddingModelError as e:
+        raise _fail(str(e)) from None
 
 
 @app.command("report")
@@ -196,8 +222,8 @@ def report_cmd(
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Export a run: Markdown summary table, JSON (summary and every record) or CSV (records)."""
-    if fmt not in report.FORMATS:
-        raise _fail(f"--format {fmt}: choose one of {', '.join(report.FORMATS)}")
+    if fmt not in ("md", "json", "csv"):
+        raise _fail(f"--format {fmt}: choose one of md, json, csv")
     url = store_url or default_url()
     store = Store.open(url)
     if evaluation is None:
@@ -209,10 +235,12 @@ def report_cmd(
     if found is None:
         raise _fail(f"no run {run_id or ''} of evaluation {evaluation} in {display_url(url)}")
     responses = store.responses(found.id)
-    targets = report.target_order(store.targets(found.id))
-    rep = report.RunReport(found.evaluation, found.run_id, found.reference, display_url(url),
-                           metrics.summarize(responses, targets), responses)
-    text = report.FORMATS[fmt](rep)
+    if fmt == "csv":
+        text = report.to_csv(responses)
+    else:
+        rep = summary.build(store, found.id)
+        text = report.to_markdown(rep, display_url(url)) if fmt == "md" \
+            else report.to_json(rep, responses)
     if out:
         out.write_text(text)
         err.print(f"wrote {out}", highlight=False)
@@ -246,7 +274,7 @@ def job_run(
     API keys and the store URL from SLAM_SECRET_* variables (the Job's secretKeyRefs). Progress is
     logged every 10 s; on failure the reason goes to the termination log.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_progress()
     try:
         if evaluation_file:
             import yaml
@@ -262,9 +290,13 @@ def job_run(
                 else _incluster_client()
         prompts = promptsets.load(ev.spec.prompt_set, namespace=ev.metadata.get("namespace")
                                   or "default", api_client=api_client)
-        plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards))
         if shard >= shards:
             raise PlanError(f"--shard {shard} must be below --shards {shards}")
+        plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards))
+        cfg = scoring_config(ev, plan)
+        if shards > 1:  # each pod scores the prompts it generated
+            cfg = dataclasses.replace(cfg, prompt_ids=frozenset(
+                p.id for p in prompts.shard(shard, shards).prompts))
     except (KeyError, ValueError, promptsets.PromptSetError, PlanError) as e:
         message = f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)
         _termination_message(message)
@@ -272,7 +304,13 @@ def job_run(
     url = store_url or default_url()
     _sigterm_as_interrupt()
     store = Store.open(url)
-    result = asyncio.run(runner.execute(plan, store, listener=LogLines()))
+    listener = LogLines()
+    result = asyncio.run(runner.execute(plan, store, listener=listener))
+    try:
+        asyncio.run(pipeline.score(store, result.run_pk, cfg, listener.task))
+    except EmbeddingModelError as e:
+        _termination_message(str(e))
+        raise _fail(str(e)) from None
     done, failed, total = store.progress(result.run_pk)
     logging.getLogger("slam.run").info(
         "shard %d/%d finished: %d sent (%d failed), %d already stored; run %d/%d done",

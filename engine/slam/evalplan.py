@@ -17,6 +17,8 @@ from slam.generate import Endpoint, GenerationParams
 from slam.loadgen import Arrival
 from slam.promptsets import PromptSet
 from slam.runner import RunPlan, TargetRun
+from slam.scoring.pipeline import ScoringConfig
+from slam.scoring.similarity import DEFAULT_MODEL
 
 
 class PlanError(ValueError):
@@ -97,4 +99,46 @@ def build(
         samples=g.samples_per_prompt if g else 1,
         spec=evaluation.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
         shard=shard,
+    )
+
+
+def scoring_config(
+    evaluation: Evaluation,
+    plan: RunPlan,
+    *,
+    secret_objects: Sequence[Mapping[str, Any]] = (),
+    env: Mapping[str, str] | None = None,
+) -> ScoringConfig:
+    """What to score and with which judge endpoint (a target's, or an external one)."""
+    env = os.environ if env is None else env
+    sc = evaluation.spec.scorers
+    similarity = DEFAULT_MODEL
+    if sc is not None and sc.similarity is not None:
+        similarity = sc.similarity.model if sc.similarity.enabled else None
+    judge = None
+    judge_name = "judge"
+    mode, rubric = "pairwise", None
+    if sc is not None and sc.judge is not None:
+        j = sc.judge
+        mode, rubric = j.mode, j.rubric
+        if j.target is not None:
+            found = [t.endpoint for t in plan.targets if t.name == j.target]
+            if not found:
+                raise PlanError(f"spec.scorers.judge.target: no target named {j.target}")
+            judge, judge_name = found[0], j.target
+        else:
+            assert j.external is not None
+            key = None
+            if j.external.api_key_secret_ref is not None:
+                try:
+                    key = secrets.resolve(j.external.api_key_secret_ref, secret_objects, env,
+                                          field="spec.scorers.judge.external.apiKeySecretRef")
+                except secrets.MissingSecret as e:
+                    raise PlanError(str(e)) from None
+            judge = Endpoint("judge", j.external.base_url.rstrip("/"), j.external.model, key)
+            judge_name = j.external.model
+    return ScoringConfig(
+        reference=evaluation.spec.reference, similarity_model=similarity, judge=judge,
+        judge_name=judge_name, mode=mode, rubric=rubric,
+        timeout_seconds=plan.params.timeout_seconds,
     )

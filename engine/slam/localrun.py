@@ -17,6 +17,7 @@ from slam.api import manifests
 from slam.api.evaluation import Evaluation
 from slam.api.modeldeployment import ModelDeployment
 from slam.runner import RunPlan
+from slam.scoring.pipeline import ScoringConfig
 
 
 class RunSetupError(ValueError):
@@ -27,6 +28,7 @@ class RunSetupError(ValueError):
 class Prepared:
     evaluation: Evaluation
     plan_for: Callable[[Mapping[str, str]], RunPlan]  # served endpoints -> plan
+    scoring_for: Callable[[RunPlan], ScoringConfig]
     serve_locally: tuple[ModelDeployment, ...]  # llamacpp ModelDeployments to start here
     source: Path
 
@@ -151,11 +153,14 @@ def prepare(path: Path, *, evaluation_name: str | None = None,
     # Secrets and endpoints checked now, before any server starts.
     placeholder = {t.name: "http://127.0.0.1:1/v1" for t in ev.spec.targets
                    if t.model_deployment_ref is not None}
+    def scoring_for(plan: RunPlan) -> ScoringConfig:
+        return evalplan.scoring_config(ev, plan, secret_objects=loaded.others)
+
     try:
-        plan_for(placeholder)
+        scoring_for(plan_for(placeholder))
     except evalplan.PlanError as e:
         raise RunSetupError(str(e)) from None
-    return Prepared(ev, plan_for, tuple(local), source)
+    return Prepared(ev, plan_for, scoring_for, tuple(local), source)
 
 
 def local_endpoints(ev: Evaluation, servers: Mapping[str, localserve.LocalServer]

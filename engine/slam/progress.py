@@ -52,6 +52,11 @@ class Bars(Listener):
             target, total=total, completed=already, target=target, failed=0
         )
 
+    def task(self, label: str, total: int):
+        """A bar for another stage (scoring); returns the per-item callback."""
+        task = self.progress.add_task(label, total=total, target=label, failed=0)
+        return lambda: self.progress.update(task, advance=1)
+
     def record(self, record: RequestRecord) -> None:
         if not record.ok:
             self.failed[record.target] += 1
@@ -72,6 +77,18 @@ class LogLines(Listener):
     def start(self, target: str, total: int, already: int) -> None:
         self.totals[target], self.done[target], self.failed[target] = total, already, 0
         log.info("target %s: %d requests, %d already in the store", target, total, already)
+
+    def task(self, label: str, total: int):
+        state = {"done": 0, "last": 0.0}
+        log.info("%s: %d to do", label, total)
+
+        def tick() -> None:
+            state["done"] += 1
+            now = time.monotonic()
+            if state["done"] == total or now - state["last"] >= self.every:
+                state["last"] = now
+                log.info("progress %s %d/%d", label, state["done"], total)
+        return tick
 
     def record(self, record: RequestRecord) -> None:
         self.done[record.target] += 1

@@ -1,4 +1,5 @@
-"""Exports of a run: Markdown (the summary table), JSON (summary and records), CSV (records)."""
+"""Exports of a run: Markdown and terminal tables (the summary), JSON (summary and every record),
+CSV (every record). All of them render one `summary.EvaluationReport`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import csv
 import dataclasses
 import io
 import json
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slam.metrics import TargetStats
+from slam.stats import Interval
+from slam.summary import EvaluationReport, TargetReport
 
 CSV_COLUMNS = [
     "target", "prompt_id", "sample", "started_at", "attempts", "ttft_ms", "e2e_ms",
@@ -21,84 +22,108 @@ CSV_COLUMNS = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class RunReport:
-    evaluation: str
-    run_id: str
-    reference: str
-    store: str  # display URL (password masked)
-    stats: Sequence[TargetStats]
-    responses: Sequence[dict[str, Any]]
-    targets: Sequence[dict[str, Any]] = ()
-
-
-def target_order(targets: Sequence[dict[str, Any]]) -> list[str]:
-    """The reference first, then the candidates by name."""
-    return [t["name"] for t in sorted(targets, key=lambda t: (not t["is_reference"], t["name"]))]
-
-
-def _fmt(value: float | None, digits: int = 0) -> str:
+def _n(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-SUMMARY_HEADERS = ["target", "ok", "TTFT p50", "TTFT p95", "e2e p50", "e2e p95", "tok/s",
-                   "req/s"]
+def _ci(iv: Interval | None, digits: int = 2) -> str:
+    if iv is None:
+        return "–"
+    return f"{iv.estimate:.{digits}f} [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
 
 
-def summary_rows(report: RunReport) -> list[list[str]]:
-    rows = []
-    for s in report.stats:
-        name = s.target + (" (reference)" if s.target == report.reference else "")
-        rows.append([
-            name, f"{s.succeeded}/{s.requests} ({s.success_rate:.0%})",
-            _fmt(s.ttft_p50_ms), _fmt(s.ttft_p95_ms), _fmt(s.e2e_p50_ms), _fmt(s.e2e_p95_ms),
-            _fmt(s.tokens_per_second, 1), _fmt(s.throughput_rps, 2),
-        ])
-    return rows
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
 
 
-def to_markdown(report: RunReport) -> str:
-    lines = [
-        f"# {report.evaluation} — run {report.run_id}",
-        "",
-        f"Reference: **{report.reference}**. Store: `{report.store}`. "
-        "Latencies in milliseconds over successful requests; tokens/s is the median per request.",
-        "",
-        "| " + " | ".join(SUMMARY_HEADERS) + " |",
-        "|" + "|".join("---" for _ in SUMMARY_HEADERS) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(report)]
-    errors = Counter((r["target"], r["error_class"]) for r in report.responses
-                     if r["error_class"])
-    if errors:
-        lines += ["", "Errors:", ""]
-        lines += [f"- {t}: {n} × {cls}" for (t, cls), n in sorted(errors.items())]
-    return "\n".join(lines) + "\n"
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"${x:,.2f}" if x >= 1 else f"${x:.4f}"
+
+
+def _name(t: TargetReport) -> str:
+    return t.target + (" (ref)" if t.is_reference else "")
+
+
+def quality_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    headers = ["target", "ok", "similarity [95% CI]", "judge win", "consistent",
+               "judge Elo [95% CI]", "judge 1-10", "human win", "human Elo [95% CI]"]
+    rows = [[
+        _name(t), f"{t.succeeded}/{t.requests}", _ci(t.similarity),
+        _pct(t.judge_win_rate), _pct(t.judge_consistency), _ci(t.judge_elo, 0),
+        _ci(t.judge_score, 1), _pct(t.human_win_rate), _ci(t.human_elo, 0),
+    ] for t in rep.targets]
+    return headers, rows
+
+
+def latency_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    headers = ["target", "TTFT p50", "TTFT p95", "e2e p50", "e2e p95", "e2e p99", "e2e CV",
+               "tok/s", "req/s"]
+    rows = [[
+        _name(t), _n(t.ttft and t.ttft.p50), _n(t.ttft and t.ttft.p95), _n(t.e2e and t.e2e.p50),
+        _n(t.e2e and t.e2e.p95), _n(t.e2e and t.e2e.p99), _n(t.e2e and t.e2e.cv, 2),
+        _n(t.tokens_per_second, 1), _n(t.throughput_rps, 2),
+    ] for t in rep.targets]
+    return headers, rows
+
+
+def cost_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    headers = ["target", "$/1k requests", f"$/month @ {rep.requests_per_day:,}/day",
+               "break-even req/day", "price"]
+    rows = [[
+        _name(t), _usd(t.cost and t.cost.per_1k_usd), _usd(t.monthly_usd),
+        _n(t.break_even_requests_per_day), t.cost.source if t.cost else "–",
+    ] for t in rep.targets]
+    return headers, rows
+
+
+TABLES = (("Quality", quality_table), ("Latency (ms, successful requests)", latency_table),
+          ("Cost", cost_table))
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def to_markdown(rep: EvaluationReport, store: str = "") -> str:
+    lines = [f"# {rep.evaluation} — run {rep.run_id}", "",
+             f"Reference: **{rep.reference}**." + (f" Store: `{store}`." if store else ""), ""]
+    for title, fn in TABLES:
+        lines += [f"## {title}", "", *_md_table(*fn(rep)), ""]
+    lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
+    if rep.judge_unparseable or rep.judge_errors:
+        lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
+                  f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
+    return "\n".join(lines)
 
 
 def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
-def to_json(report: RunReport) -> str:
+def to_json(rep: EvaluationReport, responses: Sequence[dict[str, Any]]) -> str:
     doc = {
-        "evaluation": report.evaluation,
-        "runId": report.run_id,
-        "reference": report.reference,
-        "targets": [dataclasses.asdict(s) | {"success_rate": s.success_rate}
-                    for s in report.stats],
-        "responses": [{k: _jsonable(r.get(k)) for k in CSV_COLUMNS} for r in report.responses],
+        "evaluation": rep.evaluation,
+        "runId": rep.run_id,
+        "reference": rep.reference,
+        "recommendation": {"target": rep.recommendation, "reason": rep.reason},
+        "assumptions": {"requestsPerDay": rep.requests_per_day,
+                        "hoursPerMonth": rep.hours_per_month},
+        "targets": [dataclasses.asdict(t) | {"success_rate": t.success_rate}
+                    for t in rep.targets],
+        "responses": [{k: _jsonable(r.get(k)) for k in CSV_COLUMNS} for r in responses],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def to_csv(report: RunReport) -> str:
+def to_csv(responses: Sequence[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for r in report.responses:
+    for r in responses:
         writer.writerow({k: _jsonable(r.get(k)) for k in CSV_COLUMNS})
     return out.getvalue()
-
-
-FORMATS = {"md": to_markdown, "json": to_json, "csv": to_csv}

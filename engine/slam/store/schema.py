@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -179,3 +180,13 @@ class ProbeSample(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error_class: Mapped[str | None] = mapped_column(String(128), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Embedding(Base):
+    """A cached sentence embedding (float32, L2-normalised), so re-scoring does not re-encode."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    text_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from slam.generate import RequestRecord
 from slam.promptsets import PromptSet
 from slam.store import migrate
-from slam.store.schema import Response, Run, RunPrompt, RunTarget
+from slam.store.schema import Embedding, Judgment, Response, Run, RunPrompt, RunTarget, Score
 
 RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
 RECORD_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
@@ -201,3 +201,60 @@ class Store:
             ).one()
             total = conn.execute(select(Run.total).where(Run.id == run_pk)).scalar_one()
         return int(done), int(failed), int(total)
+
+    # --- scores, judgments, embeddings -----------------------------------------------------------
+
+    def save_scores(self, rows: Sequence[dict]) -> int:
+        """Rows: response_id, scorer, score, passed, reason, raw. Existing (response, scorer)
+        pairs are kept."""
+        if not rows:
+            return 0
+        now = datetime.now(UTC)
+        stmt = self._insert(Score).values([{**r, "created_at": now} for r in rows])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["response_id", "scorer"])
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt.returning(Score.id)).all())
+
+    def scores(self, run_pk: int, scorer: str | None = None) -> list[dict]:
+        q = (select(Score.scorer, Score.score, Score.passed, Score.reason, Score.raw,
+                    Response.id.label("response_id"), Response.target, Response.prompt_id,
+                    Response.sample)
+             .join(Response, Response.id == Score.response_id)
+             .where(Response.run_pk == run_pk))
+        if scorer:
+            q = q.where(Score.scorer == scorer)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def save_judgments(self, run_pk: int, rows: Sequence[dict]) -> int:
+        """Rows: prompt_id, sample, judge, first, second, verdict, parse_status, raw."""
+        if not rows:
+            return 0
+        now = datetime.now(UTC)
+        stmt = self._insert(Judgment).values(
+            [{**r, "run_pk": run_pk, "created_at": now} for r in rows])
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=["run_pk", "prompt_id", "sample", "judge", "first", "second"])
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt.returning(Judgment.id)).all())
+
+    def judgments(self, run_pk: int) -> list[dict]:
+        q = select(Judgment).filter_by(run_pk=run_pk).order_by(Judgment.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def embeddings(self, model: str, shas: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(shas), 500):
+                q = select(Embedding.text_sha256, Embedding.vector).where(
+                    Embedding.model == model, Embedding.text_sha256.in_(shas[start:start + 500]))
+                out.update({sha: bytes(v) for sha, v in conn.execute(q)})
+        return out
+
+    def save_embeddings(self, model: str, vectors: dict[str, bytes]) -> None:
+        rows = [{"model": model, "text_sha256": k, "vector": v} for k, v in vectors.items()]
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 500):
+                conn.execute(self._insert(Embedding).values(rows[start:start + 500])
+                             .on_conflict_do_nothing(index_elements=["model", "text_sha256"]))

@@ -1,0 +1,187 @@
+"""Statistics as pure NumPy functions with documented shapes and an explicit seeded Generator.
+
+Pairwise outcomes ("battles") are three parallel arrays of length B:
+  a, b     int64 model indices in [0, n)
+  outcome  float64: 1.0 when a won, 0.0 when b won, 0.5 for a tie (ties count half a win each)
+
+Bradley-Terry: P(i beats j) = p_i / (p_i + p_j). Fitted by Hunter's (2004) MM algorithm on the
+win and comparison counts; returned as log-strengths theta (mean 0). `to_elo` maps theta to the
+Elo-like scale of Chatbot Arena (400 / ln 10 per unit, centred on 1000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+
+@dataclass(frozen=True)
+class Battles:
+    a: np.ndarray  # (B,) int
+    b: np.ndarray  # (B,) int
+    outcome: np.ndarray  # (B,) float in {0, 0.5, 1}
+    n: int
+
+    @classmethod
+    def from_lists(cls, a: Sequence[int], b: Sequence[int], outcome: Sequence[float],
+                   n: int) -> Battles:
+        return cls(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
+                   np.asarray(outcome, dtype=np.float64), n)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def take(self, idx: np.ndarray) -> Battles:
+        return Battles(self.a[idx], self.b[idx], self.outcome[idx], self.n)
+
+
+def counts(battles: Battles) -> tuple[np.ndarray, np.ndarray]:
+    """wins (n,) with ties as halves, and comparisons (n, n) symmetric."""
+    n = battles.n
+    wins = np.bincount(battles.a, weights=battles.outcome, minlength=n) + np.bincount(
+        battles.b, weights=1.0 - battles.outcome, minlength=n)
+    comparisons = np.zeros((n, n))
+    np.add.at(comparisons, (battles.a, battles.b), 1.0)
+    return wins, comparisons + comparisons.T
+
+
+def bradley_terry(battles: Battles, *, prior: float = 0.0, max_iter: int = 10_000,
+                  tol: float = 1e-10) -> np.ndarray:
+    """Log-strengths theta (n,), mean 0. `prior` adds that many virtual ties between every pair
+    that met, so a model that never won still gets a finite strength (0 = plain maximum
+    likelihood, which needs every model to win and lose at least once)."""
+    wins, comparisons = counts(battles)
+    if prior:
+        met = comparisons > 0
+        wins = wins + prior * met.sum(axis=1) / 2.0
+        comparisons = comparisons + prior * met
+    p = np.ones(battles.n)
+    active = comparisons.sum(axis=1) > 0
+    for _ in range(max_iter):
+        denom = (comparisons / (p[:, None] + p[None, :])).sum(axis=1)
+        new = np.where(active, wins / np.where(denom > 0, denom, 1.0), 1.0)
+        new = np.maximum(new, 1e-300)
+        new /= np.exp(np.mean(np.log(new[active]))) if active.any() else 1.0
+        if np.max(np.abs(np.log(new) - np.log(p))) < tol:
+            p = new
+            break
+        p = new
+    theta = np.log(p)
+    return theta - theta[active].mean() if active.any() else theta
+
+
+def to_elo(theta: np.ndarray) -> np.ndarray:
+    return 1000.0 + theta * 400.0 / np.log(10.0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_bradley_terry(battles: Battles, rng: np.random.Generator, *, rounds: int = 500,
+                            prior: float = 0.5, level: float = 0.95
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta, low, high), each (n,): the fit on all battles and percentile intervals from
+    `rounds` resamples of the battles with replacement."""
+    theta = bradley_terry(battles, prior=prior)
+    samples = np.empty((rounds, battles.n))
+    for r in range(rounds):
+        idx = rng.integers(0, len(battles), len(battles))
+        samples[r] = bradley_terry(battles.take(idx), prior=prior)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(samples, [alpha, 1.0 - alpha], axis=0)
+    return theta, low, high
+
+
+def win_rate(outcomes: Sequence[float]) -> float | None:
+    """Share of wins with ties as half a win (outcomes in {0, 0.5, 1})."""
+    return float(np.mean(outcomes)) if len(outcomes) else None
+
+
+def bootstrap_mean(values: Sequence[float], rng: np.random.Generator, *, rounds: int = 2000,
+                   level: float = 0.95) -> Interval | None:
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return None
+    means = x[rng.integers(0, len(x), (rounds, len(x)))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return Interval(float(x.mean()), float(low), float(high))
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval | None:
+    """Mean with a Student-t interval (the interval collapses to the mean for n = 1)."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return None
+    m = float(x.mean())
+    if len(x) < 2 or x.std(ddof=1) == 0:
+        return Interval(m, m, m)
+    low, high = sps.t.interval(level, len(x) - 1, loc=m, scale=sps.sem(x))
+    return Interval(m, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    n: int
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    std: float
+    cv: float  # coefficient of variation: std / mean
+
+
+def latency_summary(values_ms: Sequence[float]) -> LatencySummary | None:
+    x = np.asarray([v for v in values_ms if v is not None], dtype=np.float64)
+    if len(x) == 0:
+        return None
+    p50, p90, p95, p99 = np.percentile(x, [50, 90, 95, 99])
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    return LatencySummary(len(x), float(p50), float(p90), float(p95), float(p99), mean, std,
+                          std / mean if mean else 0.0)
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """Sign test of a candidate against the reference on decisive (non-tie) comparisons."""
+
+    wins: int
+    losses: int
+    ties: int
+    p_value: float | None  # one-sided: H1 "the candidate loses more often than it wins"
+    significantly_worse: bool | None  # None: too few decisive comparisons to tell
+
+
+def sign_test(outcomes: Sequence[float], *, alpha: float = 0.05,
+              min_decisive: int = 10) -> NonInferiority:
+    x = np.asarray(outcomes, dtype=np.float64)
+    wins, losses = int((x == 1.0).sum()), int((x == 0.0).sum())
+    ties = len(x) - wins - losses
+    if wins + losses < min_decisive:
+        return NonInferiority(wins, losses, ties, None, None)
+    p = float(sps.binomtest(wins, wins + losses, 0.5, alternative="less").pvalue)
+    return NonInferiority(wins, losses, ties, p, p < alpha)
+
+
+def paired_test(candidate: Sequence[float], reference: Sequence[float], *, alpha: float = 0.05,
+                min_pairs: int = 10) -> NonInferiority:
+    """One-sided Wilcoxon signed-rank test of paired scores (same prompt, same sample):
+    H1 "the candidate scores lower". wins/losses/ties: pairs it scored above/below/equal."""
+    c = np.asarray(candidate, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    diff = c - r
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    ties = len(diff) - wins - losses
+    if wins + losses < min_pairs:
+        return NonInferiority(wins, losses, ties, None, None)
+    p = float(sps.wilcoxon(diff, alternative="less", zero_method="wilcox").pvalue)
+    return NonInferiority(wins, losses, ties, p, p < alpha)
