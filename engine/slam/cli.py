@@ -124,6 +124,12 @@ def print_summary(store: Store, run_pk: int) -> None:
         for row in rows:
             table.add_row(*row)
         out.print(table)
+    if rep.rank_basis:
+        out.print(f"Ranked by {rep.rank_basis}.", highlight=False)
+    if rep.judge_unparseable or rep.judge_errors:
+        out.print(f"Judge: {rep.judge_unparseable} unparseable verdict(s), {rep.judge_errors} "
+                  "failed call(s) (raw replies are in the store; excluded above).",
+                  highlight=False)
     out.print(f"[bold]Recommendation: {rep.leader}[/bold] — {rep.reason}", highlight=False)
 
 

@@ -47,10 +47,10 @@ def _name(t: TargetReport) -> str:
 
 
 def quality_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
-    headers = ["target", "ok", "similarity [95% CI]", "judge win", "consistent",
+    headers = ["rank", "target", "ok", "similarity [95% CI]", "judge win", "consistent",
                "judge Elo [95% CI]", "judge 1-10", "human win", "human Elo [95% CI]"]
     rows = [[
-        _name(t), f"{t.succeeded}/{t.requests}", _ci(t.similarity),
+        str(t.rank or "–"), _name(t), f"{t.succeeded}/{t.requests}", _ci(t.similarity),
         _pct(t.judge_win_rate), _pct(t.judge_consistency), _ci(t.judge_elo, 0),
         _ci(t.judge_score, 1), _pct(t.human_win_rate), _ci(t.human_elo, 0),
     ] for t in rep.targets]
@@ -92,6 +92,8 @@ def to_markdown(rep: EvaluationReport, store: str = "") -> str:
              f"Reference: **{rep.reference}**." + (f" Store: `{store}`." if store else ""), ""]
     for title, fn in TABLES:
         lines += [f"## {title}", "", *_md_table(*fn(rep)), ""]
+    if rep.rank_basis:
+        lines += [f"Ranked by {rep.rank_basis}.", ""]
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "

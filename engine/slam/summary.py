@@ -36,6 +36,7 @@ class TargetReport:
     target: str
     is_reference: bool
     kind: str
+    rank: int | None = None
     requests: int = 0
     succeeded: int = 0
     ttft: LatencySummary | None = None
@@ -74,6 +75,7 @@ class EvaluationReport:
     hours_per_month: float = 730.0
     judge_unparseable: int = 0
     judge_errors: int = 0
+    rank_basis: str | None = None  # which quality figure orders `targets`
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -224,11 +226,29 @@ def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = Non
             rep.break_even_requests_per_day = cost.break_even_requests_per_day(
                 rep.cost, ref.cost, hpm)
     target, reason = recommend(reports, run.reference)
+    basis = rank(reports)
     return EvaluationReport(
         run.evaluation, run.run_id, run.reference, reports, target, reason, rpd, hpm,
         judge_unparseable=sum(j["parse_status"] == "unparseable" for j in judgments),
         judge_errors=sum(j["parse_status"] == "error" for j in judgments),
+        rank_basis=basis,
     )
+
+
+RANK_BASES = (("human Elo", lambda t: t.human_elo), ("judge Elo", lambda t: t.judge_elo),
+              ("similarity", lambda t: t.similarity), ("judge 1-10", lambda t: t.judge_score))
+
+
+def rank(reports: list[TargetReport]) -> str | None:
+    """Order the targets best first by the first quality figure every target has; returns its
+    name (None, and the order left alone, when no figure covers them all)."""
+    for name, get in RANK_BASES:
+        if all(get(t) is not None for t in reports):
+            reports.sort(key=lambda t: -get(t).estimate)
+            for i, t in enumerate(reports, start=1):
+                t.rank = i
+            return name
+    return None
 
 
 def _money(x: float | None) -> str:

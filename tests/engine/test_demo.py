@@ -33,12 +33,21 @@ def test_demo_serves_both_models_and_resumes(tmp_path: Path) -> None:
                            text=True, env=env, cwd=REPO, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "serving smollm2-135m" in first.stderr and "serving gemma3-270m" in first.stderr
-    assert "smollm2 (reference)" in first.stdout and "gemma3" in first.stdout
-    assert first.stdout.count("2/2 (100%)") == 2
+    out = first.stdout
+    # quality (ranked), latency and cost tables, and a recommendation
+    for title in ("Quality", "Latency (ms, successful requests)", "Cost"):
+        assert f"pep-talk-local run 1: {title}" in out
+    assert "Ranked by similarity." in out
+    assert "smollm2 (ref)" in out and "gemma3" in out and out.count("│ 2/2 ") == 2
+    assert "c7i.xlarge × 1: bundled table" in out and "$/1k requests" in out
+    assert "Recommendation:" in out
     store = Store.open(url)
     run = store.find_run("pep-talk-local")
     rows = store.responses(run.id)
     assert len(rows) == 4 and all(r["text"].strip() and r["ttft_ms"] for r in rows)
+    sims = store.scores(run.id, "similarity")
+    assert len(sims) == 4 and all(0 < s["score"] <= 1 for s in sims)  # hand-written references
+    assert len(store.judgments(run.id)) == 4  # 2 prompts x both orders
     assert llama_servers("gemma-3-270m") == [], "the demo's llama.cpp servers must stop with it"
     again = subprocess.run([SLAM, "demo", "--limit", "2", "--store", url], capture_output=True,
                            text=True, env=env, cwd=REPO, timeout=600)

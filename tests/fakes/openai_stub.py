@@ -38,6 +38,32 @@ class Cut(Exception):
     """Raised inside the body generator: uvicorn drops the connection mid-stream."""
 
 
+def judge_reply(kind: str, messages: list[dict]) -> str:
+    """Judges with known behaviour, chosen by the model name judge-<kind>:
+    first: always prefers the answer shown first (pure position bias); garbage: never gives a
+    verdict; retry: a verdict only when asked again; smart: prefers the answer containing GOOD,
+    wherever it is shown (then "Keep going"). Grading requests (a 1-10 rating) get 7
+    (smart: 9 for GOOD, else 3)."""
+    system, user = messages[0]["content"], messages[1]["content"]
+    asked_again = len(messages) > 2
+    grading = "Rating: [[5]]" in system
+    if kind == "garbage" or (kind == "retry" and not asked_again):
+        return "Both answers have merits and I cannot decide."
+    if grading:
+        if kind == "smart":
+            return "Rating: [[9]]" if "GOOD" in user else "Rating: [[3]]"
+        return "The answer is fine. Rating: [[7]]"
+    if kind == "smart":  # GOOD beats "Keep going", which beats anything else
+        def quality(text: str) -> int:
+            return 2 if "GOOD" in text else 1 if "Keep going" in text else 0
+        a = user.split("[The Start of Assistant A's Answer]")[1].split("[The End")[0]
+        b = user.split("[The Start of Assistant B's Answer]")[1].split("[The End")[0]
+        if quality(a) == quality(b):
+            return "Equally good. [[C]]"
+        return "A is better. [[A]]" if quality(a) > quality(b) else "B is better. [[B]]"
+    return "Assistant A is better. [[A]]"
+
+
 def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None) -> Starlette:
     hits: Counter[str] = Counter()
 
@@ -103,6 +129,8 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
 
         if not body.get("stream"):
             content = "".join(f" tok{i}" for i in range(n))
+            if model.startswith("judge-"):
+                content = judge_reply(model.removeprefix("judge-"), body["messages"])
             return JSONResponse({
                 "id": "chatcmpl-stub", "object": "chat.completion", "model": model,
                 "created": int(time.time()),

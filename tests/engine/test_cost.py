@@ -1,0 +1,84 @@
+"""Cost model: worked examples checked by hand, and where prices come from."""
+
+from __future__ import annotations
+
+import pytest
+
+from slam import cost, pricing
+from tests.fakes.aws_pricing import PricingStub
+
+GPT4 = pricing.token_price("gpt-4-0613")
+
+
+def test_api_worked_example() -> None:
+    # GPT-4 (0613) at $30 / $60 per 1M tokens; 500 prompt + 200 completion tokens per request:
+    # (500 * 30 + 200 * 60) / 1e6 = $0.027 per request = $27 per 1,000 requests.
+    api = cost.api_cost("gpt4", GPT4, 500, 200)
+    assert api.per_request_usd == pytest.approx(0.027)
+    assert api.per_1k_usd == pytest.approx(27.0)
+    # 10,000 requests/day over 730 h (30.42 days): 0.027 * 10,000 * 30.4167 = $8,212.50
+    assert api.monthly_usd(10_000, 730) == pytest.approx(8212.5)
+
+
+def test_self_hosted_worked_example_and_break_even() -> None:
+    # One g5.xlarge ($1.006/h, bundled table) sustaining 2 requests/s:
+    # 1000 * 1.006 / (3600 * 2) = $0.13972 per 1,000 requests.
+    table = pricing.INSTANCE_TYPES["g5.xlarge"].hourly_usd
+    g5 = cost.self_hosted_cost("mistral", pricing.HourlyPrice(table, "bundled table"), 1, 2.0,
+                               "g5.xlarge")
+    assert g5.per_1k_usd == pytest.approx(0.139722, abs=1e-6)
+    # Paid by the hour: 1.006 * 730 = $734.38/month while 1 replica keeps up (2 req/s = 172,800/day)
+    assert g5.monthly_usd(10_000, 730) == pytest.approx(734.38)
+    assert g5.monthly_usd(172_800, 730) == pytest.approx(734.38)
+    assert g5.monthly_usd(172_801, 730) == pytest.approx(2 * 734.38)  # a second replica
+    # Break-even vs GPT-4 at $0.027/request: 734.38 / (0.027 * 30.4167) = 894.2 requests/day.
+    api = cost.api_cost("gpt4", GPT4, 500, 200)
+    assert cost.break_even_requests_per_day(g5, api, 730) == pytest.approx(894.2, abs=0.1)
+
+
+def test_token_prices_by_longest_prefix_and_override() -> None:
+    assert pricing.token_price("gpt-4o-mini-2024-07-18").input_per_m == 0.15
+    assert pricing.token_price("gpt-4o-2024-08-06").input_per_m == 2.5
+    assert pricing.token_price("gpt-4-0613").output_per_m == 60.0
+    assert pricing.token_price("mistral-large") is None
+    own = pricing.token_price("gpt-4", {"inputPerMTokensUSD": 1, "outputPerMTokensUSD": 2})
+    assert (own.input_per_m, own.source) == (1, "spec.targets[].external.pricing")
+    assert "no price" in cost.api_cost("x", None, 1, 1).source
+
+
+def test_instance_price_from_the_pricing_api() -> None:
+    stub = PricingStub({"g5.xlarge": 1.2345})
+    try:
+        price = pricing.instance_hourly_usd("g5.xlarge", "eu-west-1", client=stub.client())
+    finally:
+        stub.close()
+    assert price.usd == pytest.approx(1.2345)
+    assert price.source.startswith("AWS Pricing API (eu-west-1")
+    target, body = stub.requests[0]
+    assert target == "AWSPriceListService.GetProducts" and body["ServiceCode"] == "AmazonEC2"
+    filters = {f["Field"]: f["Value"] for f in body["Filters"]}
+    assert filters["instanceType"] == "g5.xlarge" and filters["regionCode"] == "eu-west-1"
+    assert filters["operatingSystem"] == "Linux"
+
+
+def test_pricing_api_failure_falls_back_to_the_dated_table() -> None:
+    stub = PricingStub({}, fail=True)
+    try:
+        price = pricing.instance_hourly_usd("g5.xlarge", client=stub.client())
+    finally:
+        stub.close()
+    assert price.usd == 1.006 and price.source == "bundled table 2025-07 us-east-1"
+
+
+def test_no_credentials_means_the_table_without_calling_aws(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    price = pricing.instance_hourly_usd("g6.xlarge")
+    assert price.usd == 0.8048 and "bundled table" in price.source
+    assert pricing.instance_hourly_usd("x9.huge") is None
+    missing = cost.self_hosted_cost("m", None, 1, 2.0, None)
+    assert missing.per_1k_usd is None and "set spec.instanceType" in missing.source
