@@ -245,7 +245,7 @@ def report_cmd(
         text = report.to_csv(responses)
     else:
         rep = summary.build(store, found.id)
-        text = report.to_markdown(rep, display_url(url)) if fmt == "md" \
+        text = report.to_markdown(rep, display_url(url), responses) if fmt == "md" \
             else report.to_json(rep, responses)
     if out:
         out.write_text(text)

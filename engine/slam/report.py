@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import io
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -87,7 +88,8 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def to_markdown(rep: EvaluationReport, store: str = "") -> str:
+def to_markdown(rep: EvaluationReport, store: str = "",
+                responses: Sequence[dict[str, Any]] = ()) -> str:
     lines = [f"# {rep.evaluation} — run {rep.run_id}", "",
              f"Reference: **{rep.reference}**." + (f" Store: `{store}`." if store else ""), ""]
     for title, fn in TABLES:
@@ -98,6 +100,10 @@ def to_markdown(rep: EvaluationReport, store: str = "") -> str:
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
                   f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
+    errors = Counter((r["target"], r["error_class"]) for r in responses if r["error_class"])
+    if errors:
+        lines += ["## Failed requests", ""]
+        lines += [f"- {t}: {n} × {cls}" for (t, cls), n in sorted(errors.items())] + [""]
     return "\n".join(lines)
 
 
