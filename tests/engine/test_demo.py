@@ -47,7 +47,7 @@ def test_demo_serves_both_models_and_resumes(tmp_path: Path) -> None:
     assert len(rows) == 4 and all(r["text"].strip() and r["ttft_ms"] for r in rows)
     sims = store.scores(run.id, "similarity")
     assert len(sims) == 4 and all(0 < s["score"] <= 1 for s in sims)  # hand-written references
-    assert len(store.judgments(run.id)) == 4  # 2 prompts x both orders
+    assert store.judgments(run.id) == []  # no judge in the local example
     assert llama_servers("gemma-3-270m") == [], "the demo's llama.cpp servers must stop with it"
     again = subprocess.run([SLAM, "demo", "--limit", "2", "--store", url], capture_output=True,
                            text=True, env=env, cwd=REPO, timeout=600)

@@ -22,14 +22,14 @@ from tests.servers import Stub
 N = 12
 
 
-def seeded_store(url: str, *, references: bool = False) -> tuple[Store, int]:
+def seeded_store(url: str, *, references: bool = False, n: int = N) -> tuple[Store, int]:
     """gpt4 (reference, an API at $30/$60 per 1M tokens), `good` (answers contain GOOD, $1/$2)
     and `bland` ($0.5/$1), on N prompts."""
     store = Store.open(url)
     prompts = PromptSet("t", "t", tuple(
         PromptItem(f"p{i:02d}", ({"role": "user", "content": f"Write a pep talk for user {i}"},),
                    (f"You did great today, user {i}!",) if references else ())
-        for i in range(N)))
+        for i in range(n)))
     targets = [
         {"name": n, "kind": "external", "model": m, "base_url": "http://x/v1",
          "is_reference": n == "gpt4", "concurrency": 1,
@@ -37,13 +37,13 @@ def seeded_store(url: str, *, references: bool = False) -> tuple[Store, int]:
         for n, m, pi, po in (("gpt4", "gpt-4", 30, 60), ("good", "good-1b", 1, 2),
                              ("bland", "bland-1b", 0.5, 1))]
     run = store.begin_run(evaluation="ev", run_id="1", reference="gpt4", spec={},
-                          targets=targets, prompts=prompts, total=3 * N)
+                          targets=targets, prompts=prompts, total=3 * n)
     texts = {"gpt4": "Keep going, user {i}.", "good": "GOOD job, user {i}!",
              "bland": "Ok user {i}."}
     store.save(run, [RequestRecord(
         target=t, prompt_id=f"p{i:02d}", sample=0, started_at=datetime.now(UTC), attempts=1,
         ttft_ms=50.0 + i, e2e_ms=200.0 + 10 * i, prompt_tokens=20, completion_tokens=10,
-        text=texts[t].format(i=i)) for t in texts for i in range(N)])
+        text=texts[t].format(i=i)) for t in texts for i in range(n)])
     return store, run
 
 
@@ -155,3 +155,16 @@ def test_similarity_on_the_real_embedding_model(tmp_path: Path) -> None:
     fresh = Embedder("sentence-transformers/all-MiniLM-L6-v2", store, model=embedder.model)
     fresh.embed(["GOOD job, user 1!", "You did great today, user 1!"])
     assert fresh.encoded == 0  # both came from the store's cache
+
+
+def test_a_local_model_can_judge(llama, tmp_path: Path) -> None:
+    """The judge path against a real llama.cpp server: every verdict is stored with its raw text
+    and a parse status (a 135M model rarely follows the format; nothing is guessed)."""
+    store, run = seeded_store(f"sqlite:///{tmp_path / 'r.db'}", n=2)
+    cfg = ScoringConfig(reference="gpt4", judge=Endpoint("smollm2", llama.base_url, llama.alias),
+                        judge_name="smollm2", max_tokens=16)
+    asyncio.run(score_judge(store, run, cfg))
+    rows = store.judgments(run)
+    assert len(rows) == 2 * 2 * 2
+    assert all(j["parse_status"] in ("ok", "unparseable") and j["raw"] for j in rows)
+    assert all((j["verdict"] is None) == (j["parse_status"] == "unparseable") for j in rows)
