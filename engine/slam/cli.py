@@ -119,7 +119,7 @@ def print_summary(store: Store, run_pk: int) -> None:
     # A pipe or CI log is 80 columns by default: too narrow for the tables.
     out = Console(width=max(console.width, 140) if not console.is_terminal else None)
     for title, fn in report.TABLES:
-        headers, rows = fn(rep)
+        headers, rows = report.drop_empty_columns(*fn(rep))
         table = Table(*headers, title=f"{rep.evaluation} run {rep.run_id}: {title}")
         for row in rows:
             table.add_row(*row)

@@ -79,6 +79,13 @@ def cost_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def drop_empty_columns(headers: list[str], rows: list[list[str]]
+                       ) -> tuple[list[str], list[list[str]]]:
+    """Leave out columns with no figure for any target (no judge configured, no ratings yet)."""
+    keep = [i for i, _ in enumerate(headers) if i < 2 or any(r[i] != "–" for r in rows)]
+    return [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
 TABLES = (("Quality", quality_table), ("Latency (ms, successful requests)", latency_table),
           ("Cost", cost_table))
 
@@ -93,7 +100,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
     lines = [f"# {rep.evaluation} — run {rep.run_id}", "",
              f"Reference: **{rep.reference}**." + (f" Store: `{store}`." if store else ""), ""]
     for title, fn in TABLES:
-        lines += [f"## {title}", "", *_md_table(*fn(rep)), ""]
+        lines += [f"## {title}", "", *_md_table(*drop_empty_columns(*fn(rep))), ""]
     if rep.rank_basis:
         lines += [f"Ranked by {rep.rank_basis}.", ""]
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]

@@ -1,0 +1,139 @@
+"""Pure builder of an Evaluation run's scoring Job: `slam job run` in the operator's image.
+
+Everything the pod needs arrives as references: the Evaluation spec (which only names Secrets),
+the endpoints from the ModelDeployments' status, the store URL and API keys as `secretKeyRef`s,
+a ConfigMap prompt set as a mounted file. No secret value is ever written into the Job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from slam import secrets
+from slam.api.common import SecretKeyRef
+from slam.api.evaluation import EvaluationSpec
+from slam_operator.builders import MANAGED_BY
+
+EVALUATION_LABEL = "slam.dev/evaluation"
+RUN_LABEL = "slam.dev/run-id"
+PROMPTS_DIR = "/etc/slam/prompts"
+DEFAULT_STORE = SecretKeyRef(name="slam-store", key="url")
+
+
+@dataclass(frozen=True)
+class JobInput:
+    evaluation: str
+    namespace: str
+    spec: EvaluationSpec
+    endpoints: dict[str, str]  # target name -> base URL (…/v1) of its ModelDeployment
+    image: str
+    service_account: str | None = None
+    default_store: SecretKeyRef = DEFAULT_STORE
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def job_name(evaluation: str, run_id: str) -> str:
+    """<evaluation>-run-<runId>, cut to 63 characters with a hash when too long."""
+    name = re.sub(r"[^a-z0-9-]", "-", f"{evaluation}-run-{run_id}".lower()).strip("-")
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-')}-{digest}"
+
+
+def labels(inp: JobInput) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/name": "slam-scoring",
+        EVALUATION_LABEL: inp.evaluation,
+        RUN_LABEL: inp.spec.run_id,
+    }
+
+
+def store_ref(spec: EvaluationSpec, default: SecretKeyRef = DEFAULT_STORE) -> SecretKeyRef:
+    return spec.store.url_secret_ref if spec.store and spec.store.url_secret_ref else default
+
+
+def secret_refs(spec: EvaluationSpec, default_store: SecretKeyRef = DEFAULT_STORE
+                ) -> list[tuple[str, SecretKeyRef]]:
+    """(field, reference) for every Secret key the run needs, store URL first."""
+    out = [("spec.store.urlSecretRef", store_ref(spec, default_store))]
+    for i, t in enumerate(spec.targets):
+        if t.external and t.external.api_key_secret_ref:
+            out.append((f"spec.targets[{i}].external.apiKeySecretRef",
+                        t.external.api_key_secret_ref))
+    judge = spec.scorers.judge if spec.scorers else None
+    if judge and judge.external and judge.external.api_key_secret_ref:
+        out.append(("spec.scorers.judge.external.apiKeySecretRef",
+                    judge.external.api_key_secret_ref))
+    return out
+
+
+def _env_from_secret(name: str, ref: SecretKeyRef) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def build_scoring_job(inp: JobInput) -> dict:
+    spec = inp.spec
+    volumes, mounts = [], []
+    prompt_set = spec.prompt_set
+    if prompt_set.config_map is not None:
+        cm = prompt_set.config_map
+        volumes.append({"name": "prompts", "configMap": {
+            "name": cm.name, "items": [{"key": cm.key, "path": cm.key}]}})
+        mounts.append({"name": "prompts", "mountPath": PROMPTS_DIR, "readOnly": True})
+        prompt_set = prompt_set.model_copy(
+            update={"config_map": None, "file": f"{PROMPTS_DIR}/{cm.key}"})
+    run_spec = spec.model_copy(update={"prompt_set": prompt_set})
+    evaluation = {
+        "apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
+        "metadata": {"name": inp.evaluation, "namespace": inp.namespace},
+        "spec": run_spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+    env = [
+        {"name": "SLAM_EVALUATION", "value": json.dumps(evaluation, sort_keys=True)},
+        {"name": "SLAM_ENDPOINTS", "value": json.dumps(inp.endpoints, sort_keys=True)},
+        {"name": "SLAM_SHARDS", "value": str(spec.parallelism)},
+        _env_from_secret("SLAM_STORE_URL", store_ref(spec, inp.default_store)),
+    ]
+    seen = {"SLAM_STORE_URL"}
+    for _, ref in secret_refs(spec, inp.default_store)[1:]:
+        name = secrets.env_name(ref)
+        if name not in seen:
+            seen.add(name)
+            env.append(_env_from_secret(name, ref))
+    env += [{"name": k, "value": v} for k, v in sorted(inp.extra_env.items())]
+    container = {
+        "name": "scoring",
+        "image": inp.image,
+        "command": ["slam", "job", "run"],
+        "env": env,
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": mounts,
+    }
+    pod = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if inp.service_account:
+        pod["serviceAccountName"] = inp.service_account
+    job_spec = {
+        "backoffLimit": 2,
+        "activeDeadlineSeconds": spec.active_deadline_seconds,
+        "template": {"metadata": {"labels": labels(inp)}, "spec": pod},
+    }
+    if spec.parallelism > 1:
+        job_spec |= {"completionMode": "Indexed", "completions": spec.parallelism,
+                     "parallelism": spec.parallelism}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(inp.evaluation, spec.run_id), "namespace": inp.namespace,
+                     "labels": labels(inp)},
+        "spec": job_spec,
+    }

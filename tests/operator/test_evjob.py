@@ -1,0 +1,76 @@
+"""The scoring Job builder: references only, the run's command, sharding."""
+
+from __future__ import annotations
+
+import json
+
+from slam.api.evaluation import EvaluationSpec
+from slam_operator.evjob import JobInput, build_scoring_job, job_name, secret_refs
+
+SPEC = {
+    "promptSet": {"configMap": {"name": "pep-talk-prompts", "key": "pep-talk.yaml"}},
+    "reference": "gpt4",
+    "targets": [
+        {"name": "gpt4", "external": {"baseUrl": "https://api.openai.com/v1", "model": "gpt-4",
+                                      "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+        {"name": "mistral", "modelDeploymentRef": {"name": "mistral-7b"}},
+    ],
+    "scorers": {"judge": {"target": "gpt4"}},
+    "runId": "2",
+    "activeDeadlineSeconds": 3600,
+}
+
+
+def build(**overrides) -> dict:
+    spec = EvaluationSpec.model_validate({**SPEC, **overrides})
+    return build_scoring_job(JobInput(
+        "pep-talk", "team-a", spec,
+        {"mistral": "http://mistral-7b.team-a.svc.cluster.local:8080/v1"}, "slam:0.1.0"))
+
+
+def env_of(job: dict) -> dict:
+    return {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_job_runs_slam_job_run_with_references_only() -> None:
+    job = build()
+    assert job["metadata"]["name"] == "pep-talk-run-2"
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] == ["slam", "job", "run"] and c["image"] == "slam:0.1.0"
+    env = env_of(job)
+    assert env["SLAM_STORE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "slam-store",
+                                                                 "key": "url"}
+    key = env["SLAM_SECRET_OPENAI__API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key == {"name": "openai", "key": "api-key"}
+    assert all("value" not in e for e in env.values() if "valueFrom" in e)
+    evaluation = json.loads(env["SLAM_EVALUATION"]["value"])
+    # the ConfigMap is mounted and the spec points at the file
+    assert evaluation["spec"]["promptSet"] == {"file": "/etc/slam/prompts/pep-talk.yaml"}
+    assert job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == \
+        "pep-talk-prompts"
+    assert json.loads(env["SLAM_ENDPOINTS"]["value"]) == {
+        "mistral": "http://mistral-7b.team-a.svc.cluster.local:8080/v1"}
+    assert job["spec"]["activeDeadlineSeconds"] == 3600 and job["spec"]["backoffLimit"] == 2
+    assert "completionMode" not in job["spec"]
+
+
+def test_parallelism_shards_over_an_indexed_job() -> None:
+    job = build(parallelism=4)
+    assert (job["spec"]["completionMode"], job["spec"]["completions"],
+            job["spec"]["parallelism"]) == ("Indexed", 4, 4)
+    assert env_of(job)["SLAM_SHARDS"]["value"] == "4"
+
+
+def test_store_secret_from_the_spec_and_long_names() -> None:
+    job = build(store={"urlSecretRef": {"name": "db", "key": "dsn"}})
+    assert env_of(job)["SLAM_STORE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "db",
+                                                                         "key": "dsn"}
+    name = job_name("a" * 60, "run-with-a-long-id")
+    assert len(name) <= 63 and name == job_name("a" * 60, "run-with-a-long-id")
+    spec = EvaluationSpec.model_validate(SPEC)
+    assert [f for f, _ in secret_refs(spec)] == ["spec.store.urlSecretRef",
+                                                 "spec.targets[0].external.apiKeySecretRef"]
+
+
+def test_builder_is_deterministic() -> None:
+    assert json.dumps(build(), sort_keys=True) == json.dumps(build(), sort_keys=True)
