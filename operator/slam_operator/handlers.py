@@ -15,7 +15,9 @@ import kopf
 from kubernetes import client, config
 
 from slam.api.common import GROUP, VERSION
+from slam_operator import evjob
 from slam_operator.builders import MANAGED_BY, OWNER_LABEL
+from slam_operator.evreconcile import reconcile_evaluation
 from slam_operator.hub import CachedHub
 from slam_operator.kube import Kube
 from slam_operator.reconcile import reconcile
@@ -114,3 +116,43 @@ def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
     md = _kube().get_model_deployment(body.metadata.namespace, owner)
     if md is not None and not md["metadata"].get("deletionTimestamp"):
         _reconcile(memo, md)
+
+
+# --- Evaluation ----------------------------------------------------------------------------------
+
+EV = (GROUP, VERSION, "evaluations")
+# How often a running Evaluation's progress is read from the store.
+PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
+
+
+def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
+    meta = body["metadata"]
+    with memo.locks.setdefault(("ev", meta["namespace"], meta["name"]), threading.Lock()):
+        return reconcile_evaluation(_kube(), body, _adopt, _post_event)
+
+
+@kopf.on.resume(*EV)
+@kopf.on.create(*EV)
+@kopf.on.update(*EV, field="spec")
+def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile a created, changed or resumed Evaluation."""
+    _reconcile_evaluation(memo, _plain(body))
+
+
+@kopf.timer(*EV, interval=PROGRESS_SECONDS, idle=0)
+def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Follow targets, the Job and the store's progress while a run is in flight."""
+    phase = (body.get("status") or {}).get("phase")
+    run_id = (body.get("status") or {}).get("runId")
+    if phase in ("Succeeded", "Failed") and run_id == body["spec"].get("runId", "1"):
+        return
+    _reconcile_evaluation(memo, _plain(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={evjob.EVALUATION_LABEL: kopf.PRESENT})
+def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
+    owner = (body.metadata.labels or {}).get(evjob.EVALUATION_LABEL)
+    ev = _kube().get_evaluation(body.metadata.namespace, owner)
+    if ev is not None and not ev["metadata"].get("deletionTimestamp"):
+        _reconcile_evaluation(memo, ev)

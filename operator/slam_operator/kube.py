@@ -18,6 +18,7 @@ from slam_operator.plan import Action
 
 FIELD_MANAGER = "slam-operator"
 MD_PLURAL = "modeldeployments"
+EV_PLURAL = "evaluations"
 
 
 class Kube:
@@ -30,6 +31,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.objects = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
 
     @classmethod
     def _count(cls, what: str) -> None:
@@ -45,6 +47,16 @@ class Kube:
         try:
             return self.objects.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, MD_PLURAL, name
+            )
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_evaluation(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, EV_PLURAL, name
             )
         except client.ApiException as e:
             if e.status == 404:
@@ -82,7 +94,47 @@ class Kube:
             return None, f"Secret {name} has no key {key!r}"
         return base64.b64decode(data[key]).decode(), None
 
+    def secret_has_key(self, namespace: str, name: str, key: str) -> str | None:
+        """None when the Secret has the key, else the problem (the value is not kept)."""
+        _, problem = self.secret_value(namespace, name, key)
+        return problem
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._dict(self.batch.read_namespaced_job(name, namespace))
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def job_termination_message(self, namespace: str, job: str) -> str | None:
+        """The last terminated scoring container's message (its termination log or log tail)."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        messages = []
+        for pod in pods:
+            for cs in (pod.status.container_statuses or []) if pod.status else []:
+                term = cs.state.terminated if cs.state else None
+                if term is not None and term.exit_code:
+                    messages.append((term.finished_at or "", term.message or
+                                     f"exit code {term.exit_code}"))
+        return sorted(messages)[-1][1] if messages else None
+
     # -- writes -----------------------------------------------------------------------------
+
+    def create_job(self, namespace: str, job: dict[str, Any]) -> None:
+        try:
+            self.batch.create_namespaced_job(namespace, job, field_manager=FIELD_MANAGER)
+        except client.ApiException as e:
+            if e.status != 409:  # already there: created by an earlier reconcile
+                raise
+            return
+        self._count("create Job")
+
+    def patch_evaluation_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, EV_PLURAL, name, {"status": status}
+        )
+        self._count("status Evaluation")
 
     def execute(self, namespace: str, actions: list[Action]) -> list[str]:
         """Carry out a plan; 409 on create and 404 on delete are the outcomes wanted anyway."""

