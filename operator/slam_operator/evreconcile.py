@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,15 +28,19 @@ SCORING_SERVICE_ACCOUNT = os.environ.get("SLAM_SCORING_SERVICE_ACCOUNT") or None
 MAX_REASON = 1024  # keeps status well under 16 KB whatever the evaluation's size
 
 _stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
 
 
-def _store(url: str) -> Store | None:
+def store_for(url: str) -> Store | None:
+    """One open Store per URL for the whole operator (reconciles and probes share it)."""
     try:
-        if url not in _stores:
-            _stores[url] = Store.open(url)
-        return _stores[url]
+        with _stores_lock:
+            if url not in _stores:
+                _stores[url] = Store.open(url)
+            return _stores[url]
     except Exception as e:  # noqa: BLE001 - progress is best effort; the Job does the work
-        log.warning("results store unavailable: %s", type(e).__name__)
+        log.warning("results store unavailable: %s: %s", type(e).__name__,
+                    str(e).replace(url, "<store URL>")[:300])
         return None
 
 
@@ -56,7 +61,7 @@ def observe(kube: Kube, body: dict, now: dt.datetime) -> tuple[Observed, Store |
         if problem:
             missing.append(f"{field}: {problem}")
         elif field == "spec.store.urlSecretRef":
-            store = _store(value)
+            store = store_for(value)
     job_name = evjob.job_name(name, spec.run_id)
     job = kube.get_job(ns, job_name)
     progress = None

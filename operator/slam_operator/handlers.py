@@ -5,6 +5,7 @@ Run with `python -m slam_operator` (or `kopf run -m slam_operator.handlers --all
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -14,12 +15,15 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from slam.api.common import GROUP, VERSION
-from slam_operator import evjob
+from slam.api.common import GROUP, VERSION, ProbeSpec
+from slam.api.evaluation import EvaluationSpec
+from slam.generate import Endpoint
+from slam.store import Store
+from slam_operator import evjob, evreconcile, metrics
 from slam_operator.builders import MANAGED_BY, OWNER_LABEL
-from slam_operator.evreconcile import reconcile_evaluation
 from slam_operator.hub import CachedHub
 from slam_operator.kube import Kube
+from slam_operator.probes import probe_loop
 from slam_operator.reconcile import reconcile
 
 MD = (GROUP, VERSION, "modeldeployments")
@@ -61,6 +65,7 @@ def _reconcile(memo: kopf.Memo, body: dict[str, Any]):
     meta = body["metadata"]
     # dict.setdefault is atomic: two threads never get different locks for one object.
     with memo.locks.setdefault((meta["namespace"], meta["name"]), threading.Lock()):
+        metrics.RECONCILES.labels("ModelDeployment").inc()
         return reconcile(_kube(), memo.hub, body, _adopt, _post_event)
 
 
@@ -128,7 +133,8 @@ PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
 def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
     meta = body["metadata"]
     with memo.locks.setdefault(("ev", meta["namespace"], meta["name"]), threading.Lock()):
-        return reconcile_evaluation(_kube(), body, _adopt, _post_event)
+        metrics.RECONCILES.labels("Evaluation").inc()
+        return evreconcile.reconcile_evaluation(_kube(), body, _adopt, _post_event)
 
 
 @kopf.on.resume(*EV)
@@ -156,3 +162,65 @@ def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ev = _kube().get_evaluation(body.metadata.namespace, owner)
     if ev is not None and not ev["metadata"].get("deletionTimestamp"):
         _reconcile_evaluation(memo, ev)
+
+
+# --- latency probes and metrics ------------------------------------------------------------------
+
+
+@kopf.on.startup()
+def operator_metrics(memo: kopf.Memo, **_: Any) -> None:
+    """Serve Prometheus metrics."""
+    if os.environ.get("SLAM_METRICS_PORT") != "0":
+        memo.metrics_port = metrics.serve()
+
+
+def _probe_store(namespace: str, ref: dict | None) -> Store | None:
+    """The Evaluation's store (its Secret), else the operator's $SLAM_STORE_URL, else none."""
+    url = None
+    if ref:
+        url, _ = _kube().secret_value(namespace, ref["name"], ref["key"])
+    url = url or os.environ.get("SLAM_STORE_URL")
+    return evreconcile.store_for(url) if url else None
+
+
+@kopf.daemon(*MD, when=lambda spec, **_: bool(spec.get("probe")), cancellation_timeout=5.0)
+async def modeldeployment_probe(name: str, namespace: str, spec: kopf.Spec,
+                                stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Probe a ModelDeployment's endpoint on its schedule while it is Ready."""
+    probe = ProbeSpec.model_validate(dict(spec["probe"]))
+    store = await asyncio.to_thread(_probe_store, namespace, None)
+
+    def targets() -> list[tuple[str, Endpoint]]:
+        md = _kube().get_model_deployment(namespace, name) or {}
+        st = md.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in st.get("conditions") or [])
+        if not ready or not st.get("endpoint"):
+            return []
+        return [(name, Endpoint(name, st["endpoint"], st.get("servedModelName") or name))]
+
+    await probe_loop(namespace, targets, probe, store, stopped.wait)
+
+
+@kopf.daemon(*EV, when=lambda spec, **_: bool(spec.get("probe")), cancellation_timeout=5.0)
+async def evaluation_probe(name: str, namespace: str, spec: kopf.Spec,
+                           stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Probe an Evaluation's external targets (e.g. the OpenAI API) on its schedule."""
+    ev_spec = EvaluationSpec.model_validate(json.loads(json.dumps(dict(spec), default=dict)))
+    store_ref = evjob.store_ref(ev_spec)
+    store = await asyncio.to_thread(_probe_store, namespace, store_ref.model_dump())
+    endpoints = []
+    for t in ev_spec.targets:
+        if t.external is None:
+            continue
+        key = None
+        if t.external.api_key_secret_ref:
+            ref = t.external.api_key_secret_ref
+            key, problem = await asyncio.to_thread(_kube().secret_value, namespace, ref.name,
+                                                   ref.key)
+            if problem:
+                log.warning("probe of %s/%s skipped: %s", name, t.name, problem)
+                continue
+        endpoints.append((f"{name}/{t.name}", Endpoint(t.name, t.external.base_url.rstrip("/"),
+                                                       t.external.model, key)))
+    await probe_loop(namespace, lambda: endpoints, ev_spec.probe, store, stopped.wait)

@@ -16,6 +16,7 @@ from kubernetes import client
 RESYNC_SECONDS = 2.0
 os.environ["SLAM_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
 os.environ["SLAM_PROGRESS_SECONDS"] = "1"
+os.environ.setdefault("SLAM_METRICS_ADDR", "127.0.0.1")
 os.environ.setdefault("SLAM_HUB_TIMEOUT_SECONDS", "1")
 
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
@@ -59,6 +60,9 @@ def operator(control_plane: ControlPlane, fake_hub: FakeHub) -> Iterator[LogCapt
     mp = pytest.MonkeyPatch()
     mp.setenv("KUBECONFIG", str(control_plane.kubeconfig))
     mp.setenv("HF_ENDPOINT", fake_hub.url)
+    if "SLAM_METRICS_PORT" not in os.environ:  # one /metrics server per test process
+        from tests.controlplane.cluster import free_port
+        os.environ["SLAM_METRICS_PORT"] = str(free_port())
     capture = LogCapture()
     capture.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()

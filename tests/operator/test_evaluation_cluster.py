@@ -208,3 +208,45 @@ def test_a_failing_scoring_process_fails_the_evaluation_with_its_message(
     c = cond(ev, "JobComplete")
     assert c["reason"] == "JobFailed"
     assert "/no/such/prompts.yaml: no such prompt-set file" in c["message"]
+
+
+def test_probes_sample_on_schedule_and_metrics_expose_them(k8s, namespace, operator, llama,
+                                                          stub, tmp_path) -> None:
+    import os
+    import time
+
+    import httpx
+
+    store_url = f"sqlite:///{tmp_path / 'probes.db'}"
+    secret(k8s, namespace, "slam-store", "url", store_url)
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    body = evaluation("probed", stub.base_url, probe={"intervalSeconds": 5, "maxTokens": 4})
+    # both targets external: the stub (as the OpenAI API) and llama.cpp serving SmolLM2
+    body["spec"]["targets"][1] = {"name": "local", "external": {
+        "baseUrl": llama.base_url, "model": llama.alias}}
+    t0 = time.monotonic()
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
+                                                                 body)
+    store = Store.open(store_url)
+
+    def three_each():
+        samples = store.probe_samples(namespace)
+        by = {}
+        for s in samples:
+            by.setdefault(s["target"], []).append(s)
+        assert set(by) == {"probed/api", "probed/local"} and all(len(v) >= 3 for v in by.values())
+        return by
+    by = eventually(three_each, 60, "three probe samples per target")
+    elapsed = time.monotonic() - t0
+    for samples in by.values():
+        assert all(s["error_class"] is None and s["e2e_ms"] > 0 for s in samples)
+        gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(samples, samples[1:])]
+        assert all(4.0 <= g <= 10.0 for g in gaps), gaps  # every 5 s, not back to back
+    assert elapsed >= 10.0
+    text = httpx.get(f"http://127.0.0.1:{os.environ['SLAM_METRICS_PORT']}/metrics").text
+    for target in ("probed/api", "probed/local"):
+        assert f'slam_probe_e2e_seconds_count{{namespace="{namespace}",target="{target}"}}' in text
+        assert f'slam_probe_ttft_seconds_bucket{{le="0.5",namespace="{namespace}",' \
+               f'target="{target}"}}' in text
+    assert 'slam_reconciles_total{kind="Evaluation"}' in text
+    assert STUB_API_KEY not in text

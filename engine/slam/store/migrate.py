@@ -6,6 +6,7 @@ under a lock on PostgreSQL so that parallel scoring pods do not race.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +16,9 @@ from sqlalchemy import Engine, text
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: serialises concurrent upgrades of the same PostgreSQL database.
 PG_LOCK_KEY = 7_1_0_5_4_2
+# Alembic's `context` is a module-level proxy: two threads migrating at once (the operator's
+# reconcile and probe threads) would see each other's configuration.
+_THREAD_LOCK = threading.Lock()
 
 
 def config(connection=None) -> Config:
@@ -25,7 +29,7 @@ def config(connection=None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as conn:
+    with _THREAD_LOCK, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
         command.upgrade(config(conn), revision)

@@ -21,7 +21,16 @@ from sqlalchemy.engine import make_url
 from slam.generate import RequestRecord
 from slam.promptsets import PromptSet
 from slam.store import migrate
-from slam.store.schema import Embedding, Judgment, Response, Run, RunPrompt, RunTarget, Score
+from slam.store.schema import (
+    Embedding,
+    Judgment,
+    ProbeSample,
+    Response,
+    Run,
+    RunPrompt,
+    RunTarget,
+    Score,
+)
 
 RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
 RECORD_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
@@ -258,3 +267,21 @@ class Store:
             for start in range(0, len(rows), 500):
                 conn.execute(self._insert(Embedding).values(rows[start:start + 500])
                              .on_conflict_do_nothing(index_elements=["model", "text_sha256"]))
+
+    # --- latency probes --------------------------------------------------------------------------
+
+    def save_probe(self, namespace: str, target: str, result: Any) -> None:
+        """`result`: a slam.probe.ProbeResult; `target` names the probed thing in `namespace`
+        (a ModelDeployment, or evaluation/target for an external endpoint)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(ProbeSample).values(
+                namespace=namespace, target=target, at=result.at, ttft_ms=result.ttft_ms,
+                e2e_ms=result.e2e_ms, completion_tokens=result.completion_tokens,
+                error_class=result.error_class, error_message=result.error_message))
+
+    def probe_samples(self, namespace: str, target: str | None = None) -> list[dict]:
+        q = select(ProbeSample).filter_by(namespace=namespace)
+        if target:
+            q = q.filter_by(target=target)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(ProbeSample.at)).mappings()]

@@ -1,0 +1,41 @@
+"""Prometheus metrics the operator serves (prometheus-client): probe latency histograms, probe
+errors, reconcile counts. Served on $SLAM_METRICS_PORT (default 9090) at /metrics."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+# Seconds: from a fast local model's TTFT to a slow API's full answer.
+BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+
+PROBE_TTFT = Histogram("slam_probe_ttft_seconds", "Time to first token of latency probes.",
+                       ["namespace", "target"], buckets=BUCKETS)
+PROBE_E2E = Histogram("slam_probe_e2e_seconds", "End-to-end latency of latency probes.",
+                      ["namespace", "target"], buckets=BUCKETS)
+PROBE_ERRORS = Counter("slam_probe_errors_total", "Latency probes that failed.",
+                       ["namespace", "target", "error"])
+RECONCILES = Counter("slam_reconciles_total", "Reconciles by kind.", ["kind"])
+
+
+_serving: list[int] = []
+
+
+def serve() -> int:
+    """Start the /metrics server once per process (an operator restarted in-process keeps it)."""
+    if not _serving:
+        port = int(os.environ.get("SLAM_METRICS_PORT", "9090"))
+        start_http_server(port, addr=os.environ.get("SLAM_METRICS_ADDR", "0.0.0.0"))
+        _serving.append(port)
+    return _serving[0]
+
+
+def observe_probe(namespace: str, target: str, result) -> None:
+    if result.error_class:
+        PROBE_ERRORS.labels(namespace, target, result.error_class).inc()
+        return
+    if result.ttft_ms is not None:
+        PROBE_TTFT.labels(namespace, target).observe(result.ttft_ms / 1000.0)
+    if result.e2e_ms is not None:
+        PROBE_E2E.labels(namespace, target).observe(result.e2e_ms / 1000.0)
