@@ -250,3 +250,25 @@ def test_probes_sample_on_schedule_and_metrics_expose_them(k8s, namespace, opera
                f'target="{target}"}}' in text
     assert 'slam_reconciles_total{kind="Evaluation"}' in text
     assert STUB_API_KEY not in text
+
+
+def test_spec_changes_mid_run_leave_the_running_job_alone(k8s, namespace, operator, stub,
+                                                          llama) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused-midrun.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    body = evaluation("midrun", stub.base_url)
+    body["spec"]["targets"][1] = {"name": "local", "external": {"baseUrl": llama.base_url,
+                                                                "model": llama.alias}}
+    objects = client.CustomObjectsApi(k8s)
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, body)
+    wait_phase(k8s, namespace, "midrun", "Running")
+    objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, EVS, "midrun",
+                                           {"spec": {"generation": {"maxTokens": 4}}})
+    ev = eventually(lambda: (e := get_ev(k8s, namespace, "midrun"))["status"].get(
+        "observedGeneration") == 2 and e, 30, "generation 2 observed")
+    assert ev["status"]["phase"] == "Running" and ev["status"]["runId"] == "1"
+    jobs = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+    assert [j.metadata.name for j in jobs] == ["midrun-run-1"]
+    env = {e.name: e.value for e in jobs[0].spec.template.spec.containers[0].env}
+    # the run keeps the spec it started with; the change applies to the next runId
+    assert json.loads(env["SLAM_EVALUATION"])["spec"]["generation"]["maxTokens"] == 8

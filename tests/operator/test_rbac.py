@@ -25,7 +25,7 @@ def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_
                                             tmp_path, monkeypatch, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     folder = REPO / "manifests" / "operator"
-    for name in ("namespace.yaml", "rbac.yaml"):
+    for name in ("namespace.yaml", "rbac.yaml", "deployment.yaml"):
         try:
             utils.create_from_yaml(k8s, str(folder / name))
         except utils.FailToCreateError as e:
@@ -56,6 +56,28 @@ def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_
             GROUP, VERSION, namespace, MDS, "rbac", {"spec": {"hfTokenSecretRef": None}})
         eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("rbac", namespace),
                    what="Deployment created with the service account's rights")
+        # An Evaluation: Secrets checked, the store read, the scoring Job created.
+        for name, key, value in (("slam-store", "url", f"sqlite:///{tmp_path / 'r.db'}"),
+                                 ("openai", "api-key", "rbac-test-key")):
+            client.CoreV1Api(k8s).create_namespaced_secret(namespace, client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name), string_data={key: value}))
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "evaluations",
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Evaluation",
+             "metadata": {"name": "rbac"},
+             "spec": {"promptSet": {"inline": [{"id": "a", "template": "hi"}]},
+                      "reference": "api",
+                      "targets": [
+                          {"name": "api", "external": {
+                              "baseUrl": "http://127.0.0.1:9/v1", "model": "gpt-4",
+                              "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+                          {"name": "other", "external": {"baseUrl": "http://127.0.0.1:9/v1",
+                                                         "model": "x"}}]}})
+        eventually(lambda: client.BatchV1Api(k8s).read_namespaced_job("rbac-run-1", namespace),
+                   what="scoring Job created with the service account's rights")
+        eventually(lambda: client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "evaluations", "rbac")["status"]["phase"] == "Running",
+            what="Evaluation Running")
         time.sleep(1)
     assert runner.exit_code == 0
     # An RBAC denial reads: ... is forbidden: User "system:serviceaccount:..." cannot <verb> ...
