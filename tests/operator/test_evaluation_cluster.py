@@ -6,6 +6,7 @@ resolved from the API server) run as a local process whose exit is reported in t
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import subprocess
@@ -240,7 +241,7 @@ def test_probes_sample_on_schedule_and_metrics_expose_them(k8s, namespace, opera
     elapsed = time.monotonic() - t0
     for samples in by.values():
         assert all(s["error_class"] is None and s["e2e_ms"] > 0 for s in samples)
-        gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(samples, samples[1:])]
+        gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(samples)]
         assert all(4.0 <= g <= 10.0 for g in gaps), gaps  # every 5 s, not back to back
     assert elapsed >= 10.0
     text = httpx.get(f"http://127.0.0.1:{os.environ['SLAM_METRICS_PORT']}/metrics").text
