@@ -224,3 +224,19 @@ async def evaluation_probe(name: str, namespace: str, spec: kopf.Spec,
         endpoints.append((f"{name}/{t.name}", Endpoint(t.name, t.external.base_url.rstrip("/"),
                                                        t.external.model, key)))
     await probe_loop(namespace, lambda: endpoints, ev_spec.probe, store, stopped.wait)
+
+
+@kopf.on.delete(*EV, when=lambda spec, **_: bool((spec.get("store") or {}).get(
+    "deleteResultsOnDelete")))
+def evaluation_deleted(body: kopf.Body, **_: Any) -> None:
+    """spec.store.deleteResultsOnDelete: remove this evaluation's results from the store."""
+    ns, name = body.metadata.namespace, body.metadata.name
+    ref = evjob.store_ref(EvaluationSpec.model_validate(_plain(body)["spec"]))
+    url, problem = _kube().secret_value(ns, ref.name, ref.key)
+    if problem:
+        raise kopf.TemporaryError(f"cannot delete results: {problem}", delay=30)
+    store = evreconcile.store_for(url)
+    if store is None:
+        raise kopf.TemporaryError("cannot delete results: the store is unavailable", delay=30)
+    removed = store.delete_evaluation(name, ns)
+    log.info("deleted %d run(s) of %s/%s from the results store", removed, ns, name)

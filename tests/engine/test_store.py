@@ -80,3 +80,22 @@ def test_display_url_hides_the_password(postgres) -> None:
     url = postgres.url()
     assert postgres.password in url
     assert postgres.password not in display_url(url)
+
+
+def test_delete_evaluation_removes_its_runs_and_everything_under_them(store_url: str) -> None:
+    store = Store.open(store_url)
+    run = begin(store)
+    store.save(run, [record("p0"), record("p1")])
+    rid = store.responses(run)[0]["id"]
+    store.save_scores([{"response_id": rid, "scorer": "similarity", "score": 0.5,
+                        "passed": None, "reason": None, "raw": None}])
+    store.save_judgments(run, [{"prompt_id": "p0", "sample": 0, "judge": "j", "first": "a",
+                                "second": "b", "verdict": "tie", "parse_status": "ok",
+                                "raw": "[[C]]"}])
+    other = store.begin_run(evaluation="other", run_id="1", reference="a", spec={}, targets=[],
+                            prompts=PROMPTS, total=1)
+    store.save(other, [record("p0")])
+    assert store.delete_evaluation("ev") == 1
+    assert store.find_run("ev") is None and store.scores(run) == []
+    assert store.judgments(run) == [] and store.responses(run) == []
+    assert len(store.responses(other)) == 1

@@ -273,3 +273,33 @@ def test_spec_changes_mid_run_leave_the_running_job_alone(k8s, namespace, operat
     env = {e.name: e.value for e in jobs[0].spec.template.spec.containers[0].env}
     # the run keeps the spec it started with; the change applies to the next runId
     assert json.loads(env["SLAM_EVALUATION"])["spec"]["generation"]["maxTokens"] == 8
+
+
+def test_delete_results_on_delete(k8s, namespace, operator, stub, tmp_path) -> None:
+    from slam.promptsets import PromptItem, PromptSet
+    store_url = f"sqlite:///{tmp_path / 'results.db'}"
+    secret(k8s, namespace, "slam-store", "url", store_url)
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    store = Store.open(store_url)
+    prompts = PromptSet("p", "p", (PromptItem("a", ({"role": "user", "content": "x"},)),))
+    for name in ("keep", "drop"):
+        store.begin_run(evaluation=name, run_id="1", reference="api", spec={}, targets=[],
+                        prompts=prompts, total=1, namespace=namespace)
+    objects = client.CustomObjectsApi(k8s)
+    for name, delete in (("keep", False), ("drop", True)):
+        body = evaluation(name, stub.base_url, store={"deleteResultsOnDelete": delete})
+        body["spec"]["targets"][1] = {"name": "other", "external": {"baseUrl": stub.base_url,
+                                                                    "model": "x"}}
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, body)
+        wait_phase(k8s, namespace, name, "Running")
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, EVS, name)
+
+    def gone(name: str) -> bool:
+        try:
+            get_ev(k8s, namespace, name)
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+    eventually(lambda: gone("keep") and gone("drop"), 30, "both deleted")
+    assert store.find_run("keep", "1", namespace) is not None
+    assert store.find_run("drop", "1", namespace) is None

@@ -25,6 +25,7 @@ from slam.store.schema import (
     Embedding,
     Judgment,
     ProbeSample,
+    Rating,
     Response,
     Run,
     RunPrompt,
@@ -285,3 +286,20 @@ class Store:
             q = q.filter_by(target=target)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q.order_by(ProbeSample.at)).mappings()]
+
+    def delete_evaluation(self, evaluation: str, namespace: str = "") -> int:
+        """Delete every run of an evaluation with everything under it; returns the runs deleted."""
+        from sqlalchemy import delete
+        with self.engine.begin() as conn:
+            runs = [r for (r,) in conn.execute(select(Run.id).filter_by(
+                namespace=namespace, evaluation=evaluation))]
+            if not runs:
+                return 0
+            # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys on, and
+            # explicit deletes keep the behaviour identical on every backend.
+            response_ids = select(Response.id).where(Response.run_pk.in_(runs))
+            conn.execute(delete(Score).where(Score.response_id.in_(response_ids)))
+            for table in (Response, Judgment, Rating, RunPrompt, RunTarget):
+                conn.execute(delete(table).where(table.run_pk.in_(runs)))
+            conn.execute(delete(Run).where(Run.id.in_(runs)))
+        return len(runs)
