@@ -125,14 +125,6 @@ def human_pairs(ratings: list[dict]) -> list[tuple[str, str, float]]:
             if not r.get("is_control")]
 
 
-def _ratings(store: Store, run_pk: int) -> list[dict]:
-    from sqlalchemy import select
-
-    from slam.store.schema import Rating
-    with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(Rating).filter_by(run_pk=run_pk)).mappings()]
-
-
 def target_cost(t: dict, stats_row, pricing_client: Any = None) -> cost.CostEstimate:
     details = t.get("details") or {}
     if t["kind"] == "external":
@@ -177,7 +169,7 @@ def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = Non
     outcomes = judge_outcomes(judgments, run.reference)
     judge_elo = _elo([(c, run.reference, o) for c, os in outcomes.items() for o, _ in os],
                      names, rng)
-    ratings = _ratings(store, run_pk)
+    ratings = store.ratings(run_pk)
     hpairs = human_pairs(ratings)
     human_elo = _elo(hpairs, names, rng)
 

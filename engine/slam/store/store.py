@@ -303,3 +303,17 @@ class Store:
                 conn.execute(delete(table).where(table.run_pk.in_(runs)))
             conn.execute(delete(Run).where(Run.id.in_(runs)))
         return len(runs)
+
+    # --- human ratings ---------------------------------------------------------------------------
+
+    def save_rating(self, row: dict) -> bool:
+        """Store one rating; False when its `submission` key is already there (a repeat)."""
+        stmt = self._insert(Rating).values({**row, "created_at": datetime.now(UTC)})
+        stmt = stmt.on_conflict_do_nothing(index_elements=["submission"])
+        with self.engine.begin() as conn:
+            return bool(conn.execute(stmt.returning(Rating.id)).all())
+
+    def ratings(self, run_pk: int) -> list[dict]:
+        q = select(Rating).filter_by(run_pk=run_pk).order_by(Rating.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]

@@ -1,0 +1,27 @@
+"""Leaderboard: human and judge rankings with intervals, similarity, cost."""
+
+import streamlit as st
+
+from slam_dashboard import data
+
+if st.session_state.get("role") != "admin":
+    st.error("This page is for the evaluation's owners.")
+    st.stop()
+url = data.store_url()
+runs = data.runs_open_for_rating(url)
+st.title("Leaderboard")
+if not runs:
+    st.info("No evaluation has run yet: the leaderboard appears after the first run.")
+    st.stop()
+labels = {r.label: r for r in runs}
+run = labels[st.selectbox("Evaluation", list(labels))]
+table, basis, recommendation, n_ratings = data.leaderboard(url, run.run_pk)
+if n_ratings == 0:
+    st.info("No human ratings yet: the human columns appear after the first ratings are in. "
+            "Judge and similarity figures are shown as soon as scoring has run.")
+st.caption(f"Ranked by {basis}." if basis else "Not ranked yet: no quality figure covers "
+           "every target.")
+st.dataframe(table, hide_index=True, width="stretch")
+st.markdown(f"**Recommendation.** {recommendation}")
+st.download_button("Download CSV", table.to_csv(index=False), file_name="leaderboard.csv",
+                   mime="text/csv")

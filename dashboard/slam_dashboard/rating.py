@@ -1,0 +1,129 @@
+"""Blind pairwise rating: what a rater sees next, and how a choice maps back. Pure functions.
+
+An item is one prompt answered by two targets. A rater's session is a list of assignments: items
+least rated so far first (so ratings spread evenly over model pairs and prompts), in an order of
+their own, each with its sides drawn at random, plus `control_pairs` earlier items repeated with
+the sides swapped to measure the rater's consistency. Target names stay on the server; the page
+only ever gets the two answer texts and a position number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CHOICES = {"A": "left", "B": "right", "About the same": "tie", "Both bad": "both_bad"}
+CRITERIA = ("clarity", "intelligence", "likability", "trustworthiness", "overall")
+
+
+@dataclass(frozen=True)
+class Item:
+    prompt_id: str
+    sample: int
+    first: str  # target names, in a canonical (sorted) order
+    second: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    position: int  # 1-based place in the rater's session (the only id the page sees)
+    item: Item
+    left: str  # target shown as A
+    right: str  # target shown as B
+    is_control: bool = False
+
+
+def items(responses: Sequence[dict]) -> list[Item]:
+    """Every (prompt, sample, pair of targets) where both targets answered successfully."""
+    by_key: dict[tuple[str, int], list[str]] = {}
+    for r in responses:
+        if r["error_class"] is None and (r.get("text") or "").strip():
+            by_key.setdefault((r["prompt_id"], r["sample"]), []).append(r["target"])
+    out = []
+    for (prompt, sample), targets in sorted(by_key.items()):
+        for a, b in itertools.combinations(sorted(set(targets)), 2):
+            out.append(Item(prompt, sample, a, b))
+    return out
+
+
+def rated_counts(ratings: Sequence[dict]) -> Counter[Item]:
+    c: Counter[Item] = Counter()
+    for r in ratings:
+        if not r.get("is_control"):
+            a, b = sorted((r["left"], r["right"]))
+            c[Item(r["prompt_id"], r["sample"], a, b)] += 1
+    return c
+
+
+def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
+            size: int = 20, control_pairs: int = 2) -> list[Assignment]:
+    """The rater's assignments for this run. Deterministic for (rater, run) and the ratings
+    already in the store, so a refresh shows the same pages; items the rater already rated are
+    skipped."""
+    rng = random.Random(f"{rater}|{run_key}")
+    mine = {(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
+            for r in ratings if r["rater"] == rater and not r.get("is_control")}
+    counts = rated_counts(ratings)
+    order = list(all_items)
+    rng.shuffle(order)
+    # Least-rated first; among equals, this rater's own shuffled order. Balance pairs too: the
+    # model pair rated least so far goes before a pair that has had more.
+    pair_counts: Counter[tuple[str, str]] = Counter()
+    for it, n in counts.items():
+        pair_counts[(it.first, it.second)] += n
+    order.sort(key=lambda it: (counts[it], pair_counts[(it.first, it.second)]))
+    todo = [it for it in order if (it.prompt_id, it.sample, it.first, it.second) not in mine]
+    chosen = todo[:size]
+    out = []
+    for i, it in enumerate(chosen, start=1):
+        left, right = (it.first, it.second) if rng.random() < 0.5 else (it.second, it.first)
+        out.append(Assignment(i, it, left, right))
+    if control_pairs and len(out) >= 2:
+        repeat = rng.sample(out[: max(2, len(out) // 2)], min(control_pairs, len(out) // 2))
+        for j, a in enumerate(repeat, start=len(out) + 1):
+            out.append(Assignment(j, a.item, a.right, a.left, is_control=True))
+    return out
+
+
+def submission_key(rater: str, run_key: str, a: Assignment) -> str:
+    """The same rater answering the same assignment (double click, refresh, a second tab) gets
+    the same key, so the store keeps one rating."""
+    raw = f"{rater}|{run_key}|{a.item.prompt_id}|{a.item.sample}|{a.item.first}|" \
+          f"{a.item.second}|{'control' if a.is_control else 'main'}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def rating_row(rater: str, run_pk: int, run_key: str, a: Assignment, choice: str,
+               criteria: dict[str, str] | None = None, reason: str | None = None) -> dict:
+    """The row to store; `choice` and criteria values are the labels the rater clicked."""
+    if choice not in CHOICES:
+        raise ValueError(f"unknown choice {choice!r}")
+    return {
+        "submission": submission_key(rater, run_key, a), "run_pk": run_pk, "rater": rater,
+        "prompt_id": a.item.prompt_id, "sample": a.item.sample, "left": a.left,
+        "right": a.right, "choice": CHOICES[choice],
+        "criteria": {k: CHOICES[v] for k, v in (criteria or {}).items() if v in CHOICES},
+        "reason": (reason or "").strip() or None, "is_control": a.is_control,
+    }
+
+
+def winner(row: dict) -> str | None:
+    """The target the rater preferred, through the side randomisation (None: tie/both bad)."""
+    return {"left": row["left"], "right": row["right"]}.get(row["choice"])
+
+
+def consistency(ratings: Sequence[dict]) -> dict[str, float]:
+    """Per rater: share of control pairs answered with the same winner as the first time."""
+    firsts = {(r["rater"], r["prompt_id"], r["sample"], *sorted((r["left"], r["right"]))):
+              winner(r) or r["choice"] for r in ratings if not r.get("is_control")}
+    agree: dict[str, list[bool]] = {}
+    for r in ratings:
+        if r.get("is_control"):
+            key = (r["rater"], r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
+            if key in firsts:
+                agree.setdefault(r["rater"], []).append(firsts[key] == (winner(r) or r["choice"]))
+    return {rater: sum(v) / len(v) for rater, v in agree.items()}

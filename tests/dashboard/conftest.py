@@ -1,0 +1,49 @@
+"""A store with one finished run (three targets, six prompts) for the dashboard tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from slam.generate import RequestRecord
+from slam.promptsets import PromptItem, PromptSet
+from slam.store import Store
+
+TARGETS = ("gpt4-reference", "mistral-candidate", "zephyr-candidate")
+PROMPTS = 6
+RATER_TOKEN, ADMIN_TOKEN = "rater-invite-123", "admin-invite-456"
+
+
+def answer(target: str, i: int) -> str:
+    # The text never contains the target's name: blindness is tested on the page's HTML.
+    return f"Answer number {TARGETS.index(target) + 1} to question {i}: keep going, you did well."
+
+
+def seed(url: str) -> int:
+    store = Store.open(url)
+    prompts = PromptSet("t", "t", tuple(
+        PromptItem(f"p{i}", ({"role": "user", "content": f"Write a pep talk number {i}"},))
+        for i in range(PROMPTS)))
+    targets = [{"name": t, "kind": "external", "model": "m", "base_url": "http://x/v1",
+                "is_reference": t == TARGETS[0], "concurrency": 1, "details": {}}
+               for t in TARGETS]
+    run = store.begin_run(evaluation="pep-talk", run_id="1", reference=TARGETS[0],
+                          spec={"humanRating": {"criteria": ["clarity"], "controlPairs": 2}},
+                          targets=targets, prompts=prompts, total=len(TARGETS) * PROMPTS)
+    store.save(run, [RequestRecord(target=t, prompt_id=f"p{i}", sample=0,
+                                   started_at=datetime.now(UTC), attempts=1, ttft_ms=10.0,
+                                   e2e_ms=100.0, completion_tokens=10, text=answer(t, i))
+                     for t in TARGETS for i in range(PROMPTS)])
+    return run
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    run = seed(url)
+    monkeypatch.setenv("SLAM_STORE_URL", url)
+    monkeypatch.setenv("SLAM_RATER_TOKENS", RATER_TOKEN)
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKEN)
+    return url, run

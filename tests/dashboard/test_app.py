@@ -1,0 +1,110 @@
+"""Page logic through Streamlit's AppTest: sign-in, blind rating, submission, admin gating."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from slam.store import Store
+from slam_dashboard import rating
+from tests.controlplane.cluster import REPO
+from tests.dashboard.conftest import ADMIN_TOKEN, PROMPTS, RATER_TOKEN, TARGETS
+
+APP = str(REPO / "dashboard" / "slam_dashboard" / "app.py")
+
+
+def signed_in(token: str, name: str = "ana") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    at.text_input[0].input(name)
+    at.text_input[1].input(token)
+    at.button[0].click()
+    at.run()
+    if "role" in at.session_state:
+        # AppTest keeps the sign-in page's id across the rerun; a browser lands on the new
+        # default page (the Playwright test checks that path).
+        at.switch_page("pages/rate.py")
+        at.run()
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page would send: markdown, text, labels, widget keys and values."""
+    parts = []
+    for kind in ("markdown", "text", "title", "caption", "info", "success", "error"):
+        parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
+    for w in (*at.radio, *at.text_area, *at.selectbox, *at.button, *at.text_input):
+        parts += [str(w.key), str(w.label), str(getattr(w, "options", ""))]
+    return "\n".join(parts)
+
+
+def test_wrong_token_is_refused(seeded) -> None:
+    at = signed_in("not-a-token")
+    assert "not valid" in at.error[0].value
+    assert "role" not in at.session_state
+
+
+def test_rater_rates_blind_and_the_winner_maps_back(seeded) -> None:
+    url, run = seeded
+    at = signed_in(RATER_TOKEN)
+    assert at.title[0].value == "Which answer is better?"
+    assert "Pair 1 of" in page_text(at)
+    for target in TARGETS:
+        assert target not in page_text(at)
+    # what A and B are, according to the server-side session
+    state = at.session_state[f"session-{run}"]
+    first = state["assignments"][0]
+    shown_a = [t.value for t in at.text if t.value.startswith("Answer number")][0]
+    assert shown_a.startswith(f"Answer number {TARGETS.index(first.left) + 1} ")
+    at.button[0].click().run()  # no choice: refused, nothing stored
+    assert "Pick one of" in at.error[0].value
+    assert Store.open(url).ratings(run) == []
+    at.radio(key="choice-1").set_value("A")
+    at.button[0].click().run()
+    rows = Store.open(url).ratings(run)
+    assert len(rows) == 1 and rows[0]["rater"] == "ana"
+    assert rating.winner(rows[0]) == first.left  # A was first.left on the page
+    assert "Pair 2 of" in page_text(at)
+
+
+def test_a_repeated_submission_counts_once(seeded) -> None:
+    url, run = seeded
+    at = signed_in(RATER_TOKEN)
+    state = at.session_state[f"session-{run}"]
+    at.radio(key="choice-1").set_value("B")
+    at.button[0].click().run()
+    state["index"] = 0  # the same pair submitted again (a refresh, a second tab)
+    at.run()
+    at.radio(key="choice-1").set_value("B")
+    at.button[0].click().run()
+    assert len(Store.open(url).ratings(run)) == 1
+
+
+def test_rater_cannot_open_the_leaderboard_admin_can(seeded) -> None:
+    board = AppTest.from_file(str(REPO / "dashboard/slam_dashboard/pages/leaderboard.py"))
+    board.session_state["role"] = "rater"
+    board.run()
+    assert "for the evaluation's owners" in board.error[0].value
+    assert len(board.dataframe) == 0
+    admin = signed_in(ADMIN_TOKEN, "boss")
+    admin.switch_page("pages/leaderboard.py").run()
+    assert "No human ratings yet" in admin.info[0].value
+    table = admin.dataframe[0].value
+    assert list(table["target"])[0].startswith(TARGETS[0]) or len(table) == len(TARGETS)
+
+
+@pytest.mark.parametrize("rater", ["ana"])
+def test_session_is_balanced_and_has_control_pairs(seeded, rater) -> None:
+    url, run = seeded
+    responses = Store.open(url).responses(run)
+    items = rating.items(responses)
+    assert len(items) == PROMPTS * 3  # three pairs of targets per prompt
+    s = rating.session(rater, "k", items, [], size=12, control_pairs=2)
+    main = [a for a in s if not a.is_control]
+    pairs = {(a.item.first, a.item.second) for a in main}
+    assert len(main) == 12 and len(pairs) == 3
+    controls = [a for a in s if a.is_control]
+    assert len(controls) == 2
+    for c in controls:
+        original = next(a for a in main if a.item == c.item)
+        assert (c.left, c.right) == (original.right, original.left)
