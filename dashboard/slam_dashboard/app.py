@@ -15,11 +15,13 @@ st.set_page_config(page_title="SLaM", layout="wide")
 role = st.session_state.get("role")
 sign_in = st.Page(HERE / "pages" / "sign_in.py", title="Sign in", default=role is None)
 rate = st.Page(HERE / "pages" / "rate.py", title="Rate", default=role is not None)
-board = st.Page(HERE / "pages" / "leaderboard.py", title="Leaderboard")
+admin_pages = [st.Page(HERE / "pages" / f"{name}.py", title=title) for name, title in (
+    ("leaderboard", "Leaderboard"), ("agreement", "Agreement"), ("latency", "Latency"),
+    ("cost", "Cost"), ("drilldown", "Answers by prompt"))]
 if role is None:
     pages = [sign_in]
 elif role == "rater":
-    pages = [rate]
+    pages = [rate]  # raters never see the decision pages, not even their names
 else:
-    pages = [rate, board]
+    pages = [rate, *admin_pages]
 st.navigation(pages).run()

@@ -21,3 +21,18 @@ def role_for(token: str) -> str | None:
     if any(hmac.compare_digest(token, t) for t in _tokens("SLAM_RATER_TOKENS")):
         return "rater"
     return None
+
+
+def require_admin() -> None:
+    """Stop the page unless the session belongs to an admin (a rater token is not enough)."""
+    import streamlit as st
+    if st.session_state.get("role") != "admin":
+        st.error("This page is for the evaluation's owners.")
+        st.stop()
+
+
+def pick_run(runs: list, label: str = "Evaluation"):
+    """The evaluation run the page is about (one selectbox, shared wording)."""
+    import streamlit as st
+    by_label = {r.label: r for r in runs}
+    return by_label[st.selectbox(label, list(by_label))]

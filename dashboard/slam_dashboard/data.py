@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -120,3 +121,138 @@ def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, i
         mean = sum(consistency.values()) / len(consistency)
         note += f" Rater consistency on control pairs: {mean:.0%} over {len(consistency)} raters."
     return table, rep.rank_basis, note, len([r for r in ratings if not r["is_control"]])
+
+
+# --- stakeholder views -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def agreement(url: str, run_pk: int) -> dict:
+    """Judge vs humans (Cohen's kappa, % agreement) and between raters (Krippendorff's alpha)."""
+    from slam import stats
+    s = store(url)
+    run = next(r for r in s.runs() if r.id == run_pk)
+    ratings = [r for r in s.ratings(run_pk) if not r["is_control"]]
+    outcomes: dict[tuple[str, str, int], float] = {}
+    per_item: dict[tuple[str, str, int], dict[str, str | None]] = {}
+    for j in s.judgments(run_pk):
+        if run.reference not in (j["first"], j["second"]):
+            continue
+        cand = j["second"] if j["first"] == run.reference else j["first"]
+        order = "reference_first" if j["first"] == run.reference else "candidate_first"
+        per_item.setdefault((cand, j["prompt_id"], j["sample"]), {})[order] = j["verdict"]
+    from slam.scoring import judge as judging
+    for key, v in per_item.items():
+        combined = judging.combine(v.get("candidate_first"), v.get("reference_first"))
+        if combined is not None:
+            outcomes[key] = combined[0]
+    label = {1.0: "candidate", 0.0: "reference", 0.5: "tie"}
+    judge_labels, human_labels = [], []
+    for r in ratings:
+        if run.reference not in (r["left"], r["right"]):
+            continue
+        cand = r["right"] if r["left"] == run.reference else r["left"]
+        key = (cand, r["prompt_id"], r["sample"])
+        if key not in outcomes:
+            continue
+        win = rating.winner(r)
+        human_labels.append("tie" if win is None else "candidate" if win == cand else "reference")
+        judge_labels.append(label[outcomes[key]])
+    kappa, agree = stats.cohen_kappa(judge_labels, human_labels)
+    units: dict[tuple, list[str]] = {}
+    for r in ratings:
+        key = (r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
+        units.setdefault(key, []).append(rating.winner(r) or "tie")
+    alpha = stats.krippendorff_alpha_nominal(list(units.values()))
+    return {"kappa": kappa, "agreement": agree, "compared": len(judge_labels), "alpha": alpha,
+            "multiply_rated": sum(1 for u in units.values() if len(u) >= 2),
+            "rater_consistency": rating.consistency(s.ratings(run_pk))}
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def latencies(url: str, run_pk: int) -> pd.DataFrame:
+    """One row per successful request: target, ttft_ms, e2e_ms."""
+    rows = [{"target": r["target"], "ttft_ms": r["ttft_ms"], "e2e_ms": r["e2e_ms"]}
+            for r in store(url).responses(run_pk) if r["error_class"] is None]
+    return pd.DataFrame(rows, columns=["target", "ttft_ms", "e2e_ms"])
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def probes(url: str, run_pk: int, window: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(samples with rolling p50/p95 bands per target, summary with the coefficient of
+    variation). Probed names: a ModelDeployment's name, or evaluation/target for external ones."""
+    s = store(url)
+    run = next(r for r in s.runs() if r.id == run_pk)
+    names = {}
+    for t in s.targets(run_pk):
+        md = (t.get("details") or {}).get("modelDeployment")
+        names[md or f"{run.evaluation}/{t['name']}"] = t["name"]
+    rows = [{"target": names[p["target"]], "at": p["at"], "e2e_ms": p["e2e_ms"],
+             "ttft_ms": p["ttft_ms"], "error": p["error_class"]}
+            for p in s.probe_samples(run.namespace) if p["target"] in names]
+    df = pd.DataFrame(rows, columns=["target", "at", "e2e_ms", "ttft_ms", "error"])
+    if df.empty:
+        return df, pd.DataFrame()
+    df = df.sort_values("at")
+    ok = df[df["error"].isna()].copy()
+    grouped = ok.groupby("target")["e2e_ms"]
+    ok["p50"] = grouped.transform(lambda x: x.rolling(window, min_periods=1).median())
+    ok["p95"] = grouped.transform(lambda x: x.rolling(window, min_periods=1).quantile(0.95))
+    table = df.groupby("target").agg(samples=("at", "count"),
+                                     errors=("error", lambda e: int(e.notna().sum())))
+    stats_ = ok.groupby("target")["e2e_ms"].agg(["median", "mean", "std"])
+    table = table.join(stats_)
+    table["cv"] = table["std"] / table["mean"]
+    return ok, table.reset_index()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def costs(url: str, run_pk: int) -> dict:
+    """$/1k per target, monthly cost curves over requests/day, break-even, quality vs cost."""
+    rep = summary.build(store(url), run_pk)
+    grid = [int(x) for x in np.unique(np.geomspace(100, 1_000_000, 60).round())]
+    curves, points = [], []
+    for t in rep.targets:
+        if t.cost is None or t.cost.per_1k_usd is None:
+            continue
+        for d in grid:
+            curves.append({"target": t.target, "requests/day": d,
+                           "$/month": t.cost.monthly_usd(d, rep.hours_per_month)})
+        quality, basis = None, None
+        for name, get in summary.RANK_BASES:
+            iv = get(t)
+            if iv is not None:
+                quality, basis = iv.estimate, name
+                break
+        points.append({"target": t.target, "$/1k requests": t.cost.per_1k_usd,
+                       "quality": quality, "quality basis": basis,
+                       "break-even requests/day": t.break_even_requests_per_day,
+                       "price": t.cost.source})
+    return {"curves": pd.DataFrame(curves), "points": pd.DataFrame(points),
+            "requests_per_day": rep.requests_per_day,
+            "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
+                        if t.cost and t.cost.per_1k_usd is None]}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def prompt_ids(url: str, run_pk: int) -> list[str]:
+    return [p["prompt_id"] for p in store(url).prompts(run_pk)]
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def drilldown(url: str, run_pk: int, prompt_id: str) -> tuple[str, pd.DataFrame]:
+    """The question and every target's answer(s) to one prompt, with their scores."""
+    s = store(url)
+    messages = _prompts(url, run_pk)[prompt_id]
+    question = "\n\n".join(f"[{m['role']}] {m['content']}" for m in messages)
+    sims = {sc["response_id"]: sc["score"] for sc in s.scores(run_pk, "similarity")}
+    rows = [{"target": r["target"], "sample": r["sample"], "answer": r["text"],
+             "similarity": sims.get(r["id"]), "e2e_ms": r["e2e_ms"], "error": r["error_class"]}
+            for r in s.responses(run_pk) if r["prompt_id"] == prompt_id]
+    return question, pd.DataFrame(rows)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def responses_csv(url: str, run_pk: int) -> str:
+    from slam import report
+    return report.to_csv(store(url).responses(run_pk))

@@ -185,3 +185,39 @@ def paired_test(candidate: Sequence[float], reference: Sequence[float], *, alpha
         return NonInferiority(wins, losses, ties, None, None)
     p = float(sps.wilcoxon(diff, alternative="less", zero_method="wilcox").pvalue)
     return NonInferiority(wins, losses, ties, p, p < alpha)
+
+
+def krippendorff_alpha_nominal(units: Sequence[Sequence[object]]) -> float | None:
+    """Krippendorff's alpha for nominal data. `units`: for each rated unit, the values the coders
+    gave it (missing values simply absent). Units with fewer than two values are not pairable
+    and are ignored. None when there is nothing to compare or no variation at all."""
+    pairable = [list(u) for u in units if len(u) >= 2]
+    if not pairable:
+        return None
+    categories = sorted({v for u in pairable for v in u}, key=str)
+    index = {c: i for i, c in enumerate(categories)}
+    k = len(categories)
+    coincidence = np.zeros((k, k))
+    for u in pairable:
+        counts = np.bincount([index[v] for v in u], minlength=k).astype(float)
+        m = len(u)
+        coincidence += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
+    n_c = coincidence.sum(axis=1)
+    n = n_c.sum()
+    observed = n - np.trace(coincidence)
+    expected = (n * n - (n_c ** 2).sum()) / (n - 1)
+    if expected == 0:
+        return None
+    return float(1.0 - observed / expected)
+
+
+def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> tuple[float | None, float | None]:
+    """(Cohen's kappa, share of exact agreement) between two aligned label sequences."""
+    if not len(a):
+        return None, None
+    from sklearn.metrics import cohen_kappa_score
+    agreement = float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
+    labels = {str(x) for x in a} | {str(y) for y in b}
+    if len(labels) < 2:
+        return None, agreement  # kappa is undefined when only one label ever occurs
+    return float(cohen_kappa_score([str(x) for x in a], [str(y) for y in b])), agreement

@@ -108,3 +108,66 @@ def test_session_is_balanced_and_has_control_pairs(seeded, rater) -> None:
     for c in controls:
         original = next(a for a in main if a.item == c.item)
         assert (c.left, c.right) == (original.right, original.left)
+
+
+ADMIN_PAGES = ("leaderboard", "agreement", "latency", "cost", "drilldown")
+
+
+def rate_some(url: str, run: int) -> None:
+    """Two raters rate the same candidate-vs-reference pairs (the reference wins two times in
+    three), a judge agrees with them in both orders, and a dozen probe samples exist."""
+    from datetime import UTC, datetime
+
+    from slam.probe import ProbeResult
+    store = Store.open(url)
+    items = [it for it in rating.items(store.responses(run)) if TARGETS[0] in
+             (it.first, it.second)]
+    judgments = []
+    for n, it in enumerate(items, start=1):
+        cand = it.second if it.first == TARGETS[0] else it.first
+        cand_wins = n % 3 == 0
+        for rater in ("ana", "ben"):
+            a = rating.Assignment(n, it, cand, TARGETS[0])
+            store.save_rating(rating.rating_row(rater, run, "k", a, "A" if cand_wins else "B"))
+        for first, second in ((cand, TARGETS[0]), (TARGETS[0], cand)):
+            verdict = "first" if (first == cand) == cand_wins else "second"
+            judgments.append({"prompt_id": it.prompt_id, "sample": 0, "judge": "j",
+                              "first": first, "second": second, "verdict": verdict,
+                              "parse_status": "ok", "raw": "x"})
+    store.save_judgments(run, judgments)
+    for i in range(12):
+        store.save_probe("", f"pep-talk/{TARGETS[0]}", ProbeResult(
+            TARGETS[0], datetime(2026, 1, 1, 0, i, tzinfo=UTC), 50.0 + i, 400.0 + 10 * i, 8,
+            None, None))
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
+    url, run = seeded
+    rate_some(url, run)
+    rater = AppTest.from_file(str(REPO / f"dashboard/slam_dashboard/pages/{page}.py"))
+    rater.session_state["role"] = "rater"
+    rater.run()
+    assert "for the evaluation's owners" in rater.error[0].value
+    admin = signed_in(ADMIN_TOKEN, "boss")
+    admin.switch_page(f"pages/{page}.py").run()
+    assert not admin.exception, admin.exception
+    text = page_text(admin)
+    if page == "leaderboard":
+        table = admin.dataframe[0].value
+        assert list(table["target"])[0] == f"{TARGETS[0]} (reference)"  # humans prefer it
+        assert "human Elo [95% CI]" in table.columns
+    if page == "agreement":
+        assert [m.value for m in admin.metric][:2] == ["1.00", "100%"]  # judge agrees with all
+        assert "Krippendorff" in " ".join(m.label for m in admin.metric)
+    if page == "drilldown":
+        assert TARGETS[1] in text  # admins do see who wrote what
+
+
+def test_empty_store_explains_what_will_appear(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLAM_STORE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKEN)
+    at = signed_in(ADMIN_TOKEN)
+    assert "Nothing to rate yet" in at.info[0].value
+    at.switch_page("pages/leaderboard.py").run()
+    assert "No evaluation has run yet" in at.info[0].value

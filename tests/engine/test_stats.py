@@ -105,3 +105,25 @@ def test_means_and_intervals() -> None:
     b = stats.bootstrap_mean([0.0, 1.0] * 20, np.random.default_rng(0))
     assert b.low < 0.5 < b.high
     assert stats.win_rate([1.0, 0.0, 0.5, 0.5]) == 0.5
+
+
+def test_krippendorff_alpha_matches_the_reference_implementation() -> None:
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example;
+    # 0.743 and 0.828 are the `krippendorff` package's values for these data.
+    coders = [[1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+              [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+              [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+              [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None]]
+    units = [[c[u] for c in coders if c[u] is not None] for u in range(12)]
+    assert stats.krippendorff_alpha_nominal(units) == pytest.approx(0.743421, abs=1e-6)
+    small = [[0, 0], [1, 1, 1], [0, 1, 0], [0, 0, 0], [2, 2, 2], [1, 1], [0, 0]]
+    assert stats.krippendorff_alpha_nominal(small) == pytest.approx(0.828283, abs=1e-6)
+    assert stats.krippendorff_alpha_nominal([["a"]]) is None
+
+
+def test_cohen_kappa_and_agreement() -> None:
+    kappa, agree = stats.cohen_kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"])
+    assert kappa == pytest.approx(1.0) and agree == 1.0
+    kappa, agree = stats.cohen_kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"])
+    assert kappa == pytest.approx(0.0) and agree == 0.5
+    assert stats.cohen_kappa([], []) == (None, None)

@@ -2,19 +2,16 @@
 
 import streamlit as st
 
-from slam_dashboard import data
+from slam_dashboard import auth, data
 
-if st.session_state.get("role") != "admin":
-    st.error("This page is for the evaluation's owners.")
-    st.stop()
+auth.require_admin()
 url = data.store_url()
 runs = data.runs_open_for_rating(url)
 st.title("Leaderboard")
 if not runs:
     st.info("No evaluation has run yet: the leaderboard appears after the first run.")
     st.stop()
-labels = {r.label: r for r in runs}
-run = labels[st.selectbox("Evaluation", list(labels))]
+run = auth.pick_run(runs)
 table, basis, recommendation, n_ratings = data.leaderboard(url, run.run_pk)
 if n_ratings == 0:
     st.info("No human ratings yet: the human columns appear after the first ratings are in. "
