@@ -46,11 +46,15 @@ lock:
 control-plane:
 	bash tests/controlplane/build.sh
 
-# Debian packages the tests use: a real PostgreSQL server (the store's second backend).
+# Debian packages the tests use: a real PostgreSQL server (the store's second backend) and
+# Chromium for the dashboard's browser tests (Playwright drives it; no browser is downloaded).
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo ">> installing PostgreSQL from Debian"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo ">> installing from Debian:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 crds: venv

@@ -116,7 +116,7 @@ def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, i
     } for t in rep.targets]
     table = pd.DataFrame(rows)
     table = table.dropna(axis=1, how="all")
-    note = f"{rep.leader}: {rep.reason}"
+    note = rep.reason
     if consistency:
         mean = sum(consistency.values()) / len(consistency)
         note += f" Rater consistency on control pairs: {mean:.0%} over {len(consistency)} raters."

@@ -18,7 +18,7 @@ if n_ratings == 0:
             "Judge and similarity figures are shown as soon as scoring has run.")
 st.caption(f"Ranked by {basis}." if basis else "Not ranked yet: no quality figure covers "
            "every target.")
-st.dataframe(table, hide_index=True, width="stretch")
+st.table(table.set_index("rank") if "rank" in table else table)
 st.markdown(f"**Recommendation.** {recommendation}")
 st.download_button("Download CSV", table.to_csv(index=False), file_name="leaderboard.csv",
                    mime="text/csv")

@@ -1,0 +1,135 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+
+A rater signs in and completes five ratings; every page's HTML is checked for target names; the
+stored winners are mapped back through the side randomisation; a rater cannot reach the
+stakeholder pages. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slam.store import Store
+from slam_dashboard import rating
+from tests.controlplane.cluster import REPO, free_port
+from tests.dashboard.conftest import ADMIN_TOKEN, RATER_TOKEN, TARGETS, seed
+from tests.servers import spawn, stop, wait_http
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "artifacts" / "screenshots"
+# Debian's Chromium, installed by `make system-deps` (part of `make test`); never downloaded.
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    run = seed(url)
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    proc = spawn([sys.executable, "-m", "streamlit", "run",
+                  str(REPO / "dashboard" / "slam_dashboard" / "app.py"),
+                  "--server.port", str(port), "--server.address", "127.0.0.1",
+                  "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                  "--client.toolbarMode", "viewer"],
+                 log, marker=tmp_path,
+                 env={"SLAM_STORE_URL": url, "SLAM_RATER_TOKENS": RATER_TOKEN,
+                      "SLAM_ADMIN_TOKENS": ADMIN_TOKEN})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log, timeout=60)
+        yield f"http://127.0.0.1:{port}", url, run
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def sign_in(page, base: str, name: str, token: str) -> None:
+    page.goto(base)
+    sign_in_here(page, name, token)
+
+
+def sign_in_here(page, name: str, token: str) -> None:
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Invite token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def assert_blind(html: str) -> None:
+    for target in TARGETS:
+        assert target not in html, f"{target} leaked into the page"
+
+
+def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
+    base, url, run = dashboard
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base, "ana", RATER_TOKEN)
+    page.get_by_text("Which answer is better?").wait_for()
+    shown_a = []
+    for n in range(1, 6):
+        page.get_by_text(f"Pair {n} of").wait_for()
+        html = page.content()
+        assert_blind(html)
+        assert_blind(page.url)
+        a_text = re.search(r"Answer number (\d) to question (\d)", page.inner_text("body"))
+        shown_a.append((int(a_text.group(1)), f"p{a_text.group(2)}"))
+        if n == 1:
+            page.screenshot(path=str(SHOTS / "rating-page.png"), full_page=True)
+        page.locator("label").filter(has_text=re.compile(r"^A$")).first.click()
+        page.get_by_role("button", name="Submit and next").click()
+    page.get_by_text("Pair 6 of").wait_for()
+    assert_blind(page.content())
+    rows = Store.open(url).ratings(run)
+    assert len(rows) == 5 and all(r["choice"] == "left" for r in rows)
+    # Each stored winner is the target whose answer was shown as A.
+    winners = {(r["prompt_id"], rating.winner(r)) for r in rows}
+    assert winners == {(prompt, TARGETS[k - 1]) for k, prompt in shown_a}
+    # A rater token has no way to the stakeholder pages: not in the menu, and their URLs lead
+    # to the sign-in page and, with the rater's token, back to rating.
+    assert page.get_by_role("link", name="Leaderboard").count() == 0
+    for path in ("leaderboard", "cost", "drilldown"):
+        page.goto(f"{base}/{path}")
+        page.get_by_text("Page not found").wait_for()
+        page.keyboard.press("Escape")
+        sign_in_here(page, "ana", RATER_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for()
+        body = page.inner_text("body")
+        assert "Recommendation." not in body and "Leaderboard" not in body
+        assert_blind(page.content())
+
+
+def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
+    from tests.dashboard.test_app import rate_some
+    base, url, run = dashboard
+    rate_some(url, run)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base, "boss", ADMIN_TOKEN)
+    page.get_by_text("Which answer is better?").wait_for()
+    page.get_by_role("link", name="Leaderboard").click()
+    page.get_by_text("Recommendation.").wait_for()
+    page.get_by_text("Ranked by human Elo.").wait_for()
+    page.get_by_text(f"{TARGETS[0]} (reference)").wait_for()
+    assert "human Elo [95% CI]" in page.inner_text("body")
+    page.screenshot(path=str(SHOTS / "leaderboard.png"), full_page=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - handy for a look at the pages
+    os.execvp(sys.executable, [sys.executable, "-m", "pytest", __file__, "-v"])
