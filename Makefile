@@ -1,6 +1,7 @@
 # SLaM operator — set-up, tests, demo.
 #
 #   make demo           run the local example evaluation (llama.cpp, two small models, SQLite)
+#   make dashboard      open the dashboard on those results
 #   make test           everything a fresh machine needs, then the whole test suite
 #   make control-plane  build kube-apiserver, kube-controller-manager and etcd (cached, keyed by version)
 #   make crds           regenerate crds/ from the typed spec models
@@ -19,7 +20,8 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane system-deps crds lock demo lint clean-venv
+.PHONY: all venv test test-unit test-cluster control-plane system-deps crds lock demo dashboard lint \
+        clean-venv
 
 all: venv
 
@@ -77,6 +79,10 @@ test-cluster: venv control-plane system-deps
 # loopback, runs manifests/examples/local, and stores the results in SQLite (slam report exports).
 demo: venv
 	$(BIN)/slam demo
+
+# The dashboard on the demo's results (prints one-time invite tokens; Ctrl-C stops it).
+dashboard: venv
+	$(BIN)/slam dashboard
 
 clean-venv:
 	rm -rf $(VENV)

@@ -111,6 +111,7 @@ def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, i
         "human Elo [95% CI]": ci(t.human_elo), "human win rate": t.human_win_rate,
         "judge Elo [95% CI]": ci(t.judge_elo), "judge win rate": t.judge_win_rate,
         "judge consistency": t.judge_consistency,
+        "judge 1-10 [95% CI]": ci(t.judge_score, 1),
         "similarity [95% CI]": ci(t.similarity, 2),
         "$/1k requests": t.cost.per_1k_usd if t.cost else None,
     } for t in rep.targets]
@@ -228,10 +229,29 @@ def costs(url: str, run_pk: int) -> dict:
                        "quality": quality, "quality basis": basis,
                        "break-even requests/day": t.break_even_requests_per_day,
                        "price": t.cost.source})
-    return {"curves": pd.DataFrame(curves), "points": pd.DataFrame(points),
+    frame = pd.DataFrame(points)
+    if not frame.empty:
+        frame["on the frontier"] = pareto_frontier(frame)
+    return {"curves": pd.DataFrame(curves), "points": frame,
             "requests_per_day": rep.requests_per_day,
             "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
                         if t.cost and t.cost.per_1k_usd is None]}
+
+
+def pareto_frontier(points: pd.DataFrame) -> list[bool]:
+    """True for targets no other target beats on both quality (higher) and cost (lower)."""
+    out = []
+    for _, p in points.iterrows():
+        if p["quality"] is None or p["quality"] != p["quality"]:
+            out.append(False)
+            continue
+        dominated = any(
+            q["quality"] == q["quality"] and q["quality"] is not None
+            and q["quality"] >= p["quality"] and q["$/1k requests"] <= p["$/1k requests"]
+            and (q["quality"] > p["quality"] or q["$/1k requests"] < p["$/1k requests"])
+            for _, q in points.iterrows())
+        out.append(not dominated)
+    return out
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -330,6 +330,34 @@ def _incluster_client():  # pragma: no cover - only inside a pod
 
 
 @app.command()
+def dashboard(
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    port: int = typer.Option(8501, "--port", help="Port on 127.0.0.1."),
+) -> None:
+    """Open the dashboard (Streamlit) on a store: blind rating for raters, decision pages for
+    admins. Invite tokens come from $SLAM_RATER_TOKENS / $SLAM_ADMIN_TOKENS (comma-separated);
+    without them a one-time admin token is made up and printed here."""
+    import secrets as token_source
+    import subprocess
+
+    env = dict(os.environ)
+    env["SLAM_STORE_URL"] = store_url or default_url()
+    if not env.get("SLAM_ADMIN_TOKENS") and not env.get("SLAM_RATER_TOKENS"):
+        env["SLAM_ADMIN_TOKENS"] = token_source.token_urlsafe(12)
+        env["SLAM_RATER_TOKENS"] = token_source.token_urlsafe(12)
+        err.print(f"admin invite token (this session only): {env['SLAM_ADMIN_TOKENS']}\n"
+                  f"rater invite token (this session only): {env['SLAM_RATER_TOKENS']}",
+                  highlight=False)
+    app_path = Path(__file__).resolve().parents[2] / "dashboard" / "slam_dashboard" / "app.py"
+    err.print(f"dashboard on http://127.0.0.1:{port} for {display_url(env['SLAM_STORE_URL'])} "
+              "(Ctrl-C stops it)", highlight=False)
+    raise typer.Exit(subprocess.call(
+        [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"], env=env))
+
+
+@app.command()
 def demo(
     path: Path = typer.Argument(DEMO_PATH, help="The local example to run."),  # noqa: B008
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
@@ -339,8 +367,10 @@ def demo(
     run(path, evaluation=None, store_url=store_url, endpoint=[], limit=limit, run_id=None,
         retry_failed=False, progress=sys.stderr.isatty())
     console.print(
-        "\nNext: [bold]slam report --format md[/bold] (or json, csv) exports the results; "
-        "run [bold]make demo[/bold] again and it reuses what is stored.", highlight=False)
+        "\nNext: [bold]make dashboard[/bold] opens these results in the dashboard (rate the "
+        "answers blind, see the leaderboard); [bold]slam report --format md[/bold] (or json, "
+        "csv) exports them; [bold]make demo[/bold] again reuses what is stored.",
+        highlight=False)
 
 
 if __name__ == "__main__":

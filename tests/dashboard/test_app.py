@@ -171,3 +171,16 @@ def test_empty_store_explains_what_will_appear(tmp_path, monkeypatch) -> None:
     assert "Nothing to rate yet" in at.info[0].value
     at.switch_page("pages/leaderboard.py").run()
     assert "No evaluation has run yet" in at.info[0].value
+
+
+def test_quality_cost_frontier() -> None:
+    import pandas as pd
+
+    from slam_dashboard.data import pareto_frontier
+    points = pd.DataFrame([
+        {"target": "api", "$/1k requests": 27.0, "quality": 1100.0},
+        {"target": "good", "$/1k requests": 0.5, "quality": 1050.0},
+        {"target": "worse-and-dearer", "$/1k requests": 1.0, "quality": 1000.0},
+        {"target": "unknown", "$/1k requests": 0.1, "quality": None},
+    ])
+    assert pareto_frontier(points) == [True, True, False, False]

@@ -133,3 +133,21 @@ def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
 
 if __name__ == "__main__":  # pragma: no cover - handy for a look at the pages
     os.execvp(sys.executable, [sys.executable, "-m", "pytest", __file__, "-v"])
+
+
+def test_slam_dashboard_serves_the_store_with_one_time_tokens(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    seed(url)
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    # No tokens configured: the command makes up one-time tokens and prints them.
+    proc = spawn([str(Path(sys.executable).parent / "slam"), "dashboard", "--store", url,
+                  "--port", str(port)], log, marker=tmp_path,
+                 env={"SLAM_ADMIN_TOKENS": "", "SLAM_RATER_TOKENS": ""})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log, timeout=60)
+        text = log.read_text()
+        assert "admin invite token (this session only):" in text
+        assert f"http://127.0.0.1:{port}" in text
+    finally:
+        stop(proc)

@@ -31,4 +31,5 @@ quality = c["points"].dropna(subset=["quality"])
 if not quality.empty:
     st.subheader(f"Quality vs cost ({quality['quality basis'].iloc[0]})")
     st.plotly_chart(px.scatter(quality, x="$/1k requests", y="quality", text="target",
-                               log_x=True), width="stretch")
+                               symbol="on the frontier", log_x=True), width="stretch")
+    st.caption("On the frontier: no other target is both better and cheaper.")
