@@ -1,4 +1,4 @@
-"""The operator and dashboard manifests are accepted by the real API server (server-side dry run)."""
+"""Operator and dashboard manifests are accepted by the real API server (server-side dry run)."""
 
 from __future__ import annotations
 
