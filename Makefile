@@ -79,6 +79,8 @@ test-cluster: venv control-plane system-deps
 # loopback, runs manifests/examples/local, and stores the results in SQLite (slam report exports).
 demo: venv
 	$(BIN)/slam demo
+	@# In a terminal, the dashboard then opens on those results (Ctrl-C stops it).
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/slam dashboard; fi
 
 # The dashboard on the demo's results (prints one-time invite tokens; Ctrl-C stops it).
 dashboard: venv
