@@ -36,3 +36,19 @@ def pick_run(runs: list, label: str = "Evaluation"):
     import streamlit as st
     by_label = {r.label: r for r in runs}
     return by_label[st.selectbox(label, list(by_label))]
+
+
+def admin_page(title: str, empty: str = "No evaluation has run yet."):
+    """The start every owner page shares: admin only, a title, the run to show (stops with
+    `empty` when no evaluation has run). Returns (store URL, run)."""
+    import streamlit as st
+
+    from slam_dashboard import data
+    require_admin()
+    url = data.store_url()
+    runs = data.runs_open_for_rating(url)
+    st.title(title)
+    if not runs:
+        st.info(empty)
+        st.stop()
+    return url, pick_run(runs)

@@ -134,19 +134,8 @@ def agreement(url: str, run_pk: int) -> dict:
     s = store(url)
     run = next(r for r in s.runs() if r.id == run_pk)
     ratings = [r for r in s.ratings(run_pk) if not r["is_control"]]
-    outcomes: dict[tuple[str, str, int], float] = {}
-    per_item: dict[tuple[str, str, int], dict[str, str | None]] = {}
-    for j in s.judgments(run_pk):
-        if run.reference not in (j["first"], j["second"]):
-            continue
-        cand = j["second"] if j["first"] == run.reference else j["first"]
-        order = "reference_first" if j["first"] == run.reference else "candidate_first"
-        per_item.setdefault((cand, j["prompt_id"], j["sample"]), {})[order] = j["verdict"]
-    from slam.scoring import judge as judging
-    for key, v in per_item.items():
-        combined = judging.combine(v.get("candidate_first"), v.get("reference_first"))
-        if combined is not None:
-            outcomes[key] = combined[0]
+    outcomes = {key: outcome for key, (outcome, _) in
+                summary.judge_outcomes_by_item(s.judgments(run_pk), run.reference).items()}
     label = {1.0: "candidate", 0.0: "reference", 0.5: "tie"}
     judge_labels, human_labels = [], []
     for r in ratings:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slam import secrets
+from slam.api.common import SecretKeyRef
 from slam.api.evaluation import Evaluation
 from slam.api.modeldeployment import ModelDeployment
 from slam.generate import Endpoint, GenerationParams
@@ -23,6 +24,17 @@ from slam.scoring.similarity import DEFAULT_MODEL
 
 class PlanError(ValueError):
     pass
+
+
+def _api_key(ref: SecretKeyRef | None, field: str, secret_objects: Sequence[Mapping[str, Any]],
+             env: Mapping[str, str]) -> str | None:
+    """The key an external endpoint's `apiKeySecretRef` names (None when it names none)."""
+    if ref is None:
+        return None
+    try:
+        return secrets.resolve(ref, secret_objects, env, field=field)
+    except secrets.MissingSecret as e:
+        raise PlanError(str(e)) from None
 
 
 def generation_params(evaluation: Evaluation) -> GenerationParams:
@@ -54,14 +66,12 @@ def build(
         field = f"spec.targets[{i}]"
         arrival = Arrival(t.arrival.process, t.arrival.rate) if t.arrival else Arrival()
         if t.external is not None:
-            key = None
-            if t.external.api_key_secret_ref is not None:
-                try:
-                    key = secrets.resolve(t.external.api_key_secret_ref, secret_objects, env,
-                                          field=f"{field}.external.apiKeySecretRef")
-                except secrets.MissingSecret as e:
-                    problems.append(str(e))
-                    continue
+            try:
+                key = _api_key(t.external.api_key_secret_ref,
+                               f"{field}.external.apiKeySecretRef", secret_objects, env)
+            except PlanError as e:
+                problems.append(str(e))
+                continue
             details = {"pricing": t.external.pricing.model_dump(by_alias=True)
                        if t.external.pricing else None}
             targets.append(TargetRun(
@@ -128,13 +138,8 @@ def scoring_config(
             judge, judge_name = found[0], j.target
         else:
             assert j.external is not None
-            key = None
-            if j.external.api_key_secret_ref is not None:
-                try:
-                    key = secrets.resolve(j.external.api_key_secret_ref, secret_objects, env,
-                                          field="spec.scorers.judge.external.apiKeySecretRef")
-                except secrets.MissingSecret as e:
-                    raise PlanError(str(e)) from None
+            key = _api_key(j.external.api_key_secret_ref,
+                           "spec.scorers.judge.external.apiKeySecretRef", secret_objects, env)
             judge = Endpoint("judge", j.external.base_url.rstrip("/"), j.external.model, key)
             judge_name = j.external.model
     return ScoringConfig(

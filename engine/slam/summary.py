@@ -101,9 +101,10 @@ def _elo(pairs: list[tuple[str, str, float]], names: list[str],
             for i, n in enumerate(names) if i in met}
 
 
-def judge_outcomes(judgments: list[dict], reference: str
-                   ) -> dict[str, list[tuple[float, bool]]]:
-    """candidate -> [(outcome, consistent)] over (prompt, sample) with both orders parsed."""
+def judge_outcomes_by_item(judgments: list[dict], reference: str
+                           ) -> dict[tuple[str, str, int], tuple[float, bool]]:
+    """(candidate, prompt, sample) -> (outcome for the candidate, consistent), for every item
+    judged against the reference with a verdict in both orders."""
     verdicts: dict[tuple[str, str, int], dict[str, str | None]] = {}
     for j in judgments:
         if reference not in (j["first"], j["second"]):
@@ -111,11 +112,20 @@ def judge_outcomes(judgments: list[dict], reference: str
         cand = j["second"] if j["first"] == reference else j["first"]
         order = "reference_first" if j["first"] == reference else "candidate_first"
         verdicts.setdefault((cand, j["prompt_id"], j["sample"]), {})[order] = j["verdict"]
-    out: dict[str, list[tuple[float, bool]]] = {}
-    for (cand, _, _), v in verdicts.items():
+    out: dict[tuple[str, str, int], tuple[float, bool]] = {}
+    for key, v in verdicts.items():
         combined = judging.combine(v.get("candidate_first"), v.get("reference_first"))
         if combined is not None:
-            out.setdefault(cand, []).append(combined)
+            out[key] = combined
+    return out
+
+
+def judge_outcomes(judgments: list[dict], reference: str
+                   ) -> dict[str, list[tuple[float, bool]]]:
+    """candidate -> [(outcome, consistent)] over (prompt, sample) with both orders parsed."""
+    out: dict[str, list[tuple[float, bool]]] = {}
+    for (cand, _, _), combined in judge_outcomes_by_item(judgments, reference).items():
+        out.setdefault(cand, []).append(combined)
     return out
 
 

@@ -43,25 +43,21 @@ class Kube:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, MD_PLURAL, name
+                GROUP, VERSION, namespace, plural, name
             )
         except client.ApiException as e:
             if e.status == 404:
                 return None
             raise
 
+    def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_custom(MD_PLURAL, namespace, name)
+
     def get_evaluation(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, EV_PLURAL, name
-            )
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._get_custom(EV_PLURAL, namespace, name)
 
     def owned_children(self, namespace: str, owner: str) -> dict[tuple[str, str], dict]:
         """Deployments, Services and PVCs labelled as this ModelDeployment's, by (kind, name)."""

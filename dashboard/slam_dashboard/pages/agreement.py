@@ -4,14 +4,7 @@ import streamlit as st
 
 from slam_dashboard import auth, data
 
-auth.require_admin()
-url = data.store_url()
-runs = data.runs_open_for_rating(url)
-st.title("Agreement")
-if not runs:
-    st.info("No evaluation has run yet.")
-    st.stop()
-run = auth.pick_run(runs)
+url, run = auth.admin_page("Agreement")
 a = data.agreement(url, run.run_pk)
 left, right = st.columns(2)
 with left:

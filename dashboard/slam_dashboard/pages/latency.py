@@ -5,14 +5,7 @@ import streamlit as st
 
 from slam_dashboard import auth, data
 
-auth.require_admin()
-url = data.store_url()
-runs = data.runs_open_for_rating(url)
-st.title("Latency")
-if not runs:
-    st.info("No evaluation has run yet.")
-    st.stop()
-run = auth.pick_run(runs)
+url, run = auth.admin_page("Latency")
 lat = data.latencies(url, run.run_pk)
 if lat.empty:
     st.info("Appears as soon as the first requests of this evaluation succeed.")

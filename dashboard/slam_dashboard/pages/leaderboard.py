@@ -4,14 +4,8 @@ import streamlit as st
 
 from slam_dashboard import auth, data
 
-auth.require_admin()
-url = data.store_url()
-runs = data.runs_open_for_rating(url)
-st.title("Leaderboard")
-if not runs:
-    st.info("No evaluation has run yet: the leaderboard appears after the first run.")
-    st.stop()
-run = auth.pick_run(runs)
+url, run = auth.admin_page("Leaderboard",
+                          "No evaluation has run yet: the leaderboard appears after the first run.")
 table, basis, recommendation, n_ratings = data.leaderboard(url, run.run_pk)
 if n_ratings == 0:
     st.info("No human ratings yet: the human columns appear after the first ratings are in. "
