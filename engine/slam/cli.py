@@ -32,6 +32,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # A traceback's local variables can hold a store URL with its password or an API key.
+    pretty_exceptions_show_locals=False,
 )
 job_app = typer.Typer(help="Entrypoints of the operator's scoring Job.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
@@ -47,6 +49,26 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     for line in message.splitlines():
         err.print(f"[red]error[/red] {line}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _open_store(url: str, *, field: str = "--store") -> Store:
+    """The store, or a one-line error naming the URL (password masked) and what went wrong."""
+    try:
+        return Store.open(url)
+    except Exception as e:  # noqa: BLE001 - any driver or URL error becomes a clear message
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        try:
+            shown = display_url(url)
+        except Exception:  # noqa: BLE001 - not even a URL
+            shown = "(not a SQLAlchemy URL)"
+        message = (f"{field}: cannot open the results store {shown}: {type(e).__name__}: "
+                   f"{detail.replace(url, shown)[:300]}; expected e.g. "
+                   "sqlite:////path/results.db or postgresql://user:password@host:5432/db")
+        raise StoreOpenError(message) from None
+
+
+class StoreOpenError(RuntimeError):
+    pass
 
 
 def _parse_endpoints(values: list[str]) -> dict[str, str]:
@@ -114,7 +136,9 @@ def crds(
     raise typer.Exit(crdgen.main(args))
 
 
-def print_summary(store: Store, run_pk: int) -> None:
+def print_summary(store: Store, run_pk: int) -> list[str]:
+    """Print the report's tables and the failures; returns the targets where every request
+    failed."""
     rep = summary.build(store, run_pk)
     # A pipe or CI log is 80 columns by default: too narrow for the tables.
     out = Console(width=max(console.width, 140) if not console.is_terminal else None)
@@ -130,7 +154,15 @@ def print_summary(store: Store, run_pk: int) -> None:
         out.print(f"Judge: {rep.judge_unparseable} unparseable verdict(s), {rep.judge_errors} "
                   "failed call(s) (raw replies are in the store; excluded above).",
                   highlight=False)
+    failures: dict[tuple[str, str], list[dict]] = {}
+    for r in store.responses(run_pk):
+        if r["error_class"]:
+            failures.setdefault((r["target"], r["error_class"]), []).append(r)
+    for (target, cls), rows in sorted(failures.items()):
+        out.print(f"[red]failed[/red] {target}: {len(rows)} × {cls}, e.g. "
+                  f"{rows[0]['prompt_id']}: {rows[0]['error_message']}", highlight=False)
     out.print(f"[bold]Recommendation: {rep.leader}[/bold] — {rep.reason}", highlight=False)
+    return [t.target for t in rep.targets if t.requests and not t.succeeded]
 
 
 @app.command()
@@ -166,7 +198,10 @@ def run(
     except localrun.RunSetupError as e:
         raise _fail(str(e)) from None
     url = store_url or default_url()
-    store = Store.open(url)
+    try:
+        store = _open_store(url)
+    except StoreOpenError as e:
+        raise _fail(str(e)) from None
     _sigterm_as_interrupt()
     ev = prepared.evaluation
     try:
@@ -196,7 +231,7 @@ def run(
     except KeyboardInterrupt:
         err.print("interrupted: finished requests are stored; run the same command to resume")
         raise typer.Exit(130) from None
-    print_summary(store, result.run_pk)
+    dead = print_summary(store, result.run_pk)
     err.print(
         f"{len(result.records)} requests sent ({result.failed} failed), {result.skipped} already "
         f"stored, in {result.seconds:.1f} s; scored {scored.similarity_scored} for similarity "
@@ -204,6 +239,10 @@ def run(
         f"{scored.grades} grades. Results: {display_url(url)}\n"
         f"Export: slam report -e {plan.evaluation} --format md|json|csv"
         + (f" --store '{display_url(url)}'" if store_url else ""), highlight=False)
+    if dead:
+        raise _fail(f"every request to {', '.join(dead)} failed (see the lines above): check "
+                    "the endpoint, the model name and the API key, then run the same command "
+                    "with --retry-failed")
 
 
 def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
@@ -231,7 +270,10 @@ def report_cmd(
     if fmt not in ("md", "json", "csv"):
         raise _fail(f"--format {fmt}: choose one of md, json, csv")
     url = store_url or default_url()
-    store = Store.open(url)
+    try:
+        store = _open_store(url)
+    except StoreOpenError as e:
+        raise _fail(str(e)) from None
     if evaluation is None:
         runs = store.runs()
         if not runs:
@@ -309,7 +351,11 @@ def job_run(
         raise _fail(message) from None
     url = store_url or default_url()
     _sigterm_as_interrupt()
-    store = Store.open(url)
+    try:
+        store = _open_store(url, field="spec.store.urlSecretRef ($SLAM_STORE_URL)")
+    except StoreOpenError as e:
+        _termination_message(str(e))
+        raise _fail(str(e)) from None
     listener = LogLines()
     result = asyncio.run(runner.execute(plan, store, listener=listener))
     try:

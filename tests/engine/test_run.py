@@ -209,3 +209,26 @@ def test_non_llamacpp_model_deployment_needs_an_endpoint(tmp_path: Path) -> None
     assert out.returncode == 1
     assert "uses runtime tgi, which needs a GPU cluster" in out.stderr
     assert "--endpoint" in out.stderr
+
+
+def test_bad_store_url_is_one_clear_line_without_the_password(tmp_path: Path) -> None:
+    folder = write_manifests(tmp_path, "http://127.0.0.1:1/v1", prompts=1)
+    from tests.controlplane.cluster import free_port
+    url = f"postgresql://slam:hunter2-secret@127.0.0.1:{free_port()}/x"
+    out = slam("run", str(folder), "--store", url, env=KEY_ENV)
+    assert out.returncode == 1
+    assert "--store: cannot open the results store postgresql://slam:***@" in out.stderr
+    assert "hunter2-secret" not in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    nonsense = slam("report", "--store", "nonsense")
+    assert nonsense.returncode == 1 and "not a SQLAlchemy URL" in nonsense.stderr
+
+
+def test_a_target_whose_every_request_fails_fails_the_run_and_says_why(tmp_path: Path) -> None:
+    from tests.controlplane.cluster import free_port
+    folder = write_manifests(tmp_path, f"http://127.0.0.1:{free_port()}/v1", prompts=2)
+    out = slam("run", str(folder), "--store", f"sqlite:///{tmp_path}/r.db", "--no-progress",
+               env=KEY_ENV)
+    assert out.returncode == 1
+    assert "failed gpt4: 2 × ConnectionError, e.g. p000: cannot connect to" in out.stdout
+    assert "every request to gpt4, candidate failed" in " ".join(out.stderr.split())
