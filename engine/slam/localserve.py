@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,7 +169,12 @@ def wait_ready(server: LocalServer, timeout: float = READY_TIMEOUT_SECONDS) -> N
 @contextmanager
 def serve(mds: Sequence[ModelDeployment], log_dir: Path | None = None
           ) -> Iterator[dict[str, LocalServer]]:
-    """Start a llama.cpp server per ModelDeployment; yields {name: server}; stops them all."""
+    """Start a llama.cpp server per ModelDeployment; yields {name: server}; stops them all.
+
+    Server logs go to ``log_dir``; without one they go to a temporary folder that is removed once
+    the servers have stopped (a failed start already carries the log's tail in its error).
+    """
+    own_dir = log_dir is None
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="slam-llama-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     # Share the cores between the servers: oversubscribing threads makes llama.cpp far slower.
@@ -183,3 +189,5 @@ def serve(mds: Sequence[ModelDeployment], log_dir: Path | None = None
     finally:
         for server in servers.values():
             server.stop()
+        if own_dir:
+            shutil.rmtree(log_dir, ignore_errors=True)
