@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client
@@ -74,9 +75,20 @@ def llamacpp_md(k8s, ns: str) -> None:
                  "runtime": "llamacpp", "instanceType": "c7i.xlarge"}})
 
 
-def run_job_as_kubelet(k8s, ns: str, job_name: str, dns: dict[str, str], tmp: Path) -> int:
-    """Run the Job's container command with its environment, Secrets resolved, then report the
-    exit in the pod's status as a kubelet would. `dns` maps in-cluster URLs to local ones."""
+@dataclass
+class JobProcess:
+    """The scoring Job's container command, running as a local process (the kubelet's part)."""
+    name: str
+    image: str
+    proc: subprocess.Popen
+    log: Path
+    termination_log: Path
+
+
+def start_job_as_kubelet(k8s, ns: str, job_name: str, dns: dict[str, str],
+                         tmp: Path) -> JobProcess:
+    """Start the Job's container command with its environment, Secrets resolved from the API
+    server. `dns` maps in-cluster URLs to local ones."""
     batch, core = client.BatchV1Api(k8s), client.CoreV1Api(k8s)
     job = batch.read_namespaced_job(job_name, ns)
     container = job.spec.template.spec.containers[0]
@@ -94,23 +106,40 @@ def run_job_as_kubelet(k8s, ns: str, job_name: str, dns: dict[str, str], tmp: Pa
     env["SLAM_TERMINATION_LOG"] = str(termination_log)
     cmd = [SLAM if container.command[0] == "slam" else container.command[0],
            *container.command[1:]]
-    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=300)
-    (tmp / f"{job_name}.log").write_text(proc.stdout + proc.stderr)
+    log = tmp / f"{job_name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return JobProcess(job_name, container.image, proc, log, termination_log)
+
+
+def finish_job_as_kubelet(k8s, ns: str, job: JobProcess) -> int:
+    """Wait for the process, then report its exit in the pod's status as a kubelet would."""
+    core = client.CoreV1Api(k8s)
+    try:
+        returncode = job.proc.wait(300)
+    finally:
+        if job.proc.poll() is None:
+            job.proc.kill()
     pods = eventually(lambda: [p for p in core.list_namespaced_pod(
-        ns, label_selector=f"job-name={job_name}").items
+        ns, label_selector=f"job-name={job.name}").items
         if p.status.phase not in ("Succeeded", "Failed")], what="a job pod to run")
-    message = termination_log.read_text() if termination_log.exists() else ""
+    message = job.termination_log.read_text() if job.termination_log.exists() else ""
     now = "2026-01-01T00:00:00Z"
     core.patch_namespaced_pod_status(pods[0].metadata.name, ns, {"status": {
-        "phase": "Succeeded" if proc.returncode == 0 else "Failed",
+        "phase": "Succeeded" if returncode == 0 else "Failed",
         "containerStatuses": [{
-            "name": "scoring", "image": container.image, "imageID": "", "ready": False,
+            "name": "scoring", "image": job.image, "imageID": "", "ready": False,
             "restartCount": 0, "state": {"terminated": {
-                "exitCode": proc.returncode, "reason": "Completed" if proc.returncode == 0
+                "exitCode": returncode, "reason": "Completed" if returncode == 0
                 else "Error", "message": message, "startedAt": now, "finishedAt": now}}}],
     }})
-    return proc.returncode
+    return returncode
+
+
+def run_job_as_kubelet(k8s, ns: str, job_name: str, dns: dict[str, str], tmp: Path) -> int:
+    """Run the Job's container command to its end and report the exit in the pod's status."""
+    return finish_job_as_kubelet(k8s, ns, start_job_as_kubelet(k8s, ns, job_name, dns, tmp))
 
 
 def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama, stub,
