@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from slam.api.evaluation import EvaluationSpec
 from slam_operator.evjob import JobInput, build_scoring_job, job_name, secret_refs
+from tests.controlplane.cluster import REPO
 
 SPEC = {
     "promptSet": {"configMap": {"name": "pep-talk-prompts", "key": "pep-talk.yaml"}},
@@ -72,5 +76,25 @@ def test_store_secret_from_the_spec_and_long_names() -> None:
                                                  "spec.targets[0].external.apiKeySecretRef"]
 
 
-def test_builder_is_deterministic() -> None:
-    assert json.dumps(build(), sort_keys=True) == json.dumps(build(), sort_keys=True)
+MANY_SECRETS = [
+    {"name": f"api{i}", "external": {"baseUrl": f"https://api{i}.example/v1", "model": "m",
+                                     "apiKeySecretRef": {"name": f"key-{i}", "key": f"k{i}"}}}
+    for i in range(8)]
+
+
+def many_secrets_job() -> dict:
+    return build(targets=MANY_SECRETS, reference="api0", scorers={"judge": {"target": "api1"}})
+
+
+def test_builder_output_is_the_same_in_every_process() -> None:
+    """Server-side apply compares lists in order: a Job whose env order followed set or hash
+    order would differ between operator processes (string hashing is seeded per process)."""
+    script = ("import json; from tests.operator.test_evjob import many_secrets_job; "
+              "print(json.dumps(many_secrets_job()))")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              check=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}
+                              ).stdout for seed in ("1", "2", "3")}
+    assert len(outputs) == 1
+    env = [e["name"] for e in json.loads(outputs.pop())["spec"]["template"]["spec"]
+           ["containers"][0]["env"] if e["name"].startswith("SLAM_SECRET_")]
+    assert len(env) == 8
