@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 
+import httpx
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.hub import SHA
 from tests.operator.conftest import GROUP, MDS, RESYNC_SECONDS, VERSION, eventually
@@ -227,3 +230,43 @@ def test_does_not_fit_blocks_the_deployment_with_numbers(k8s, namespace, operato
         GROUP, VERSION, namespace, MDS, "big", {"spec": {"quantization": "bitsandbytes-nf4"}})
     wait_condition(k8s, namespace, "big", "Fits", "True")
     eventually(lambda: deployment(k8s, namespace, "big"), what="Deployment after quantizing")
+
+
+def probe_errors(namespace: str, target: str) -> float:
+    """slam_probe_errors_total for one target, from the operator's /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{os.environ['SLAM_METRICS_PORT']}/metrics").text
+    return sum(s.value for fam in text_string_to_metric_families(text)
+               for s in fam.samples if s.name == "slam_probe_errors_total"
+               and s.labels["namespace"] == namespace and s.labels["target"] == target)
+
+
+def test_probe_daemon_runs_only_while_ready_and_stops_on_delete(k8s, namespace, operator) -> None:
+    """A ModelDeployment with spec.probe is probed at its Service endpoint once Ready. The test
+    cluster has no Service DNS, so each sample is a connection error: the error counter shows
+    when the daemon probes (the probe loop itself is measured against real servers through an
+    Evaluation's probes in test_evaluation_cluster.py)."""
+    create_md(k8s, namespace, md("probed", probe={"intervalSeconds": 5, "maxTokens": 4}))
+    wait_condition(k8s, namespace, "probed", "Available", "False")
+    time.sleep(6)  # a whole probe interval while not Ready: nothing is sent
+    assert probe_errors(namespace, "probed") == 0
+
+    play_kubelet(k8s, namespace, "probed")
+    wait_condition(k8s, namespace, "probed", "Ready", "True")
+    eventually(lambda: probe_errors(namespace, "probed") >= 2, 30, "two probe samples")
+    endpoint = get_md(k8s, namespace, "probed")["status"]["endpoint"]
+    assert f"probed.{namespace}.svc.cluster.local" in endpoint
+
+    client.CustomObjectsApi(k8s).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "probed")
+    eventually(lambda: _gone(k8s, namespace, "probed"), 30, "ModelDeployment deleted")
+    after_delete = probe_errors(namespace, "probed")
+    time.sleep(6)
+    assert probe_errors(namespace, "probed") == after_delete  # the daemon stopped with it
+
+
+def _gone(k8s, ns: str, name: str) -> bool:
+    try:
+        get_md(k8s, ns, name)
+    except client.ApiException as e:
+        return e.status == 404
+    return False
