@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from slam.store import Store
@@ -210,13 +211,27 @@ def test_a_model_that_never_becomes_ready_fails_at_the_deadline(
     assert "smollm2" in c["message"] and "spec.readyTimeoutSeconds" in c["message"]
 
 
+STORE_PASSWORD = "store-pw-" + "do-not-leak"
+FAILURES = {
+    # a prompt set that is not there: the engine's own message, with the path
+    "prompts": ({"promptSet": {"file": "/no/such/prompts.yaml"}}, None,
+                "/no/such/prompts.yaml: no such prompt-set file"),
+    # a store nobody listens on: the field to fix, the URL with its password masked
+    "store": ({}, f"postgresql://slam:{STORE_PASSWORD}@127.0.0.1:1/results",
+              "spec.store.urlSecretRef ($SLAM_STORE_URL): cannot open the results store "
+              "postgresql://slam:***@127.0.0.1:1/results"),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_a_failing_scoring_process_fails_the_evaluation_with_its_message(
-        k8s, namespace, operator, llama, stub, tmp_path) -> None:
-    secret(k8s, namespace, "slam-store", "url", f"sqlite:///{tmp_path / 'r.db'}")
+        k8s, namespace, operator, llama, stub, tmp_path, failure) -> None:
+    spec, store_url, expected = FAILURES[failure]
+    secret(k8s, namespace, "slam-store", "url", store_url or f"sqlite:///{tmp_path / 'r.db'}")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
     llamacpp_md(k8s, namespace)
     body = evaluation("broken", stub.base_url)
-    body["spec"]["promptSet"] = {"file": "/no/such/prompts.yaml"}
+    body["spec"].update(spec)
     client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
                                                                  body)
     eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("smollm2", namespace),
@@ -237,7 +252,11 @@ def test_a_failing_scoring_process_fails_the_evaluation_with_its_message(
     ev = eventually(failed, 180, "Failed")
     c = cond(ev, "JobComplete")
     assert c["reason"] == "JobFailed"
-    assert "/no/such/prompts.yaml: no such prompt-set file" in c["message"]
+    assert expected in c["message"], c["message"]
+    events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
+    for text in (json.dumps(ev), *(e.message or "" for e in events), "\n".join(operator.lines),
+                 *(p.read_text() for p in tmp_path.glob("*.log"))):
+        assert STORE_PASSWORD not in text
 
 
 def test_probes_sample_on_schedule_and_metrics_expose_them(k8s, namespace, operator, llama,
