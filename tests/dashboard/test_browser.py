@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from slam.store import Store
 from slam_dashboard import rating
@@ -66,9 +67,18 @@ def sign_in(page, base: str, name: str, token: str) -> None:
 
 
 def sign_in_here(page, name: str, token: str) -> None:
+    page.get_by_label("Your name").wait_for()
+    wait_idle(page)
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Invite token").fill(token)
     page.get_by_role("button", name="Sign in").click()
+
+
+def wait_idle(page) -> None:
+    """Until Streamlit's script run has finished and no element of the previous run is left
+    (a click on a stale widget is lost when the new run replaces it)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+    page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')")
 
 
 def assert_blind(html: str) -> None:
@@ -85,6 +95,7 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
     shown_a = []
     for n in range(1, 6):
         page.get_by_text(f"Pair {n} of").wait_for()
+        wait_idle(page)
         html = page.content()
         assert_blind(html)
         assert_blind(page.url)
@@ -92,7 +103,9 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
         shown_a.append((int(a_text.group(1)), f"p{a_text.group(2)}"))
         if n == 1:
             page.screenshot(path=str(SHOTS / "rating-page.png"), full_page=True)
-        page.locator("label").filter(has_text=re.compile(r"^A$")).first.click()
+        overall = page.get_by_role("radiogroup", name="Which is better overall?")
+        overall.locator("label").filter(has_text=re.compile(r"^A$")).click()
+        expect(overall.get_by_role("radio", name="A", exact=True)).to_be_checked()
         page.get_by_role("button", name="Submit and next").click()
     page.get_by_text("Pair 6 of").wait_for()
     assert_blind(page.content())
