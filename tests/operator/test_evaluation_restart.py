@@ -29,20 +29,18 @@ from tests.operator.test_evaluation_cluster import (
 )
 from tests.servers import Stub, spawn, stop, wait_http
 
-KOPF = str(Path(sys.executable).parent / "kopf")
-
 
 @contextlib.contextmanager
 def operator_process(cp: ControlPlane, workdir: Path) -> Iterator[subprocess.Popen]:
-    """The operator as its own process (`kopf run`, as in its container), ready once kopf's
-    liveness endpoint answers; stopped with SIGTERM unless the test kills it first."""
+    """The operator as its own process, with its container's command (`python -m slam_operator`,
+    manifests/operator/deployment.yaml), ready once its liveness endpoint answers; stopped with
+    SIGTERM unless the test kills it first."""
     workdir.mkdir(parents=True, exist_ok=True)
     health = free_port()
     log = workdir / "operator.log"
-    proc = spawn([KOPF, "run", "--all-namespaces", "--standalone", "-m", "slam_operator.handlers",
-                  f"--liveness=http://127.0.0.1:{health}/healthz"], log, marker=workdir,
+    proc = spawn([sys.executable, "-m", "slam_operator"], log, marker=workdir,
                  env={"KUBECONFIG": str(cp.kubeconfig), "SLAM_METRICS_PORT": str(free_port()),
-                      "SLAM_PROGRESS_SECONDS": "1"})
+                      "SLAM_HEALTH_PORT": str(health), "SLAM_PROGRESS_SECONDS": "1"})
     try:
         wait_http(f"http://127.0.0.1:{health}/healthz", proc, log, timeout=90)
         yield proc
