@@ -30,9 +30,31 @@ class JobInput:
     spec: EvaluationSpec
     endpoints: dict[str, str]  # target name -> base URL (…/v1) of its ModelDeployment
     image: str
-    service_account: str | None = None
     default_store: SecretKeyRef = DEFAULT_STORE
     extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def service_account_name(evaluation: str, spec: EvaluationSpec) -> str:
+    """spec.serviceAccountName, else the operator-made <evaluation>-scoring."""
+    if spec.service_account_name:
+        return spec.service_account_name
+    name = f"{evaluation}-scoring"
+    if len(name) <= 253:
+        return name
+    return f"{name[:240]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def build_service_account(evaluation: str, namespace: str) -> dict:
+    """The scoring Job's own ServiceAccount: no RoleBinding refers to it and no API token is
+    mounted, since `slam job run` never talks to the Kubernetes API (Secrets arrive as env)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": f"{evaluation}-scoring", "namespace": namespace, "labels": {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "app.kubernetes.io/name": "slam-scoring", EVALUATION_LABEL: evaluation}},
+        "automountServiceAccountToken": False,
+    }
 
 
 def job_name(evaluation: str, run_id: str) -> str:
@@ -117,11 +139,10 @@ def build_scoring_job(inp: JobInput) -> dict:
     }
     pod = {
         "restartPolicy": "Never",
+        "serviceAccountName": service_account_name(inp.evaluation, spec),
         "containers": [container],
         "volumes": volumes,
     }
-    if inp.service_account:
-        pod["serviceAccountName"] = inp.service_account
     job_spec = {
         "backoffLimit": 2,
         "activeDeadlineSeconds": spec.active_deadline_seconds,

@@ -24,7 +24,6 @@ from slam_operator.kube import Kube
 
 log = logging.getLogger("slam_operator.evaluation")
 IMAGE = os.environ.get("SLAM_IMAGE", "ghcr.io/slam-operator/slam:0.1.0")
-SCORING_SERVICE_ACCOUNT = os.environ.get("SLAM_SCORING_SERVICE_ACCOUNT") or None
 MAX_REASON = 1024  # keeps status well under 16 KB whatever the evaluation's size
 
 _stores: dict[str, Store] = {}
@@ -62,6 +61,11 @@ def observe(kube: Kube, body: dict, now: dt.datetime) -> tuple[Observed, Store |
             missing.append(f"{field}: {problem}")
         elif field == "spec.store.urlSecretRef":
             store = store_for(value)
+    sa = spec.service_account_name
+    if sa and not kube.service_account_exists(ns, sa):
+        missing_sa = f"spec.serviceAccountName: ServiceAccount {sa} not found in namespace {ns}"
+    else:
+        missing_sa = None
     job_name = evjob.job_name(name, spec.run_id)
     job = kube.get_job(ns, job_name)
     progress = None
@@ -73,7 +77,7 @@ def observe(kube: Kube, body: dict, now: dt.datetime) -> tuple[Observed, Store |
     if job is not None and any(c.get("type") == "Failed" and c.get("status") == "True"
                                for c in (job.get("status") or {}).get("conditions") or []):
         message = kube.job_termination_message(ns, job_name)
-    return Observed(body, mds, missing, job, progress, message, now), store
+    return Observed(body, mds, missing, job, progress, message, now, missing_sa), store
 
 
 def status_for(body: dict, d: Decision, obs: Observed, store: Store | None,
@@ -148,9 +152,12 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
     d = decide(obs)
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if d.create_job:
-        job = evjob.build_scoring_job(evjob.JobInput(
-            name, ns, EvaluationSpec.model_validate(body["spec"]), d.endpoints, IMAGE,
-            SCORING_SERVICE_ACCOUNT))
+        spec = EvaluationSpec.model_validate(body["spec"])
+        if not spec.service_account_name:
+            sa = evjob.build_service_account(name, ns)
+            adopt(sa, body)
+            kube.create_service_account(ns, sa)
+        job = evjob.build_scoring_job(evjob.JobInput(name, ns, spec, d.endpoints, IMAGE))
         adopt(job, body)
         kube.create_job(ns, job)
     iso = now.strftime("%Y-%m-%dT%H:%M:%SZ")

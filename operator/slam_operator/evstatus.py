@@ -26,6 +26,7 @@ class Observed:
     progress: tuple[int, int, int] | None  # (done, failed, total) from the store
     termination_message: str | None  # the failed scoring pod's
     now: datetime
+    missing_service_account: str | None = None  # spec.serviceAccountName names none
 
 
 @dataclass
@@ -73,13 +74,20 @@ def decide(obs: Observed) -> Decision:
     refs = [t["modelDeploymentRef"]["name"] for t in spec["targets"]
             if t.get("modelDeploymentRef")]
     missing_mds = sorted({n for n in refs if obs.model_deployments.get(n) is None})
-    problems = [f"ModelDeployment {n} not found" for n in missing_mds] + obs.missing_secrets
+    sa = obs.missing_service_account
+    problems = ([f"ModelDeployment {n} not found" for n in missing_mds] + obs.missing_secrets
+                + ([sa] if sa else []))
     if problems:
-        fix = ("; create them (kubectl create secret generic NAME --from-literal=KEY=...) "
-               "or fix the references" if obs.missing_secrets else "; create it or fix the name")
-        resolved = Cond("TargetsResolved", "False",
-                        "SecretNotFound" if obs.missing_secrets else "ModelDeploymentNotFound",
-                        "; ".join(problems) + fix)
+        if obs.missing_secrets:
+            reason, fix = ("SecretNotFound", "; create them (kubectl create secret generic NAME "
+                           "--from-literal=KEY=...) or fix the references")
+        elif missing_mds:
+            reason, fix = "ModelDeploymentNotFound", "; create it or fix the name"
+        else:
+            reason, fix = ("ServiceAccountNotFound", " (kubectl create serviceaccount "
+                           f"{spec['serviceAccountName']}), or remove the field to let the "
+                           "operator make one")
+        resolved = Cond("TargetsResolved", "False", reason, "; ".join(problems) + fix)
         parts = [resolved, Cond("TargetsReady", "Unknown", "TargetsNotResolved"),
                  Cond("JobComplete", "Unknown", "NotStarted")]
         return Decision("Pending", [*parts, roll_up(parts)], start_time=start)

@@ -95,6 +95,15 @@ class Kube:
         _, problem = self.secret_value(namespace, name, key)
         return problem
 
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account(name, namespace)
+        except client.ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._dict(self.batch.read_namespaced_job(name, namespace))
@@ -125,6 +134,16 @@ class Kube:
                 raise
             return
         self._count("create Job")
+
+    def create_service_account(self, namespace: str, sa: dict[str, Any]) -> None:
+        try:
+            self.core.create_namespaced_service_account(namespace, sa,
+                                                        field_manager=FIELD_MANAGER)
+        except client.ApiException as e:
+            if e.status != 409:  # already there: an earlier run of this Evaluation made it
+                raise
+            return
+        self._count("create ServiceAccount")
 
     def patch_evaluation_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.objects.patch_namespaced_custom_object_status(

@@ -175,6 +175,11 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
     # exactly one Job for the run; its spec names Secrets, never their values
     jobs = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
     assert [j.metadata.name for j in jobs] == ["pep-run-1"]
+    # it runs as the Evaluation's own ServiceAccount: no API token, gone with the Evaluation
+    assert jobs[0].spec.template.spec.service_account_name == "pep-scoring"
+    sa = client.CoreV1Api(k8s).read_namespaced_service_account("pep-scoring", namespace)
+    assert sa.automount_service_account_token is False
+    assert [(o.kind, o.name) for o in sa.metadata.owner_references] == [("Evaluation", "pep")]
     job_text = json.dumps(client.ApiClient().sanitize_for_serialization(jobs[0]))
     events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
     store = Store.open(store_url)
@@ -196,6 +201,32 @@ def test_missing_secret_names_the_field(k8s, namespace, operator, stub) -> None:
     assert "spec.targets[0].external.apiKeySecretRef: Secret openai not found" in c["message"]
     assert "kubectl create secret generic" in c["message"]
     assert client.BatchV1Api(k8s).list_namespaced_job(namespace).items == []
+
+
+def test_a_named_service_account_must_exist(k8s, namespace, operator, stub) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    body = evaluation("irsa", stub.base_url, serviceAccountName="s3-reader")
+    body["spec"]["targets"][1] = {"name": "cand", "external": {  # external targets only
+        "baseUrl": stub.base_url, "model": "small",
+        "apiKeySecretRef": {"name": "openai", "key": "api-key"}}}
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
+                                                                 body)
+    ev = wait_phase(k8s, namespace, "irsa", "Pending")
+    c = cond(ev, "TargetsResolved")
+    assert (c["status"], c["reason"]) == ("False", "ServiceAccountNotFound")
+    assert "spec.serviceAccountName: ServiceAccount s3-reader not found" in c["message"]
+    assert "kubectl create serviceaccount s3-reader" in c["message"]
+    assert client.BatchV1Api(k8s).list_namespaced_job(namespace).items == []
+    # Once it exists the run starts with it, and the operator makes no account of its own.
+    client.CoreV1Api(k8s).create_namespaced_service_account(
+        namespace, {"metadata": {"name": "s3-reader"}})
+    wait_phase(k8s, namespace, "irsa", "Running", timeout=60)
+    (job,) = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+    assert job.spec.template.spec.service_account_name == "s3-reader"
+    names = [a.metadata.name for a in
+             client.CoreV1Api(k8s).list_namespaced_service_account(namespace).items]
+    assert "irsa-scoring" not in names
 
 
 def test_a_model_that_never_becomes_ready_fails_at_the_deadline(

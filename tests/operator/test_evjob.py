@@ -8,7 +8,13 @@ import subprocess
 import sys
 
 from slam.api.evaluation import EvaluationSpec
-from slam_operator.evjob import JobInput, build_scoring_job, job_name, secret_refs
+from slam_operator.evjob import (
+    JobInput,
+    build_scoring_job,
+    build_service_account,
+    job_name,
+    secret_refs,
+)
 from tests.controlplane.cluster import REPO
 
 SPEC = {
@@ -98,3 +104,14 @@ def test_builder_output_is_the_same_in_every_process() -> None:
     env = [e["name"] for e in json.loads(outputs.pop())["spec"]["template"]["spec"]
            ["containers"][0]["env"] if e["name"].startswith("SLAM_SECRET_")]
     assert len(env) == 8
+
+
+def test_the_job_runs_as_its_own_tokenless_service_account_unless_the_spec_names_one() -> None:
+    job = build()
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "pep-talk-scoring"
+    sa = build_service_account("pep-talk", "team-a")
+    assert sa["metadata"]["name"] == "pep-talk-scoring"
+    assert sa["automountServiceAccountToken"] is False
+    # e.g. an IRSA-annotated account that may read the S3 prompt set
+    job = build(serviceAccountName="s3-reader")
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "s3-reader"

@@ -380,6 +380,13 @@ class EvaluationSpec(ApiModel):
     active_deadline_seconds: int = Field(
         default=86400, description="Longest the scoring Job may run.", ge=60
     )
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount the scoring Job runs as, e.g. one annotated for IRSA when the "
+        "prompt set is in S3. Default: <evaluation>-scoring, created by the operator with no "
+        "permissions and no API token.",
+        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
