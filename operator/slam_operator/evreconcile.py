@@ -61,11 +61,11 @@ def observe(kube: Kube, body: dict, now: dt.datetime) -> tuple[Observed, Store |
             missing.append(f"{field}: {problem}")
         elif field == "spec.store.urlSecretRef":
             store = store_for(value)
-    sa = spec.service_account_name
-    if sa and not kube.service_account_exists(ns, sa):
+    sa = evjob.service_account_name(name, spec)
+    sa_present = kube.service_account_exists(ns, sa)
+    missing_sa = None
+    if spec.service_account_name and not sa_present:
         missing_sa = f"spec.serviceAccountName: ServiceAccount {sa} not found in namespace {ns}"
-    else:
-        missing_sa = None
     job_name = evjob.job_name(name, spec.run_id)
     job = kube.get_job(ns, job_name)
     progress = None
@@ -77,7 +77,8 @@ def observe(kube: Kube, body: dict, now: dt.datetime) -> tuple[Observed, Store |
     if job is not None and any(c.get("type") == "Failed" and c.get("status") == "True"
                                for c in (job.get("status") or {}).get("conditions") or []):
         message = kube.job_termination_message(ns, job_name)
-    return Observed(body, mds, missing, job, progress, message, now, missing_sa), store
+    return Observed(body, mds, missing, job, progress, message, now, missing_sa,
+                    sa_present), store
 
 
 def status_for(body: dict, d: Decision, obs: Observed, store: Store | None,
@@ -151,12 +152,15 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
     obs, store = observe(kube, body, now)
     d = decide(obs)
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    spec = EvaluationSpec.model_validate(body["spec"])
+    # The Job's own ServiceAccount, made with the Job and put back while the run needs it (an
+    # account left by an earlier Evaluation of the same name may be garbage-collected late).
+    if not spec.service_account_name and not obs.service_account_present and (
+            d.create_job or d.phase == "Running"):
+        sa = evjob.build_service_account(name, ns)
+        adopt(sa, body)
+        kube.create_service_account(ns, sa)
     if d.create_job:
-        spec = EvaluationSpec.model_validate(body["spec"])
-        if not spec.service_account_name:
-            sa = evjob.build_service_account(name, ns)
-            adopt(sa, body)
-            kube.create_service_account(ns, sa)
         job = evjob.build_scoring_job(evjob.JobInput(name, ns, spec, d.endpoints, IMAGE))
         adopt(job, body)
         kube.create_job(ns, job)

@@ -27,6 +27,7 @@ class Observed:
     termination_message: str | None  # the failed scoring pod's
     now: datetime
     missing_service_account: str | None = None  # spec.serviceAccountName names none
+    service_account_present: bool = True  # the Job's ServiceAccount (named or our own) exists
 
 
 @dataclass

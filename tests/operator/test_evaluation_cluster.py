@@ -354,6 +354,13 @@ def test_spec_changes_mid_run_leave_the_running_job_alone(k8s, namespace, operat
     env = {e.name: e.value for e in jobs[0].spec.template.spec.containers[0].env}
     # the run keeps the spec it started with; the change applies to the next runId
     assert json.loads(env["SLAM_EVALUATION"])["spec"]["generation"]["maxTokens"] == 8
+    # The Job's own ServiceAccount is put back while the run needs it (e.g. one collected late
+    # from a deleted Evaluation of the same name).
+    core = client.CoreV1Api(k8s)
+    uid = core.read_namespaced_service_account("midrun-scoring", namespace).metadata.uid
+    core.delete_namespaced_service_account("midrun-scoring", namespace)
+    eventually(lambda: core.read_namespaced_service_account(
+        "midrun-scoring", namespace).metadata.uid != uid, 30, "ServiceAccount re-created")
 
 
 def test_delete_results_on_delete(k8s, namespace, operator, stub, tmp_path) -> None:
