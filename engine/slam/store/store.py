@@ -191,17 +191,24 @@ class Store:
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=RESPONSE_KEY)
+        return self._written(stmt, Response.id)
+
+    def _written(self, stmt, id_column) -> int:
+        """Run an insert; how many rows it wrote. RETURNING counts them on every backend
+        (rowcount is -1 for batches) and leaves out rows that a conflict skipped."""
         with self.engine.begin() as conn:
-            # RETURNING counts the rows written on every backend (rowcount is -1 for batches).
-            return len(conn.execute(stmt.returning(Response.id)).all())
+            return len(conn.execute(stmt.returning(id_column)).all())
+
+    def _rows(self, q) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     def responses(self, run_pk: int, target: str | None = None) -> list[dict]:
         q = select(Response).filter_by(run_pk=run_pk)
         if target:
             q = q.filter_by(target=target)
         q = q.order_by(Response.target, Response.prompt_id, Response.sample)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self._rows(q)
 
     def progress(self, run_pk: int) -> tuple[int, int, int]:
         """(done, failed, total) for a run."""
@@ -222,8 +229,7 @@ class Store:
         now = datetime.now(UTC)
         stmt = self._insert(Score).values([{**r, "created_at": now} for r in rows])
         stmt = stmt.on_conflict_do_nothing(index_elements=["response_id", "scorer"])
-        with self.engine.begin() as conn:
-            return len(conn.execute(stmt.returning(Score.id)).all())
+        return self._written(stmt, Score.id)
 
     def scores(self, run_pk: int, scorer: str | None = None) -> list[dict]:
         q = (select(Score.scorer, Score.score, Score.passed, Score.reason, Score.raw,
@@ -233,8 +239,7 @@ class Store:
              .where(Response.run_pk == run_pk))
         if scorer:
             q = q.where(Score.scorer == scorer)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self._rows(q)
 
     def save_judgments(self, run_pk: int, rows: Sequence[dict]) -> int:
         """Rows: prompt_id, sample, judge, first, second, verdict, parse_status, raw."""
@@ -245,13 +250,11 @@ class Store:
             [{**r, "run_pk": run_pk, "created_at": now} for r in rows])
         stmt = stmt.on_conflict_do_nothing(
             index_elements=["run_pk", "prompt_id", "sample", "judge", "first", "second"])
-        with self.engine.begin() as conn:
-            return len(conn.execute(stmt.returning(Judgment.id)).all())
+        return self._written(stmt, Judgment.id)
 
     def judgments(self, run_pk: int) -> list[dict]:
         q = select(Judgment).filter_by(run_pk=run_pk).order_by(Judgment.id)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self._rows(q)
 
     def embeddings(self, model: str, shas: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -284,8 +287,7 @@ class Store:
         q = select(ProbeSample).filter_by(namespace=namespace)
         if target:
             q = q.filter_by(target=target)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q.order_by(ProbeSample.at)).mappings()]
+        return self._rows(q.order_by(ProbeSample.at))
 
     def delete_evaluation(self, evaluation: str, namespace: str = "") -> int:
         """Delete every run of an evaluation with everything under it; returns the runs deleted."""
@@ -310,10 +312,8 @@ class Store:
         """Store one rating; False when its `submission` key is already there (a repeat)."""
         stmt = self._insert(Rating).values({**row, "created_at": datetime.now(UTC)})
         stmt = stmt.on_conflict_do_nothing(index_elements=["submission"])
-        with self.engine.begin() as conn:
-            return bool(conn.execute(stmt.returning(Rating.id)).all())
+        return bool(self._written(stmt, Rating.id))
 
     def ratings(self, run_pk: int) -> list[dict]:
         q = select(Rating).filter_by(run_pk=run_pk).order_by(Rating.id)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self._rows(q)
