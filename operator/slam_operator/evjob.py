@@ -36,8 +36,11 @@ class JobInput:
 
 def service_account_name(evaluation: str, spec: EvaluationSpec) -> str:
     """spec.serviceAccountName, else the operator-made <evaluation>-scoring."""
-    if spec.service_account_name:
-        return spec.service_account_name
+    return spec.service_account_name or own_service_account_name(evaluation)
+
+
+def own_service_account_name(evaluation: str) -> str:
+    """<evaluation>-scoring, cut to 253 characters with a hash when too long."""
     name = f"{evaluation}-scoring"
     if len(name) <= 253:
         return name
@@ -50,9 +53,12 @@ def build_service_account(evaluation: str, namespace: str) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": f"{evaluation}-scoring", "namespace": namespace, "labels": {
-            "app.kubernetes.io/managed-by": MANAGED_BY,
-            "app.kubernetes.io/name": "slam-scoring", EVALUATION_LABEL: evaluation}},
+        "metadata": {
+            "name": own_service_account_name(evaluation),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY,
+                       "app.kubernetes.io/name": "slam-scoring", EVALUATION_LABEL: evaluation},
+        },
         "automountServiceAccountToken": False,
     }
 

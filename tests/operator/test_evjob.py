@@ -14,6 +14,7 @@ from slam_operator.evjob import (
     build_service_account,
     job_name,
     secret_refs,
+    service_account_name,
 )
 from tests.controlplane.cluster import REPO
 
@@ -115,3 +116,9 @@ def test_the_job_runs_as_its_own_tokenless_service_account_unless_the_spec_names
     # e.g. an IRSA-annotated account that may read the S3 prompt set
     job = build(serviceAccountName="s3-reader")
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "s3-reader"
+
+
+def test_a_long_evaluation_name_gets_a_valid_account_name_used_by_job_and_account() -> None:
+    long = "e" * 250
+    sa = build_service_account(long, "team-a")["metadata"]["name"]
+    assert len(sa) <= 253 and sa == service_account_name(long, EvaluationSpec.model_validate(SPEC))
