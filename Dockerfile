@@ -14,9 +14,12 @@ COPY pyproject.toml README.md ./
 COPY engine/ engine/
 COPY operator/ operator/
 COPY dashboard/ dashboard/
-# Same order and pins as `make`: PyTorch first, then everything from the lock.
+# Same order, pins and llama.cpp build as `make`: PyTorch first, then llama-cpp-python built
+# portably (no -march=native, no AMX: requirements/llama-cpp-wheel.sh), then the lock.
 RUN pip install --no-cache-dir -c requirements/lock.txt torch \
- && pip install --no-cache-dir -c requirements/lock.txt . \
+ && wheel="$(bash requirements/llama-cpp-wheel.sh python /tmp/slam-cache)" \
+ && pip install --no-cache-dir --no-deps "$wheel" && rm -rf /tmp/slam-cache \
+ && pip install --no-cache-dir -c requirements/lock.txt --only-binary llama-cpp-python . \
  && python -c "import slam, slam_operator"
 
 # Any non-root user; the scoring Job writes only to its termination log.

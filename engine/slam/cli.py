@@ -215,16 +215,19 @@ def run(
                 f"prompts × {plan.samples} sample(s) × {len(plan.targets)} targets; "
                 f"store {display_url(url)}", highlight=False)
             cfg = prepared.scoring_for(plan)
+            # A server that dies mid-run is reported as such, not as a column of StreamCuts.
+            down = localserve.watchdog(servers, localrun.local_targets(ev, servers))
             if progress:
                 with Bars(err) as listener:
                     result = runner.run(plan, store, retry_failed=retry_failed,
-                                        listener=listener)
+                                        listener=listener, down=down)
                     scored = _score(store, result.run_pk, cfg, listener)
             else:
                 # Not a terminal (CI, a pipe): a progress line per target every 10 s instead.
                 _log_progress()
                 listener = LogLines()
-                result = runner.run(plan, store, retry_failed=retry_failed, listener=listener)
+                result = runner.run(plan, store, retry_failed=retry_failed, listener=listener,
+                                    down=down)
                 scored = _score(store, result.run_pk, cfg, listener)
     except localserve.LocalServeError as e:
         raise _fail(str(e)) from None

@@ -163,8 +163,14 @@ def prepare(path: Path, *, evaluation_name: str | None = None,
     return Prepared(ev, plan_for, scoring_for, tuple(local), source)
 
 
+def local_targets(ev: Evaluation, servers: Mapping[str, localserve.LocalServer]
+                  ) -> dict[str, str]:
+    """Target name -> ModelDeployment name, for targets whose ModelDeployment is served here."""
+    return {t.name: t.model_deployment_ref.name for t in ev.spec.targets
+            if t.model_deployment_ref is not None and t.model_deployment_ref.name in servers}
+
+
 def local_endpoints(ev: Evaluation, servers: Mapping[str, localserve.LocalServer]
                     ) -> dict[str, str]:
     """Target name -> base URL for targets whose ModelDeployment is served here."""
-    return {t.name: servers[t.model_deployment_ref.name].base_url for t in ev.spec.targets
-            if t.model_deployment_ref is not None and t.model_deployment_ref.name in servers}
+    return {t: servers[md].base_url for t, md in local_targets(ev, servers).items()}

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from slam.api.modeldeployment import ModelDeployment
+from slam.generate import RequestRecord
 
 READY_TIMEOUT_SECONDS = 180.0
 DEFAULT_CONTEXT = 2048
@@ -106,6 +107,24 @@ class LocalServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def exit_reason(self, wait: float = 0.0) -> str | None:
+        """None while the server runs, else how it ended ("exited with signal 11 (SIGSEGV)").
+
+        `wait`: a server that crashed closes its sockets a moment before it can be reaped, so a
+        client that just saw its stream cut may give it that moment."""
+        try:
+            code = self.process.wait(wait) if wait else self.process.poll()
+        except subprocess.TimeoutExpired:
+            return None
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"exited with signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                return f"exited with signal {-code}"
+        return f"exited with code {code}"
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -152,10 +171,10 @@ def start(md: ModelDeployment, *, threads: int, log_dir: Path) -> LocalServer:
 def wait_ready(server: LocalServer, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+        if (reason := server.exit_reason()) is not None:
             raise LocalServeError(
-                f"llama.cpp server for {server.name} exited with code {server.process.returncode}:"
-                f"\n{server.log_tail()}"
+                f"the llama.cpp server for {server.name} {reason} before it was ready; its last "
+                f"log lines:\n{server.log_tail()}{_crash_hint(reason)}"
             )
         try:
             if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
@@ -164,6 +183,52 @@ def wait_ready(server: LocalServer, timeout: float = READY_TIMEOUT_SECONDS) -> N
             pass
         time.sleep(0.25)
     raise LocalServeError(f"llama.cpp server for {server.name} not ready after {timeout:g} s")
+
+
+class ServerDied(LocalServeError):
+    """A llama.cpp server this process started ended during the run."""
+
+
+# Signals that mean the native code itself failed, not that somebody stopped the server.
+_NATIVE_CRASH = ("SIGSEGV", "SIGILL", "SIGBUS", "SIGABRT", "SIGFPE")
+
+
+def _crash_hint(reason: str) -> str:
+    if not any(s in reason for s in _NATIVE_CRASH):
+        return ""
+    return ("\nA crash in llama.cpp itself: if llama-cpp-python was built with native CPU flags "
+            "(e.g. AMX on a Sapphire Rapids CPU, or on another machine), rebuild the portable "
+            "wheel: `make clean-venv && make` (see requirements/llama-cpp-wheel.sh).")
+
+
+def died(server: LocalServer, target: str, reason: str) -> ServerDied:
+    who = target if target == server.name else f"{target} (ModelDeployment {server.name})"
+    return ServerDied(
+        f"the llama.cpp server for {who} {reason} during the run; its last log lines:\n"
+        f"{server.log_tail()}{_crash_hint(reason)}\n"
+        "Finished answers are stored: fix the cause and run the same command to resume."
+    )
+
+
+# Errors a request gets when its server went away under it.
+_GONE = ("StreamCut", "ConnectionError", "IncompleteStream")
+
+
+def watchdog(servers: Mapping[str, LocalServer], targets: Mapping[str, str]
+             ) -> Callable[[RequestRecord], ServerDied | None]:
+    """For runner.execute(down=...): given a failed record, the ServerDied error when the
+    llama.cpp server behind its target has exited (so its crash is reported as a crash, and the
+    requests it cut are sent again on resume instead of being stored as failures).
+
+    `targets` maps target name -> ModelDeployment name for the targets served here.
+    """
+    def down(record: RequestRecord) -> ServerDied | None:
+        server = servers.get(targets.get(record.target, ""))
+        if server is None:
+            return None
+        reason = server.exit_reason(wait=0.5 if record.error_class in _GONE else 0.0)
+        return None if reason is None else died(server, record.target, reason)
+    return down
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slam.generate import Endpoint, GenerationParams, RequestRecord
@@ -95,8 +96,14 @@ async def execute(
     *,
     retry_failed: bool = False,
     listener: Listener | None = None,
+    down: Callable[[RequestRecord], BaseException | None] | None = None,
 ) -> RunResult:
-    """Generate what the store does not hold yet for this run (and shard)."""
+    """Generate what the store does not hold yet for this run (and shard).
+
+    `down` is asked about every failed record: when it returns an error (the server behind the
+    target is gone, see localserve.watchdog), the run stops at once with that error, keeping
+    what finished; the record is not stored, so a resumed run sends that request again.
+    """
     listener = listener or Listener()
     t0 = time.perf_counter()
     run_pk = await asyncio.to_thread(
@@ -122,7 +129,17 @@ async def execute(
             await asyncio.sleep(FLUSH_SECONDS)
             await asyncio.to_thread(flush)
 
+    stopped: list[BaseException] = []
+    generating: asyncio.Future | None = None
+
     def on_record(record: RequestRecord) -> None:
+        if stopped:
+            return
+        if not record.ok and down is not None and (reason := down(record)) is not None:
+            stopped.append(reason)
+            assert generating is not None
+            generating.cancel()
+            return
         pending.append(record)
         result.records.append(record)
         listener.record(record)
@@ -136,8 +153,13 @@ async def execute(
         drivers.append(drive(t.endpoint, work, plan.params, concurrency=t.concurrency,
                              arrival=t.arrival, on_record=on_record, seed=plan.shard[0]))
     flushing = asyncio.create_task(flusher())
+    generating = asyncio.gather(*drivers)
     try:
-        await asyncio.gather(*drivers)
+        await generating
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        raise stopped[0] from None
     finally:
         flushing.cancel()
         # Whatever finished is kept, even when the run is interrupted (Ctrl-C, SIGTERM).

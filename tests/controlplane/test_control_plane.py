@@ -110,17 +110,24 @@ def _inner_session(tmp_path: Path, select: str) -> tuple[subprocess.Popen, Path,
     return proc, workdir, ready
 
 
+# The inner session starts a whole control plane and, on SIGINT, stops it gracefully (each
+# process gets SIGTERM and up to 15 s): on a loaded 2-core machine that took over 120 s once
+# (issue 11). What is tested is that nothing is left, not how fast, so the waits are generous.
+INNER_START_SECONDS = 300
+INNER_EXIT_SECONDS = 240
+
+
 def _assert_nothing_left(workdir: Path) -> None:
     # A SIGKILLed parent's children get their death signal at once, but give the kernel a moment.
     try:
-        wait_for(lambda: not processes_marked(workdir), timeout=15, what="processes to exit")
+        wait_for(lambda: not processes_marked(workdir), timeout=60, what="processes to exit")
     except TimeoutError:
         pytest.fail(f"left running: {processes_marked(workdir)}")
 
 
 def test_nothing_left_after_a_failing_session(tmp_path: Path) -> None:
     proc, workdir, _ = _inner_session(tmp_path, "test_fails")
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=INNER_START_SECONDS + INNER_EXIT_SECONDS)
     assert proc.returncode == 1, out
     assert "1 failed" in out
     assert (workdir / "kubeconfig").exists(), "the control plane never started"
@@ -131,10 +138,11 @@ def test_nothing_left_after_a_failing_session(tmp_path: Path) -> None:
 def test_nothing_left_after_an_interrupted_or_killed_session(tmp_path: Path, sig) -> None:
     proc, workdir, ready = _inner_session(tmp_path, "test_hangs")
     try:
-        wait_for(ready.exists, timeout=300, what="the inner session's control plane")
+        wait_for(ready.exists, timeout=INNER_START_SECONDS,
+                 what="the inner session's control plane")
         assert processes_marked(workdir), "the inner control plane is not running"
         proc.send_signal(sig)
-        proc.communicate(timeout=120)
+        proc.communicate(timeout=INNER_EXIT_SECONDS)
     finally:
         if proc.poll() is None:
             proc.kill()
