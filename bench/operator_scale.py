@@ -32,9 +32,9 @@ def main() -> None:
     from kubernetes import client, config
 
     from slam.api.modeldeployment import ModelDeploymentSpec
-    from slam_operator import builders
     from slam_operator.kube import Kube
-    from slam_operator.reconcile import STATS
+    from slam_operator.modeldeployment import builders
+    from slam_operator.modeldeployment.reconcile import STATS
     from tests.controlplane.cluster import REPO, ControlPlane, apply_crds
     from tests.fakes.hub import FakeHub, Repo
 
@@ -57,7 +57,7 @@ def main() -> None:
             t0 = time.perf_counter()
 
             def direct(i: int) -> None:
-                t = builders.Target(f"m{i:03d}", "baseline", spec, "0" * 40)
+                t = builders.ServedModel(f"m{i:03d}", "baseline", spec, "0" * 40)
                 core.create_namespaced_service("baseline", builders.build_service(t))
                 apps.create_namespaced_deployment("baseline", builders.build_deployment(t))
 

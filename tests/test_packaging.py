@@ -26,9 +26,9 @@ def source_files() -> set[str]:
     return out
 
 
-def test_the_wheel_carries_every_file_and_an_installed_copy_opens_a_store(tmp_path) -> None:
-    # Built from a copy: setuptools' build/ folder would otherwise linger in the checkout and
-    # feed stale files into the next build.
+def _build_wheel(tmp_path: Path) -> list[Path]:
+    """The wheel `pip install .` would install. Built from a copy: setuptools' build/ folder
+    would otherwise linger in the checkout and feed stale files into the next build."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -39,7 +39,11 @@ def test_the_wheel_carries_every_file_and_an_installed_copy_opens_a_store(tmp_pa
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "--quiet", "-w", str(tmp_path / "dist"), str(src)], check=True,
                    capture_output=True, cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("slam_operator-*.whl")
+    return list((tmp_path / "dist").glob("slam_operator-*.whl"))
+
+
+def test_the_wheel_carries_every_file_and_an_installed_copy_opens_a_store(tmp_path) -> None:
+    (wheel,) = _build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         z.extractall(tmp_path / "installed")
@@ -61,3 +65,78 @@ def test_the_wheel_carries_every_file_and_an_installed_copy_opens_a_store(tmp_pa
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "0"
     assert Path(tmp_path / "r.db").stat().st_size > 0
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    """Top-level modules imported anywhere under `folder` -> the files importing them."""
+    import ast
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 \
+                and node.module else []
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_third_party_import_is_declared() -> None:
+    """A module imported by our code must be a declared dependency, not one that happens to
+    arrive with another (it can disappear with that one's next release)."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {norm(re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0])
+                for d in project["dependencies"]}
+    provided = packages_distributions()
+    own = set(SOURCES.values())
+    undeclared = {}
+    for folder in SOURCES:
+        for module, files in _imports(REPO / folder).items():
+            if module in sys.stdlib_module_names or module in own or module == "__future__":
+                continue
+            dists = {norm(d) for d in provided.get(module, [module])}
+            if not dists & declared:
+                undeclared[module] = sorted(files)[:3]
+    assert not undeclared, f"imported but not in pyproject.toml dependencies: {undeclared}"
+
+
+def test_an_installed_copy_serves_the_dashboard(tmp_path) -> None:
+    """`slam dashboard` finds the app inside the installed package, as in the image (it once
+    looked for it in the source tree)."""
+    import time
+    import urllib.request
+
+    from tests.controlplane.cluster import free_port
+    (wheel,) = _build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "installed")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed"),
+           "SLAM_ADMIN_TOKENS": "admin-token-for-test", "SLAM_RATER_TOKENS": "rater"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from slam.cli import app; sys.argv[0] = 'slam'; app()",
+         "dashboard", "--store", f"sqlite:///{tmp_path / 'r.db'}", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 120, ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert body == "ok", f"the dashboard did not come up: {proc.poll()}"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "does not exist" not in out, out[-2000:]
+    assert str(tmp_path / "installed") in out, out[-2000:]  # it says which app it serves

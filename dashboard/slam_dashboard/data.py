@@ -3,6 +3,7 @@ cached queries (st.cache_data) and the rating submission. Pages hold no SQL and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -32,20 +33,25 @@ class RunChoice:
     criteria: tuple[str, ...]
     require_reason: bool
     control_pairs: int
+    open_for_rating: bool = True  # spec.humanRating.enabled (default true)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def runs_open_for_rating(url: str) -> list[RunChoice]:
+def runs(url: str) -> list[RunChoice]:
+    """Every run in the store: the owner pages show them all."""
     out = []
     for r in store(url).runs():
         hr = (r.spec or {}).get("humanRating") or {}
-        if hr.get("enabled", True) is False:
-            continue
         label = f"{r.evaluation} (run {r.run_id})" + (f" in {r.namespace}" if r.namespace else "")
         out.append(RunChoice(r.id, label, f"{r.namespace}/{r.evaluation}/{r.run_id}",
                              tuple(hr.get("criteria") or ()), bool(hr.get("requireReason")),
-                             int(hr.get("controlPairs", 2))))
+                             int(hr.get("controlPairs", 2)), hr.get("enabled", True) is not False))
     return out
+
+
+def runs_open_for_rating(url: str) -> list[RunChoice]:
+    """The runs raters may rate (spec.humanRating.enabled is not false)."""
+    return [r for r in runs(url) if r.open_for_rating]
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -129,34 +135,11 @@ def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, i
 
 @st.cache_data(ttl=10, show_spinner=False)
 def agreement(url: str, run_pk: int) -> dict:
-    """Judge vs humans (Cohen's kappa, % agreement) and between raters (Krippendorff's alpha)."""
-    from slam import stats
-    s = store(url)
-    run = next(r for r in s.runs() if r.id == run_pk)
-    ratings = [r for r in s.ratings(run_pk) if not r["is_control"]]
-    outcomes = {key: outcome for key, (outcome, _) in
-                summary.judge_outcomes_by_item(s.judgments(run_pk), run.reference).items()}
-    label = {1.0: "candidate", 0.0: "reference", 0.5: "tie"}
-    judge_labels, human_labels = [], []
-    for r in ratings:
-        if run.reference not in (r["left"], r["right"]):
-            continue
-        cand = r["right"] if r["left"] == run.reference else r["left"]
-        key = (cand, r["prompt_id"], r["sample"])
-        if key not in outcomes:
-            continue
-        win = rating.winner(r)
-        human_labels.append("tie" if win is None else "candidate" if win == cand else "reference")
-        judge_labels.append(label[outcomes[key]])
-    kappa, agree = stats.cohen_kappa(judge_labels, human_labels)
-    units: dict[tuple, list[str]] = {}
-    for r in ratings:
-        key = (r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
-        units.setdefault(key, []).append(rating.winner(r) or "tie")
-    alpha = stats.krippendorff_alpha_nominal(list(units.values()))
-    return {"kappa": kappa, "agreement": agree, "compared": len(judge_labels), "alpha": alpha,
-            "multiply_rated": sum(1 for u in units.values() if len(u) >= 2),
-            "rater_consistency": rating.consistency(s.ratings(run_pk))}
+    """Judge vs humans (Cohen's kappa, % agreement), between raters (Krippendorff's alpha) and
+    each rater's consistency on control pairs."""
+    run_data = summary.load(store(url), run_pk)
+    return {**dataclasses.asdict(summary.agreement(run_data)),
+            "rater_consistency": rating.consistency(run_data.ratings)}
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -172,75 +155,29 @@ def probes(url: str, run_pk: int, window: int = 10) -> tuple[pd.DataFrame, pd.Da
     """(samples with rolling p50/p95 bands per target, summary with the coefficient of
     variation). Probed names: a ModelDeployment's name, or evaluation/target for external ones."""
     s = store(url)
-    run = next(r for r in s.runs() if r.id == run_pk)
+    run = s.run(run_pk)
     names = {}
     for t in s.targets(run_pk):
         md = (t.get("details") or {}).get("modelDeployment")
         names[md or f"{run.evaluation}/{t['name']}"] = t["name"]
-    rows = [{"target": names[p["target"]], "at": p["at"], "e2e_ms": p["e2e_ms"],
-             "ttft_ms": p["ttft_ms"], "error": p["error_class"]}
-            for p in s.probe_samples(run.namespace) if p["target"] in names]
-    df = pd.DataFrame(rows, columns=["target", "at", "e2e_ms", "ttft_ms", "error"])
-    if df.empty:
-        return df, pd.DataFrame()
-    df = df.sort_values("at")
-    ok = df[df["error"].isna()].copy()
-    grouped = ok.groupby("target")["e2e_ms"]
-    ok["p50"] = grouped.transform(lambda x: x.rolling(window, min_periods=1).median())
-    ok["p95"] = grouped.transform(lambda x: x.rolling(window, min_periods=1).quantile(0.95))
-    table = df.groupby("target").agg(samples=("at", "count"),
-                                     errors=("error", lambda e: int(e.notna().sum())))
-    stats_ = ok.groupby("target")["e2e_ms"].agg(["median", "mean", "std"])
-    table = table.join(stats_)
-    table["cv"] = table["std"] / table["mean"]
-    return ok, table.reset_index()
+    series, table = summary.probe_series(s.probe_samples(run.namespace), names, window)
+    columns = ["target", "at", "e2e_ms", "ttft_ms", "p50", "p95"]
+    return pd.DataFrame(series, columns=columns), pd.DataFrame(table)
+
+
+# Traffic levels of the cost curves: 100 to a million requests a day, evenly on a log scale.
+COST_GRID = [int(x) for x in np.unique(np.geomspace(100, 1_000_000, 60).round())]
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def costs(url: str, run_pk: int) -> dict:
     """$/1k per target, monthly cost curves over requests/day, break-even, quality vs cost."""
     rep = summary.build(store(url), run_pk)
-    grid = [int(x) for x in np.unique(np.geomspace(100, 1_000_000, 60).round())]
-    curves, points = [], []
-    for t in rep.targets:
-        if t.cost is None or t.cost.per_1k_usd is None:
-            continue
-        for d in grid:
-            curves.append({"target": t.target, "requests/day": d,
-                           "$/month": t.cost.monthly_usd(d, rep.hours_per_month)})
-        quality, basis = None, None
-        for name, get in summary.RANK_BASES:
-            iv = get(t)
-            if iv is not None:
-                quality, basis = iv.estimate, name
-                break
-        points.append({"target": t.target, "$/1k requests": t.cost.per_1k_usd,
-                       "quality": quality, "quality basis": basis,
-                       "break-even requests/day": t.break_even_requests_per_day,
-                       "price": t.cost.source})
-    frame = pd.DataFrame(points)
-    if not frame.empty:
-        frame["on the frontier"] = pareto_frontier(frame)
-    return {"curves": pd.DataFrame(curves), "points": frame,
+    return {"curves": pd.DataFrame(summary.cost_curves(rep, COST_GRID)),
+            "points": pd.DataFrame(summary.quality_cost_points(rep)),
             "requests_per_day": rep.requests_per_day,
             "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
                         if t.cost and t.cost.per_1k_usd is None]}
-
-
-def pareto_frontier(points: pd.DataFrame) -> list[bool]:
-    """True for targets no other target beats on both quality (higher) and cost (lower)."""
-    out = []
-    for _, p in points.iterrows():
-        if p["quality"] is None or p["quality"] != p["quality"]:
-            out.append(False)
-            continue
-        dominated = any(
-            q["quality"] == q["quality"] and q["quality"] is not None
-            and q["quality"] >= p["quality"] and q["$/1k requests"] <= p["$/1k requests"]
-            and (q["quality"] > p["quality"] or q["$/1k requests"] < p["$/1k requests"])
-            for _, q in points.iterrows())
-        out.append(not dominated)
-    return out
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from slam.summary import winner
+
 CHOICES = {"A": "left", "B": "right", "About the same": "tie", "Both bad": "both_bad"}
-CRITERIA = ("clarity", "intelligence", "likability", "trustworthiness", "overall")
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,6 @@ def rating_row(rater: str, run_pk: int, run_key: str, a: Assignment, choice: str
         "criteria": {k: CHOICES[v] for k, v in (criteria or {}).items() if v in CHOICES},
         "reason": (reason or "").strip() or None, "is_control": a.is_control,
     }
-
-
-def winner(row: dict) -> str | None:
-    """The target the rater preferred, through the side randomisation (None: tie/both bad)."""
-    return {"left": row["left"], "right": row["right"]}.get(row["choice"])
 
 
 def consistency(ratings: Sequence[dict]) -> dict[str, float]:

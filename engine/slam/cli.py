@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib.resources
 import json
 import logging
 import os
@@ -334,13 +335,8 @@ def job_run(
             raw = json.loads(os.environ["SLAM_EVALUATION"])
         ev = Evaluation.model_validate(raw)
         endpoints = json.loads(os.environ.get("SLAM_ENDPOINTS", "{}"))
-        api_client = None
-        if ev.spec.prompt_set.config_map is not None:
-            from kubernetes import config
-            api_client = config.new_client_from_config() if os.environ.get("KUBECONFIG") \
-                else _incluster_client()
-        prompts = promptsets.load(ev.spec.prompt_set, namespace=ev.metadata.get("namespace")
-                                  or "default", api_client=api_client)
+        # A ConfigMap prompt set arrives as a mounted file (the Job's spec says so).
+        prompts = promptsets.load(ev.spec.prompt_set)
         if shard >= shards:
             raise PlanError(f"--shard {shard} must be below --shards {shards}")
         plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards))
@@ -372,12 +368,6 @@ def job_run(
         shard, shards, len(result.records), result.failed, result.skipped, done, total)
 
 
-def _incluster_client():  # pragma: no cover - only inside a pod
-    from kubernetes import client, config
-    config.load_incluster_config()
-    return client.ApiClient()
-
-
 @app.command()
 def dashboard(
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
@@ -387,7 +377,6 @@ def dashboard(
     admins. Invite tokens come from $SLAM_RATER_TOKENS / $SLAM_ADMIN_TOKENS (comma-separated);
     without them a one-time admin token is made up and printed here."""
     import secrets as token_source
-    import subprocess
 
     env = dict(os.environ)
     env["SLAM_STORE_URL"] = store_url or default_url()
@@ -397,13 +386,17 @@ def dashboard(
         err.print(f"admin invite token (this session only): {env['SLAM_ADMIN_TOKENS']}\n"
                   f"rater invite token (this session only): {env['SLAM_RATER_TOKENS']}",
                   highlight=False)
-    app_path = Path(__file__).resolve().parents[2] / "dashboard" / "slam_dashboard" / "app.py"
-    err.print(f"dashboard on http://127.0.0.1:{port} for {display_url(env['SLAM_STORE_URL'])} "
-              "(Ctrl-C stops it)", highlight=False)
-    raise typer.Exit(subprocess.call(
-        [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"], env=env))
+    # Inside the installed package (the image installs a wheel, not this source tree).
+    app_path = Path(str(importlib.resources.files("slam_dashboard") / "app.py"))
+    err.print(f"dashboard {app_path} on http://127.0.0.1:{port} for "
+              f"{display_url(env['SLAM_STORE_URL'])} (Ctrl-C stops it)", highlight=False,
+              soft_wrap=True)
+    sys.stderr.flush()
+    # Streamlit takes this process's place, so Ctrl-C, SIGTERM and exit codes reach it directly.
+    os.execve(sys.executable, [
+        sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"], env)
 
 
 @app.command()

@@ -107,7 +107,7 @@ def build(
         prompts=prompts,
         params=generation_params(evaluation),
         samples=g.samples_per_prompt if g else 1,
-        spec=evaluation.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        spec=evaluation.spec.to_wire(),
         shard=shard,
     )
 

@@ -206,30 +206,6 @@ def read_file(path: Path) -> PromptSet:
     return parse(text, str(path))
 
 
-def read_config_map(api_client: Any, namespace: str, name: str, key: str) -> PromptSet:
-    """A prompt set stored under `key` of ConfigMap `name` (read through the API server)."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    where = f"configmap {namespace}/{name}"
-    try:
-        cm = client.CoreV1Api(api_client).read_namespaced_config_map(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            raise PromptSetError(
-                [f"{where}: not found (spec.promptSet.configMap.name); create it, e.g. "
-                 f"kubectl create configmap {name} --from-file={key}=<file> -n {namespace}"]
-            ) from None
-        raise PromptSetError([f"{where}: cannot read it: {e.status} {e.reason}"]) from None
-    data = cm.data or {}
-    if key not in data:
-        keys = ", ".join(sorted(data)) or "none"
-        raise PromptSetError(
-            [f"{where}: has no key {key!r} (spec.promptSet.configMap.key); keys: {keys}"]
-        )
-    return parse(data[key], f"{where} key {key}")
-
-
 def read_s3(bucket: str, key: str, region: str | None = None, s3_client: Any = None) -> PromptSet:
     """A prompt set in S3 (credentials and endpoint from the usual AWS environment)."""
     import boto3
@@ -259,8 +235,6 @@ def load(
     source: PromptSetSource,
     *,
     base_dir: Path | None = None,
-    namespace: str = "default",
-    api_client: Any = None,
     s3_client: Any = None,
 ) -> PromptSet:
     """Load and validate the prompt set an Evaluation names; `limit` applied."""
@@ -277,12 +251,12 @@ def load(
             path = base_dir / path
         ps = read_file(path)
     elif source.config_map is not None:
-        if api_client is None:
-            raise PromptSetError(
-                ["spec.promptSet.configMap: needs a cluster; without one, point "
-                 "spec.promptSet.file at a local copy of the file"]
-            )
-        ps = read_config_map(api_client, namespace, source.config_map.name, source.config_map.key)
+        # In a cluster the operator mounts the ConfigMap into the scoring Job as a file (and
+        # the spec the Job gets names that file); `slam run` reads it from the manifests.
+        raise PromptSetError(
+            ["spec.promptSet.configMap: read in a cluster; without one, point "
+             "spec.promptSet.file at a local copy of the file"]
+        )
     else:
         assert source.s3 is not None
         ps = read_s3(source.s3.bucket, source.s3.key, source.s3.region, s3_client)

@@ -221,3 +221,36 @@ def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> tuple[float | None,
     if len(labels) < 2:
         return None, agreement  # kappa is undefined when only one label ever occurs
     return float(cohen_kappa_score([str(x) for x in a], [str(y) for y in b])), agreement
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float | None:
+    """Sample standard deviation / mean: latency consistency (lower is steadier). None for
+    fewer than two values or a zero mean."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2 or x.mean() == 0:
+        return None
+    return float(x.std(ddof=1) / x.mean())
+
+
+def rolling_quantile(values: Sequence[float], window: int, q: float) -> np.ndarray:
+    """(N,) the q-quantile of each value's trailing window of `window` values (fewer at the
+    start), linear interpolation between order statistics."""
+    x = np.asarray(values, dtype=float)
+    return np.array([np.quantile(x[max(0, i - window + 1):i + 1], q) for i in range(x.size)])
+
+
+def pareto_frontier(quality: Sequence[float | None], cost: Sequence[float]) -> list[bool]:
+    """For each point, whether no other point is at least as good on both quality (higher is
+    better) and cost (lower) and strictly better on one. Points without quality are never on
+    the frontier and dominate nothing."""
+    q = [None if v is None or v != v else float(v) for v in quality]  # NaN is unknown
+    out = []
+    for i, (qi, ci) in enumerate(zip(q, cost, strict=True)):
+        if qi is None:
+            out.append(False)
+            continue
+        dominated = any(
+            qj is not None and qj >= qi and cj <= ci and (qj > qi or cj < ci)
+            for j, (qj, cj) in enumerate(zip(q, cost, strict=True)) if j != i)
+        out.append(not dominated)
+    return out

@@ -7,6 +7,7 @@ all say the same thing. Bootstraps are seeded: the same store gives the same rep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,26 +148,50 @@ def target_cost(t: dict, stats_row, pricing_client: Any = None) -> cost.CostEsti
                                  stats_row.throughput_rps, instance)
 
 
+@dataclass(frozen=True)
+class RunData:
+    """Everything the report is computed from, as read from the store (plain rows)."""
+
+    run: Any  # slam.store.Run: evaluation, run_id, reference, spec
+    targets: list[dict]
+    responses: list[dict]
+    scores: list[dict]
+    judgments: list[dict]
+    ratings: list[dict]
+
+
+def load(store: Store, run_pk: int) -> RunData:
+    """Read one run's rows from the store."""
+    return RunData(store.run(run_pk), store.targets(run_pk), store.responses(run_pk),
+                   store.scores(run_pk), store.judgments(run_pk), store.ratings(run_pk))
+
+
 def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = None
           ) -> EvaluationReport:
+    """The report for a run in the store (load, then compute)."""
+    return compute(load(store, run_pk), seed=seed, pricing_client=pricing_client)
+
+
+def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> EvaluationReport:
+    """The report, as a pure function of the run's rows (bootstraps seeded by `seed`;
+    `pricing_client`: a boto3 Pricing client for instance prices, else the offline table)."""
     from slam import metrics
 
-    run = next(r for r in store.runs() if r.id == run_pk)
+    run = data.run
     spec = run.spec or {}
     cost_spec = spec.get("cost") or {}
     rpd = int(cost_spec.get("requestsPerDay", 10000))
     hpm = float(cost_spec.get("hoursPerMonth", 730.0))
-    targets = sorted(store.targets(run_pk), key=lambda t: (not t["is_reference"], t["name"]))
+    targets = sorted(data.targets, key=lambda t: (not t["is_reference"], t["name"]))
     names = [t["name"] for t in targets]
-    responses = store.responses(run_pk)
     rng = np.random.default_rng(seed)
     by_target: dict[str, list[dict]] = {n: [] for n in names}
-    for r in responses:
+    for r in data.responses:
         by_target.setdefault(r["target"], []).append(r)
     sims: dict[str, list[float]] = {}
     grades: dict[str, list[float]] = {}
     sim_by_key: dict[tuple[str, str, int], float] = {}
-    for s in store.scores(run_pk):
+    for s in data.scores:
         if s["score"] is None:
             continue
         if s["scorer"] == SIMILARITY:
@@ -175,12 +200,11 @@ def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = Non
             else None
         if bucket is not None:
             bucket.setdefault(s["target"], []).append(s["score"])
-    judgments = store.judgments(run_pk)
+    judgments = data.judgments
     outcomes = judge_outcomes(judgments, run.reference)
     judge_elo = _elo([(c, run.reference, o) for c, os in outcomes.items() for o, _ in os],
                      names, rng)
-    ratings = store.ratings(run_pk)
-    hpairs = human_pairs(ratings)
+    hpairs = human_pairs(data.ratings)
     human_elo = _elo(hpairs, names, rng)
 
     reports: list[TargetReport] = []
@@ -219,7 +243,7 @@ def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = Non
                     [sim_by_key[(name, p, smp)] for p, smp in keys],
                     [sim_by_key[(run.reference, p, smp)] for p, smp in keys],
                     alpha=ALPHA, min_pairs=MIN_DECISIVE)
-        rep.cost = target_cost(t, m)
+        rep.cost = target_cost(t, m, pricing_client)
         rep.monthly_usd = rep.cost.monthly_usd(rpd, hpm)
         reports.append(rep)
     ref = next((r for r in reports if r.is_reference), None)
@@ -309,3 +333,118 @@ def recommend(reports: list[TargetReport], reference: str) -> tuple[str | None, 
     return best.target, (f"{best.target}: cheapest target not significantly worse than "
                          f"{reference} ({_money(best.cost.per_1k_usd)} vs {_money(ref_cost)} per "
                          f"1k requests). {detail}. Test: {TEST_NAME}")
+
+
+# --- views the dashboard draws (pure; the dashboard only queries and caches) ---------------------
+
+
+def winner(rating: dict) -> str | None:
+    """The target a rater preferred, through the side randomisation (None: tie or both bad)."""
+    return {"left": rating["left"], "right": rating["right"]}.get(rating["choice"])
+
+
+def judge_vs_human(ratings: list[dict], judgments: list[dict], reference: str
+                   ) -> tuple[list[str], list[str]]:
+    """Aligned labels ("candidate", "reference" or "tie") of the judge and of the human raters,
+    one pair per non-control rating of a candidate against the reference that the judge also
+    decided (both orders parsed)."""
+    outcomes = {key: outcome for key, (outcome, _) in
+                judge_outcomes_by_item(judgments, reference).items()}
+    label = {1.0: "candidate", 0.0: "reference", 0.5: "tie"}
+    judge, human = [], []
+    for r in ratings:
+        if r.get("is_control") or reference not in (r["left"], r["right"]):
+            continue
+        cand = r["right"] if r["left"] == reference else r["left"]
+        key = (cand, r["prompt_id"], r["sample"])
+        if key not in outcomes:
+            continue
+        win = winner(r)
+        human.append("tie" if win is None else "candidate" if win == cand else "reference")
+        judge.append(label[outcomes[key]])
+    return judge, human
+
+
+@dataclass(frozen=True)
+class Agreement:
+    kappa: float | None  # Cohen's kappa, judge vs humans
+    agreement: float | None  # share of exact agreement, judge vs humans
+    compared: int  # ratings the judge also decided
+    alpha: float | None  # Krippendorff's alpha between raters (nominal)
+    multiply_rated: int  # items rated by two or more raters
+
+
+def agreement(data: RunData) -> Agreement:
+    """Automated vs human (the judge's verdicts against the raters') and between raters."""
+    ratings = [r for r in data.ratings if not r.get("is_control")]
+    judge, human = judge_vs_human(ratings, data.judgments, data.run.reference)
+    kappa, agree = stats.cohen_kappa(judge, human)
+    units: dict[tuple, list[str]] = {}
+    for r in ratings:
+        key = (r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
+        units.setdefault(key, []).append(winner(r) or "tie")
+    alpha = stats.krippendorff_alpha_nominal(list(units.values()))
+    return Agreement(kappa, agree, len(judge), alpha,
+                     sum(1 for u in units.values() if len(u) >= 2))
+
+
+def quality(t: TargetReport) -> tuple[float | None, str | None]:
+    """A target's headline quality figure and its name: the first of RANK_BASES it has."""
+    for name, get in RANK_BASES:
+        iv = get(t)
+        if iv is not None:
+            return iv.estimate, name
+    return None, None
+
+
+def quality_cost_points(rep: EvaluationReport) -> list[dict]:
+    """One point per target with a known cost: $/1k requests, quality, break-even, and whether
+    it is on the quality-cost frontier."""
+    points = []
+    for t in rep.targets:
+        if t.cost is None or t.cost.per_1k_usd is None:
+            continue
+        q, basis = quality(t)
+        points.append({"target": t.target, "$/1k requests": t.cost.per_1k_usd,
+                       "quality": q, "quality basis": basis,
+                       "break-even requests/day": t.break_even_requests_per_day,
+                       "price": t.cost.source})
+    frontier = stats.pareto_frontier([p["quality"] for p in points],
+                                     [p["$/1k requests"] for p in points])
+    for p, on in zip(points, frontier, strict=True):
+        p["on the frontier"] = on
+    return points
+
+
+def cost_curves(rep: EvaluationReport, requests_per_day: Sequence[int]) -> list[dict]:
+    """Monthly cost of each priced target at each traffic level (rows: target, requests/day,
+    $/month): API cost grows with traffic, a self-hosted instance's stays flat."""
+    return [{"target": t.target, "requests/day": d,
+             "$/month": t.cost.monthly_usd(d, rep.hours_per_month)}
+            for t in rep.targets if t.cost is not None and t.cost.per_1k_usd is not None
+            for d in requests_per_day]
+
+
+def probe_series(samples: list[dict], names: dict[str, str], window: int = 10
+                 ) -> tuple[list[dict], list[dict]]:
+    """Latency probes over time. `samples`: the store's probe rows in time order; `names`: probed
+    name -> target. Returns (successful samples with rolling e2e p50/p95 over the last `window`
+    per target, one summary row per target: samples, errors, median, mean, std, cv)."""
+    mine = [p for p in samples if p["target"] in names]
+    series: list[dict] = []
+    table: list[dict] = []
+    for target in sorted({names[p["target"]] for p in mine}):
+        rows = [p for p in mine if names[p["target"]] == target]
+        ok = [p for p in rows if p["error_class"] is None and p["e2e_ms"] is not None]
+        e2e = [p["e2e_ms"] for p in ok]
+        p50 = stats.rolling_quantile(e2e, window, 0.5)
+        p95 = stats.rolling_quantile(e2e, window, 0.95)
+        series += [{"target": target, "at": p["at"], "e2e_ms": p["e2e_ms"],
+                    "ttft_ms": p["ttft_ms"], "p50": float(a), "p95": float(b)}
+                   for p, a, b in zip(ok, p50, p95, strict=True)]
+        table.append({"target": target, "samples": len(rows), "errors": len(rows) - len(ok),
+                      "median": float(np.median(e2e)) if e2e else None,
+                      "mean": float(np.mean(e2e)) if e2e else None,
+                      "std": float(np.std(e2e, ddof=1)) if len(e2e) > 1 else None,
+                      "cv": stats.coefficient_of_variation(e2e)})
+    return series, table

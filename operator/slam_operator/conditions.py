@@ -1,7 +1,10 @@
-"""Kubernetes-shaped conditions: set without losing lastTransitionTime, roll up into Ready."""
+"""Kubernetes-shaped conditions: set without losing lastTransitionTime, roll up into Ready.
+Also the operator's one clock format (RFC 3339, seconds, UTC), which conditions carry. Pure."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,3 +57,26 @@ def transitions(old: list[dict] | None, new: list[dict]) -> list[dict]:
     """Conditions whose status or reason changed (what deserves an Event)."""
     previous = {c["type"]: (c.get("status"), c.get("reason")) for c in old or []}
     return [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
+
+
+def is_true(conditions: Iterable[dict] | None, type_: str) -> bool:
+    """Whether the condition `type_` is present with status "True" (any object's conditions)."""
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions or ())
+
+
+def find(conditions: Iterable[dict] | None, type_: str) -> dict | None:
+    return next((c for c in conditions or () if c.get("type") == type_), None)
+
+
+def now() -> dt.datetime:
+    """The current time, UTC, whole seconds (what status timestamps hold)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def timestamp(t: dt.datetime) -> str:
+    """RFC 3339 as Kubernetes writes it: 2026-11-28T08:26:51Z."""
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))

@@ -1,4 +1,5 @@
-"""kopf handlers: thin entry points that read, delegate to `reconcile`, and return.
+"""kopf handlers: decorators and hand-offs only. Each reads what kopf gives it and passes it to
+modeldeployment/reconcile.py, evaluation/reconcile.py or probes.py.
 
 Run with `python -m slam_operator` (or `kopf run -m slam_operator.handlers --all-namespaces`).
 """
@@ -15,21 +16,30 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from slam.api.common import GROUP, VERSION, ProbeSpec
+from slam.api.common import ProbeSpec
 from slam.api.evaluation import EvaluationSpec
-from slam.generate import Endpoint
-from slam.store import Store
-from slam_operator import evjob, evreconcile, metrics
-from slam_operator.builders import MANAGED_BY, OWNER_LABEL
-from slam_operator.hub import CachedHub
+from slam_operator import metrics, probes
+from slam_operator.evaluation import job as evaluation_job
+from slam_operator.evaluation import reconcile as evaluation
+from slam_operator.evaluation.status import in_flight
 from slam_operator.kube import Kube
-from slam_operator.probes import probe_loop
-from slam_operator.reconcile import reconcile
+from slam_operator.modeldeployment import reconcile as model_deployment
+from slam_operator.modeldeployment.hub import CachedHub
+from slam_operator.names import (
+    EVALUATION_LABEL,
+    EVALUATIONS,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_DEPLOYMENT_LABEL,
+    MODEL_DEPLOYMENTS,
+    owner_name,
+)
 
-MD = (GROUP, VERSION, "modeldeployments")
-CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
 # How often every ModelDeployment is re-checked even without events (drift, Hub retries).
 RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
+# How often a running Evaluation's progress is read from the store.
+PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
+CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
 log = logging.getLogger("slam_operator")
 
 
@@ -61,12 +71,27 @@ def _kube() -> Kube:
     return _local.kube
 
 
-def _reconcile(memo: kopf.Memo, body: dict[str, Any]):
+def _locked(memo: kopf.Memo, kind: str, body: dict[str, Any]) -> threading.Lock:
+    """One lock per object: a timer and an event never reconcile it at the same time.
+    dict.setdefault is atomic, so two threads never get different locks for one object."""
     meta = body["metadata"]
-    # dict.setdefault is atomic: two threads never get different locks for one object.
-    with memo.locks.setdefault((meta["namespace"], meta["name"]), threading.Lock()):
+    return memo.locks.setdefault((kind, meta["namespace"], meta["name"]), threading.Lock())
+
+
+def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any]):
+    with _locked(memo, "ModelDeployment", body):
         metrics.RECONCILES.labels("ModelDeployment").inc()
-        return reconcile(_kube(), memo.hub, body, _adopt, _post_event)
+        return model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event)
+
+
+def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
+    with _locked(memo, "Evaluation", body):
+        metrics.RECONCILES.labels("Evaluation").inc()
+        return evaluation.reconcile_evaluation(_kube(), body, _adopt, _post_event)
+
+
+def _live(obj: dict[str, Any] | None) -> bool:
+    return obj is not None and not obj["metadata"].get("deletionTimestamp")
 
 
 @kopf.on.login()
@@ -95,78 +120,6 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.watching.reconnect_backoff = 1.0
 
 
-@kopf.on.resume(*MD)
-@kopf.on.create(*MD)
-@kopf.on.update(*MD)
-def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    """Reconcile a created, changed or resumed ModelDeployment."""
-    result = _reconcile(memo, _plain(body))
-    if result.hub_unknown:
-        raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
-
-
-@kopf.timer(*MD, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Re-check on a schedule: repairs drift no event reported and retries the Hub."""
-    _reconcile(memo, _plain(body))
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
-    owner = (body.metadata.labels or {}).get(OWNER_LABEL)
-    if not owner:
-        return
-    md = _kube().get_model_deployment(body.metadata.namespace, owner)
-    if md is not None and not md["metadata"].get("deletionTimestamp"):
-        _reconcile(memo, md)
-
-
-# --- Evaluation ----------------------------------------------------------------------------------
-
-EV = (GROUP, VERSION, "evaluations")
-# How often a running Evaluation's progress is read from the store.
-PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
-
-
-def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
-    meta = body["metadata"]
-    with memo.locks.setdefault(("ev", meta["namespace"], meta["name"]), threading.Lock()):
-        metrics.RECONCILES.labels("Evaluation").inc()
-        return evreconcile.reconcile_evaluation(_kube(), body, _adopt, _post_event)
-
-
-@kopf.on.resume(*EV)
-@kopf.on.create(*EV)
-@kopf.on.update(*EV, field="spec")
-def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile a created, changed or resumed Evaluation."""
-    _reconcile_evaluation(memo, _plain(body))
-
-
-@kopf.timer(*EV, interval=PROGRESS_SECONDS, idle=0)
-def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Follow targets, the Job and the store's progress while a run is in flight."""
-    phase = (body.get("status") or {}).get("phase")
-    run_id = (body.get("status") or {}).get("runId")
-    if phase in ("Succeeded", "Failed") and run_id == body["spec"].get("runId", "1"):
-        return
-    _reconcile_evaluation(memo, _plain(body))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={evjob.EVALUATION_LABEL: kopf.PRESENT})
-def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
-    owner = (body.metadata.labels or {}).get(evjob.EVALUATION_LABEL)
-    ev = _kube().get_evaluation(body.metadata.namespace, owner)
-    if ev is not None and not ev["metadata"].get("deletionTimestamp"):
-        _reconcile_evaluation(memo, ev)
-
-
-# --- latency probes and metrics ------------------------------------------------------------------
-
-
 @kopf.on.startup()
 def operator_metrics(memo: kopf.Memo, **_: Any) -> None:
     """Serve Prometheus metrics."""
@@ -174,69 +127,93 @@ def operator_metrics(memo: kopf.Memo, **_: Any) -> None:
         memo.metrics_port = metrics.serve()
 
 
-def _probe_store(namespace: str, ref: dict | None) -> Store | None:
-    """The Evaluation's store (its Secret), else the operator's $SLAM_STORE_URL, else none."""
-    url = None
-    if ref:
-        url, _ = _kube().secret_value(namespace, ref["name"], ref["key"])
-    url = url or os.environ.get("SLAM_STORE_URL")
-    return evreconcile.store_for(url) if url else None
+# --- ModelDeployment -----------------------------------------------------------------------------
 
 
-@kopf.daemon(*MD, when=lambda spec, **_: bool(spec.get("probe")), cancellation_timeout=5.0)
+@kopf.on.resume(*MODEL_DEPLOYMENTS)
+@kopf.on.create(*MODEL_DEPLOYMENTS)
+@kopf.on.update(*MODEL_DEPLOYMENTS)
+def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Reconcile a created, changed or resumed ModelDeployment."""
+    result = _reconcile_model_deployment(memo, _plain(body))
+    if result.hub_unknown:
+        raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
+
+
+@kopf.timer(*MODEL_DEPLOYMENTS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Re-check on a schedule: repairs drift no event reported and retries the Hub."""
+    _reconcile_model_deployment(memo, _plain(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
+    owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
+    md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
+    if _live(md):
+        _reconcile_model_deployment(memo, md)
+
+
+@kopf.daemon(*MODEL_DEPLOYMENTS, when=lambda spec, **_: bool(spec.get("probe")),
+             cancellation_timeout=5.0)
 async def modeldeployment_probe(name: str, namespace: str, spec: kopf.Spec,
                                 stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Probe a ModelDeployment's endpoint on its schedule while it is Ready."""
     probe = ProbeSpec.model_validate(dict(spec["probe"]))
-    store = await asyncio.to_thread(_probe_store, namespace, None)
-
-    def targets() -> list[tuple[str, Endpoint]]:
-        md = _kube().get_model_deployment(namespace, name) or {}
-        st = md.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in st.get("conditions") or [])
-        if not ready or not st.get("endpoint"):
-            return []
-        return [(name, Endpoint(name, st["endpoint"], st.get("servedModelName") or name))]
-
-    await probe_loop(namespace, targets, probe, store, stopped.wait)
+    store = await asyncio.to_thread(probes.probe_store, _kube(), namespace, None)
+    await probes.probe_loop(
+        namespace, lambda: probes.model_deployment_targets(_kube(), namespace, name), probe,
+        store, stopped.wait)
 
 
-@kopf.daemon(*EV, when=lambda spec, **_: bool(spec.get("probe")), cancellation_timeout=5.0)
+# --- Evaluation ----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*EVALUATIONS)
+@kopf.on.create(*EVALUATIONS)
+@kopf.on.update(*EVALUATIONS, field="spec")
+def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile a created, changed or resumed Evaluation."""
+    _reconcile_evaluation(memo, _plain(body))
+
+
+@kopf.timer(*EVALUATIONS, interval=PROGRESS_SECONDS, idle=0,
+            when=lambda spec, status, **_: in_flight(spec, status))
+def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Follow targets, the Job and the store's progress while a run is in flight."""
+    _reconcile_evaluation(memo, _plain(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={EVALUATION_LABEL: kopf.PRESENT})
+def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
+    owner = owner_name(_plain(body), "Evaluation")
+    ev = _kube().get_evaluation(body.metadata.namespace, owner) if owner else None
+    if _live(ev):
+        _reconcile_evaluation(memo, ev)
+
+
+@kopf.daemon(*EVALUATIONS, when=lambda spec, **_: bool(spec.get("probe")),
+             cancellation_timeout=5.0)
 async def evaluation_probe(name: str, namespace: str, spec: kopf.Spec,
                            stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Probe an Evaluation's external targets (e.g. the OpenAI API) on its schedule."""
-    ev_spec = EvaluationSpec.model_validate(json.loads(json.dumps(dict(spec), default=dict)))
-    store_ref = evjob.store_ref(ev_spec)
-    store = await asyncio.to_thread(_probe_store, namespace, store_ref.model_dump())
-    endpoints = []
-    for t in ev_spec.targets:
-        if t.external is None:
-            continue
-        key = None
-        if t.external.api_key_secret_ref:
-            ref = t.external.api_key_secret_ref
-            key, problem = await asyncio.to_thread(_kube().secret_value, namespace, ref.name,
-                                                   ref.key)
-            if problem:
-                log.warning("probe of %s/%s skipped: %s", name, t.name, problem)
-                continue
-        endpoints.append((f"{name}/{t.name}", Endpoint(t.name, t.external.base_url.rstrip("/"),
-                                                       t.external.model, key)))
-    await probe_loop(namespace, lambda: endpoints, ev_spec.probe, store, stopped.wait)
+    ev_spec = EvaluationSpec.model_validate(_plain(spec))
+    store = await asyncio.to_thread(probes.probe_store, _kube(), namespace,
+                                    evaluation_job.store_ref(ev_spec))
+    found = await asyncio.to_thread(probes.external_targets, _kube(), namespace, name, ev_spec)
+    await probes.probe_loop(namespace, lambda: found, ev_spec.probe, store, stopped.wait)
 
 
-@kopf.on.delete(*EV, when=lambda spec, **_: bool((spec.get("store") or {}).get(
+@kopf.on.delete(*EVALUATIONS, when=lambda spec, **_: bool((spec.get("store") or {}).get(
     "deleteResultsOnDelete")))
 def evaluation_deleted(body: kopf.Body, **_: Any) -> None:
     """spec.store.deleteResultsOnDelete: remove this evaluation's results from the store."""
-    ns, name = body.metadata.namespace, body.metadata.name
-    ref = evjob.store_ref(EvaluationSpec.model_validate(_plain(body)["spec"]))
-    url, problem = _kube().secret_value(ns, ref.name, ref.key)
-    if problem:
-        raise kopf.TemporaryError(f"cannot delete results: {problem}", delay=30)
-    store = evreconcile.store_for(url)
-    if store is None:
-        raise kopf.TemporaryError("cannot delete results: the store is unavailable", delay=30)
-    removed = store.delete_evaluation(name, ns)
-    log.info("deleted %d run(s) of %s/%s from the results store", removed, ns, name)
+    try:
+        removed = evaluation.delete_results(_kube(), _plain(body))
+    except RuntimeError as e:
+        raise kopf.TemporaryError(str(e), delay=30) from None
+    log.info("deleted %d run(s) of %s/%s from the results store", removed,
+             body.metadata.namespace, body.metadata.name)

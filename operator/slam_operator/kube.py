@@ -1,6 +1,8 @@
 """The one place where the operator talks to the Kubernetes API (official `kubernetes` client).
 
-Writes are counted, so tests and benchmarks can show that a steady state makes none.
+Every call goes through `call`, which turns the answers that are expected outcomes (404 on a read
+or delete, 409 on a create) into values. Writes are counted, so tests and benchmarks can show
+that a steady state makes none.
 """
 
 from __future__ import annotations
@@ -8,17 +10,52 @@ from __future__ import annotations
 import base64
 import threading
 from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kubernetes import client
 
 from slam.api.common import GROUP, VERSION
-from slam_operator.builders import OWNER_LABEL
+from slam_operator.names import EV_PLURAL, FIELD_MANAGER, MD_PLURAL, MODEL_DEPLOYMENT_LABEL
 from slam_operator.plan import Action
 
-FIELD_MANAGER = "slam-operator"
-MD_PLURAL = "modeldeployments"
-EV_PLURAL = "evaluations"
+MISSING_OK = (404,)
+EXISTS_OK = (409,)
+
+# kind -> (API attribute on Kube, method suffix): create_<suffix>, read_<suffix>, ...
+_KINDS = {
+    "Deployment": ("apps", "namespaced_deployment"),
+    "Service": ("core", "namespaced_service"),
+    "PersistentVolumeClaim": ("core", "namespaced_persistent_volume_claim"),
+    "ServiceAccount": ("core", "namespaced_service_account"),
+    "Job": ("batch", "namespaced_job"),
+}
+# Children whose spec we re-assert by server-side apply; the others are create-only.
+_APPLIED = frozenset({"Deployment", "Service"})
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the API server answered: the object, or a tolerated error status."""
+
+    obj: Any = None
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 300
+
+
+def call(fn: Callable[..., Any], *args: Any, tolerate: Collection[int] = (),
+         **kwargs: Any) -> Reply:
+    """One API call. Statuses in `tolerate` come back as a Reply instead of an exception."""
+    try:
+        return Reply(fn(*args, **kwargs))
+    except client.ApiException as e:
+        if e.status in tolerate:
+            return Reply(None, e.status)
+        raise
 
 
 class Kube:
@@ -41,17 +78,23 @@ class Kube:
     def _dict(self, obj: Any) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(obj)
 
+    def _method(self, verb: str, kind: str) -> Callable[..., Any]:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind {kind}")
+        api, suffix = _KINDS[kind]
+        return getattr(getattr(self, api), f"{verb}_{suffix}")
+
     # -- reads ------------------------------------------------------------------------------
 
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A built-in object as a plain dict, or None when it does not exist."""
+        reply = call(self._method("read", kind), name, namespace, tolerate=MISSING_OK)
+        return self._dict(reply.obj) if reply.ok else None
+
     def _get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
-            )
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        reply = call(self.objects.get_namespaced_custom_object, GROUP, VERSION, namespace,
+                     plural, name, tolerate=MISSING_OK)
+        return reply.obj if reply.ok else None
 
     def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get_custom(MD_PLURAL, namespace, name)
@@ -61,15 +104,10 @@ class Kube:
 
     def owned_children(self, namespace: str, owner: str) -> dict[tuple[str, str], dict]:
         """Deployments, Services and PVCs labelled as this ModelDeployment's, by (kind, name)."""
-        sel = f"{OWNER_LABEL}={owner}"
+        sel = f"{MODEL_DEPLOYMENT_LABEL}={owner}"
         out: dict[tuple[str, str], dict] = {}
-        listings = (
-            ("Deployment", self.apps.list_namespaced_deployment),
-            ("Service", self.core.list_namespaced_service),
-            ("PersistentVolumeClaim", self.core.list_namespaced_persistent_volume_claim),
-        )
-        for kind, lister in listings:
-            for item in lister(namespace, label_selector=sel).items:
+        for kind in ("Deployment", "Service", "PersistentVolumeClaim"):
+            for item in self._method("list", kind)(namespace, label_selector=sel).items:
                 d = self._dict(item)
                 d["kind"] = kind
                 out[(kind, d["metadata"]["name"])] = d
@@ -77,40 +115,29 @@ class Kube:
 
     def secret_value(self, namespace: str, name: str, key: str) -> tuple[str | None, str | None]:
         """(value, problem). The value stays in memory; only the problem text is ever shown."""
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except client.ApiException as e:
-            if e.status == 404:
-                return None, f"Secret {name} not found in namespace {namespace}"
-            if e.status == 403:
-                return None, f"the operator may not read Secret {name} (RBAC)"
-            raise
-        data = secret.data or {}
+        reply = call(self.core.read_namespaced_secret, name, namespace, tolerate=(403, 404))
+        if reply.status == 404:
+            return None, f"Secret {name} not found in namespace {namespace}"
+        if reply.status == 403:
+            return None, f"the operator may not read Secret {name} (RBAC)"
+        data = reply.obj.data or {}
         if key not in data:
             return None, f"Secret {name} has no key {key!r}"
         return base64.b64decode(data[key]).decode(), None
 
-    def secret_has_key(self, namespace: str, name: str, key: str) -> str | None:
-        """None when the Secret has the key, else the problem (the value is not kept)."""
-        _, problem = self.secret_value(namespace, name, key)
-        return problem
-
-    def service_account_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.core.read_namespaced_service_account(name, namespace)
-        except client.ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
-
-    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._dict(self.batch.read_namespaced_job(name, namespace))
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+    def config_map_problem(self, namespace: str, name: str, key: str) -> str | None:
+        """None when ConfigMap `name` has `key`, else what is wrong and how to fix it."""
+        reply = call(self.core.read_namespaced_config_map, name, namespace, tolerate=(403, 404))
+        if reply.status == 404:
+            return (f"ConfigMap {name} not found in namespace {namespace}; create it: kubectl "
+                    f"create configmap {name} --from-file={key}=<file> -n {namespace}")
+        if reply.status == 403:
+            return f"the operator may not read ConfigMap {name} (RBAC)"
+        data = reply.obj.data or {}
+        if key not in data:
+            keys = ", ".join(sorted(data)) or "none"
+            return f"ConfigMap {name} has no key {key!r} (keys: {keys})"
+        return None
 
     def job_termination_message(self, namespace: str, job: str) -> str | None:
         """The last terminated scoring container's message (its termination log or log tail)."""
@@ -126,89 +153,34 @@ class Kube:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def create_job(self, namespace: str, job: dict[str, Any]) -> None:
-        try:
-            self.batch.create_namespaced_job(namespace, job, field_manager=FIELD_MANAGER)
-        except client.ApiException as e:
-            if e.status != 409:  # already there: created by an earlier reconcile
-                raise
-            return
-        self._count("create Job")
-
-    def create_service_account(self, namespace: str, sa: dict[str, Any]) -> None:
-        try:
-            self.core.create_namespaced_service_account(namespace, sa,
-                                                        field_manager=FIELD_MANAGER)
-        except client.ApiException as e:
-            if e.status != 409:  # already there: an earlier run of this Evaluation made it
-                raise
-            return
-        self._count("create ServiceAccount")
-
-    def patch_evaluation_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, EV_PLURAL, name, {"status": status}
-        )
-        self._count("status Evaluation")
-
     def execute(self, namespace: str, actions: list[Action]) -> list[str]:
-        """Carry out a plan; 409 on create and 404 on delete are the outcomes wanted anyway."""
+        """Carry out a plan; 409 on create and 404 on delete are the outcomes wanted anyway.
+        Returns what was done, one line per action."""
         done = []
         for a in actions:
-            try:
-                if a.verb == "create":
-                    self._create(namespace, a)
-                elif a.verb == "apply":
-                    self._apply(namespace, a)
-                else:
-                    self._delete(namespace, a)
-            except client.ApiException as e:
-                if (a.verb, e.status) in (("create", 409), ("delete", 404)):
-                    continue
-                raise
-            self._count(f"{a.verb} {a.kind}")
-            done.append(str(a))
+            if a.verb == "create":
+                reply = call(self._method("create", a.kind), namespace, a.obj,
+                             field_manager=FIELD_MANAGER, tolerate=EXISTS_OK)
+            elif a.verb == "apply":
+                if a.kind not in _APPLIED:
+                    raise ValueError(f"cannot apply kind {a.kind}")
+                # Server-side apply, forced: fields someone changed by hand are taken back.
+                reply = call(self._method("patch", a.kind), a.name, namespace, a.obj,
+                             field_manager=FIELD_MANAGER, force=True,
+                             _content_type="application/apply-patch+yaml")
+            else:
+                reply = call(self._method("delete", a.kind), a.name, namespace,
+                             tolerate=MISSING_OK)
+            if reply.ok:
+                self._count(f"{a.verb} {a.kind}")
+                done.append(str(a))
         return done
 
-    def _create(self, ns: str, a: Action) -> None:
-        body = a.obj
-        if a.kind == "Deployment":
-            self.apps.create_namespaced_deployment(ns, body, field_manager=FIELD_MANAGER)
-        elif a.kind == "Service":
-            self.core.create_namespaced_service(ns, body, field_manager=FIELD_MANAGER)
-        elif a.kind == "PersistentVolumeClaim":
-            self.core.create_namespaced_persistent_volume_claim(
-                ns, body, field_manager=FIELD_MANAGER
-            )
-        else:
-            raise ValueError(f"unknown kind {a.kind}")
-
-    def _apply(self, ns: str, a: Action) -> None:
-        # Server-side apply, forced: fields someone changed by hand are taken back.
-        kwargs = {
-            "field_manager": FIELD_MANAGER,
-            "force": True,
-            "_content_type": "application/apply-patch+yaml",
-        }
-        if a.kind == "Deployment":
-            self.apps.patch_namespaced_deployment(a.name, ns, a.obj, **kwargs)
-        elif a.kind == "Service":
-            self.core.patch_namespaced_service(a.name, ns, a.obj, **kwargs)
-        else:
-            raise ValueError(f"cannot apply kind {a.kind}")
-
-    def _delete(self, ns: str, a: Action) -> None:
-        if a.kind == "Deployment":
-            self.apps.delete_namespaced_deployment(a.name, ns)
-        elif a.kind == "Service":
-            self.core.delete_namespaced_service(a.name, ns)
-        elif a.kind == "PersistentVolumeClaim":
-            self.core.delete_namespaced_persistent_volume_claim(a.name, ns)
-        else:
-            raise ValueError(f"unknown kind {a.kind}")
-
-    def patch_md_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, plural: str, namespace: str, name: str,
+                     status: dict[str, Any]) -> None:
+        """Merge-patch a custom resource's status subresource (keys set to None are removed)."""
         self.objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, MD_PLURAL, name, {"status": status}
+            GROUP, VERSION, namespace, plural, name, {"status": status}
         )
-        self._count("status ModelDeployment")
+        kind = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}[plural]
+        self._count(f"status {kind}")

@@ -9,18 +9,58 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
-from slam.api.common import ProbeSpec
+from slam.api.common import ProbeSpec, SecretKeyRef
+from slam.api.evaluation import EvaluationSpec
 from slam.generate import Endpoint
 from slam.probe import params, probe_once
 from slam.store import Store
 from slam_operator import metrics
+from slam_operator.conditions import is_true
+from slam_operator.kube import Kube
+from slam_operator.stores import store_for
 
 log = logging.getLogger("slam_operator.probes")
+Targets = list[tuple[str, Endpoint]]
 
 
-async def probe_loop(namespace: str, targets: Callable[[], list[tuple[str, Endpoint]]],
+def probe_store(kube: Kube, namespace: str, ref: SecretKeyRef | None) -> Store | None:
+    """The Evaluation's store (its Secret), else the operator's $SLAM_STORE_URL, else none."""
+    url = kube.secret_value(namespace, ref.name, ref.key)[0] if ref else None
+    url = url or os.environ.get("SLAM_STORE_URL")
+    return store_for(url) if url else None
+
+
+def model_deployment_targets(kube: Kube, namespace: str, name: str) -> Targets:
+    """The ModelDeployment's endpoint, once it is Ready (nothing is sent before)."""
+    st = (kube.get_model_deployment(namespace, name) or {}).get("status") or {}
+    if not is_true(st.get("conditions"), "Ready") or not st.get("endpoint"):
+        return []
+    return [(name, Endpoint(name, st["endpoint"], st.get("servedModelName") or name))]
+
+
+def external_targets(kube: Kube, namespace: str, name: str, spec: EvaluationSpec) -> Targets:
+    """An Evaluation's external targets (e.g. the OpenAI API), named evaluation/target, with
+    their API keys from their Secrets; a target whose Secret is missing is skipped (logged)."""
+    out: Targets = []
+    for t in spec.targets:
+        if t.external is None:
+            continue
+        key = None
+        if t.external.api_key_secret_ref:
+            ref = t.external.api_key_secret_ref
+            key, problem = kube.secret_value(namespace, ref.name, ref.key)
+            if problem:
+                log.warning("probe of %s/%s skipped: %s", name, t.name, problem)
+                continue
+        out.append((f"{name}/{t.name}", Endpoint(t.name, t.external.base_url.rstrip("/"),
+                                                 t.external.model, key)))
+    return out
+
+
+async def probe_loop(namespace: str, targets: Callable[[], Targets],
                      spec: ProbeSpec, store: Store | None,
                      sleep: Callable[[float], Awaitable[bool]]) -> None:
     """Probe every (name, endpoint) that `targets()` returns, every `spec.interval_seconds`,

@@ -21,7 +21,7 @@ def answer(target: str, i: int) -> str:
     return f"Answer number {TARGETS.index(target) + 1} to question {i}: keep going, you did well."
 
 
-def seed(url: str) -> int:
+def seed(url: str, evaluation: str = "pep-talk", human_rating: dict | None = None) -> int:
     store = Store.open(url)
     prompts = PromptSet("t", "t", tuple(
         PromptItem(f"p{i}", ({"role": "user", "content": f"Write a pep talk number {i}"},))
@@ -29,8 +29,9 @@ def seed(url: str) -> int:
     targets = [{"name": t, "kind": "external", "model": "m", "base_url": "http://x/v1",
                 "is_reference": t == TARGETS[0], "concurrency": 1, "details": {}}
                for t in TARGETS]
-    run = store.begin_run(evaluation="pep-talk", run_id="1", reference=TARGETS[0],
-                          spec={"humanRating": {"criteria": ["clarity"], "controlPairs": 2}},
+    hr = human_rating or {"criteria": ["clarity"], "controlPairs": 2}
+    run = store.begin_run(evaluation=evaluation, run_id="1", reference=TARGETS[0],
+                          spec={"humanRating": hr},
                           targets=targets, prompts=prompts, total=len(TARGETS) * PROMPTS)
     store.save(run, [RequestRecord(target=t, prompt_id=f"p{i}", sample=0,
                                    started_at=datetime.now(UTC), attempts=1, ttft_ms=10.0,

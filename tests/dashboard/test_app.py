@@ -173,14 +173,17 @@ def test_empty_store_explains_what_will_appear(tmp_path, monkeypatch) -> None:
     assert "No evaluation has run yet" in at.info[0].value
 
 
-def test_quality_cost_frontier() -> None:
-    import pandas as pd
-
-    from slam_dashboard.data import pareto_frontier
-    points = pd.DataFrame([
-        {"target": "api", "$/1k requests": 27.0, "quality": 1100.0},
-        {"target": "good", "$/1k requests": 0.5, "quality": 1050.0},
-        {"target": "worse-and-dearer", "$/1k requests": 1.0, "quality": 1000.0},
-        {"target": "unknown", "$/1k requests": 0.1, "quality": None},
-    ])
-    assert pareto_frontier(points) == [True, True, False, False]
+def test_an_evaluation_without_human_rating_is_on_the_owner_pages_not_the_rating_page(
+        seeded) -> None:
+    """humanRating.enabled: false turns rating off, not the evaluation's results."""
+    from tests.dashboard.conftest import seed
+    url, _ = seeded
+    seed(url, evaluation="judge-only", human_rating={"enabled": False})
+    at = signed_in(ADMIN_TOKEN)
+    assert at.selectbox[0].options == ["pep-talk (run 1)"]  # nothing to rate in judge-only
+    for page in ("leaderboard", "latency", "cost", "drilldown", "agreement"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+        assert "judge-only (run 1)" in at.selectbox[0].options, page
+        at.selectbox[0].select("judge-only (run 1)").run()
+        assert not at.exception and not at.error, page

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from slam import promptsets
 from slam.api.evaluation import PromptSetSource
@@ -113,18 +112,12 @@ def test_shards_cover_every_prompt_once() -> None:
     assert sorted(ids) == sorted(p.id for p in ps.prompts)
 
 
-def test_config_map_source(k8s: client.ApiClient, namespace: str) -> None:
-    client.CoreV1Api(k8s).create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="prompts"), data={"pep-talk.yaml": PEP_TALK.read_text()}))
-    ok = PromptSetSource.model_validate({"configMap": {"name": "prompts", "key": "pep-talk.yaml"}})
-    ps = promptsets.load(ok, namespace=namespace, api_client=k8s)
-    assert len(ps.prompts) >= 30
-    wrong_key = PromptSetSource.model_validate({"configMap": {"name": "prompts", "key": "x.yaml"}})
-    with pytest.raises(PromptSetError, match="has no key 'x.yaml'.*keys: pep-talk.yaml"):
-        promptsets.load(wrong_key, namespace=namespace, api_client=k8s)
-    missing = PromptSetSource.model_validate({"configMap": {"name": "nope", "key": "x.yaml"}})
-    with pytest.raises(PromptSetError, match="nope: not found.*kubectl create configmap"):
-        promptsets.load(missing, namespace=namespace, api_client=k8s)
+def test_config_map_source_without_a_cluster_says_what_to_do() -> None:
+    """In a cluster the operator mounts the ConfigMap as a file (tests/operator/evaluation);
+    on its own the engine cannot read one, and says so."""
+    source = PromptSetSource.model_validate({"configMap": {"name": "prompts", "key": "p.yaml"}})
+    with pytest.raises(PromptSetError, match="spec.promptSet.configMap.*spec.promptSet.file"):
+        promptsets.load(source)
 
 
 def test_s3_source_through_a_local_s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,3 +127,30 @@ def test_cohen_kappa_and_agreement() -> None:
     kappa, agree = stats.cohen_kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"])
     assert kappa == pytest.approx(0.0) and agree == 0.5
     assert stats.cohen_kappa([], []) == (None, None)
+
+
+def test_coefficient_of_variation() -> None:
+    assert stats.coefficient_of_variation([100, 100, 100]) == 0.0
+    assert stats.coefficient_of_variation([90, 110]) == pytest.approx(np.std([90, 110], ddof=1)
+                                                                       / 100)
+    assert stats.coefficient_of_variation([5]) is None  # one sample has no spread
+    assert stats.coefficient_of_variation([0, 0]) is None
+
+
+def test_rolling_quantile_matches_pandas_trailing_windows() -> None:
+    import pandas as pd
+    values = np.random.default_rng(3).lognormal(6, 0.5, 40)
+    for q in (0.5, 0.95):
+        ours = stats.rolling_quantile(values, 10, q)
+        theirs = pd.Series(values).rolling(10, min_periods=1).quantile(q).to_numpy()
+        np.testing.assert_allclose(ours, theirs)
+    assert stats.rolling_quantile([], 10, 0.5).size == 0
+
+
+def test_quality_cost_frontier() -> None:
+    # an API that is best and dearest; a cheap good model; one worse and dearer than that;
+    # one whose quality is unknown (never on the frontier, dominates nothing)
+    frontier = stats.pareto_frontier([1100.0, 1050.0, 1000.0, None], [27.0, 0.5, 1.0, 0.1])
+    assert frontier == [True, True, False, False]
+    assert stats.pareto_frontier([0.5, float("nan")], [1.0, 2.0]) == [True, False]
+    assert stats.pareto_frontier([0.5, 0.5], [1.0, 1.0]) == [True, True]  # ties dominate none

@@ -56,7 +56,11 @@ def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_
             GROUP, VERSION, namespace, MDS, "rbac", {"spec": {"hfTokenSecretRef": None}})
         eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("rbac", namespace),
                    what="Deployment created with the service account's rights")
-        # An Evaluation: Secrets checked, the store read, the scoring Job created.
+        # An Evaluation: Secrets and the prompt ConfigMap checked, the store read, the scoring
+        # Job created.
+        client.CoreV1Api(k8s).create_namespaced_config_map(namespace, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="prompts"),
+            data={"p.yaml": "- {id: a, template: hi}"}))
         for name, key, value in (("slam-store", "url", f"sqlite:///{tmp_path / 'r.db'}"),
                                  ("openai", "api-key", "rbac-test-key")):
             client.CoreV1Api(k8s).create_namespaced_secret(namespace, client.V1Secret(
@@ -65,7 +69,7 @@ def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_
             GROUP, VERSION, namespace, "evaluations",
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Evaluation",
              "metadata": {"name": "rbac"},
-             "spec": {"promptSet": {"inline": [{"id": "a", "template": "hi"}]},
+             "spec": {"promptSet": {"configMap": {"name": "prompts", "key": "p.yaml"}},
                       "reference": "api",
                       "targets": [
                           {"name": "api", "external": {

@@ -95,17 +95,54 @@ def score_similarity(store: Store, run_pk: int, cfg: ScoringConfig,
     return len(todo), embedder.encoded
 
 
-async def score_judge(store: Store, run_pk: int, cfg: ScoringConfig,
-                      progress: Callable[[], None] | None = None) -> ScoringResult:
-    result = ScoringResult()
-    assert cfg.judge is not None
-    client = cfg.judge.client(GenerationParams(timeout_seconds=cfg.timeout_seconds))
-    sem = asyncio.Semaphore(cfg.concurrency)
-    prompts = {p["prompt_id"]: p["messages"] for p in store.prompts(run_pk)}
+@dataclass(frozen=True)
+class JudgeWork:
+    """What the judge still has to do for a run (what the store holds is not asked again)."""
+
+    responses: dict[tuple[str, str, int], dict]  # (target, prompt, sample) -> successful row
+    pairs: list[tuple[str, int, str, str]]  # (prompt, sample, first, second): both orders
+    singles: list[dict]  # rows to grade on the rubric
+
+    @property
+    def total(self) -> int:
+        return len(self.pairs) + len(self.singles)
+
+
+def judge_work(store: Store, run_pk: int, cfg: ScoringConfig) -> JudgeWork:
+    """Pairwise: each candidate's answer against the reference's for the same prompt and
+    sample, in both orders; single: every successful answer. This shard's prompts only."""
     ok = [r for r in store.responses(run_pk) if r["error_class"] is None
           and _mine(cfg, r["prompt_id"])]
     by_key = {(r["target"], r["prompt_id"], r["sample"]): r for r in ok}
-    tasks = []
+    pairs: list[tuple[str, int, str, str]] = []
+    singles: list[dict] = []
+    if cfg.mode in ("pairwise", "both"):
+        done = {(j["prompt_id"], j["sample"], j["first"], j["second"])
+                for j in store.judgments(run_pk) if j["judge"] == cfg.judge_name}
+        for (target, prompt_id, sample) in sorted(by_key):
+            if target == cfg.reference or (cfg.reference, prompt_id, sample) not in by_key:
+                continue
+            for first, second in ((target, cfg.reference), (cfg.reference, target)):
+                if (prompt_id, sample, first, second) not in done:
+                    pairs.append((prompt_id, sample, first, second))
+    if cfg.mode in ("single", "both"):
+        graded = {s["response_id"] for s in store.scores(run_pk, JUDGE_GRADE)}
+        singles = [r for r in ok if r["id"] not in graded]
+    return JudgeWork(by_key, pairs, singles)
+
+
+async def score_judge(store: Store, run_pk: int, cfg: ScoringConfig,
+                      work: JudgeWork | None = None,
+                      progress: Callable[[], None] | None = None) -> ScoringResult:
+    """Ask the judge for `work` (default: judge_work(...)), storing each verdict as it comes."""
+    result = ScoringResult()
+    assert cfg.judge is not None
+    if work is None:
+        work = await asyncio.to_thread(judge_work, store, run_pk, cfg)
+    client = cfg.judge.client(GenerationParams(timeout_seconds=cfg.timeout_seconds))
+    sem = asyncio.Semaphore(cfg.concurrency)
+    prompts = {p["prompt_id"]: p["messages"] for p in store.prompts(run_pk)}
+    by_key = work.responses
 
     async def pair(prompt_id: str, sample: int, first: str, second: str) -> None:
         async with sem:
@@ -138,34 +175,12 @@ async def score_judge(store: Store, run_pk: int, cfg: ScoringConfig,
         if progress:
             progress()
 
-    if cfg.mode in ("pairwise", "both"):
-        done = {(j["prompt_id"], j["sample"], j["first"], j["second"])
-                for j in store.judgments(run_pk) if j["judge"] == cfg.judge_name}
-        for (target, prompt_id, sample) in sorted(by_key):
-            if target == cfg.reference or (cfg.reference, prompt_id, sample) not in by_key:
-                continue
-            for first, second in ((target, cfg.reference), (cfg.reference, target)):
-                if (prompt_id, sample, first, second) not in done:
-                    tasks.append(pair(prompt_id, sample, first, second))
-    if cfg.mode in ("single", "both"):
-        graded = {s["response_id"] for s in store.scores(run_pk, JUDGE_GRADE)}
-        tasks += [single(r) for r in ok if r["id"] not in graded]
+    tasks = [pair(*p) for p in work.pairs] + [single(r) for r in work.singles]
     try:
         await asyncio.gather(*tasks)
     finally:
         await client.close()
     return result
-
-
-def count_judge_work(store: Store, run_pk: int, cfg: ScoringConfig) -> int:
-    ok = {(r["target"], r["prompt_id"], r["sample"]) for r in store.responses(run_pk)
-          if r["error_class"] is None and _mine(cfg, r["prompt_id"])}
-    n = 0
-    if cfg.mode in ("pairwise", "both"):
-        n += 2 * sum(1 for t, p, s in ok if t != cfg.reference and (cfg.reference, p, s) in ok)
-    if cfg.mode in ("single", "both"):
-        n += len(ok)
-    return n
 
 
 async def score(store: Store, run_pk: int, cfg: ScoringConfig,
@@ -177,9 +192,9 @@ async def score(store: Store, run_pk: int, cfg: ScoringConfig,
         result.similarity_scored, result.texts_encoded = await asyncio.to_thread(
             score_similarity, store, run_pk, cfg)
     if cfg.judge is not None:
-        total = count_judge_work(store, run_pk, cfg)
-        tick = progress(f"judge ({cfg.judge_name})", total) if progress else None
-        judged = await score_judge(store, run_pk, cfg, tick)
+        work = await asyncio.to_thread(judge_work, store, run_pk, cfg)
+        tick = progress(f"judge ({cfg.judge_name})", work.total) if progress else None
+        judged = await score_judge(store, run_pk, cfg, work, tick)
         result.judgments, result.grades = judged.judgments, judged.grades
         result.unparseable, result.errors = judged.unparseable, judged.errors
     return result

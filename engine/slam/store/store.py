@@ -35,6 +35,14 @@ from slam.store.schema import (
 
 RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
 RECORD_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+# Rows per statement: SQLite allows 32,766 bound parameters; 500 rows keep every table under it.
+CHUNK = 500
+
+
+def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    """`items` in slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def default_url() -> str:
@@ -125,10 +133,10 @@ class Store:
                  "messages": list(p.messages), "references": list(p.references)}
                 for i, p in enumerate(prompts.prompts)
             ]
-            for start in range(0, len(rows), 500):
+            for part in chunks(rows):
                 conn.execute(
                     self._insert(RunPrompt)
-                    .values(rows[start:start + 500])
+                    .values(part)
                     .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"])
                 )
         return run_pk
@@ -148,6 +156,14 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(q.limit(1)).first()
         return Run(**row._mapping) if row else None
+
+    def run(self, run_pk: int) -> Run:
+        """The run with this primary key (KeyError when there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Run).where(Run.id == run_pk)).first()
+        if row is None:
+            raise KeyError(f"no run {run_pk} in the store")
+        return Run(**row._mapping)
 
     def runs(self) -> list[Run]:
         with self.engine.connect() as conn:
@@ -259,17 +275,17 @@ class Store:
     def embeddings(self, model: str, shas: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(shas), 500):
+            for part in chunks(shas):
                 q = select(Embedding.text_sha256, Embedding.vector).where(
-                    Embedding.model == model, Embedding.text_sha256.in_(shas[start:start + 500]))
+                    Embedding.model == model, Embedding.text_sha256.in_(part))
                 out.update({sha: bytes(v) for sha, v in conn.execute(q)})
         return out
 
     def save_embeddings(self, model: str, vectors: dict[str, bytes]) -> None:
         rows = [{"model": model, "text_sha256": k, "vector": v} for k, v in vectors.items()]
         with self.engine.begin() as conn:
-            for start in range(0, len(rows), 500):
-                conn.execute(self._insert(Embedding).values(rows[start:start + 500])
+            for part in chunks(rows):
+                conn.execute(self._insert(Embedding).values(part)
                              .on_conflict_do_nothing(index_elements=["model", "text_sha256"]))
 
     # --- latency probes --------------------------------------------------------------------------

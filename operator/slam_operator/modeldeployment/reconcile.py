@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -10,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from slam_operator import builders, mdstatus
-from slam_operator.conditions import Cond, transitions
-from slam_operator.hub import CachedHub, HubOutcome, endpoint
+from slam_operator.conditions import Cond, find, now, timestamp, transitions
 from slam_operator.kube import Kube
+from slam_operator.modeldeployment import builders
+from slam_operator.modeldeployment import status as mdstatus
+from slam_operator.modeldeployment.hub import CachedHub, HubOutcome, endpoint
+from slam_operator.names import MD_PLURAL
 from slam_operator.plan import plan
 
 log = logging.getLogger("slam_operator")
@@ -37,20 +38,12 @@ class Result:
     hub_unknown: bool = False  # the Hub could not be asked: retry with backoff
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
-
-
 def _resolve(
     kube: Kube, hub: CachedHub, spec: ModelDeploymentSpec, body: dict[str, Any]
 ) -> tuple[Cond, str | None, HubOutcome | None]:
     """ModelResolved, the revision to deploy, and fresh Hub facts (None: reused from status)."""
     meta, old = body["metadata"], body.get("status") or {}
-    resolved = _condition(old, "ModelResolved")
+    resolved = find(old.get("conditions"), "ModelResolved")
     if (
         old.get("resolvedRevision")
         and old.get("observedGeneration") == meta.get("generation")
@@ -87,9 +80,9 @@ def reconcile(
     deploying = revision is not None and fits.status != "False"
 
     existing = kube.owned_children(namespace, name)
-    target = builders.Target(name, namespace, spec, revision or "", endpoint())
+    served = builders.ServedModel(name, namespace, spec, revision or "", endpoint())
     if deploying:
-        desired = builders.build_children(target)
+        desired = builders.build_children(served)
         for child in desired:
             adopt(child, body)
         actions = plan(desired, existing, MANAGED_KINDS)
@@ -107,18 +100,18 @@ def reconcile(
         generation=generation,
         old=old,
         parts=[resolved, fits, avail],
-        endpoint=builders.endpoint(target) if deployment is not None else None,
+        endpoint=builders.endpoint(served) if deployment is not None else None,
         revision=revision if outcome is None or outcome.status == "found" else None,
         parameters=parameters,
         gated=outcome.gated if outcome else None,
         license=outcome.license if outcome else None,
         ready_replicas=ready_replicas,
-        now=_now(),
+        now=timestamp(now()),
     )
     # A merge patch keeps keys it does not mention: clear ours that no longer apply (endpoint).
     cleared = {k: None for k in OWNED_STATUS_KEYS if k in old and k not in status}
     if cleared or any(old.get(k) != v for k, v in status.items()):
-        kube.patch_md_status(namespace, name, {**status, **cleared})
+        kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
         result.status_written = True
         for c in transitions(old.get("conditions"), status["conditions"]):
             kind = "Warning" if c["status"] == "False" and c["type"] != "Available" else "Normal"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from slam.api.evaluation import EvaluationSpec
-from slam_operator.evjob import (
+from slam_operator.evaluation.job import (
     JobInput,
     build_scoring_job,
     build_service_account,
@@ -96,7 +96,7 @@ def many_secrets_job() -> dict:
 def test_builder_output_is_the_same_in_every_process() -> None:
     """Server-side apply compares lists in order: a Job whose env order followed set or hash
     order would differ between operator processes (string hashing is seeded per process)."""
-    script = ("import json; from tests.operator.test_evjob import many_secrets_job; "
+    script = ("import json; from tests.operator.evaluation.test_job import many_secrets_job; "
               "print(json.dumps(many_secrets_job()))")
     outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                               check=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}
@@ -122,3 +122,26 @@ def test_a_long_evaluation_name_gets_a_valid_account_name_used_by_job_and_accoun
     long = "e" * 250
     sa = build_service_account(long, "team-a")["metadata"]["name"]
     assert len(sa) <= 253 and sa == service_account_name(long, EvaluationSpec.model_validate(SPEC))
+
+
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+def test_labels_are_valid_for_the_longest_accepted_name() -> None:
+    """An Evaluation's name may be 253 characters (a DNS subdomain, dots allowed); label values
+    at most 63. Two long names that share a prefix still get different labels."""
+    import re
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    other = longest[:-1] + "e"
+    spec = EvaluationSpec.model_validate({**SPEC, "runId": "r" * 62 + "-"})
+    jobs = [build_scoring_job(JobInput(n, "team-a", spec, {}, "slam:0.1.0"))
+            for n in (longest, other)]
+    for job, name in zip(jobs, (longest, other), strict=True):
+        sa = build_service_account(name, "team-a")
+        for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"],
+                       sa["metadata"]["labels"]):
+            assert all(len(v) <= 63 and re.match(LABEL_VALUE, v) for v in labels.values()), \
+                labels
+        assert len(job["metadata"]["name"]) <= 63 and len(sa["metadata"]["name"]) <= 253
+    assert jobs[0]["metadata"]["labels"]["slam.dev/evaluation"] != \
+        jobs[1]["metadata"]["labels"]["slam.dev/evaluation"]

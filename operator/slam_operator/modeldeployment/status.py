@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from slam.api.modeldeployment import GPU_RUNTIMES, ModelDeploymentSpec
-from slam_operator import gpu
 from slam_operator.conditions import Cond, merge, roll_up
-from slam_operator.hub import FULL_SHA, HubOutcome
-
-SKIP_FIT_ANNOTATION = "slam.dev/skip-fit-check"
+from slam_operator.modeldeployment import gpu
+from slam_operator.modeldeployment.hub import FULL_SHA, HubOutcome
+from slam_operator.names import SKIP_FIT_ANNOTATION
 
 _RESOLVED_REASONS = {
     "found": ("True", "Resolved"),

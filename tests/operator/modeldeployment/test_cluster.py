@@ -244,7 +244,7 @@ def test_probe_daemon_runs_only_while_ready_and_stops_on_delete(k8s, namespace, 
     """A ModelDeployment with spec.probe is probed at its Service endpoint once Ready. The test
     cluster has no Service DNS, so each sample is a connection error: the error counter shows
     when the daemon probes (the probe loop itself is measured against real servers through an
-    Evaluation's probes in test_evaluation_cluster.py)."""
+    Evaluation's probes in tests/operator/evaluation/test_cluster.py)."""
     create_md(k8s, namespace, md("probed", probe={"intervalSeconds": 5, "maxTokens": 4}))
     wait_condition(k8s, namespace, "probed", "Available", "False")
     time.sleep(6)  # a whole probe interval while not Ready: nothing is sent

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from slam.api.modeldeployment import ModelDeploymentSpec
-from slam_operator import builders
+from slam_operator.modeldeployment import builders
 
 GOLDEN = Path(__file__).parent / "golden"
 SPECS = {
@@ -40,7 +40,7 @@ SPECS = {
 
 def build(runtime: str) -> list[dict]:
     spec = ModelDeploymentSpec.model_validate(SPECS[runtime])
-    t = builders.Target(f"{runtime}-model", "models", spec, "a" * 40, "https://huggingface.co")
+    t = builders.ServedModel(f"{runtime}-model", "models", spec, "a" * 40, "https://huggingface.co")
     return builders.build_children(t)
 
 
@@ -103,5 +103,5 @@ def test_model_cache_claim_and_recreate_strategy() -> None:
 
 def test_endpoint_is_the_service_url() -> None:
     spec = ModelDeploymentSpec.model_validate(SPECS["vllm"])
-    t = builders.Target("zephyr", "team-a", spec, "main")
+    t = builders.ServedModel("zephyr", "team-a", spec, "main")
     assert builders.endpoint(t) == "http://zephyr.team-a.svc.cluster.local:8080/v1"

@@ -7,7 +7,6 @@ a ConfigMap prompt set as a mounted file. No secret value is ever written into t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -15,10 +14,17 @@ from dataclasses import dataclass, field
 from slam import secrets
 from slam.api.common import SecretKeyRef
 from slam.api.evaluation import EvaluationSpec
-from slam_operator.builders import MANAGED_BY
+from slam_operator.names import (
+    EVALUATION_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MAX_LABEL,
+    NAME_LABEL,
+    RUN_LABEL,
+    label_value,
+    shortened,
+)
 
-EVALUATION_LABEL = "slam.dev/evaluation"
-RUN_LABEL = "slam.dev/run-id"
 PROMPTS_DIR = "/etc/slam/prompts"
 DEFAULT_STORE = SecretKeyRef(name="slam-store", key="url")
 
@@ -40,11 +46,9 @@ def service_account_name(evaluation: str, spec: EvaluationSpec) -> str:
 
 
 def own_service_account_name(evaluation: str) -> str:
-    """<evaluation>-scoring, cut to 253 characters with a hash when too long."""
+    """<evaluation>-scoring, cut with a hash when longer than an object name may be (253)."""
     name = f"{evaluation}-scoring"
-    if len(name) <= 253:
-        return name
-    return f"{name[:240]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return name if len(name) <= 253 else shortened(name, 249)
 
 
 def build_service_account(evaluation: str, namespace: str) -> dict:
@@ -56,8 +60,8 @@ def build_service_account(evaluation: str, namespace: str) -> dict:
         "metadata": {
             "name": own_service_account_name(evaluation),
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY,
-                       "app.kubernetes.io/name": "slam-scoring", EVALUATION_LABEL: evaluation},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, NAME_LABEL: "slam-scoring",
+                       EVALUATION_LABEL: label_value(evaluation)},
         },
         "automountServiceAccountToken": False,
     }
@@ -66,18 +70,17 @@ def build_service_account(evaluation: str, namespace: str) -> dict:
 def job_name(evaluation: str, run_id: str) -> str:
     """<evaluation>-run-<runId>, cut to 63 characters with a hash when too long."""
     name = re.sub(r"[^a-z0-9-]", "-", f"{evaluation}-run-{run_id}".lower()).strip("-")
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:54].rstrip('-')}-{digest}"
+    return shortened(name, MAX_LABEL)
 
 
 def labels(inp: JobInput) -> dict[str, str]:
+    """Label values are at most 63 characters; names may be longer, so they are shortened
+    (the operator finds a Job's Evaluation by its owner reference, not by these)."""
     return {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/name": "slam-scoring",
-        EVALUATION_LABEL: inp.evaluation,
-        RUN_LABEL: inp.spec.run_id,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        NAME_LABEL: "slam-scoring",
+        EVALUATION_LABEL: label_value(inp.evaluation),
+        RUN_LABEL: label_value(inp.spec.run_id),
     }
 
 
@@ -119,7 +122,7 @@ def build_scoring_job(inp: JobInput) -> dict:
     evaluation = {
         "apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
         "metadata": {"name": inp.evaluation, "namespace": inp.namespace},
-        "spec": run_spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        "spec": run_spec.to_wire(),
     }
     env = [
         {"name": "SLAM_EVALUATION", "value": json.dumps(evaluation, sort_keys=True)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slam_operator import hub
+from slam_operator.modeldeployment import hub
 from tests.fakes.hub import SHA, FakeHub, Repo
 
 

@@ -10,19 +10,26 @@ from dataclasses import dataclass
 
 from slam.api.modeldeployment import ModelDeploymentSpec
 from slam_operator import runtimes
+from slam_operator.names import (
+    COMPONENT_LABEL,
+    GPU_RESOURCE,
+    INSTANCE_LABEL,
+    INSTANCE_TYPE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_DEPLOYMENT_LABEL,
+    NAME_LABEL,
+    REVISION_ANNOTATION,
+)
 from slam_operator.runtimes.base import CACHE_DIR, RuntimeInput
 
-MANAGED_BY = "slam-operator"
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
-GPU_RESOURCE = "nvidia.com/gpu"
-OWNER_LABEL = "slam.dev/model-deployment"
 # TGI and NCCL use shared memory between shards; Docker's 64 MiB default is too small
 # (TGI's docs run with --shm-size 1g).
 SHM_SIZE = "1Gi"
 
 
 @dataclass(frozen=True)
-class Target:
+class ServedModel:
     """Which ModelDeployment, and the facts its pods depend on."""
 
     name: str
@@ -32,25 +39,25 @@ class Target:
     hf_endpoint: str = "https://huggingface.co"
 
 
-def labels(t: Target) -> dict[str, str]:
+def labels(t: ServedModel) -> dict[str, str]:
     return {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/name": "slam-model",
-        "app.kubernetes.io/instance": t.name,
-        "app.kubernetes.io/component": t.spec.runtime,
-        OWNER_LABEL: t.name,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        NAME_LABEL: "slam-model",
+        INSTANCE_LABEL: t.name,
+        COMPONENT_LABEL: t.spec.runtime,
+        MODEL_DEPLOYMENT_LABEL: t.name,
     }
 
 
-def selector(t: Target) -> dict[str, str]:
-    return {OWNER_LABEL: t.name}
+def selector(t: ServedModel) -> dict[str, str]:
+    return {MODEL_DEPLOYMENT_LABEL: t.name}
 
 
-def cache_claim_name(t: Target) -> str:
+def cache_claim_name(t: ServedModel) -> str:
     return f"{t.name}-model-cache"
 
 
-def endpoint(t: Target) -> str:
+def endpoint(t: ServedModel) -> str:
     """Base URL of the OpenAI-compatible API inside the cluster."""
     return f"http://{t.name}.{t.namespace}.svc.cluster.local:{t.spec.port}/v1"
 
@@ -72,7 +79,7 @@ def _resources(spec: ModelDeploymentSpec) -> dict:
     return out
 
 
-def _pod_spec(t: Target) -> dict:
+def _pod_spec(t: ServedModel) -> dict:
     spec = t.spec
     container = runtimes.container(RuntimeInput(spec, t.revision, t.hf_endpoint))
     container["resources"] = _resources(spec)
@@ -102,7 +109,7 @@ def _pod_spec(t: Target) -> dict:
     return pod
 
 
-def build_deployment(t: Target) -> dict:
+def build_deployment(t: ServedModel) -> dict:
     spec = t.spec
     uses_claim = bool(spec.model_cache and spec.model_cache.enabled)
     # A ReadWriteOnce cache cannot be mounted by a surge pod on another node, and a surge pod
@@ -123,7 +130,7 @@ def build_deployment(t: Target) -> dict:
             "template": {
                 "metadata": {
                     "labels": labels(t),
-                    "annotations": {"slam.dev/revision": t.revision},
+                    "annotations": {REVISION_ANNOTATION: t.revision},
                 },
                 "spec": _pod_spec(t),
             },
@@ -131,7 +138,7 @@ def build_deployment(t: Target) -> dict:
     }
 
 
-def build_service(t: Target) -> dict:
+def build_service(t: ServedModel) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -146,7 +153,7 @@ def build_service(t: Target) -> dict:
     }
 
 
-def build_cache_claim(t: Target) -> dict | None:
+def build_cache_claim(t: ServedModel) -> dict | None:
     cache = t.spec.model_cache
     if not cache or not cache.enabled:
         return None
@@ -164,7 +171,7 @@ def build_cache_claim(t: Target) -> dict | None:
     }
 
 
-def build_children(t: Target) -> list[dict]:
+def build_children(t: ServedModel) -> list[dict]:
     """Everything a ModelDeployment owns, in creation order."""
     claim = build_cache_claim(t)
     return [*([claim] if claim else []), build_service(t), build_deployment(t)]

@@ -20,7 +20,7 @@ from kubernetes import client
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
 from tests.operator.conftest import GROUP, VERSION, eventually
-from tests.operator.test_modeldeployment_cluster import create_md, play_kubelet
+from tests.operator.modeldeployment.test_cluster import create_md, play_kubelet
 
 SLAM = str(Path(sys.executable).parent / "slam")
 EVS = "evaluations"
@@ -203,13 +203,67 @@ def test_missing_secret_names_the_field(k8s, namespace, operator, stub) -> None:
     assert client.BatchV1Api(k8s).list_namespaced_job(namespace).items == []
 
 
+def external_only(body: dict, stub_url: str) -> dict:
+    body["spec"]["targets"][1] = {"name": "cand", "external": {
+        "baseUrl": stub_url, "model": "small",
+        "apiKeySecretRef": {"name": "openai", "key": "api-key"}}}
+    return body
+
+
+def test_a_missing_prompt_configmap_holds_the_run_with_the_command_that_fixes_it(
+        k8s, namespace, operator, stub) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    body = external_only(evaluation("cm", stub.base_url), stub.base_url)
+    body["spec"]["promptSet"] = {"configMap": {"name": "pep-prompts", "key": "pep.yaml"}}
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
+                                                                 body)
+    c = cond(wait_phase(k8s, namespace, "cm", "Pending"), "TargetsResolved")
+    assert (c["status"], c["reason"]) == ("False", "ConfigMapNotFound")
+    assert (f"spec.promptSet.configMap: ConfigMap pep-prompts not found in namespace "
+            f"{namespace}; create it: kubectl create configmap pep-prompts "
+            f"--from-file=pep.yaml=<file> -n {namespace}") in c["message"]
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "pep-prompts"},
+                                                  "data": {"other.yaml": "[]"}})
+    c = eventually(lambda: (x := cond(get_ev(k8s, namespace, "cm"), "TargetsResolved"))
+                   ["message"].startswith("spec.promptSet.configMap: ConfigMap pep-prompts has "
+                                          "no key") and x, 30, "the wrong key named")
+    assert "(keys: other.yaml)" in c["message"]
+    core.patch_namespaced_config_map("pep-prompts", namespace, {"data": {"pep.yaml": "[]"}})
+    wait_phase(k8s, namespace, "cm", "Running")
+    (job,) = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+    assert job.spec.template.spec.volumes[0].config_map.name == "pep-prompts"
+
+
+def test_a_long_evaluation_name_gets_valid_labels_and_runs(k8s, namespace, operator, stub,
+                                                           tmp_path) -> None:
+    """Names may be 253 characters, label values only 63: the Job's and ServiceAccount's labels
+    are shortened, and the operator still finds the Evaluation from its Job."""
+    name = "pep-talk-" + "x" * 90 + ".v2"
+    secret(k8s, namespace, "slam-store", "url", f"sqlite:///{tmp_path / 'long.db'}")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, external_only(evaluation(name, stub.base_url),
+                                                      stub.base_url))
+    ev = wait_phase(k8s, namespace, name, "Running")
+    (job,) = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+    assert job.metadata.name == ev["status"]["jobName"] and len(job.metadata.name) <= 63
+    sa = client.CoreV1Api(k8s).read_namespaced_service_account(
+        job.spec.template.spec.service_account_name, namespace)
+    for labels in (job.metadata.labels, job.spec.template.metadata.labels, sa.metadata.labels):
+        assert all(len(v) <= 63 for v in labels.values()), labels
+    assert job.metadata.labels["slam.dev/evaluation"].startswith("pep-talk-xxx")
+    assert run_job_as_kubelet(k8s, namespace, job.metadata.name, {}, tmp_path) == 0
+    ev = wait_phase(k8s, namespace, name, "Succeeded")
+    assert ev["status"]["progress"]["done"] == 6
+
+
 def test_a_named_service_account_must_exist(k8s, namespace, operator, stub) -> None:
     secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
-    body = evaluation("irsa", stub.base_url, serviceAccountName="s3-reader")
-    body["spec"]["targets"][1] = {"name": "cand", "external": {  # external targets only
-        "baseUrl": stub.base_url, "model": "small",
-        "apiKeySecretRef": {"name": "openai", "key": "api-key"}}}
+    body = external_only(evaluation("irsa", stub.base_url, serviceAccountName="s3-reader"),
+                         stub.base_url)
     client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
                                                                  body)
     ev = wait_phase(k8s, namespace, "irsa", "Pending")

@@ -17,7 +17,7 @@ from slam.store import Store
 from tests.conftest import STUB_API_KEY
 from tests.controlplane.cluster import ControlPlane, free_port
 from tests.operator.conftest import GROUP, VERSION, eventually
-from tests.operator.test_evaluation_cluster import (
+from tests.operator.evaluation.test_cluster import (
     EVS,
     evaluation,
     finish_job_as_kubelet,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slam_operator import gpu
+from slam_operator.modeldeployment import gpu
 
 
 def test_mistral_7b_fp16_worked_example() -> None:

@@ -1,0 +1,97 @@
+"""Reconcile one Evaluation: observe (API server, store) -> decide (status.py) -> plan (plan.py)
+-> execute (kube.py), then write the status once, only when it changed.
+
+The store is read for progress and, once the Job succeeded, for the summary; its URL comes from
+the Secret the spec (or the operator) names and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from slam import summary
+from slam.api.evaluation import EvaluationSpec
+from slam.store import Store
+from slam_operator.conditions import is_true, now, transitions
+from slam_operator.evaluation import job, status
+from slam_operator.evaluation.plan import plan
+from slam_operator.evaluation.status import Decision, Observed
+from slam_operator.kube import Kube
+from slam_operator.names import EV_PLURAL
+from slam_operator.stores import store_for
+
+IMAGE = os.environ.get("SLAM_IMAGE", "ghcr.io/slam-operator/slam:0.1.0")
+
+
+def observe(kube: Kube, body: dict) -> tuple[Observed, Store | None]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    spec = EvaluationSpec.model_validate(body["spec"])
+    old = body.get("status") or {}
+    mds = {t.model_deployment_ref.name: None for t in spec.targets if t.model_deployment_ref}
+    for md in mds:
+        mds[md] = kube.get_model_deployment(ns, md)
+    missing = []
+    store = None
+    for field, ref in job.secret_refs(spec):
+        value, problem = kube.secret_value(ns, ref.name, ref.key)
+        if problem:
+            missing.append(f"{field}: {problem}")
+        elif field == "spec.store.urlSecretRef":
+            store = store_for(value)
+    cm = spec.prompt_set.config_map
+    cm_problem = kube.config_map_problem(ns, cm.name, cm.key) if cm is not None else None
+    sa = job.service_account_name(name, spec)
+    sa_present = kube.get("ServiceAccount", ns, sa) is not None
+    missing_sa = None
+    if spec.service_account_name and not sa_present:
+        missing_sa = f"spec.serviceAccountName: ServiceAccount {sa} not found in namespace {ns}"
+    job_name = job.job_name(name, spec.run_id)
+    found_job = kube.get("Job", ns, job_name)
+    run = store.find_run(name, spec.run_id, ns) if store is not None else None
+    progress = store.progress(run.id) if run is not None else None
+    message = None
+    if found_job is not None and is_true((found_job.get("status") or {}).get("conditions"),
+                                         "Failed"):
+        message = kube.job_termination_message(ns, job_name)
+    report = None
+    if store is not None and status.needs_summary(spec, old, found_job):
+        report = status.summary_status(summary.build(store, run.id)) if run is not None else {}
+    return Observed(name, ns, meta.get("generation") or 0, spec, old, mds, missing, found_job,
+                    progress, message, now(), missing_sa, sa_present, report,
+                    f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None), store
+
+
+def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
+                         post_event: Callable[[dict, str, str, str], None]) -> Decision:
+    obs, _ = observe(kube, body)
+    d = status.decide(obs)
+    actions = plan(obs, d, IMAGE)
+    for a in actions:
+        adopt(a.obj, body)
+    kube.execute(obs.namespace, actions)
+    new = status.compose(obs, d)
+    patch = status.changes(obs.status, new)
+    if patch:
+        kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch)
+        old_conditions = obs.status.get("conditions") if obs.same_run else None
+        for c in transitions(old_conditions, new.get("conditions") or []):
+            post_event(body, "Normal" if c["status"] == "True" else "Warning", c["reason"],
+                       f"{c['type']}: {c['message']}"[:1024])
+    return d
+
+
+def delete_results(kube: Kube, body: dict[str, Any]) -> int:
+    """spec.store.deleteResultsOnDelete: remove every run of this Evaluation from the store.
+    Raises RuntimeError (the operator retries) when the store cannot be reached."""
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    ref = job.store_ref(EvaluationSpec.model_validate(body["spec"]))
+    url, problem = kube.secret_value(ns, ref.name, ref.key)
+    if problem:
+        raise RuntimeError(f"cannot delete results: {problem}")
+    store = store_for(url)
+    if store is None:
+        raise RuntimeError("cannot delete results: the store is unavailable")
+    return store.delete_evaluation(name, ns)

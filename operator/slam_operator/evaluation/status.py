@@ -1,0 +1,235 @@
+"""What an Evaluation's status should be, and whether its scoring Job should be created. Pure.
+
+Phases: Pending (a target, Secret or ServiceAccount is missing) -> WaitingForTargets
+(ModelDeployments not Ready; `readyTimeoutSeconds` ends it in Failed) -> Running (the Job exists)
+-> Succeeded | Failed. A run is identified by `spec.runId`: changing it starts a new run (a new
+Job; the old run's results stay in the store). Other spec changes while a run is in progress do
+not touch the running Job -- the run keeps the spec it started with -- and apply to the next run.
+
+`decide` is the phase machine, `compose` the whole status from it, `summary_status` the compact
+per-target summary from the store's report, `changes` the patch that moves the old status to the
+new one. tests/operator/evaluation/test_status.py has a row per transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slam.api.evaluation import EvaluationSpec
+from slam.summary import EvaluationReport
+from slam_operator.conditions import Cond, is_true, merge, parse_timestamp, roll_up, timestamp
+from slam_operator.evaluation.job import job_name
+
+TERMINAL = ("Succeeded", "Failed")
+MAX_REASON = 1024  # keeps status well under 16 KB whatever the evaluation's size
+# Status keys that belong to one run: cleared when a new run starts without them.
+RUN_KEYS = ("summary", "leader", "recommendation", "progress", "completionTime")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one reconcile read: the Evaluation, its targets, Secrets, Job and store."""
+
+    name: str
+    namespace: str
+    generation: int
+    spec: EvaluationSpec
+    status: Mapping[str, Any]  # the status as it is now
+    model_deployments: Mapping[str, dict | None]  # by name, None when absent
+    missing_secrets: list[str]  # human-readable: "spec.targets[0]...: Secret x key y"
+    job: dict | None  # this run's Job, if it exists
+    progress: tuple[int, int, int] | None  # (done, failed, total) from the store
+    termination_message: str | None  # the failed scoring pod's
+    now: datetime
+    missing_service_account: str | None = None  # spec.serviceAccountName names none
+    service_account_present: bool = True  # the Job's ServiceAccount (named or our own) exists
+    summary: dict[str, Any] | None = None  # summary_status() of the store, once it is needed
+    missing_config_map: str | None = None  # spec.promptSet.configMap: absent, or no such key
+
+    @property
+    def same_run(self) -> bool:
+        return self.status.get("runId") == self.spec.run_id
+
+
+@dataclass
+class Decision:
+    phase: str
+    conditions: list[Cond]
+    create_job: bool = False
+    endpoints: dict[str, str] = field(default_factory=dict)  # target -> ModelDeployment URL
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+def in_flight(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> bool:
+    """Whether the run needs following: not finished, or finished under another runId."""
+    status = status or {}
+    return not (status.get("phase") in TERMINAL
+                and status.get("runId") == EvaluationSpec.model_validate(spec).run_id)
+
+
+def needs_summary(spec: EvaluationSpec, status: Mapping[str, Any], job: dict | None) -> bool:
+    """The store's report is read once: when this run's Job has completed and the status does
+    not hold this run's summary yet."""
+    if job is None or not is_true((job.get("status") or {}).get("conditions"), "Complete"):
+        return False
+    kept = (status.get("runId") == spec.run_id and status.get("phase") == "Succeeded"
+            and status.get("summary"))
+    return not kept
+
+
+def _ready(md: dict) -> bool:
+    st = md.get("status") or {}
+    return is_true(st.get("conditions"), "Ready") and bool(st.get("endpoint"))
+
+
+def _job_is(job: dict, type_: str) -> bool:
+    return is_true((job.get("status") or {}).get("conditions"), type_)
+
+
+def decide(obs: Observed) -> Decision:
+    spec, status = obs.spec, obs.status
+    start = status.get("startTime") if obs.same_run and status.get("startTime") \
+        else timestamp(obs.now)
+    # A finished run stays finished until runId changes.
+    if obs.same_run and status.get("phase") in TERMINAL and obs.job is None \
+            and status.get("jobName"):
+        return Decision(status["phase"], [], start_time=start,
+                        completion_time=status.get("completionTime"))
+
+    refs = {t.name: t.model_deployment_ref.name for t in spec.targets
+            if t.model_deployment_ref is not None}
+    missing_mds = sorted({n for n in refs.values() if obs.model_deployments.get(n) is None})
+    sa, cm = obs.missing_service_account, obs.missing_config_map
+    problems = ([f"ModelDeployment {n} not found" for n in missing_mds] + obs.missing_secrets
+                + ([cm] if cm else []) + ([sa] if sa else []))
+    if problems:
+        if obs.missing_secrets:
+            reason, fix = ("SecretNotFound", "; create them (kubectl create secret generic NAME "
+                           "--from-literal=KEY=...) or fix the references")
+        elif cm:
+            reason, fix = "ConfigMapNotFound", ""  # the problem already says how to fix it
+        elif missing_mds:
+            reason, fix = "ModelDeploymentNotFound", "; create it or fix the name"
+        else:
+            reason, fix = ("ServiceAccountNotFound", " (kubectl create serviceaccount "
+                           f"{spec.service_account_name}), or remove the field to let the "
+                           "operator make one")
+        resolved = Cond("TargetsResolved", "False", reason, "; ".join(problems) + fix)
+        parts = [resolved, Cond("TargetsReady", "Unknown", "TargetsNotResolved"),
+                 Cond("JobComplete", "Unknown", "NotStarted")]
+        return Decision("Pending", [*parts, roll_up(parts)], start_time=start)
+    resolved = Cond("TargetsResolved", "True", "Resolved",
+                    f"{len(spec.targets)} targets, {len(refs)} ModelDeployments")
+
+    mds = {n: obs.model_deployments[n] for n in refs.values()}
+    endpoints = {t: mds[md]["status"]["endpoint"] for t, md in refs.items() if _ready(mds[md])}
+    pending = sorted({md for md in refs.values() if not _ready(mds[md])})
+    if pending and obs.job is None:
+        waited = (obs.now - parse_timestamp(start)).total_seconds()
+        limit = spec.ready_timeout_seconds
+        if waited > limit:
+            ready = Cond("TargetsReady", "False", "TargetsNotReady",
+                         f"not Ready after {limit} s (spec.readyTimeoutSeconds): "
+                         f"{', '.join(pending)}; see kubectl describe modeldeployment")
+            parts = [resolved, ready, Cond("JobComplete", "False", "NotStarted")]
+            return Decision("Failed", [*parts, roll_up(parts)], start_time=start,
+                            completion_time=timestamp(obs.now))
+        ready = Cond("TargetsReady", "False", "WaitingForTargets",
+                     f"waiting for {', '.join(pending)} to be Ready "
+                     f"({int(waited)} s of {limit} s)")
+        parts = [resolved, ready, Cond("JobComplete", "Unknown", "NotStarted")]
+        return Decision("WaitingForTargets", [*parts, roll_up(parts)], start_time=start)
+    ready = Cond("TargetsReady", "True", "Ready", "every ModelDeployment is Ready")
+
+    if obs.job is None:
+        parts = [resolved, ready, Cond("JobComplete", "False", "Starting", "creating the Job")]
+        return Decision("Running", [*parts, roll_up(parts)], create_job=True,
+                        endpoints=endpoints, start_time=start)
+    name = obs.job["metadata"]["name"]
+    if _job_is(obs.job, "Complete"):
+        job = Cond("JobComplete", "True", "Completed", f"Job {name} succeeded")
+        parts = [resolved, ready, job]
+        return Decision("Succeeded", [*parts, roll_up(parts)], endpoints=endpoints,
+                        start_time=start, completion_time=timestamp(obs.now))
+    if _job_is(obs.job, "Failed"):
+        why = (obs.termination_message or "").strip() or "no termination message"
+        job = Cond("JobComplete", "False", "JobFailed",
+                   f"Job {name} failed: {why[-1500:]} (kubectl logs job/{name})")
+        parts = [resolved, ready, job]
+        return Decision("Failed", [*parts, roll_up(parts)], endpoints=endpoints,
+                        start_time=start, completion_time=timestamp(obs.now))
+    done = f" ({obs.progress[0]}/{obs.progress[2]} requests)" if obs.progress else ""
+    job = Cond("JobComplete", "False", "Running", f"Job {name} running{done}")
+    parts = [resolved, ready, job]
+    return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start)
+
+
+def compose(obs: Observed, d: Decision) -> dict[str, Any]:
+    """The whole status for this decision."""
+    old, run_id, same_run = obs.status, obs.spec.run_id, obs.same_run
+    status: dict[str, Any] = {
+        "observedGeneration": obs.generation,
+        "phase": d.phase,
+        "runId": run_id,
+        "startTime": d.start_time,
+        "jobName": job_name(obs.name, run_id)
+        if (obs.job or d.create_job or (same_run and old.get("jobName"))) else None,
+    }
+    if d.conditions:
+        status["conditions"] = merge(old.get("conditions") if same_run else None, d.conditions,
+                                     obs.generation, timestamp(obs.now))
+    elif same_run:
+        status["conditions"] = old.get("conditions")
+    terminal = d.phase in TERMINAL
+    status["completionTime"] = (old.get("completionTime") if same_run and
+                                old.get("completionTime") and terminal else d.completion_time)
+    if obs.progress:
+        done, failed, total = obs.progress
+        status["progress"] = {"done": done, "failed": failed, "total": total,
+                              "display": f"{done}/{total}"}
+    elif same_run and old.get("progress"):
+        status["progress"] = old["progress"]
+    if d.phase == "Succeeded":
+        if obs.summary is not None:
+            status |= obs.summary
+        elif same_run and old.get("summary") and old.get("phase") == "Succeeded":
+            status |= {k: old.get(k) for k in ("summary", "leader", "recommendation")}
+    return status
+
+
+def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch from `old` to `new`; run keys `new` no longer has are cleared, so a new
+    run does not inherit the last one's summary. Empty when nothing changed."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    if patch:
+        patch |= {k: None for k in RUN_KEYS if k in old and k not in new}
+    return patch
+
+
+def summary_status(rep: EvaluationReport) -> dict[str, Any]:
+    """status.summary (a row per target), status.leader and status.recommendation."""
+    def r(x: float | None, n: int = 4) -> float | None:
+        return None if x is None else round(float(x), n)
+
+    rows = []
+    for t in rep.targets:
+        rows.append({k: v for k, v in {
+            "target": t.target,
+            "successRate": r(t.success_rate),
+            "similarity": r(t.similarity.estimate) if t.similarity else None,
+            "judgeWinRate": r(t.judge_win_rate),
+            "humanWinRate": r(t.human_win_rate),
+            "ttftP50Ms": r(t.ttft.p50, 1) if t.ttft else None,
+            "ttftP95Ms": r(t.ttft.p95, 1) if t.ttft else None,
+            "e2eP50Ms": r(t.e2e.p50, 1) if t.e2e else None,
+            "e2eP95Ms": r(t.e2e.p95, 1) if t.e2e else None,
+            "tokensPerSecond": r(t.tokens_per_second, 2),
+            "costPer1kRequestsUSD": r(t.cost.per_1k_usd, 6) if t.cost else None,
+        }.items() if v is not None})
+    return {"summary": rows, "leader": rep.leader,
+            "recommendation": {"target": rep.recommendation,
+                               "reason": rep.reason[:MAX_REASON]}}

@@ -1,0 +1,89 @@
+"""The report's pure parts: computed from plain rows, no store (slam.summary.compute and the
+views the dashboard draws)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from slam import summary
+
+REF = "gpt4"
+
+
+def rating(left: str, right: str, choice: str, prompt: str = "p1", sample: int = 0,
+           rater: str = "ann", control: bool = False) -> dict:
+    return {"left": left, "right": right, "choice": choice, "prompt_id": prompt,
+            "sample": sample, "rater": rater, "is_control": control}
+
+
+def verdicts(cand: str, prompt: str, cand_first: str, ref_first: str) -> list[dict]:
+    """The judge's verdicts in both orders ("first": the answer shown first won)."""
+    return [{"first": cand, "second": REF, "prompt_id": prompt, "sample": 0,
+             "verdict": cand_first},
+            {"first": REF, "second": cand, "prompt_id": prompt, "sample": 0,
+             "verdict": ref_first}]
+
+
+def test_judge_and_human_labels_are_aligned_by_item_through_the_side_randomisation() -> None:
+    judgments = (verdicts("small", "p1", "first", "second")     # candidate wins both orders
+                 + verdicts("small", "p2", "second", "first")   # reference wins both orders
+                 + verdicts("small", "p3", "first", "first"))   # position bias: a tie
+    ratings = [rating("small", REF, "left", "p1"),      # candidate shown as A, chosen
+               rating(REF, "small", "left", "p2"),      # reference shown as A, chosen
+               rating(REF, "small", "tie", "p3"),
+               rating("small", REF, "left", "p1", control=True),  # controls do not count
+               rating("small", REF, "left", "p9")]      # no verdict for p9: left out
+    judge, human = summary.judge_vs_human(ratings, judgments, REF)
+    assert judge == ["candidate", "reference", "tie"]
+    assert human == ["candidate", "reference", "tie"]
+
+
+def test_agreement_between_raters_and_with_the_judge() -> None:
+    judgments = (verdicts("small", "p1", "first", "second")
+                 + verdicts("small", "p2", "second", "first"))
+    ratings = [rating("small", REF, "left", "p1", rater="ann"),
+               rating(REF, "small", "right", "p1", rater="bob"),   # same winner, other side
+               rating("small", REF, "left", "p2", rater="ann"),    # disagrees with the judge
+               rating("small", REF, "right", "p2", rater="bob")]
+    data = summary.RunData(SimpleNamespace(reference=REF), [], [], [], judgments, ratings)
+    a = summary.agreement(data)
+    assert (a.compared, a.agreement, a.multiply_rated) == (4, 0.75, 2)
+    assert a.alpha is not None and a.alpha < 1.0  # the raters split on p2
+
+
+def test_probe_series_bands_and_consistency() -> None:
+    t0 = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    samples = [{"target": "m1", "at": t0 + dt.timedelta(seconds=i), "e2e_ms": e, "ttft_ms": 1.0,
+                "error_class": None} for i, e in enumerate([100.0, 200.0, 300.0])]
+    samples.append({"target": "m1", "at": t0, "e2e_ms": None, "ttft_ms": None,
+                    "error_class": "Timeout"})
+    samples.append({"target": "someone-else", "at": t0, "e2e_ms": 5.0, "ttft_ms": 1.0,
+                    "error_class": None})
+    series, table = summary.probe_series(samples, {"m1": "small"}, window=2)
+    assert [r["p50"] for r in series] == [100.0, 150.0, 250.0]
+    assert table == [{"target": "small", "samples": 4, "errors": 1, "median": 200.0,
+                      "mean": 200.0, "std": 100.0, "cv": 0.5}]
+
+
+def test_quality_cost_points_and_curves() -> None:
+    from slam.cost import CostEstimate
+    from slam.stats import Interval
+
+    def target(name: str, usd: float | None, sim: float) -> summary.TargetReport:
+        per_request = usd / 1000 if usd is not None else None
+        return summary.TargetReport(
+            name, name == REF, "api", similarity=Interval(sim, sim, sim),
+            cost=CostEstimate(name, "api", usd, "table", per_request_usd=per_request))
+    rep = summary.EvaluationReport("ev", "1", REF, [
+        target(REF, 27.0, 0.9), target("cheap", 0.5, 0.8), target("dear", 1.0, 0.7),
+        target("unpriced", None, 0.95)], None, "")
+    points = summary.quality_cost_points(rep)
+    assert [(p["target"], p["on the frontier"]) for p in points] == [
+        (REF, True), ("cheap", True), ("dear", False)]
+    assert points[0]["quality basis"] == "similarity"
+    curves = summary.cost_curves(rep, [1000, 10000])
+    assert {c["target"] for c in curves} == {REF, "cheap", "dear"} and len(curves) == 6
+    assert curves[1]["$/month"] == pytest.approx(10 * curves[0]["$/month"])

@@ -1,0 +1,173 @@
+"""The Evaluation's phase machine and status, without a cluster: one row per transition."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from slam.api.evaluation import EvaluationSpec
+from slam_operator.evaluation import status
+from slam_operator.evaluation.plan import plan
+from slam_operator.evaluation.status import Observed
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
+SPEC = {
+    "promptSet": {"file": "p.yaml"}, "reference": "gpt4", "readyTimeoutSeconds": 600,
+    "targets": [
+        {"name": "gpt4", "external": {"baseUrl": "https://api.openai.com/v1", "model": "gpt-4",
+                                      "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+        {"name": "mistral", "modelDeploymentRef": {"name": "mistral-7b"}},
+    ],
+}
+URL = "http://mistral-7b.team.svc.cluster.local:8080/v1"
+
+
+def md(ready: bool = True) -> dict:
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {"status": {"conditions": conditions, **({"endpoint": URL} if ready else {})}}
+
+
+def job(condition: str | None = None, run: str = "1") -> dict:
+    conds = [{"type": condition, "status": "True"}] if condition else []
+    return {"metadata": {"name": f"pep-run-{run}"}, "status": {"conditions": conds}}
+
+
+def observed(status_: dict | None = None, spec: dict | None = None, **kw) -> Observed:
+    base = dict(name="pep", namespace="team", generation=3,
+                spec=EvaluationSpec.model_validate({**SPEC, **(spec or {})}),
+                status=status_ or {}, model_deployments={"mistral-7b": md()},
+                missing_secrets=[], job=None, progress=None, termination_message=None, now=NOW)
+    return Observed(**{**base, **kw})
+
+
+def started(minutes_ago: int, phase: str = "WaitingForTargets", run: str = "1", **more) -> dict:
+    t = (NOW - dt.timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"phase": phase, "runId": run, "startTime": t, **more}
+
+
+def conditions(d: status.Decision) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in d.conditions}
+
+
+# (case, observed, phase, {condition: (status, reason)}, create_job)
+ROWS = [
+    ("a ModelDeployment is missing",
+     observed(model_deployments={"mistral-7b": None}), "Pending",
+     {"TargetsResolved": ("False", "ModelDeploymentNotFound"), "Ready": ("False",
+                                                                         "ModelDeploymentNotFound")},
+     False),
+    ("a Secret is missing (named before the ModelDeployment)",
+     observed(model_deployments={"mistral-7b": None},
+              missing_secrets=["spec.targets[0].external.apiKeySecretRef: Secret openai gone"]),
+     "Pending", {"TargetsResolved": ("False", "SecretNotFound")}, False),
+    ("the prompt set's ConfigMap is missing",
+     observed(missing_config_map="spec.promptSet.configMap: ConfigMap p not found"), "Pending",
+     {"TargetsResolved": ("False", "ConfigMapNotFound")}, False),
+    ("spec.serviceAccountName names no account",
+     observed(spec={"serviceAccountName": "irsa"}, service_account_present=False,
+              missing_service_account="spec.serviceAccountName: ServiceAccount irsa not found"),
+     "Pending", {"TargetsResolved": ("False", "ServiceAccountNotFound")}, False),
+    ("a ModelDeployment is not Ready yet",
+     observed(started(5), model_deployments={"mistral-7b": md(ready=False)}),
+     "WaitingForTargets", {"TargetsReady": ("False", "WaitingForTargets"),
+                           "JobComplete": ("Unknown", "NotStarted")}, False),
+    ("not Ready after readyTimeoutSeconds",
+     observed(started(11), model_deployments={"mistral-7b": md(ready=False)}), "Failed",
+     {"TargetsReady": ("False", "TargetsNotReady"), "Ready": ("False", "TargetsNotReady")},
+     False),
+    ("every target Ready and no Job yet",
+     observed(started(1)), "Running", {"JobComplete": ("False", "Starting")}, True),
+    ("the Job runs",
+     observed(started(3, "Running"), job=job(), progress=(3, 0, 10)), "Running",
+     {"JobComplete": ("False", "Running"), "Ready": ("False", "Running")}, False),
+    ("a target stops being Ready mid-run: the run goes on",
+     observed(started(3, "Running"), job=job(), model_deployments={"mistral-7b": md(False)}),
+     "Running", {"JobComplete": ("False", "Running")}, False),
+    ("the Job completed",
+     observed(started(9, "Running"), job=job("Complete")), "Succeeded",
+     {"JobComplete": ("True", "Completed"), "Ready": ("True", "Ready")}, False),
+    ("the Job failed",
+     observed(started(9, "Running"), job=job("Failed"), termination_message="store: refused"),
+     "Failed", {"JobComplete": ("False", "JobFailed")}, False),
+    ("a finished run whose Job was deleted stays finished",
+     observed(started(60, "Succeeded", jobName="pep-run-1")), "Succeeded", {}, False),
+    ("a new runId after a finished run starts a new run",
+     observed(started(60, "Succeeded", jobName="pep-run-1"), spec={"runId": "2"}), "Running",
+     {"JobComplete": ("False", "Starting")}, True),
+]
+
+
+@pytest.mark.parametrize(("obs", "phase", "expected", "create_job"),
+                         [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_phase_machine(obs: Observed, phase: str, expected: dict, create_job: bool) -> None:
+    d = status.decide(obs)
+    assert d.phase == phase
+    assert {k: v for k, v in conditions(d).items() if k in expected} == expected
+    assert d.create_job is create_job
+    if d.conditions:  # Ready is always the roll-up, last
+        assert d.conditions[-1].type == "Ready"
+
+
+def test_messages_say_what_to_fix() -> None:
+    pending = status.decide(observed(missing_secrets=["spec.store.urlSecretRef: Secret s gone"]))
+    assert "kubectl create secret generic" in pending.conditions[0].message
+    waited = status.decide(observed(started(11), model_deployments={"mistral-7b": md(False)}))
+    assert "spec.readyTimeoutSeconds" in waited.conditions[1].message
+    assert "mistral-7b" in waited.conditions[1].message
+    failed = status.decide(observed(started(9, "Running"), job=job("Failed"),
+                                    termination_message="cannot open the results store"))
+    assert "cannot open the results store" in failed.conditions[2].message
+    assert "kubectl logs job/pep-run-1" in failed.conditions[2].message
+
+
+def test_running_endpoints_and_times() -> None:
+    d = status.decide(observed(started(1)))
+    assert d.endpoints == {"mistral": URL}
+    assert d.start_time == "2026-11-28T11:59:00Z" and d.completion_time is None
+    done = status.decide(observed(started(9, "Running"), job=job("Complete")))
+    assert done.completion_time == "2026-11-28T12:00:00Z"
+
+
+def test_compose_progress_summary_and_clearing_a_new_run() -> None:
+    obs = observed(started(9, "Running"), job=job("Complete"), progress=(10, 1, 10),
+                   summary={"summary": [{"target": "gpt4"}], "leader": "mistral",
+                            "recommendation": {"target": "mistral", "reason": "cheaper"}})
+    new = status.compose(obs, status.decide(obs))
+    assert new["phase"] == "Succeeded" and new["leader"] == "mistral"
+    assert new["progress"] == {"done": 10, "failed": 1, "total": 10, "display": "10/10"}
+    assert new["jobName"] == "pep-run-1" and new["observedGeneration"] == 3
+    assert status.changes(new, new) == {}  # written only when it changed
+    # runId 2: the last run's summary, leader and progress are cleared, not inherited
+    again = observed(new, spec={"runId": "2"})
+    fresh = status.compose(again, status.decide(again))
+    patch = status.changes(new, fresh)
+    assert patch["runId"] == "2" and patch["phase"] == "Running"
+    assert {k: patch[k] for k in ("summary", "leader", "recommendation", "progress")} == \
+        dict.fromkeys(("summary", "leader", "recommendation", "progress"))
+
+
+def test_the_summary_is_read_once_and_following_stops_when_finished() -> None:
+    spec = EvaluationSpec.model_validate(SPEC)
+    assert status.needs_summary(spec, started(1, "Running"), job("Complete"))
+    assert not status.needs_summary(spec, started(1, "Running"), job())
+    kept = started(1, "Succeeded", summary=[{"target": "gpt4"}])
+    assert not status.needs_summary(spec, kept, job("Complete"))
+    assert status.in_flight(SPEC, started(1, "Running"))
+    assert not status.in_flight(SPEC, started(1, "Failed"))
+    assert status.in_flight({**SPEC, "runId": "2"}, started(1, "Succeeded"))
+
+
+def test_plan_creates_the_account_with_the_job_and_puts_it_back_mid_run() -> None:
+    first = observed(started(1), service_account_present=False)
+    actions = plan(first, status.decide(first), "slam:test")
+    assert [(a.verb, a.kind, a.name) for a in actions] == [
+        ("create", "ServiceAccount", "pep-scoring"), ("create", "Job", "pep-run-1")]
+    midrun = observed(started(3, "Running"), job=job(), service_account_present=False)
+    assert [a.kind for a in plan(midrun, status.decide(midrun), "slam:test")] == \
+        ["ServiceAccount"]
+    steady = replace(midrun, service_account_present=True)
+    assert plan(steady, status.decide(steady), "slam:test") == []
+    named = observed(started(1), spec={"serviceAccountName": "irsa"})
+    assert [a.kind for a in plan(named, status.decide(named), "slam:test")] == ["Job"]

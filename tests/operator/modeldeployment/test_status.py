@@ -1,0 +1,141 @@
+"""The ModelDeployment's status composer, without a cluster: one row per condition outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from slam.api.modeldeployment import ModelDeploymentSpec
+from slam_operator.conditions import Cond
+from slam_operator.modeldeployment import status
+from slam_operator.modeldeployment.hub import HubOutcome
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+NOW = "2026-11-28T12:00:00Z"
+
+
+def spec(**kw) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate(
+        {"model": {"id": "org/model"}, "instanceType": "g5.xlarge", **kw})
+
+
+# (case, spec, Hub outcome, ModelResolved (status, reason), revision deployed)
+RESOLVED = [
+    ("found", spec(), HubOutcome("found", "org/model@main = 0123", SHA, 7_000_000_000),
+     ("True", "Resolved"), SHA),
+    ("no such model", spec(), HubOutcome("not_found", "no model org/model"),
+     ("False", "ModelNotFound"), None),
+    ("no such revision", spec(), HubOutcome("revision_not_found", "no revision x"),
+     ("False", "RevisionNotFound"), None),
+    ("gated without access", spec(), HubOutcome("gated", "gated: request access"),
+     ("False", "GatedModel"), None),
+    ("Hub unreachable, branch revision: wait", spec(), HubOutcome("unreachable", "timed out"),
+     ("Unknown", "HubUnreachable"), None),
+    ("Hub unreachable, pinned commit: deploy it", spec(model={"id": "org/model", "revision": SHA}),
+     HubOutcome("unreachable", "timed out"), ("Unknown", "HubUnreachable"), SHA),
+]
+
+
+@pytest.mark.parametrize(("md", "outcome", "expected", "revision"), [r[1:] for r in RESOLVED],
+                         ids=[r[0] for r in RESOLVED])
+def test_model_resolved(md, outcome, expected, revision) -> None:
+    cond, rev = status.model_resolved(md, outcome)
+    assert (cond.status, cond.reason) == expected and rev == revision
+
+
+def test_unreachable_hub_says_how_to_deploy_without_it() -> None:
+    cond, _ = status.model_resolved(spec(), HubOutcome("unreachable", "timed out"))
+    assert "pin spec.model.revision to a full commit SHA" in cond.message
+    token = status.token_secret_missing(spec(hfTokenSecretRef={"name": "hf", "key": "token"}),
+                                        "team", "Secret hf not found in namespace team")
+    assert (token.status, token.reason) == ("False", "TokenSecretNotFound")
+    assert "kubectl -n team create secret generic hf --from-literal=token=<token>" in \
+        token.message
+
+
+# (case, spec, parameters, annotations, Fits (status, reason))
+FITS = [
+    ("llama.cpp runs on the CPU",
+     spec(runtime="llamacpp", model={"id": "org/model-GGUF", "file": "m.gguf"}), None, {},
+     ("True", "CPURuntime")),
+    ("parameter count not known yet", spec(), None, {}, ("Unknown", "UnknownParameterCount")),
+    ("13B in 16 bits on a 24 GiB A10G", spec(), 13_000_000_000, {},
+     ("False", "InsufficientGPUMemory")),
+    ("13B in 4 bits fits", spec(quantization="awq"), 13_000_000_000, {}, ("True", "Fits")),
+    ("too big, but the check is skipped", spec(), 13_000_000_000,
+     {"slam.dev/skip-fit-check": "true"}, ("True", "FitCheckSkipped")),
+    ("instance type not in the table", spec(instanceType="x9.huge"), 13_000_000_000, {},
+     ("Unknown", "UnknownInstanceType")),
+]
+
+
+@pytest.mark.parametrize(("md", "parameters", "annotations", "expected"),
+                         [r[1:] for r in FITS], ids=[r[0] for r in FITS])
+def test_fits(md, parameters, annotations, expected) -> None:
+    cond = status.fits(md, parameters, annotations)
+    assert (cond.status, cond.reason) == expected
+
+
+def test_a_model_that_does_not_fit_names_an_instance_that_would() -> None:
+    cond = status.fits(spec(), 13_000_000_000, {})
+    assert "g5.xlarge offers 24 GiB" in cond.message and "use " in cond.message
+    assert "or a smaller quantization, or annotate slam.dev/skip-fit-check=true" in cond.message
+
+
+def deployment(ready: int, updated: int, available: int, generation: int = 2,
+               observed: int = 2) -> dict:
+    return {"metadata": {"generation": generation},
+            "status": {"readyReplicas": ready, "updatedReplicas": updated,
+                       "availableReplicas": available, "observedGeneration": observed}}
+
+
+# (case, spec, Deployment, deploying, Available (status, reason), ready replicas)
+AVAILABLE = [
+    ("being created", spec(), None, True, ("False", "Creating"), 0),
+    ("not deployed (not resolved or does not fit)", spec(), None, False,
+     ("False", "NotDeployed"), 0),
+    ("scaled to zero", spec(replicas=0), deployment(0, 0, 0), True, ("False", "ScaledToZero"), 0),
+    ("loading the model", spec(replicas=2), deployment(1, 2, 1), True,
+     ("False", "ReplicasNotReady"), 1),
+    ("all replicas available", spec(replicas=2), deployment(2, 2, 2), True,
+     ("True", "MinimumReplicasAvailable"), 2),
+    ("a rollout not yet observed by the Deployment controller", spec(), deployment(1, 1, 1, 3, 2),
+     True, ("False", "ReplicasNotReady"), 1),
+]
+
+
+@pytest.mark.parametrize(("md", "dep", "deploying", "expected", "ready"),
+                         [r[1:] for r in AVAILABLE], ids=[r[0] for r in AVAILABLE])
+def test_available(md, dep, deploying, expected, ready) -> None:
+    cond, replicas = status.available(md, dep, deploying)
+    assert (cond.status, cond.reason) == expected and replicas == ready
+
+
+def compose(md: ModelDeploymentSpec, parts: list[Cond], old: dict | None = None, **kw) -> dict:
+    args = dict(spec=md, generation=2, old=old or {}, parts=parts,
+                endpoint="http://m.team.svc.cluster.local:8080/v1", revision=SHA,
+                parameters=7_000_000_000, gated=False, license="apache-2.0", ready_replicas=1,
+                now=NOW)
+    return status.compose(**{**args, **kw})
+
+
+def test_compose_rolls_up_ready_and_reports_facts() -> None:
+    md = spec(quantization="awq")
+    ok = [Cond("ModelResolved", "True", "Resolved"), Cond("Fits", "True", "Fits"),
+          Cond("Available", "True", "MinimumReplicasAvailable")]
+    st = compose(md, ok)
+    ready = st["conditions"][-1]
+    assert (ready["type"], ready["status"]) == ("Ready", "True")
+    assert "serving org/model at http://m.team.svc.cluster.local:8080/v1" in ready["message"]
+    assert st["resolvedRevision"] == SHA and st["parameters"] == 7_000_000_000
+    assert st["availableGpuMemoryGiB"] == 24 and st["hourlyCostUSD"] == pytest.approx(1.006)
+    assert 0 < st["estimatedGpuMemoryGiB"] < 24
+    # the first part that is not True explains Ready
+    loading = [*ok[:2], Cond("Available", "False", "ReplicasNotReady", "0/1 available")]
+    ready = compose(md, loading, old=st)["conditions"][-1]
+    assert (ready["status"], ready["reason"]) == ("False", "ReplicasNotReady")
+    # what the Hub could not tell this time keeps its last known value
+    again = compose(md, ok, old=st, revision=None, parameters=None, license=None)
+    assert again["resolvedRevision"] == SHA and again["license"] == "apache-2.0"
+    # lastTransitionTime moves only when a status changes
+    later = compose(md, ok, old=st, now="2026-11-28T13:00:00Z")
+    assert later["conditions"][-1]["lastTransitionTime"] == NOW
