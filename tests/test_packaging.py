@@ -92,8 +92,10 @@ def test_every_third_party_import_is_declared() -> None:
         return re.sub(r"[-_.]+", "-", name).lower()
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = {norm(re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0])
-                for d in project["dependencies"]}
+    runtime = [*project["dependencies"],
+               *(d for extra, deps in project["optional-dependencies"].items()
+                 if extra != "dev" for d in deps)]
+    declared = {norm(re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0]) for d in runtime}
     provided = packages_distributions()
     own = set(SOURCES.values())
     undeclared = {}

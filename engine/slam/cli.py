@@ -371,7 +371,9 @@ def job_run(
 @app.command()
 def dashboard(
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
-    port: int = typer.Option(8501, "--port", help="Port on 127.0.0.1."),
+    port: int = typer.Option(8501, "--port", help="Port to serve on."),
+    address: str = typer.Option("127.0.0.1", "--address",
+                                help="Address to serve on (0.0.0.0 in a container)."),
 ) -> None:
     """Open the dashboard (Streamlit) on a store: blind rating for raters, decision pages for
     admins. Invite tokens come from $SLAM_RATER_TOKENS / $SLAM_ADMIN_TOKENS (comma-separated);
@@ -388,14 +390,14 @@ def dashboard(
                   highlight=False)
     # Inside the installed package (the image installs a wheel, not this source tree).
     app_path = Path(str(importlib.resources.files("slam_dashboard") / "app.py"))
-    err.print(f"dashboard {app_path} on http://127.0.0.1:{port} for "
+    err.print(f"dashboard {app_path} on http://{address}:{port} for "
               f"{display_url(env['SLAM_STORE_URL'])} (Ctrl-C stops it)", highlight=False,
               soft_wrap=True)
     sys.stderr.flush()
     # Streamlit takes this process's place, so Ctrl-C, SIGTERM and exit codes reach it directly.
     os.execve(sys.executable, [
         sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--server.address", address, "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"], env)
 
 

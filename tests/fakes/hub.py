@@ -2,19 +2,25 @@
 
 Repositories are registered with a behaviour: found (JSON like the Hub's), not found (404
 RepoNotFound), gated (401/403 GatedRepo unless the right token is sent), server error (500) or
-hang (no answer within the client's timeout). Point huggingface_hub at it with HF_ENDPOINT.
+hang (no answer within the client's timeout). A repository's `files` are served by the file API
+(HEAD and GET on /<repo>/resolve/<revision>/<file>), as hf_hub_download reads it. Point
+huggingface_hub at it with HF_ENDPOINT.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+RESOLVE = re.compile(r"/(.+?)/resolve/([^/]+)/(.+)")
 
 
 @dataclass
@@ -25,6 +31,7 @@ class Repo:
     license: str = "apache-2.0"
     token: str | None = None  # for gated repos: the token that has access
     revisions: tuple[str, ...] = ("main",)
+    files: dict[str, Path] = field(default_factory=dict)  # served at /<repo>/resolve/<rev>/<f>
 
 
 @dataclass
@@ -33,7 +40,7 @@ class FakeHub:
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
     hang_seconds: float = 30.0
 
-    def start(self) -> FakeHub:
+    def start(self, host: str = "127.0.0.1") -> FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,9 +57,43 @@ class FakeHub:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _file(self, repo_id: str, revision: str, name: str, body: bool) -> None:
+                """The Hub's file API, as huggingface_hub.hf_hub_download reads it: HEAD for
+                the commit, ETag and size, then GET for the bytes."""
+                repo = hub.repos.get(repo_id)
+                path = repo.files.get(name) if repo else None
+                if repo is None or path is None or (revision not in repo.revisions
+                                                     and revision != repo.sha):
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                size = path.stat().st_size
+                etag = hashlib.sha256(f"{path}:{size}".encode()).hexdigest()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.send_header("ETag", f'"{etag}"')
+                self.send_header("X-Repo-Commit", repo.sha)
+                self.end_headers()
+                if body:
+                    with path.open("rb") as f:
+                        while chunk := f.read(1 << 20):
+                            self.wfile.write(chunk)
+
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+                hub.requests.append((self.path, self.headers.get("Authorization")))
+                m = RESOLVE.fullmatch(unquote(self.path.split("?")[0]))
+                if m is None:
+                    return self._send(404, {"error": "not found"})
+                self._file(*m.groups(), body=False)
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 hub.requests.append((self.path, self.headers.get("Authorization")))
                 path = unquote(self.path.split("?")[0])
+                if (m := RESOLVE.fullmatch(path)) is not None:
+                    return self._file(*m.groups(), body=True)
                 if not path.startswith("/api/models/"):
                     return self._send(404, {"error": "not found"})
                 rest = path[len("/api/models/"):]
@@ -92,7 +133,7 @@ class FakeHub:
                     }
                 return self._send(200, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -100,7 +141,8 @@ class FakeHub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -33,7 +33,13 @@ def model_path(name: str) -> str:
 
 
 def load_model(name: str):
-    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EmbeddingModelError(
+            "spec.scorers.similarity: sentence-transformers is not installed here; install "
+            "slam-operator[scoring] (the scoring image has it), or disable the scorer"
+        ) from None
     try:
         return SentenceTransformer(model_path(name), device="cpu", local_files_only=True)
     except Exception as e:  # noqa: BLE001 - say which field to change

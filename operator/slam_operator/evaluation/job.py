@@ -144,13 +144,16 @@ def build_scoring_job(inp: JobInput) -> dict:
         "env": env,
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": mounts,
+        # The image writes only under /tmp (an emptyDir): the root filesystem stays read-only.
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
     }
     pod = {
         "restartPolicy": "Never",
         "serviceAccountName": service_account_name(inp.evaluation, spec),
         "containers": [container],
-        "volumes": volumes,
+        "volumes": [*volumes, {"name": "tmp", "emptyDir": {}}],
     }
     job_spec = {
         "backoffLimit": 2,

@@ -22,7 +22,9 @@ from slam_operator.kube import Kube
 from slam_operator.names import EV_PLURAL
 from slam_operator.stores import store_for
 
-IMAGE = os.environ.get("SLAM_IMAGE", "ghcr.io/slam-operator/slam:0.1.0")
+# The scoring Jobs' image (Dockerfile target `scoring`); SLAM_IMAGE is its older name.
+IMAGE = os.environ.get("SLAM_SCORING_IMAGE") or os.environ.get(
+    "SLAM_IMAGE", "ghcr.io/slam-operator/slam-scoring:0.1.0")
 
 
 def observe(kube: Kube, body: dict) -> tuple[Observed, Store | None]:

@@ -37,6 +37,7 @@ class ServedModel:
     spec: ModelDeploymentSpec
     revision: str
     hf_endpoint: str = "https://huggingface.co"
+    image: str | None = None  # the operator's configured image for this runtime, if any
 
 
 def labels(t: ServedModel) -> dict[str, str]:
@@ -81,7 +82,7 @@ def _resources(spec: ModelDeploymentSpec) -> dict:
 
 def _pod_spec(t: ServedModel) -> dict:
     spec = t.spec
-    container = runtimes.container(RuntimeInput(spec, t.revision, t.hf_endpoint))
+    container = runtimes.container(RuntimeInput(spec, t.revision, t.hf_endpoint, t.image))
     container["resources"] = _resources(spec)
     container["volumeMounts"] = [
         {"name": "model-cache", "mountPath": CACHE_DIR},

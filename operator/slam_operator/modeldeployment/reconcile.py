@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from slam_operator import runtimes
 from slam_operator.conditions import Cond, find, now, timestamp, transitions
 from slam_operator.kube import Kube
 from slam_operator.modeldeployment import builders
@@ -80,7 +82,8 @@ def reconcile(
     deploying = revision is not None and fits.status != "False"
 
     existing = kube.owned_children(namespace, name)
-    served = builders.ServedModel(name, namespace, spec, revision or "", endpoint())
+    served = builders.ServedModel(name, namespace, spec, revision or "", endpoint(),
+                                  runtimes.images_from(os.environ).get(spec.runtime))
     if deploying:
         desired = builders.build_children(served)
         for child in desired:

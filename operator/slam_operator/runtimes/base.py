@@ -15,6 +15,7 @@ class RuntimeInput:
     spec: ModelDeploymentSpec
     revision: str  # commit SHA when resolved, else the spec's revision
     hf_endpoint: str  # Hub base URL the pod downloads from
+    image: str | None = None  # the operator's image for this runtime (else the module's default)
 
 
 def hf_env(inp: RuntimeInput) -> list[dict]:
@@ -52,7 +53,7 @@ def base_container(inp: RuntimeInput, image: str, args: list[str], env: list[dic
     spec = inp.spec
     return {
         "name": "server",
-        "image": spec.image or image,
+        "image": spec.image or inp.image or image,
         "args": [*args, *(spec.extra_args or [])],
         "env": sorted(env, key=lambda e: e["name"]),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],

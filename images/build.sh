@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the project's images with podman (`make images`; `make test` calls it), each only when
+# its inputs changed, and writes their names to build/images.env for the tests.
+#
+#   images/build.sh [TARGET ...]        default: operator scoring llamacpp
+#
+# An image's tag is a hash of everything it is built from: the base image, the Dockerfile,
+# requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
+# they are in the working tree. An image with that tag in podman's storage is not
+# built again.
+#
+# Here no registry can be reached, so the base is made from Debian packages (images/base.sh) and
+# passed as BASE; pip inside the build uses the host's CA bundle, pip cache and network, and the
+# llamacpp target gets the portable llama-cpp-python wheel that `make` built (mounted at /wheels)
+# instead of compiling it again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cache="${SLAM_CACHE:-$HOME/.cache/slam}"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/images/containers.conf}"
+targets=("$@")
+(( ${#targets[@]} )) || targets=(operator scoring llamacpp)
+
+command -v podman >/dev/null || { echo "images/build.sh: podman is needed (make system-deps)" >&2; exit 1; }
+base="$(bash images/base.sh "$cache")"
+wheel="$(bash requirements/llama-cpp-wheel.sh "${PYTHON:-python3.11}" "$cache")"
+
+# What each image is built from (the llama.cpp server uses none of the project's own code).
+inputs() {
+  case "$1" in
+    llamacpp) echo Dockerfile requirements images/llamacpp_serve.py ;;
+    # README.md is copied (pyproject's readme) but only as package metadata: not an input.
+    *) echo Dockerfile requirements pyproject.toml engine operator dashboard images ;;
+  esac
+}
+inputs_hash() {
+  # shellcheck disable=SC2046 - the list is words by design
+  { echo "$base"; git ls-files -z --cached --others --exclude-standard -- $(inputs "$1") \
+      | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
+}
+mkdir -p build
+: > build/images.env.part
+for target in "${targets[@]}"; do
+  name="localhost/slam-$target:$(inputs_hash "$target")"
+  if podman image exists "$name"; then
+    echo "image $name: up to date"
+  else
+    echo ">> building image $name"
+    start=$SECONDS
+    podman build --quiet --pull=never --network host --target "$target" \
+      --build-arg "BASE=$base" \
+      --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+      --volume "$HOME/.cache/pip:/root/.cache/pip" \
+      --volume "$(dirname "$wheel"):/wheels:ro" \
+      --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt --env PIP_DISABLE_PIP_VERSION_CHECK=1 \
+      --tag "$name" . >/dev/null
+    size="$(podman image inspect --format '{{.Size}}' "$name")"
+    echo "built $name in $((SECONDS - start)) s: $((size / 1000000)) MB"
+  fi
+  echo "SLAM_IMAGE_${target^^}=$name" >> build/images.env.part
+done
+mv build/images.env.part build/images.env
