@@ -1,17 +1,21 @@
-"""Apply 200 ModelDeployments at once to the real control plane with the operator running.
+"""ModelDeployments applied at once to the real control plane with the operator running, at
+several sizes in one run (issue 17: the operator's cost must grow linearly).
 
-    .venv/bin/python bench/operator_scale.py [--count 200] [--resync 10]
+    .venv/bin/python bench/operator_scale.py [--counts 200,1000,2000] [--resync 20]
 
-Prints: seconds until every Deployment and Service exists (and, as a baseline measured in the
-same run, the seconds this client needs to create the same 400 objects directly: the ratio is
-the operator's overhead over raw API writes), API writes per reconcile while converging, and
-the writes made during three resync periods of steady state (target: 0).
+For each size, in a namespace of its own: seconds until every Deployment and Service exists,
+and as a baseline measured in the same run the seconds this client needs to create the same
+objects directly (the ratio is the operator's overhead over raw API writes); API reads and writes
+per reconcile while converging; API calls per object per resync period in steady state (two
+periods, every ModelDeployment so far included). At the end, the process's peak memory (the
+operator runs in this process, beside the benchmark's own client).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -23,10 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--resync", type=float, default=10.0)
+    parser.add_argument("--counts", default="200,1000,2000")
+    parser.add_argument("--resync", type=float, default=20.0)
     args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
     os.environ["SLAM_RESYNC_SECONDS"] = str(args.resync)
+    os.environ.setdefault("SLAM_METRICS_PORT", "0")
 
     from kopf.testing import KopfRunner
     from kubernetes import client, config
@@ -38,6 +44,10 @@ def main() -> None:
     from tests.controlplane.cluster import REPO, ControlPlane, apply_crds
     from tests.fakes.hub import FakeHub, Repo
 
+    def calls() -> tuple[int, int]:
+        return sum(Kube.reads.values()), sum(Kube.writes.values())
+
+    rows = []
     with tempfile.TemporaryDirectory(prefix="slam-bench-") as tmp:
         cp = ControlPlane(Path(tmp) / "cp").start()
         hub = FakeHub().start()
@@ -48,72 +58,104 @@ def main() -> None:
             api = config.new_client_from_config(str(cp.kubeconfig))
             core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
             objects = client.CustomObjectsApi(api)
-            for ns in ("bench", "baseline"):
-                core.create_namespace({"metadata": {"name": ns}})
-
-            # Baseline: the same children, created directly by this client.
             spec = ModelDeploymentSpec.model_validate(
                 {"model": {"id": "org/model"}, "instanceType": "g5.xlarge"})
-            t0 = time.perf_counter()
-
-            def direct(i: int) -> None:
-                t = builders.ServedModel(f"m{i:03d}", "baseline", spec, "0" * 40)
-                core.create_namespaced_service("baseline", builders.build_service(t))
-                apps.create_namespaced_deployment("baseline", builders.build_deployment(t))
-
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(direct, range(args.count)))
-            baseline = time.perf_counter() - t0
-
             runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
                                  "slam_operator.handlers"], timeout=120)
             with runner:
                 time.sleep(2)  # let the operator start watching
-                body = lambda i: {  # noqa: E731
-                    "apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
-                    "metadata": {"name": f"m{i:03d}"},
-                    "spec": {"model": {"id": "org/model"}, "instanceType": "g5.xlarge"}}
-                t0 = time.perf_counter()
-                with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(lambda i: objects.create_namespaced_custom_object(
-                        "slam.dev", "v1alpha1", "bench", "modeldeployments", body(i)),
-                        range(args.count)))
-                applied = time.perf_counter() - t0
-                while True:
-                    deps = len(apps.list_namespaced_deployment("bench").items)
-                    svcs = len(core.list_namespaced_service("bench").items)
-                    if deps >= args.count and svcs >= args.count:
-                        break
-                    time.sleep(0.25)
-                children = time.perf_counter() - t0
-                # Converged: every status written (Available=False, no kubelet here).
-                while True:
-                    items = objects.list_namespaced_custom_object(
-                        "slam.dev", "v1alpha1", "bench", "modeldeployments")["items"]
-                    if all(i.get("status", {}).get("conditions") for i in items):
-                        break
-                    time.sleep(0.25)
-                time.sleep(2)
-                converging_writes = sum(Kube.writes.values())
-                converging_reconciles = STATS["reconciles"]
-                time.sleep(3 * args.resync)
-                steady_writes = sum(Kube.writes.values()) - converging_writes
-                steady_reconciles = STATS["reconciles"] - converging_reconciles
+                total = 0
+                for n in counts:
+                    bench, base = f"bench-{n}", f"baseline-{n}"
+                    for ns in (bench, base):
+                        core.create_namespace({"metadata": {"name": ns}})
+
+                    # Baseline: the same children, created directly by this client.
+                    def direct(i: int, ns: str = base) -> None:
+                        t = builders.ServedModel(f"m{i:04d}", ns, spec, "0" * 40)
+                        core.create_namespaced_service(ns, builders.build_service(t))
+                        apps.create_namespaced_deployment(ns, builders.build_deployment(t))
+
+                    t0 = time.perf_counter()
+                    with ThreadPoolExecutor(8) as pool:
+                        list(pool.map(direct, range(n)))
+                    baseline = time.perf_counter() - t0
+
+                    def body(i: int) -> dict:
+                        return {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
+                                "metadata": {"name": f"m{i:04d}"},
+                                "spec": {"model": {"id": "org/model"},
+                                         "instanceType": "g5.xlarge"}}
+
+                    reads0, writes0 = calls()
+                    reconciles0 = STATS["reconciles"]
+                    t0 = time.perf_counter()
+                    with ThreadPoolExecutor(8) as pool:
+                        list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
+                            "slam.dev", "v1alpha1", ns, "modeldeployments", body(i)), range(n)))
+                    # Counted with limit=1 (remainingItemCount): listing thousands of objects
+                    # here would put the benchmark's own memory into the operator's figure.
+                    def count(lister, ns: str = bench) -> int:
+                        meta = lister(ns, limit=1).metadata
+                        return (meta.remaining_item_count or 0) + 1
+
+                    while (count(apps.list_namespaced_deployment) < n
+                           or count(core.list_namespaced_service) < n):
+                        time.sleep(0.25)
+                    converged = time.perf_counter() - t0
+                    # Every status written (Available=False: no kubelet here), page by page.
+                    while True:
+                        token, done = None, 0
+                        while True:
+                            page = objects.list_namespaced_custom_object(
+                                "slam.dev", "v1alpha1", bench, "modeldeployments", limit=250,
+                                _continue=token)
+                            done += sum(1 for i in page["items"]
+                                        if i.get("status", {}).get("conditions"))
+                            token = page["metadata"].get("continue")
+                            if not token:
+                                break
+                        if done >= n:
+                            break
+                        time.sleep(0.25)
+                    time.sleep(2)
+                    reads1, writes1 = calls()
+                    reconciles = max(STATS["reconciles"] - reconciles0, 1)
+                    total += n
+                    # Steady state: once a whole resync period passes without a write (the
+                    # last child events settle), two more periods, every ModelDeployment so far.
+                    for _ in range(6):
+                        before = calls()[1]
+                        time.sleep(args.resync)
+                        if calls()[1] == before:
+                            break
+                    reads2, writes2 = calls()
+                    time.sleep(2 * args.resync)
+                    reads3, writes3 = calls()
+                    rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
+                                 (writes1 - writes0) / reconciles,
+                                 (reads3 - reads2 + writes3 - writes2) / (2 * total),
+                                 writes3 - writes2, total))
+                    r = rows[-1]
+                    print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
+                          f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
+                          f"{r[5]:.3f} calls/object/resync", flush=True)
         finally:
             hub.stop()
             cp.stop()
 
-    n = args.count
-    print(f"{n} ModelDeployments applied in {applied:.1f} s")
-    print(f"all {n} Deployments + {n} Services exist after {children:.1f} s "
-          f"(target <= 60 s)")
-    print(f"baseline: this client creating the same {2 * n} objects directly took "
-          f"{baseline:.1f} s -> operator/baseline = {children / baseline:.2f}x")
-    print(f"converging: {converging_writes} API writes over {converging_reconciles} reconciles "
-          f"= {converging_writes / max(converging_reconciles, 1):.2f} writes/reconcile "
-          f"({dict(Kube.writes)})")
-    print(f"steady state: {steady_writes} writes over {steady_reconciles} reconciles in "
-          f"3 resync periods of {args.resync:g} s (target 0)")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nsizes {counts}, resync every {args.resync:g} s; operator in this process")
+    print(f"{'MDs':>6} {'converge s':>10} {'direct s':>9} {'ratio':>6} {'reads/rec':>9} "
+          f"{'writes/rec':>10} {'calls/obj/resync':>16} {'steady writes':>13}")
+    for n, conv, base, rpr, wpr, cpo, sw, _ in rows:
+        print(f"{n:>6} {conv:>10.1f} {base:>9.1f} {conv / base:>6.2f} {rpr:>9.2f} {wpr:>10.2f} "
+              f"{cpo:>16.3f} {sw:>13}")
+    for (n1, c1, *_), (n2, c2, *_) in zip(rows, rows[1:], strict=False):
+        print(f"converging {n2} took {c2 / c1:.2f}x the time of {n1} ({n2 / n1:g}x the objects)")
+    print(f"peak memory of this process (operator + benchmark client), {sum(counts)} "
+          f"ModelDeployments and {2 * sum(counts)} children watched: {peak_mb:.0f} MB")
+    print(f"reads by kind: {dict(Kube.reads)}")
 
 
 if __name__ == "__main__":

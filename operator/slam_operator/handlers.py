@@ -78,10 +78,59 @@ def _locked(memo: kopf.Memo, kind: str, body: dict[str, Any]) -> threading.Lock:
     return memo.locks.setdefault((kind, meta["namespace"], meta["name"]), threading.Lock())
 
 
-def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any]):
+# --- a ModelDeployment's children, from the watches ----------------------------------------------
+# kopf indices over the operator's Deployments, Services and PVCs, keyed by (namespace, owner):
+# a reconcile reads its children from memory instead of listing them from the API server (issue
+# 17: three LISTs per reconcile made the cost grow with the square of the number of objects).
+# kopf fills them before any handler runs and updates them before the handlers of the same event.
+
+def _child(kind: str, namespace: str, labels: kopf.Labels, body: kopf.Body
+           ) -> dict[tuple[str, str], dict[str, Any]]:
+    """What a reconcile reads of a child, and no more: its spec (drift), labels, generation
+    and, for a Deployment, its status (Available). managedFields and the rest would triple the
+    operator's memory at a few thousand objects."""
+    meta = body.metadata
+    kept = {"kind": kind, "spec": _plain(body.spec),
+            "metadata": {"name": meta.name, "namespace": namespace, "labels": dict(labels),
+                         "generation": meta.get("generation")}}
+    if kind == "Deployment":
+        kept["status"] = _plain(body.status)
+    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): kept}
+
+
+@kopf.index("apps", "v1", "deployments", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+def md_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
+    """Deployments by owning ModelDeployment."""
+    return _child("Deployment", namespace, labels, body)
+
+
+@kopf.index("", "v1", "services", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+def md_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
+    """Services by owning ModelDeployment."""
+    return _child("Service", namespace, labels, body)
+
+
+@kopf.index("", "v1", "persistentvolumeclaims", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+def md_claims(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
+    """Model-cache PVCs by owning ModelDeployment."""
+    return _child("PersistentVolumeClaim", namespace, labels, body)
+
+
+def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
+    indices = [kwargs["md_deployments"], kwargs["md_services"], kwargs["md_claims"]]
+
+    def of(namespace: str, owner: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(c["kind"], c["metadata"]["name"]): c for index in indices
+                for c in index.get((namespace, owner), ())}
+    return of
+
+
+def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
+                                kwargs: dict[str, Any]):
     with _locked(memo, "ModelDeployment", body):
         metrics.RECONCILES.labels("ModelDeployment").inc()
-        return model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event)
+        return model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
+                                          _children(kwargs))
 
 
 def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
@@ -133,27 +182,27 @@ def operator_metrics(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(*MODEL_DEPLOYMENTS)
 @kopf.on.create(*MODEL_DEPLOYMENTS)
 @kopf.on.update(*MODEL_DEPLOYMENTS)
-def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: Any) -> None:
     """Reconcile a created, changed or resumed ModelDeployment."""
-    result = _reconcile_model_deployment(memo, _plain(body))
+    result = _reconcile_model_deployment(memo, _plain(body), kw)
     if result.hub_unknown:
         raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
 
 
 @kopf.timer(*MODEL_DEPLOYMENTS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Re-check on a schedule: repairs drift no event reported and retries the Hub."""
-    _reconcile_model_deployment(memo, _plain(body))
+    _reconcile_model_deployment(memo, _plain(body), kw)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
     md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
     if _live(md):
-        _reconcile_model_deployment(memo, md)
+        _reconcile_model_deployment(memo, md, kw)
 
 
 @kopf.daemon(*MODEL_DEPLOYMENTS, when=lambda spec, **_: bool(spec.get("probe")),

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from kubernetes import client
 
 from slam.api.common import GROUP, VERSION
-from slam_operator.names import EV_PLURAL, FIELD_MANAGER, MD_PLURAL, MODEL_DEPLOYMENT_LABEL
+from slam_operator.names import EV_PLURAL, FIELD_MANAGER, MD_PLURAL
 from slam_operator.plan import Action
 
 MISSING_OK = (404,)
@@ -59,8 +59,9 @@ def call(fn: Callable[..., Any], *args: Any, tolerate: Collection[int] = (),
 
 
 class Kube:
-    # Process-wide write counts by verb and kind (read by tests and bench/operator_scale.py).
+    # Process-wide call counts by verb and kind (read by tests and bench/operator_scale.py).
     writes: ClassVar[Counter[str]] = Counter()
+    reads: ClassVar[Counter[str]] = Counter()
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, api: client.ApiClient):
@@ -71,9 +72,13 @@ class Kube:
         self.batch = client.BatchV1Api(api)
 
     @classmethod
-    def _count(cls, what: str) -> None:
+    def _count(cls, what: str, counter: Counter[str] | None = None) -> None:
         with cls._lock:
-            cls.writes[what] += 1
+            (cls.writes if counter is None else counter)[what] += 1
+
+    @classmethod
+    def _read(cls, what: str) -> None:
+        cls._count(what, cls.reads)
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(obj)
@@ -88,10 +93,12 @@ class Kube:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A built-in object as a plain dict, or None when it does not exist."""
+        self._read(f"get {kind}")
         reply = call(self._method("read", kind), name, namespace, tolerate=MISSING_OK)
         return self._dict(reply.obj) if reply.ok else None
 
     def _get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._read(f"get {plural}")
         reply = call(self.objects.get_namespaced_custom_object, GROUP, VERSION, namespace,
                      plural, name, tolerate=MISSING_OK)
         return reply.obj if reply.ok else None
@@ -102,19 +109,9 @@ class Kube:
     def get_evaluation(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get_custom(EV_PLURAL, namespace, name)
 
-    def owned_children(self, namespace: str, owner: str) -> dict[tuple[str, str], dict]:
-        """Deployments, Services and PVCs labelled as this ModelDeployment's, by (kind, name)."""
-        sel = f"{MODEL_DEPLOYMENT_LABEL}={owner}"
-        out: dict[tuple[str, str], dict] = {}
-        for kind in ("Deployment", "Service", "PersistentVolumeClaim"):
-            for item in self._method("list", kind)(namespace, label_selector=sel).items:
-                d = self._dict(item)
-                d["kind"] = kind
-                out[(kind, d["metadata"]["name"])] = d
-        return out
-
     def secret_value(self, namespace: str, name: str, key: str) -> tuple[str | None, str | None]:
         """(value, problem). The value stays in memory; only the problem text is ever shown."""
+        self._read("get Secret")
         reply = call(self.core.read_namespaced_secret, name, namespace, tolerate=(403, 404))
         if reply.status == 404:
             return None, f"Secret {name} not found in namespace {namespace}"
@@ -127,6 +124,7 @@ class Kube:
 
     def config_map_problem(self, namespace: str, name: str, key: str) -> str | None:
         """None when ConfigMap `name` has `key`, else what is wrong and how to fix it."""
+        self._read("get ConfigMap")
         reply = call(self.core.read_namespaced_config_map, name, namespace, tolerate=(403, 404))
         if reply.status == 404:
             return (f"ConfigMap {name} not found in namespace {namespace}; create it: kubectl "
@@ -141,6 +139,7 @@ class Kube:
 
     def job_termination_message(self, namespace: str, job: str) -> str | None:
         """The last terminated scoring container's message (its termination log or log tail)."""
+        self._read("list Pod")
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
         messages = []
         for pod in pods:

@@ -29,6 +29,9 @@ OWNED_STATUS_KEYS = frozenset(
 
 # (body, type "Normal"/"Warning", reason, message) -> posts an Event on the ModelDeployment.
 EventSink = Callable[[dict[str, Any], str, str, str], None]
+# (namespace, owner) -> the owner's Deployments, Services and PVCs by (kind, name). The operator
+# reads them from kopf indices over its watches (handlers.py): no API call per reconcile.
+Children = Callable[[str, str], dict[tuple[str, str], dict[str, Any]]]
 # Adds owner references to a child (kopf.adopt in the operator).
 Adopt = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -67,7 +70,8 @@ def _resolve(
 
 
 def reconcile(
-    kube: Kube, hub: CachedHub, body: dict[str, Any], adopt: Adopt, event: EventSink
+    kube: Kube, hub: CachedHub, body: dict[str, Any], adopt: Adopt, event: EventSink,
+    children: Children,
 ) -> Result:
     STATS["reconciles"] += 1
     meta = body["metadata"]
@@ -81,7 +85,7 @@ def reconcile(
     fits = mdstatus.fits(spec, parameters, meta.get("annotations") or {})
     deploying = revision is not None and fits.status != "False"
 
-    existing = kube.owned_children(namespace, name)
+    existing = children(namespace, name)
     served = builders.ServedModel(name, namespace, spec, revision or "", endpoint(),
                                   runtimes.images_from(os.environ).get(spec.runtime))
     if deploying:
@@ -92,8 +96,8 @@ def reconcile(
         result.actions = kube.execute(namespace, actions)
         for a in result.actions:
             event(body, "Normal", "ChildUpdated", a)
-        if result.actions:
-            existing = kube.owned_children(namespace, name)
+        if result.actions:  # what the watches have seen of these writes so far
+            existing = children(namespace, name)
     # Otherwise leave any running children alone: a failed lookup must not take a model down.
 
     deployment = existing.get(("Deployment", name))

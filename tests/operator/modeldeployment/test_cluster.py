@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from slam_operator.kube import Kube
 from tests.fakes.hub import SHA
 from tests.operator.conftest import GROUP, MDS, RESYNC_SECONDS, VERSION, eventually
 
@@ -124,10 +125,15 @@ def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -
     eventually(lambda: deployment(k8s, namespace, "mistral").spec.template.spec.containers[0]
                .image.startswith("ghcr.io/huggingface/"), what="image reverted")
 
-    # Child deleted by hand -> recreated.
+    # Children deleted by hand -> recreated (the operator's view of them is watch-backed: a
+    # missed deletion would leave the model without a Deployment).
     client.CoreV1Api(k8s).delete_namespaced_service("mistral", namespace)
     eventually(lambda: client.CoreV1Api(k8s).read_namespaced_service("mistral", namespace),
                what="Service recreated")
+    uid = deployment(k8s, namespace, "mistral").metadata.uid
+    apps.delete_namespaced_deployment("mistral", namespace)
+    eventually(lambda: (d := deployment(k8s, namespace, "mistral")) and d.metadata.uid != uid,
+               what="Deployment recreated")
 
     # ModelDeployment deleted -> children garbage-collected through owner references.
     client.CustomObjectsApi(k8s).delete_namespaced_custom_object(
@@ -153,8 +159,14 @@ def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
         }
 
     before = versions()
+    reads = dict(Kube.reads)
     time.sleep(3 * RESYNC_SECONDS + 1)
     assert versions() == before
+    # Three resyncs read no child from the API server: they come from the watches' indices.
+    children = ("Deployment", "Service", "PersistentVolumeClaim")
+    grown = {k: v - reads.get(k, 0) for k, v in Kube.reads.items()
+             if k.endswith(children) and v != reads.get(k, 0)}
+    assert not grown, grown
 
 
 @pytest.mark.parametrize(
