@@ -137,9 +137,11 @@ def main() -> None:
                                  (reads3 - reads2 + writes3 - writes2) / (2 * total),
                                  writes3 - writes2, total))
                     r = rows[-1]
-                    print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
-                          f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
-                          f"{r[5]:.3f} calls/object/resync", flush=True)
+                    # Straight to file descriptor 2: KopfRunner swaps sys.stdout/sys.stderr
+                    # while the operator runs, and a run that dies would otherwise say nothing.
+                    os.write(2, (f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
+                                 f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
+                                 f"{r[5]:.3f} calls/object/resync\n").encode())
         finally:
             hub.stop()
             cp.stop()

@@ -46,7 +46,9 @@ for target in "${targets[@]}"; do
   else
     echo ">> building image $name"
     start=$SECONDS
-    podman build --quiet --pull=never --network host --target "$target" \
+    # --no-cache: an image is only built when its inputs changed, and buildah's layer cache does
+    # not hash what a RUN --mount=type=bind sees (it reused an install of the old sources).
+    podman build --quiet --no-cache --pull=never --network host --target "$target" \
       --build-arg "BASE=$base" \
       --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
       --volume "$HOME/.cache/pip:/root/.cache/pip" \

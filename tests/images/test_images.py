@@ -153,3 +153,20 @@ def test_the_llamacpp_image_downloads_from_the_hub_and_serves(hub: FakeHub) -> N
     finally:
         podman("rm", "-f", name, check=False)
 
+
+
+@pytest.mark.parametrize("target", ["operator", "scoring"])
+def test_images_hold_the_sources_of_this_checkout(target: str) -> None:
+    """An image tagged with these inputs must contain them (a layer cache once served an install
+    of older sources under a new tag)."""
+    import hashlib
+    files = ["slam/cli.py", "slam_operator/handlers.py", "slam_dashboard/data.py"]
+    script = ("import hashlib, importlib.util, sys, pathlib; "
+              "base = pathlib.Path(importlib.util.find_spec('slam').origin).parents[1]; "
+              "print(' '.join(hashlib.sha256((base / f).read_bytes()).hexdigest() "
+              "for f in sys.argv[1:]))")
+    out = run(target, "python", "-c", script, *files)
+    local = {"slam": "engine", "slam_operator": "operator", "slam_dashboard": "dashboard"}
+    expected = [hashlib.sha256((REPO / local[f.split("/")[0]] / f).read_bytes()).hexdigest()
+                for f in files]
+    assert out.stdout.split() == expected, f"{target} image is stale: rebuild with make images"
