@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes control plane (kube-apiserver, kube-controller-manager) and etcd
-# from their Go modules into a cache outside the repository, keyed by version. Does nothing when
-# the binaries are already there. Used by `make control-plane` (and so by `make test`).
+# Builds the pinned Kubernetes control plane (kube-apiserver, kube-controller-manager) and etcd,
+# and the test node's parts (kubelet, kube-proxy, CoreDNS, the pause binary) from their Go
+# modules and the Kubernetes source into a cache outside the repository, keyed by version.
+# Builds only what is missing. Used by `make control-plane` (and so by `make test`).
 #
 # The versions are pinned in tests/controlplane/gomod/go.mod (+ go.sum): k8s.io/kubernetes, each
 # k8s.io/<staging> module replaced by its v0.X.Y release, and the etcd server that this
-# Kubernetes release requires.
+# Kubernetes release requires. CoreDNS has its own module (gomod/coredns) so that its client-go
+# does not move the control plane's modules.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 gomod="$here/gomod"
 k8s_version="$(cd "$gomod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 etcd_version="$(cd "$gomod" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
+coredns_version="$(cd "$gomod/coredns" && go list -m -f '{{.Version}}' github.com/coredns/coredns)"
 if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
   echo "build.sh: cannot read the pinned versions from $gomod/go.mod" >&2
   exit 1
 fi
 
 cache="${SLAM_CACHE:-$HOME/.cache/slam}/controlplane/k8s-${k8s_version}_etcd-${etcd_version}"
-bins=(etcd kube-apiserver kube-controller-manager)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy "coredns-${coredns_version}" pause)
 
-missing=0
-for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || missing=1; done
-if [[ $missing == 0 ]]; then
-  echo "control plane ${k8s_version} / etcd ${etcd_version}: cached in $cache"
+missing=()
+for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || missing+=("$b"); done
+if [[ ${#missing[@]} == 0 ]]; then
+  echo "control plane and node ${k8s_version} / etcd ${etcd_version} / CoreDNS ${coredns_version}: cached in $cache"
   exit 0
 fi
 
@@ -37,16 +40,29 @@ ldflags="-s -w \
  -X k8s.io/component-base/version.gitMinor=${minor} \
  -X k8s.io/component-base/version.gitTreeState=clean"
 
-echo "building control plane ${k8s_version} / etcd ${etcd_version} into $cache (cold: ~5 min on 2 cores)"
+echo "building ${missing[*]} (${k8s_version} / etcd ${etcd_version} / CoreDNS ${coredns_version}) into $cache (cold: ~8 min on 2 cores)"
 start=$SECONDS
 tmp="$cache.partial.$$"
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-(
-  cd "$gomod"
-  go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-    ./etcd k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-)
+pkgs=()
+for b in "${missing[@]}"; do
+  case "$b" in
+    etcd) pkgs+=(./etcd) ;;
+    kube-*|kubelet) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
+  esac
+done
+if [[ ${#pkgs[@]} -gt 0 ]]; then
+  (cd "$gomod" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+fi
+if [[ " ${missing[*]} " == *" coredns-"* ]]; then
+  (cd "$gomod/coredns" && go build -trimpath -ldflags "-s -w" -o "$tmp/coredns-${coredns_version}" .)
+fi
+if [[ " ${missing[*]} " == *" pause "* ]]; then
+  # The pod sandbox's process, from the pinned Kubernetes source (no registry to pull it from).
+  src="$(cd "$gomod" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  gcc -Os -static -Wall -Werror -DVERSION="${k8s_version}-slam" -o "$tmp/pause" "$src"
+fi
 mkdir -p "$cache"
-for b in "${bins[@]}"; do mv "$tmp/$b" "$cache/$b"; done
+for b in "${missing[@]}"; do mv "$tmp/$b" "$cache/$b"; done
 echo "built in $((SECONDS - start)) s: $("$cache/kube-apiserver" --version)"

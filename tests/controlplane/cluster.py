@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane for tests: etcd, kube-apiserver and kube-controller-manager.
+"""A real Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager and,
+with a node (node.py), kube-scheduler.
 
 The binaries come from `make control-plane` (tests/controlplane/build.sh). `ControlPlane.start()`
 runs them on free loopback ports with a generated CA and serving certificate, static bearer
@@ -29,7 +30,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GOMOD = REPO / "tests" / "controlplane" / "gomod"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Marks every process the tests start, so a test can prove that none is left behind.
 MARKER_ENV = "SLAM_TEST_CONTROL_PLANE"
 
@@ -116,6 +117,10 @@ def _write_pki(d: Path) -> None:
                     x509.DNSName("localhost"),
                     x509.DNSName("kubernetes.default.svc"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    # The `kubernetes` Service and the test node's address (node.py), where
+                    # pods and the node's components reach the API server.
+                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.244.0.1")),
                 ]
             ),
             critical=False,
@@ -153,6 +158,8 @@ class ControlPlane:
     workdir: Path
     bin_dir: Path = field(default_factory=binary_dir)
     with_controller_manager: bool = True
+    # Off by default: without a node, operator tests play the kubelet on unscheduled pods.
+    with_scheduler: bool = False
     extra_users: list[User] = field(default_factory=list)
     users: list[User] = field(default_factory=list)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -184,6 +191,7 @@ class ControlPlane:
         self.users = [
             User("slam-admin", secrets.token_hex(16), ("system:masters",)),
             User("system:kube-controller-manager", secrets.token_hex(16)),
+            User("system:kube-scheduler", secrets.token_hex(16)),
             *self.extra_users,
         ]
         self._write_tokens()
@@ -194,6 +202,8 @@ class ControlPlane:
             self._write_kubeconfig(self.kubeconfig, self.admin)
             if self.with_controller_manager:
                 self._start_controller_manager()
+            if self.with_scheduler:
+                self._start_scheduler()
         except BaseException:
             self.stop()
             raise
@@ -288,6 +298,23 @@ class ControlPlane:
                 f"--service-account-private-key-file={self.workdir / 'sa.key'}",
                 f"--root-ca-file={self.workdir / 'ca.crt'}",
                 "--use-service-account-credentials=true",
+                "--v=1",
+            ],
+        )
+
+    def _start_scheduler(self) -> None:
+        user = next(u for u in self.users if u.name == "system:kube-scheduler")
+        kubeconfig = self.workdir / "kubeconfig-scheduler"
+        self._write_kubeconfig(kubeconfig, user)
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
                 "--v=1",
             ],
         )

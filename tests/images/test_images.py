@@ -15,18 +15,9 @@ import pytest
 
 from tests.controlplane.cluster import REPO, free_port
 from tests.fakes.hub import SHA, FakeHub, Repo
+from tests.images.built import image
 
 pytestmark = pytest.mark.image
-ENV_FILE = REPO / "build" / "images.env"
-
-
-def image(target: str) -> str:
-    images = dict(line.split("=", 1) for line in ENV_FILE.read_text().split()) \
-        if ENV_FILE.exists() else {}
-    name = images.get(f"SLAM_IMAGE_{target.upper()}")
-    if not name:
-        pytest.fail(f"no {target} image: run `make images` (it writes {ENV_FILE})")
-    return name
 
 
 def podman(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
