@@ -186,16 +186,25 @@ def prompt_ids(url: str, run_pk: int) -> list[str]:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def drilldown(url: str, run_pk: int, prompt_id: str) -> tuple[str, pd.DataFrame]:
-    """The question and every target's answer(s) to one prompt, with their scores."""
+def drilldown(url: str, run_pk: int, prompt_id: str
+              ) -> tuple[str, str | None, dict[str, list[dict]]]:
+    """The question, the reference target, and per target (reference first) its answers to
+    one prompt in sample order, each with its error (None when it succeeded) and scores. Plain
+    dicts, not a frame: a column mixing None and text turns None into NaN, and a failure then
+    read as an answer."""
     s = store(url)
     messages = _prompts(url, run_pk)[prompt_id]
     question = "\n\n".join(f"[{m['role']}] {m['content']}" for m in messages)
     sims = {sc["response_id"]: sc["score"] for sc in s.scores(run_pk, "similarity")}
-    rows = [{"target": r["target"], "sample": r["sample"], "answer": r["text"],
-             "similarity": sims.get(r["id"]), "e2e_ms": r["e2e_ms"], "error": r["error_class"]}
-            for r in s.responses(run_pk) if r["prompt_id"] == prompt_id]
-    return question, pd.DataFrame(rows)
+    reference = s.run(run_pk).reference
+    by_target: dict[str, list[dict]] = {}
+    for r in sorted(s.responses(run_pk), key=lambda r: (r["target"] != reference, r["target"],
+                                                         r["sample"])):
+        if r["prompt_id"] == prompt_id:
+            by_target.setdefault(r["target"], []).append({
+                "sample": r["sample"], "answer": r["text"], "error": r["error_class"],
+                "similarity": sims.get(r["id"]), "e2e_ms": r["e2e_ms"]})
+    return question, reference, by_target
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from slam.store import Store
 from slam_dashboard import rating
 from tests.controlplane.cluster import REPO
-from tests.dashboard.conftest import ADMIN_TOKEN, PROMPTS, RATER_TOKEN, TARGETS
+from tests.dashboard.conftest import ADMIN_TOKEN, PROMPTS, RATER_TOKEN, TARGETS, answer
 
 APP = str(REPO / "dashboard" / "slam_dashboard" / "app.py")
 
@@ -187,3 +187,27 @@ def test_an_evaluation_without_human_rating_is_on_the_owner_pages_not_the_rating
         assert "judge-only (run 1)" in at.selectbox[0].options, page
         at.selectbox[0].select("judge-only (run 1)").run()
         assert not at.exception and not at.error, page
+
+
+def test_answers_by_prompt_shows_one_column_per_target_and_failures_as_failures(seeded) -> None:
+    """A prompt where one target failed once: the others' answers are shown as answers (a
+    frame once turned them into "(failed: nan)"), samples are numbered, the failure says so."""
+    from datetime import UTC, datetime
+
+    from slam.generate import RequestRecord
+    url, run = seeded
+    Store.open(url).save(run, [
+        RequestRecord(target=TARGETS[1], prompt_id="p0", sample=1, started_at=datetime.now(UTC),
+                      attempts=3, error_class="timeout", error_message="read timed out"),
+    ])
+    at = signed_in(ADMIN_TOKEN, "boss")
+    at.switch_page("pages/drilldown.py").run()
+    assert not at.exception, at.exception
+    text = page_text(at)
+    assert "nan" not in text
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == [
+        f"**{TARGETS[0]}** (reference)", f"**{TARGETS[1]}**", f"**{TARGETS[2]}**"]
+    assert [t.value for t in at.text[1:]] == [answer(t, 0) for t in TARGETS]
+    assert [c.value for c in at.caption if c.value.startswith("Sample")] == ["Sample 1",
+                                                                              "Sample 2"]
+    assert [e.value for e in at.error] == ["Failed: timeout"]
