@@ -41,6 +41,10 @@ RUN set -e; \
 
 FROM ${BASE} AS runtime
 # The three final stages share this: a user that owns nothing, /tmp as the only writable place.
+# The user has a passwd entry: a kubelet (unlike podman) adds none, and Python's getpass (kopf's
+# identity) fails for a uid without one.
+RUN groupadd --gid 65532 slam \
+ && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin slam
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp XDG_CACHE_HOME=/tmp/.cache \
     PATH=/opt/slam/bin:/usr/local/bin:/usr/bin:/bin
 USER 65532:65532

@@ -3,7 +3,7 @@
 #   make demo           run the local example evaluation (llama.cpp, two small models, SQLite)
 #   make dashboard      open the dashboard on those results
 #   make test           everything a fresh machine needs, then the whole test suite
-#   make control-plane  build kube-apiserver, kube-controller-manager and etcd (cached, keyed by version)
+#   make control-plane  build the control plane, etcd and the test node's parts (cached, keyed by version)
 #   make images         build the operator, scoring and llama.cpp images with podman (cached by inputs)
 #   make crds           regenerate crds/ from the typed spec models
 #   make lock           re-resolve requirements/lock.txt (only when pyproject.toml dependencies change)
@@ -56,7 +56,8 @@ control-plane:
 
 # Debian packages the tests use: a real PostgreSQL server (the store's second backend),
 # Chromium for the dashboard's browser tests (Playwright drives it; no browser is downloaded),
-# podman and mmdebstrap for the images (built without a registry: images/build.sh).
+# podman and mmdebstrap for the images (built without a registry: images/build.sh); containerd,
+# runc, the CNI plugins, iptables and conntrack for the test node (tests/controlplane/node.py).
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -64,6 +65,10 @@ system-deps:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
 	command -v runc >/dev/null || missing="$$missing runc"; \
+	command -v containerd >/dev/null || missing="$$missing containerd"; \
+	test -x /usr/lib/cni/bridge || missing="$$missing containernetworking-plugins"; \
+	command -v iptables >/dev/null || missing="$$missing iptables"; \
+	command -v conntrack >/dev/null || missing="$$missing conntrack"; \
 	if [ -n "$$missing" ]; then \
 	  echo ">> installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

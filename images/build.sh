@@ -59,5 +59,9 @@ for target in "${targets[@]}"; do
     echo "built $name in $((SECONDS - start)) s: $((size / 1000000)) MB"
   fi
   echo "SLAM_IMAGE_${target^^}=$name" >> build/images.env.part
+  # Older builds of this target, and build leftovers, only take disk (the scoring image: 7 GB).
+  podman images --format '{{.Repository}}:{{.Tag}}' "localhost/slam-$target" \
+    | grep -vxF "$name" | xargs -r podman rmi >/dev/null 2>&1 || true
 done
+podman image prune --force >/dev/null 2>&1 || true
 mv build/images.env.part build/images.env

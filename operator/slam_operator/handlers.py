@@ -24,6 +24,7 @@ from slam_operator.evaluation import reconcile as evaluation
 from slam_operator.evaluation.status import in_flight
 from slam_operator.kube import Kube
 from slam_operator.modeldeployment import reconcile as model_deployment
+from slam_operator.modeldeployment import status as mdstatus
 from slam_operator.modeldeployment.hub import CachedHub
 from slam_operator.names import (
     EVALUATION_LABEL,
@@ -116,8 +117,15 @@ def md_claims(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
     return _child("PersistentVolumeClaim", namespace, labels, body)
 
 
+@kopf.index("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+def md_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any):
+    """Server pods by owning ModelDeployment: why they wait, how they last ended."""
+    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): mdstatus.pod_view(name, _plain(status))}
+
+
 def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
-    indices = [kwargs["md_deployments"], kwargs["md_services"], kwargs["md_claims"]]
+    indices = [kwargs["md_deployments"], kwargs["md_services"], kwargs["md_claims"],
+               kwargs["md_pods"]]
 
     def of(namespace: str, owner: str) -> dict[tuple[str, str], dict[str, Any]]:
         return {(c["kind"], c["metadata"]["name"]): c for index in indices
@@ -199,6 +207,17 @@ def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
 def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
+    owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
+    md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
+    if _live(md):
+        _reconcile_model_deployment(memo, md, kw)
+
+
+@kopf.on.event("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
+               when=lambda status, **_: mdstatus.stuck(_plain(status)))
+def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
+    """A server pod that will not start (crash loop, image pull, missing Secret) changes no
+    Deployment field after the first failure: report it from the pod's own events."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
     md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
     if _live(md):

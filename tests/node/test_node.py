@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import httpx
-
 from tests.controlplane.node import NODE_IP, POD_CIDR, SERVICE_CIDR
 from tests.images.built import image
 from tests.node.conftest import Cluster
@@ -57,8 +55,8 @@ def echo_server(ns: str) -> tuple[dict, dict]:
     return deployment, service
 
 
-def test_pods_reach_services_by_dns_name_and_the_api_server(cluster: Cluster) -> None:
-    ns = cluster.namespace()
+def test_pods_reach_services_by_dns_name_and_the_api_server(ns: str, cluster: Cluster
+                                                            ) -> None:
     deployment, service = echo_server(ns)
     cluster.apps.create_namespaced_deployment(ns, deployment)
     svc = cluster.core.create_namespaced_service(ns, service)
@@ -86,9 +84,8 @@ def test_pods_reach_services_by_dns_name_and_the_api_server(cluster: Cluster) ->
     assert out["host"] == "https://10.96.0.1:443"
 
     # The tests reach Services in the node's namespace through a loopback port.
-    port = cluster.node.reach(svc.spec.cluster_ip, 80)
-    answer = httpx.get(f"http://127.0.0.1:{port}/")
-    assert answer.text.strip() == f"hello from {pod.metadata.name}", cluster.node.forwarder.errors
+    answer = cluster.get(ns, "echo", 80, "/")
+    assert answer.text.strip() == f"hello from {pod.metadata.name}"
 
 
 def test_the_node_network_stays_in_its_namespace(cluster: Cluster) -> None:

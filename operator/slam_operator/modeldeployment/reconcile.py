@@ -101,7 +101,8 @@ def reconcile(
     # Otherwise leave any running children alone: a failed lookup must not take a model down.
 
     deployment = existing.get(("Deployment", name))
-    avail, ready_replicas = mdstatus.available(spec, deployment, deploying)
+    pods = [c for (kind, _), c in existing.items() if kind == "Pod"]
+    avail, ready_replicas = mdstatus.available(spec, deployment, deploying, pods)
     status = mdstatus.compose(
         spec=spec,
         generation=generation,

@@ -57,5 +57,8 @@ def base_container(inp: RuntimeInput, image: str, args: list[str], env: list[dic
         "args": [*args, *(spec.extra_args or [])],
         "env": sorted(env, key=lambda e: e["name"]),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        # A server that exits leaves the tail of its log in lastState.terminated.message, which
+        # the operator puts in the Available condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         **probes(),
     }

@@ -110,6 +110,51 @@ def test_available(md, dep, deploying, expected, ready) -> None:
     assert (cond.status, cond.reason) == expected and replicas == ready
 
 
+def pod_status(waiting: str | None, restarts: int = 0, log: str = "", exit_code: int = 2,
+               message: str | None = None) -> dict:
+    cs = {"name": "server", "restartCount": restarts,
+          "state": {"waiting": {"reason": waiting, "message": message}} if waiting else
+          {"running": {}}}
+    if restarts:
+        cs["lastState"] = {"terminated": {"exitCode": exit_code, "reason": "Error",
+                                          "message": log}}
+    return {"containerStatuses": [cs]}
+
+
+def test_a_crash_loop_is_reported_with_the_exit_code_and_the_last_log_lines() -> None:
+    log = "\n".join(f"line {i}" for i in range(40)) + "\nerror: unrecognized arguments: --bad\n"
+    pods = [status.pod_view("m-1", pod_status("CrashLoopBackOff", 4, log))]
+    cond, _ = status.available(spec(), deployment(0, 1, 0), True, pods)
+    assert (cond.status, cond.reason) == ("False", "CrashLoopBackOff")
+    assert "exited with code 2 (Error) and was restarted 4 times" in cond.message
+    assert cond.message.endswith("line 39\nerror: unrecognized arguments: --bad")
+    assert "line 25" not in cond.message  # only the tail
+    assert status.stuck(pod_status("CrashLoopBackOff", 4, log))
+
+
+@pytest.mark.parametrize(("waiting", "message", "stuck"), [
+    ("ImagePullBackOff", 'Back-off pulling image "x"', True),
+    ("CreateContainerConfigError", 'secret "hf" not found', True),
+    ("ContainerCreating", None, False),
+    (None, None, False),
+])
+def test_pods_that_will_not_start_say_why(waiting, message, stuck) -> None:
+    pods = [status.pod_view("m-1", pod_status(waiting, message=message))]
+    cond, _ = status.available(spec(), deployment(0, 1, 0), True, pods)
+    assert status.stuck(pod_status(waiting, message=message)) is stuck
+    if stuck:
+        assert (cond.reason, cond.message) == (waiting, f"pod m-1, container server: {waiting}: "
+                                                         f"{message}")
+    else:
+        assert cond.reason == "ReplicasNotReady"
+
+
+def test_an_available_deployment_ignores_an_old_crashed_pod() -> None:
+    pods = [status.pod_view("m-old", pod_status("CrashLoopBackOff", 9, "boom"))]
+    cond, _ = status.available(spec(), deployment(1, 1, 1), True, pods)
+    assert cond.status == "True"
+
+
 def compose(md: ModelDeploymentSpec, parts: list[Cond], old: dict | None = None, **kw) -> dict:
     args = dict(spec=md, generation=2, old=old or {}, parts=parts,
                 endpoint="http://m.team.svc.cluster.local:8080/v1", revision=SHA,

@@ -1,0 +1,131 @@
+"""An Evaluation end to end on the test node: the operator (a pod) waits for the llamacpp
+ModelDeployment's real pod, starts the scoring Job, whose pod (the scoring image: PyTorch and
+the bundled MiniLM, offline) asks the model by its Service name and the OpenAI stand-in,
+scores similarity and writes to PostgreSQL; the operator then writes the summary. The
+dashboard (a pod from manifests/dashboard/, Secrets as environment variables, read-only root)
+then serves that run's rating page to Chromium, and a rating lands in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import yaml
+from kubernetes import client
+from playwright.sync_api import sync_playwright
+
+from slam.store import Store
+from tests.conftest import STUB_API_KEY
+from tests.controlplane.cluster import REPO
+from tests.controlplane.node import NODE_IP
+from tests.dashboard.test_browser import CHROMIUM, SHOTS, sign_in, wait_idle
+from tests.images.built import image
+from tests.node.conftest import SMOL_REPO, Cluster, manifests
+from tests.node.test_operator_on_node import label_node, pod_logs
+from tests.operator.evaluation.test_cluster import cond, evaluation, secret
+
+GROUP, VERSION = "slam.dev", "v1alpha1"
+STUB_PORT_ON_NODE, POSTGRES_PORT_ON_NODE = 8601, 5432
+RATER_TOKEN = "rater-on-node-1234"
+
+
+@pytest.fixture(scope="module")
+def scoring_loaded(cluster: Cluster) -> str:
+    """The scoring image is large (PyTorch): loaded only for this module, and timed."""
+    start = time.monotonic()
+    cluster.node.load(image("scoring"))
+    print(f"scoring image loaded into the node in {time.monotonic() - start:.0f} s")
+    return image("scoring")
+
+
+def test_an_evaluation_runs_its_scoring_job_as_a_pod(
+        ns: str, cluster: Cluster, operator: str, scoring_loaded: str, stub, postgres) -> None:
+    custom = client.CustomObjectsApi(cluster.api)
+    cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
+    cluster.node.expose(POSTGRES_PORT_ON_NODE, postgres.port)
+    store_url = postgres.create_database()
+    secret(cluster.api, ns, "slam-store", "url",
+           store_url.replace(f"127.0.0.1:{postgres.port}", f"{NODE_IP}:{POSTGRES_PORT_ON_NODE}"))
+    secret(cluster.api, ns, "openai", "api-key", STUB_API_KEY)
+    label_node(cluster)
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+        "metadata": {"name": "smollm2"},
+        "spec": {"model": {"id": SMOL_REPO, "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                           "servedName": "smollm2-135m-instruct"},
+                 "runtime": "llamacpp", "instanceType": "c7i.xlarge", "maxTotalTokens": 512,
+                 "resources": {"cpu": "500m", "memory": "1Gi"}}})
+    ev = evaluation("pep", f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1",
+                    scorers={"similarity": {}})
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", ev)
+
+    def phase() -> dict | None:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", "pep")
+        return obj if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+    obj = cluster.wait("Evaluation finished", phase, timeout=600,
+                       explain=lambda: cluster.pods_report(ns) + json.dumps(
+                           custom.get_namespaced_custom_object(
+                               GROUP, VERSION, ns, "evaluations", "pep").get("status")))
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", (status, pod_logs(cluster, ns)[-3000:])
+    assert status["progress"]["display"] == "6/6"
+    summary = {s["target"]: s for s in status["summary"]}
+    assert summary["smollm2"]["successRate"] == 1.0 and "similarity" in summary["smollm2"]
+    assert cond(obj, "Ready")["status"] == "True"
+
+    # The Job's pod really ran: on the node, as the image's user, and it wrote PostgreSQL.
+    pod = cluster.core.list_namespaced_pod(ns, label_selector="job-name=pep-run-1").items[0]
+    assert pod.spec.node_name == "slam-node" and pod.status.phase == "Succeeded"
+    store = Store.open(store_url)
+    run = store.find_run("pep", "1", ns)
+    rows = store.responses(run.id)
+    assert len(rows) == 6 and all(r["error_class"] is None for r in rows)
+    assert len(store.scores(run.id, "similarity")) == 6
+
+    # Secrets are referenced, never copied: not in the Job, the status, events or any log.
+    job = cluster.batch.read_namespaced_job("pep-run-1", ns)
+    events = cluster.core.list_namespaced_event(ns).items
+    seen = (json.dumps(cluster.api.sanitize_for_serialization(job)) + json.dumps(status)
+            + repr(events) + pod_logs(cluster, ns) + pod_logs(cluster, operator))
+    assert STUB_API_KEY not in seen and postgres.password not in seen
+
+    # The dashboard from its manifest, on the same store, rated in a real browser.
+    secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", RATER_TOKEN)
+    cluster.core.patch_namespaced_secret("slam-dashboard-tokens", ns,
+                                         {"stringData": {"admin-tokens": "admin-" + RATER_TOKEN}})
+    docs = manifests(REPO / "manifests" / "dashboard" / "deployment.yaml")
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image("operator")
+    cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs))
+    cluster.wait("dashboard ready", lambda: (cluster.apps.read_namespaced_deployment(
+        "slam-dashboard", ns).status.ready_replicas or 0) == 1, timeout=240,
+        explain=lambda: cluster.pods_report(ns))
+    assert cluster.get(ns, "slam-dashboard", 8501, "/_stcore/health").text == "ok"
+    ip = cluster.core.read_namespaced_service("slam-dashboard", ns).spec.cluster_ip
+    base = f"http://127.0.0.1:{cluster.node.reach(ip, 8501)}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            sign_in(page, base, "ana", RATER_TOKEN)
+            page.get_by_text("Which answer is better?").wait_for(timeout=60_000)
+            page.get_by_text("Pair 1 of").wait_for()
+            wait_idle(page)
+            text, html = page.inner_text("body"), page.content()
+            assert not re.search(r"\b(api|smollm2)\b", text), text  # blind in the cluster too
+            assert "smollm2" not in html and "svc.cluster.local" not in html
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "node-rating-page.png"), full_page=True)
+            overall = page.get_by_role("radiogroup", name="Which is better overall?")
+            overall.locator("label").filter(has_text=re.compile(r"^A$")).click()
+            page.get_by_role("button", name="Submit and next").click()
+            page.get_by_text("Pair 2 of").wait_for()
+        finally:
+            browser.close()
+    ratings = store.ratings(run.id)
+    assert [(r["rater"], r["choice"]) for r in ratings] == [("ana", "left")]
