@@ -29,6 +29,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,8 +71,6 @@ def node_binaries(bin_dir: Path) -> dict[str, Path]:
 
 
 def missing_tools() -> list[str]:
-    import shutil
-
     missing = [pkg for tool, pkg in REQUIRED.items() if not shutil.which(tool)]
     if not Path("/usr/lib/cni/bridge").exists():
         missing.append("containernetworking-plugins")
@@ -500,6 +499,8 @@ def cleanup(workdir: Path, netns: NetNS, cgroup_root: str,
         with contextlib.suppress(OSError):
             root.rmdir()
     netns.delete()
+    # The images' copy (~17 GB with the scoring image): pytest keeps its last temporary dirs.
+    shutil.rmtree(workdir / "containerd" / "root", ignore_errors=True)
 
 
 def reap(pid: int, workdir: Path, netns: str, cgroup_root: str) -> None:

@@ -60,6 +60,8 @@ def test_nothing_of_the_node_is_left_after_a_killed_session(tmp_path: Path) -> N
             "netns": sorted(str(p) for p in set(Path("/run/netns").iterdir()) - before),
             "mounts": [m for m in Path("/proc/self/mountinfo").read_text().splitlines()
                        if str(tmp_path) in m],
+            "images' copy": [str(p) for p in [tmp_path / "node" / "containerd" / "root"]
+                             if p.exists()],
             "cgroups": [str(p) for p in
                         Path("/sys/fs/cgroup").glob(f"*/{cgroup_root.lstrip('/')}")],
         }
