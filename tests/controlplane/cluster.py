@@ -285,9 +285,7 @@ class ControlPlane:
         self._wait_ready(timeout)
 
     def _start_controller_manager(self) -> None:
-        kcm = next(u for u in self.users if u.name == "system:kube-controller-manager")
-        kubeconfig = self.workdir / "kubeconfig-controller-manager"
-        self._write_kubeconfig(kubeconfig, kcm)
+        kubeconfig = self.kubeconfig_for("system:kube-controller-manager")
         self._spawn(
             "kube-controller-manager",
             [
@@ -303,9 +301,7 @@ class ControlPlane:
         )
 
     def _start_scheduler(self) -> None:
-        user = next(u for u in self.users if u.name == "system:kube-scheduler")
-        kubeconfig = self.workdir / "kubeconfig-scheduler"
-        self._write_kubeconfig(kubeconfig, user)
+        kubeconfig = self.kubeconfig_for("system:kube-scheduler")
         self._spawn(
             "kube-scheduler",
             [
@@ -354,17 +350,7 @@ class ControlPlane:
         self._start_apiserver(timeout, port=self.api_port)
 
     def _terminate(self, name: str, grace: float = 10.0) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        terminate(self.procs.pop(name, None), grace)
 
     def stop(self) -> None:
         # Reverse start order: controller manager, API server, then etcd.
@@ -402,6 +388,20 @@ class ControlPlane:
         }
         path.write_text(yaml.safe_dump(cfg))
         path.chmod(0o600)
+
+
+def terminate(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM a process group started by _spawn, SIGKILL it after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def processes_marked(workdir: Path | None = None) -> list[tuple[int, str]]:

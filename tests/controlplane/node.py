@@ -41,7 +41,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.controlplane.cluster import MARKER_ENV, ControlPlane, _die_with_parent, free_port
+from tests.controlplane.cluster import (
+    MARKER_ENV,
+    ControlPlane,
+    _die_with_parent,
+    free_port,
+    terminate,
+)
 from tests.controlplane.netns import Forwarder, NetNS, enter
 
 NODE_IP = "10.244.0.1"
@@ -434,17 +440,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             self.forwarder = None
 
     def _terminate(self, name: str, grace: float = 15.0) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        terminate(self.procs.pop(name, None), grace)
 
 
 def _cgroup_pids(cgroup_root: str) -> set[int]:
