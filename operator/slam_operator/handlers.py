@@ -19,12 +19,12 @@ from kubernetes import client, config
 from slam.api.common import ProbeSpec
 from slam.api.evaluation import EvaluationSpec
 from slam_operator import metrics, probes
+from slam_operator import pods as podstatus
 from slam_operator.evaluation import job as evaluation_job
 from slam_operator.evaluation import reconcile as evaluation
 from slam_operator.evaluation.status import in_flight
 from slam_operator.kube import Kube
 from slam_operator.modeldeployment import reconcile as model_deployment
-from slam_operator.modeldeployment import status as mdstatus
 from slam_operator.modeldeployment.hub import CachedHub
 from slam_operator.names import (
     EVALUATION_LABEL,
@@ -120,7 +120,13 @@ def md_claims(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
 @kopf.index("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 def md_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any):
     """Server pods by owning ModelDeployment: why they wait, how they last ended."""
-    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): mdstatus.pod_view(name, _plain(status))}
+    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): podstatus.pod_view(name, _plain(status))}
+
+
+@kopf.index("", "v1", "pods", labels={EVALUATION_LABEL: kopf.PRESENT, "job-name": kopf.PRESENT})
+def ev_job_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any):
+    """Scoring pods by their Job: whether they wait for a node or an image."""
+    return {(namespace, labels["job-name"]): podstatus.pod_view(name, _plain(status))}
 
 
 def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
@@ -141,10 +147,13 @@ def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
                                           _children(kwargs))
 
 
-def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any]):
+def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
+    index = kwargs["ev_job_pods"]
     with _locked(memo, "Evaluation", body):
         metrics.RECONCILES.labels("Evaluation").inc()
-        return evaluation.reconcile_evaluation(_kube(), body, _adopt, _post_event)
+        return evaluation.reconcile_evaluation(
+            _kube(), body, _adopt, _post_event,
+            lambda namespace, job: list(index.get((namespace, job), ())))
 
 
 def _live(obj: dict[str, Any] | None) -> bool:
@@ -214,7 +223,7 @@ def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> 
 
 
 @kopf.on.event("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
-               when=lambda status, **_: mdstatus.stuck(_plain(status)))
+               when=lambda status, **_: podstatus.stuck(_plain(status)))
 def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """A server pod that will not start (crash loop, image pull, missing Secret) changes no
     Deployment field after the first failure: report it from the pod's own events."""
@@ -242,25 +251,25 @@ async def modeldeployment_probe(name: str, namespace: str, spec: kopf.Spec,
 @kopf.on.resume(*EVALUATIONS)
 @kopf.on.create(*EVALUATIONS)
 @kopf.on.update(*EVALUATIONS, field="spec")
-def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile a created, changed or resumed Evaluation."""
-    _reconcile_evaluation(memo, _plain(body))
+    _reconcile_evaluation(memo, _plain(body), kw)
 
 
 @kopf.timer(*EVALUATIONS, interval=PROGRESS_SECONDS, idle=0,
             when=lambda spec, status, **_: in_flight(spec, status))
-def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Follow targets, the Job and the store's progress while a run is in flight."""
-    _reconcile_evaluation(memo, _plain(body))
+def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
+    """Follow targets, the Job, its pods and the store's progress while a run is in flight."""
+    _reconcile_evaluation(memo, _plain(body), kw)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={EVALUATION_LABEL: kopf.PRESENT})
-def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
     owner = owner_name(_plain(body), "Evaluation")
     ev = _kube().get_evaluation(body.metadata.namespace, owner) if owner else None
     if _live(ev):
-        _reconcile_evaluation(memo, ev)
+        _reconcile_evaluation(memo, ev, kw)
 
 
 @kopf.daemon(*EVALUATIONS, when=lambda spec, **_: bool(spec.get("probe")),

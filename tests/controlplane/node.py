@@ -37,6 +37,7 @@ import tarfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -96,6 +97,7 @@ class Node:
     cgroup_root: str = field(default_factory=lambda: f"/slam-node-{uuid.uuid4().hex[:8]}")
     timings: dict[str, float] = field(default_factory=dict)
     pause_image: str = ""
+    exposed: dict[int, int] = field(default_factory=dict)  # node port -> host port
 
     @property
     def sock(self) -> Path:
@@ -160,8 +162,12 @@ class Node:
         (cni / "net.d" / "10-slam.conflist").write_text(json.dumps(conf, indent=1))
 
     def expose(self, node_port: int, host_port: int) -> None:
-        """Make the host's 127.0.0.1:`host_port` reachable at 10.244.0.1:`node_port` in the node."""
+        """Make the host's 127.0.0.1:`host_port` reachable at 10.244.0.1:`node_port` in the node
+        (once: exposing the same pair again is a no-op)."""
         assert self.forwarder is not None
+        if self.exposed.get(node_port) == host_port:
+            return
+        self.exposed[node_port] = host_port
         self.forwarder.forward((NODE_IP, node_port), ("127.0.0.1", host_port),
                                listen_ns=self.netns.path)
 
@@ -326,11 +332,42 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "nodeStatusUpdateFrequency": "5s",
         }
         (d / "config.yaml").write_text(yaml.safe_dump(config))
-        self._spawn("kubelet", [
+        self._kubelet_args = [
             str(kubelet), f"--config={d / 'config.yaml'}", f"--kubeconfig={self._kubeconfig()}",
             f"--root-dir={d / 'root'}", f"--cert-dir={d / 'pki'}",
             f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}", "--v=1",
-        ])
+        ]
+        self._spawn("kubelet", self._kubelet_args)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def restart_kubelet(self, down: float = 5.0, timeout: float = 120.0) -> None:
+        """Stop the kubelet (SIGTERM, as systemd restarts it), leave it down `down` seconds and
+        start it again with the same configuration; returns once the node is Ready. Containers
+        keep running meanwhile: containerd owns them."""
+        self._terminate("kubelet")
+        time.sleep(down)
+        started = datetime.now(UTC).replace(microsecond=0)
+        self._spawn("kubelet", self._kubelet_args)
+        self._wait_ready(timeout, since=started)
+
+    def kill_pod(self, uid: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Send `sig` to every process of a pod's containers (not its sandbox's pause), as the
+        kernel's OOM killer or a crash would end them; returns the pids signalled."""
+        killed = []
+        for controller in _cgroup_controllers():
+            root = controller / self.cgroup_root.lstrip("/")
+            for pod_dir in root.rglob(f"pod{uid}") if root.exists() else ():
+                for procs in pod_dir.rglob("cgroup.procs"):
+                    with contextlib.suppress(OSError):
+                        for pid in map(int, procs.read_text().split()):
+                            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                            if comm != "pause" and pid not in killed:
+                                os.kill(pid, sig)
+                                killed.append(pid)
+        if not killed:
+            raise RuntimeError(f"no process of pod {uid} under {self.cgroup_root}")
+        return killed
 
     def _kube_proxy(self, kube_proxy: Path) -> None:
         d = self.workdir / "kube-proxy"
@@ -395,7 +432,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                         "ports": slice_ports,
                     }))
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, since: datetime | None = None) -> None:
+        """Until the node is Ready, by a status the kubelet posted at or after `since`."""
         from kubernetes import client, config
 
         core = client.CoreV1Api(config.new_client_from_config(str(self.cp.kubeconfig)))
@@ -407,7 +445,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 node = core.read_node(NODE_NAME)
                 conds = {c.type: c for c in node.status.conditions or []}
                 ready = conds.get("Ready")
-                if ready and ready.status == "True":
+                if ready and ready.status == "True" and (
+                        since is None or ready.last_heartbeat_time >= since):
                     return
                 last = f"{ready.reason}: {ready.message}" if ready else "no Ready condition"
             time.sleep(0.5)

@@ -200,3 +200,13 @@ def operator(cluster: Cluster, hub: FakeHub) -> str:
         "slam-operator", "slam-system").status.ready_replicas or 0) == 1, timeout=240,
         explain=lambda: cluster.pods_report("slam-system"))
     return "slam-system"
+
+
+@pytest.fixture(scope="session")
+def scoring_loaded(cluster: Cluster) -> str:
+    """The scoring image is large (PyTorch): loaded once, when a test first needs it, and
+    timed."""
+    start = time.monotonic()
+    cluster.node.load(image("scoring"))
+    print(f"scoring image loaded into the node in {time.monotonic() - start:.0f} s")
+    return image("scoring")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
-import pytest
 import yaml
 from kubernetes import client
 from playwright.sync_api import sync_playwright
@@ -31,17 +29,9 @@ STUB_PORT_ON_NODE, POSTGRES_PORT_ON_NODE = 8601, 5432
 RATER_TOKEN = "rater-on-node-1234"
 
 
-@pytest.fixture(scope="module")
-def scoring_loaded(cluster: Cluster) -> str:
-    """The scoring image is large (PyTorch): loaded only for this module, and timed."""
-    start = time.monotonic()
-    cluster.node.load(image("scoring"))
-    print(f"scoring image loaded into the node in {time.monotonic() - start:.0f} s")
-    return image("scoring")
-
-
-def test_an_evaluation_runs_its_scoring_job_as_a_pod(
-        ns: str, cluster: Cluster, operator: str, scoring_loaded: str, stub, postgres) -> None:
+def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict) -> str:
+    """The stand-ins exposed to the node, the Secrets, the SmolLM2 ModelDeployment and `ev`
+    created in `ns`; returns the store's URL as the test process reaches it."""
     custom = client.CustomObjectsApi(cluster.api)
     cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
     cluster.node.expose(POSTGRES_PORT_ON_NODE, postgres.port)
@@ -57,9 +47,15 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
                            "servedName": "smollm2-135m-instruct"},
                  "runtime": "llamacpp", "instanceType": "c7i.xlarge", "maxTotalTokens": 512,
                  "resources": {"cpu": "500m", "memory": "1Gi"}}})
-    ev = evaluation("pep", f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1",
-                    scorers={"similarity": {}})
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", ev)
+    return store_url
+
+
+def test_an_evaluation_runs_its_scoring_job_as_a_pod(
+        ns: str, cluster: Cluster, operator: str, scoring_loaded: str, stub, postgres) -> None:
+    custom = client.CustomObjectsApi(cluster.api)
+    store_url = start_evaluation(cluster, ns, stub, postgres, evaluation(
+        "pep", f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1", scorers={"similarity": {}}))
 
     def phase() -> dict | None:
         obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", "pep")

@@ -27,7 +27,11 @@ IMAGE = os.environ.get("SLAM_SCORING_IMAGE") or os.environ.get(
     "SLAM_IMAGE", "ghcr.io/slam-operator/slam-scoring:0.1.0")
 
 
-def observe(kube: Kube, body: dict) -> tuple[Observed, Store | None]:
+JobPods = Callable[[str, str], list[dict]]  # (namespace, Job name) -> pods.pod_view()s
+
+
+def observe(kube: Kube, body: dict, job_pods: JobPods = lambda ns, job: []
+            ) -> tuple[Observed, Store | None]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = EvaluationSpec.model_validate(body["spec"])
@@ -63,12 +67,14 @@ def observe(kube: Kube, body: dict) -> tuple[Observed, Store | None]:
         report = status.summary_status(summary.build(store, run.id)) if run is not None else {}
     return Observed(name, ns, meta.get("generation") or 0, spec, old, mds, missing, found_job,
                     progress, message, now(), missing_sa, sa_present, report,
-                    f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None), store
+                    f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None,
+                    tuple(job_pods(ns, job_name)) if found_job is not None else ()), store
 
 
 def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
-                         post_event: Callable[[dict, str, str, str], None]) -> Decision:
-    obs, _ = observe(kube, body)
+                         post_event: Callable[[dict, str, str, str], None],
+                         job_pods: JobPods = lambda ns, job: []) -> Decision:
+    obs, _ = observe(kube, body, job_pods)
     d = status.decide(obs)
     actions = plan(obs, d, IMAGE)
     for a in actions:

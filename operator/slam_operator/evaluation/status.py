@@ -20,6 +20,7 @@ from typing import Any
 
 from slam.api.evaluation import EvaluationSpec
 from slam.summary import EvaluationReport
+from slam_operator import pods as podstatus
 from slam_operator.conditions import Cond, is_true, merge, parse_timestamp, roll_up, timestamp
 from slam_operator.evaluation.job import job_name
 
@@ -48,6 +49,7 @@ class Observed:
     service_account_present: bool = True  # the Job's ServiceAccount (named or our own) exists
     summary: dict[str, Any] | None = None  # summary_status() of the store, once it is needed
     missing_config_map: str | None = None  # spec.promptSet.configMap: absent, or no such key
+    job_pods: tuple[dict, ...] = ()  # pods.pod_view() of this run's Job's pods
 
     @property
     def same_run(self) -> bool:
@@ -88,6 +90,16 @@ def _ready(md: dict) -> bool:
 
 def _job_is(job: dict, type_: str) -> bool:
     return is_true((job.get("status") or {}).get("conditions"), type_)
+
+
+def _room(job: dict) -> str:
+    """What the scoring pod asks of a node, for an Unschedulable message."""
+    containers = ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+        "containers") or [{}]
+    req = (containers[0].get("resources") or {}).get("requests") or {}
+    asks = " and ".join(f"{v} {k}" for k, v in req.items())
+    return (f"the scoring pod requests {asks}: " if asks else "") + \
+        "free that room on a node or add one (the Job starts its pod once it is scheduled)"
 
 
 def decide(obs: Observed) -> Decision:
@@ -164,6 +176,9 @@ def decide(obs: Observed) -> Decision:
                         start_time=start, completion_time=timestamp(obs.now))
     done = f" ({obs.progress[0]}/{obs.progress[2]} requests)" if obs.progress else ""
     job = Cond("JobComplete", "False", "Running", f"Job {name} running{done}")
+    if found := podstatus.problem(list(obs.job_pods), crash_hint=f"kubectl logs job/{name}",
+                                  unschedulable_hint=_room(obs.job)):
+        job = Cond("JobComplete", "False", found[0], f"Job {name} cannot run: {found[1]}")
     parts = [resolved, ready, job]
     return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slam.api.modeldeployment import GPU_RUNTIMES, ModelDeploymentSpec
+from slam_operator import pods as podstatus
 from slam_operator.conditions import Cond, merge, roll_up
 from slam_operator.modeldeployment import gpu
 from slam_operator.modeldeployment.hub import FULL_SHA, HubOutcome
@@ -73,52 +74,13 @@ def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[st
                 f"{SKIP_FIT_ANNOTATION}=true to deploy anyway")
 
 
-# Container states that will not fix themselves: the condition says which and why.
-STUCK = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-         "CreateContainerError", "InvalidImageName", "RunContainerError")
-LOG_TAIL_LINES = 15
-
-
-def pod_view(name: str, status: dict[str, Any]) -> dict[str, Any]:
-    """What the status needs of a server pod: per container, why it waits, its restarts and
-    how it last ended (the termination message holds the log's tail: the runtimes' containers
-    set terminationMessagePolicy FallbackToLogsOnError)."""
-    containers = []
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        last = (cs.get("lastState") or {}).get("terminated") or {}
-        containers.append({
-            "name": cs.get("name"), "restarts": cs.get("restartCount", 0),
-            "waiting": waiting.get("reason"), "waitingMessage": waiting.get("message"),
-            "lastExitCode": last.get("exitCode"), "lastReason": last.get("reason"),
-            "lastMessage": "\n".join((last.get("message") or "").rstrip().splitlines()
-                                     [-LOG_TAIL_LINES:]),
-        })
-    return {"kind": "Pod", "metadata": {"name": name}, "containers": containers}
-
-
-def stuck(status: dict[str, Any]) -> bool:
-    """Whether a pod's status shows a container that will not start by itself."""
-    return any(c["waiting"] in STUCK for c in pod_view("", status)["containers"])
-
-
 def pod_problem(pods: list[dict[str, Any]]) -> Cond | None:
     """Available=False saying why the server's pods do not run, or None."""
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        for c in pod["containers"]:
-            if c["waiting"] not in STUCK:
-                continue
-            where = f"pod {pod['metadata']['name']}, container {c['name']}"
-            if c["waiting"] == "CrashLoopBackOff":
-                msg = (f"{where}: the server exited with code {c['lastExitCode']} "
-                       f"({c['lastReason']}) and was restarted {c['restarts']} times; check "
-                       "spec.extraArgs, spec.image and the resources")
-                if c["lastMessage"]:
-                    msg += f"; its last log lines:\n{c['lastMessage']}"
-            else:
-                msg = f"{where}: {c['waiting']}: {c['waitingMessage'] or 'no message'}"
-            return Cond("Available", "False", c["waiting"], msg)
-    return None
+    found = podstatus.problem(
+        pods, crash_hint="check spec.extraArgs, spec.image and the resources",
+        unschedulable_hint="check spec.resources, spec.gpuCount and spec.instanceType (its "
+        "pods select nodes of that type), or add nodes that have room")
+    return Cond("Available", "False", *found) if found else None
 
 
 def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,

@@ -259,6 +259,42 @@ def test_a_long_evaluation_name_gets_valid_labels_and_runs(k8s, namespace, opera
     assert ev["status"]["progress"]["done"] == 6
 
 
+def test_a_scoring_pod_without_a_node_says_so_in_the_status(k8s, namespace, operator,
+                                                           stub) -> None:
+    """The scheduler's verdict on the Job's pod (played here: this control plane has no
+    scheduler) shows in the Evaluation, with what the pod asks for; it clears once scheduled."""
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, external_only(evaluation("nowhere", stub.base_url),
+                                                      stub.base_url))
+    wait_phase(k8s, namespace, "nowhere", "Running")
+    core = client.CoreV1Api(k8s)
+    pod = eventually(lambda: next(iter(core.list_namespaced_pod(
+        namespace, label_selector="job-name=nowhere-run-1").items)), 30, "the Job's pod")
+    verdict = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available."
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": verdict}]}})
+
+    def reported() -> dict:
+        c = cond(get_ev(k8s, namespace, "nowhere"), "JobComplete")
+        assert c["reason"] == "Unschedulable", c
+        return c
+    c = eventually(reported, 30, "the Evaluation saying its pod has no node")
+    assert c["message"].startswith(f"Job nowhere-run-1 cannot run: pod {pod.metadata.name} "
+                                   f"cannot be scheduled: {verdict[:-1]}; the scoring pod "
+                                   "requests 1 cpu and 2Gi memory")
+    ev = get_ev(k8s, namespace, "nowhere")
+    assert ev["status"]["phase"] == "Running" and cond(ev, "Ready")["reason"] == "Unschedulable"
+    events = core.list_namespaced_event(namespace, field_selector="reason=Unschedulable").items
+    assert any(e.involved_object.name == "nowhere" for e in events)
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": [
+        {"type": "PodScheduled", "status": "True"}]}})
+    eventually(lambda: cond(get_ev(k8s, namespace, "nowhere"), "JobComplete")["reason"]
+               == "Running" or None, 30, "the condition cleared once scheduled")
+
+
 def test_a_named_service_account_must_exist(k8s, namespace, operator, stub) -> None:
     secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from slam.api.evaluation import EvaluationSpec
+from slam_operator import pods
 from slam_operator.evaluation import status
 from slam_operator.evaluation.plan import plan
 from slam_operator.evaluation.status import Observed
@@ -120,6 +121,35 @@ def test_messages_say_what_to_fix() -> None:
                                     termination_message="cannot open the results store"))
     assert "cannot open the results store" in failed.conditions[2].message
     assert "kubectl logs job/pep-run-1" in failed.conditions[2].message
+
+
+def test_a_scoring_pod_that_cannot_start_says_why_and_what_it_asks_for() -> None:
+    scheduler = "0/2 nodes are available: 2 Insufficient cpu."
+    pod = pods.pod_view("pep-run-1-x7k2p", {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": scheduler}]})
+    running = job()
+    running["spec"] = {"template": {"spec": {"containers": [
+        {"resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}}}
+    d = status.decide(observed(started(3, "Running"), job=running, job_pods=(pod,)))
+    assert d.phase == "Running"  # a Job waits for a node; the cluster autoscaler may add one
+    assert conditions(d)["JobComplete"] == ("False", "Unschedulable")
+    assert conditions(d)["Ready"] == ("False", "Unschedulable")
+    msg = d.conditions[2].message
+    assert msg.startswith("Job pep-run-1 cannot run: pod pep-run-1-x7k2p cannot be scheduled: "
+                          "0/2 nodes are available: 2 Insufficient cpu; ")
+    assert "requests 1 cpu and 2Gi memory" in msg
+    pulling = pods.pod_view("pep-run-1-x7k2p", {"containerStatuses": [{
+        "name": "scoring", "state": {"waiting": {"reason": "ImagePullBackOff",
+                                                 "message": 'Back-off pulling image "s"'}}}]})
+    d = status.decide(observed(started(3, "Running"), job=job(), job_pods=(pulling,)))
+    assert conditions(d)["JobComplete"] == ("False", "ImagePullBackOff")
+    assert 'container scoring: ImagePullBackOff: Back-off pulling image "s"' in \
+        d.conditions[2].message
+    scheduled = pods.pod_view("pep-run-1-x7k2p", {"phase": "Running", "conditions": [
+        {"type": "PodScheduled", "status": "True"}]})
+    d = status.decide(observed(started(3, "Running"), job=job(), job_pods=(scheduled,)))
+    assert conditions(d)["JobComplete"] == ("False", "Running")
 
 
 def test_running_endpoints_and_times() -> None:

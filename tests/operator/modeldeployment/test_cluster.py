@@ -143,6 +143,29 @@ def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -
                what="Service gone")
 
 
+def test_a_server_pod_without_a_gpu_node_says_so_until_it_is_scheduled(
+        k8s, namespace, operator) -> None:
+    """The scheduler's verdict (played here: this control plane has no scheduler) on a server
+    pod that no node can take, e.g. no GPU node of the instance type: Available=False with
+    what the scheduler said and what in the spec to check; cleared once the pod runs."""
+    create_md(k8s, namespace, md("big"))
+    core = client.CoreV1Api(k8s)
+    pod = eventually(lambda: next(iter(core.list_namespaced_pod(
+        namespace, label_selector="slam.dev/model-deployment=big").items)), what="the pod")
+    verdict = ("0/4 nodes are available: 1 Insufficient nvidia.com/gpu, 3 node(s) didn't match "
+               "Pod's node affinity/selector.")
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": verdict}]}})
+    obj = wait_condition(k8s, namespace, "big", "Available", "False", "Unschedulable")
+    msg = condition(obj, "Available")["message"]
+    assert msg.startswith(f"pod {pod.metadata.name} cannot be scheduled: {verdict[:-1]}; check "
+                          "spec.resources, spec.gpuCount and spec.instanceType"), msg
+    assert condition(obj, "Ready")["status"] == "False"
+    play_kubelet(k8s, namespace, "big")
+    wait_condition(k8s, namespace, "big", "Available", "True")
+
+
 def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
     create_md(k8s, namespace, md("steady"))
     wait_condition(k8s, namespace, "steady", "Available", "False")

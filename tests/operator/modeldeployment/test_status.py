@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slam.api.modeldeployment import ModelDeploymentSpec
+from slam_operator import pods
 from slam_operator.conditions import Cond
 from slam_operator.modeldeployment import status
 from slam_operator.modeldeployment.hub import HubOutcome
@@ -123,13 +124,13 @@ def pod_status(waiting: str | None, restarts: int = 0, log: str = "", exit_code:
 
 def test_a_crash_loop_is_reported_with_the_exit_code_and_the_last_log_lines() -> None:
     log = "\n".join(f"line {i}" for i in range(40)) + "\nerror: unrecognized arguments: --bad\n"
-    pods = [status.pod_view("m-1", pod_status("CrashLoopBackOff", 4, log))]
-    cond, _ = status.available(spec(), deployment(0, 1, 0), True, pods)
+    views = [pods.pod_view("m-1", pod_status("CrashLoopBackOff", 4, log))]
+    cond, _ = status.available(spec(), deployment(0, 1, 0), True, views)
     assert (cond.status, cond.reason) == ("False", "CrashLoopBackOff")
     assert "exited with code 2 (Error) and was restarted 4 times" in cond.message
     assert cond.message.endswith("line 39\nerror: unrecognized arguments: --bad")
     assert "line 25" not in cond.message  # only the tail
-    assert status.stuck(pod_status("CrashLoopBackOff", 4, log))
+    assert pods.stuck(pod_status("CrashLoopBackOff", 4, log))
 
 
 @pytest.mark.parametrize(("waiting", "message", "stuck"), [
@@ -139,9 +140,9 @@ def test_a_crash_loop_is_reported_with_the_exit_code_and_the_last_log_lines() ->
     (None, None, False),
 ])
 def test_pods_that_will_not_start_say_why(waiting, message, stuck) -> None:
-    pods = [status.pod_view("m-1", pod_status(waiting, message=message))]
-    cond, _ = status.available(spec(), deployment(0, 1, 0), True, pods)
-    assert status.stuck(pod_status(waiting, message=message)) is stuck
+    views = [pods.pod_view("m-1", pod_status(waiting, message=message))]
+    cond, _ = status.available(spec(), deployment(0, 1, 0), True, views)
+    assert pods.stuck(pod_status(waiting, message=message)) is stuck
     if stuck:
         assert (cond.reason, cond.message) == (waiting, f"pod m-1, container server: {waiting}: "
                                                          f"{message}")
@@ -149,9 +150,23 @@ def test_pods_that_will_not_start_say_why(waiting, message, stuck) -> None:
         assert cond.reason == "ReplicasNotReady"
 
 
+def test_an_unschedulable_server_pod_says_what_the_scheduler_said() -> None:
+    scheduler = ("0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't "
+                 "match Pod's node affinity/selector.")
+    st = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                              "reason": "Unschedulable", "message": scheduler}]}
+    assert pods.stuck(st)
+    cond, _ = status.available(spec(), deployment(0, 1, 0), True, [pods.pod_view("m-1", st)])
+    assert (cond.status, cond.reason) == ("False", "Unschedulable")
+    assert cond.message.startswith(f"pod m-1 cannot be scheduled: {scheduler[:-1]}; check "
+                                   "spec.resources, spec.gpuCount and spec.instanceType")
+    scheduled = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+    assert not pods.stuck(scheduled)
+
+
 def test_an_available_deployment_ignores_an_old_crashed_pod() -> None:
-    pods = [status.pod_view("m-old", pod_status("CrashLoopBackOff", 9, "boom"))]
-    cond, _ = status.available(spec(), deployment(1, 1, 1), True, pods)
+    views = [pods.pod_view("m-old", pod_status("CrashLoopBackOff", 9, "boom"))]
+    cond, _ = status.available(spec(), deployment(1, 1, 1), True, views)
     assert cond.status == "True"
 
 
