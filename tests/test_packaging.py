@@ -121,7 +121,8 @@ def test_an_installed_copy_serves_the_dashboard(tmp_path) -> None:
         z.extractall(tmp_path / "installed")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed"),
-           "SLAM_ADMIN_TOKENS": "admin-token-for-test", "SLAM_RATER_TOKENS": "rater"}
+           "SLAM_ADMIN_TOKENS": "owner=admin-token-for-test",
+           "SLAM_RATER_TOKENS": "ana=rater-token-for-test"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from slam.cli import app; sys.argv[0] = 'slam'; app()",
          "dashboard", "--store", f"sqlite:///{tmp_path / 'r.db'}", "--port", str(port)],

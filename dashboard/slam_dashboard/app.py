@@ -1,18 +1,31 @@
 """The SLaM dashboard: `streamlit run dashboard/slam_dashboard/app.py`.
 
-Raters sign in with an invite token and rate blind A/B pairs; admins also see the decision pages.
+Raters sign in with their invite token (or arrive through an authenticating proxy) and rate
+blind A/B pairs; admins also see the decision pages.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
+from slam_dashboard import auth
+
 HERE = Path(__file__).parent
 
 st.set_page_config(page_title="SLaM", layout="wide")
+if auth.uses_proxy():
+    who = auth.proxy_identity(st.context.headers)
+    if who is None:
+        st.error(f"No user in the request's {os.environ[auth.HEADER_VAR]} header: this "
+                 "dashboard is meant to be reached through its sign-in proxy.")
+        st.stop()
+    st.session_state.update(role=who.role, rater=who.name)
 role = st.session_state.get("role")
+if role is not None:
+    st.sidebar.text(f"Signed in as {st.session_state['rater']} ({role})")
 sign_in = st.Page(HERE / "pages" / "sign_in.py", title="Sign in", default=role is None)
 rate = st.Page(HERE / "pages" / "rate.py", title="Rate", default=role is not None)
 admin_pages = [st.Page(HERE / "pages" / f"{name}.py", title=title) for name, title in (

@@ -1,26 +1,137 @@
-"""Sign-in with an invite token. Tokens come from the environment (in the cluster: a Secret):
-SLAM_RATER_TOKENS and SLAM_ADMIN_TOKENS, comma-separated. Compared in constant time."""
+"""Who is signing in, and as whom. Two ways, one per deployment:
+
+- **Invite tokens** (the default). `SLAM_RATER_TOKENS` and `SLAM_ADMIN_TOKENS` (in the cluster:
+  a Secret) hold comma-separated `name=token` entries: each token belongs to one person, whose
+  name comes with it (nobody types a name, so nobody can rate as someone else). Tokens are
+  compared in constant time; wrong tokens are throttled per client address (`Throttle`).
+- **An authenticating proxy** in front of the dashboard (oauth2-proxy and the like): with
+  `SLAM_AUTH_USER_HEADER` set (e.g. `X-Forwarded-User`), the dashboard takes the user from that
+  header and shows no sign-in form; `SLAM_ADMIN_USERS` (comma-separated) are the owners, every
+  other user rates. Set it only when the dashboard can be reached through the proxy alone.
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
+import threading
+import time
+from dataclasses import dataclass
+
+RATER_VAR, ADMIN_VAR = "SLAM_RATER_TOKENS", "SLAM_ADMIN_TOKENS"
+HEADER_VAR, ADMIN_USERS_VAR = "SLAM_AUTH_USER_HEADER", "SLAM_ADMIN_USERS"
 
 
-def _tokens(var: str) -> list[str]:
-    return [t.strip() for t in os.environ.get(var, "").split(",") if t.strip()]
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str  # 'admin' (also rates) or 'rater'
 
 
-def role_for(token: str) -> str | None:
-    """'admin', 'rater' or None. An admin token also lets its holder rate."""
+class TokenListError(ValueError):
+    """A token variable that cannot be read; the message names the variable and the entry."""
+
+
+def parse_tokens(var: str, value: str | None = None) -> list[tuple[str, str]]:
+    """(name, token) pairs of one variable's `name=token,name=token` list."""
+    value = os.environ.get(var, "") if value is None else value
+    pairs = []
+    for i, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+        if not entry:
+            continue
+        name, sep, token = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not token:
+            raise TokenListError(
+                f"{var}: entry {i} is not name=token (each invite token belongs to one person: "
+                "write e.g. ana=3f9c...,bo=8d1e...)")
+        pairs.append((name, token))
+    tokens = [t for _, t in pairs]
+    if len(set(tokens)) != len(tokens):
+        raise TokenListError(f"{var}: the same token is given to two names; give each its own")
+    return pairs
+
+
+def config_problems() -> list[str]:
+    """What is wrong with the sign-in settings (empty: nothing)."""
+    if os.environ.get(HEADER_VAR, "").strip():
+        return []
+    problems = []
+    seen: dict[str, str] = {}
+    for var in (ADMIN_VAR, RATER_VAR):
+        try:
+            for name, token in parse_tokens(var):
+                if token in seen and seen[token] != var:
+                    problems.append(f"{var}: {name}'s token is also in {seen[token]}")
+                seen[token] = var
+        except TokenListError as e:
+            problems.append(str(e))
+    if not seen and not problems:
+        problems.append(f"no invite tokens: set {ADMIN_VAR} and {RATER_VAR} (name=token,...) "
+                        f"or {HEADER_VAR} behind an authenticating proxy")
+    return problems
+
+
+def identify(token: str) -> Identity | None:
+    """Whose token this is, or None. Every entry is compared, so the time taken does not tell
+    how close a guess came or which list it matched."""
     token = token.strip()
-    if not token:
+    found = None
+    for var, role in ((ADMIN_VAR, "admin"), (RATER_VAR, "rater")):
+        for name, candidate in parse_tokens(var):
+            if hmac.compare_digest(token.encode(), candidate.encode()) and found is None:
+                found = Identity(name, role)
+    return found if token else None
+
+
+def proxy_identity(headers) -> Identity | None:
+    """The proxy's user when SLAM_AUTH_USER_HEADER is set and the request carries it."""
+    header = os.environ.get(HEADER_VAR, "").strip()
+    user = (headers.get(header) or "").strip() if header else ""
+    if not user:
         return None
-    if any(hmac.compare_digest(token, t) for t in _tokens("SLAM_ADMIN_TOKENS")):
-        return "admin"
-    if any(hmac.compare_digest(token, t) for t in _tokens("SLAM_RATER_TOKENS")):
-        return "rater"
-    return None
+    admins = {u.strip() for u in os.environ.get(ADMIN_USERS_VAR, "").split(",") if u.strip()}
+    return Identity(user, "admin" if user in admins else "rater")
+
+
+def uses_proxy() -> bool:
+    return bool(os.environ.get(HEADER_VAR, "").strip())
+
+
+class Throttle:
+    """Failed sign-ins per client: `free` wrong tokens in a row are allowed, then each further
+    attempt must wait `base` seconds, doubling up to `cap`; a success or `window` seconds without
+    a failure starts afresh. Shared by every session of the dashboard process."""
+
+    def __init__(self, free: int = 5, base: float = 30.0, cap: float = 900.0,
+                 window: float = 3600.0) -> None:
+        self.free, self.base, self.cap, self.window = free, base, cap, window
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """Seconds before `client` may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            n, last = self._failures.get(client, (0, now))
+            if now - last > self.window:
+                self._failures.pop(client, None)
+                return 0.0
+            if n < self.free:
+                return 0.0
+            return max(0.0, min(self.cap, self.base * 2 ** (n - self.free)) - (now - last))
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            n, _ = self._failures.get(client, (0, now))
+            self._failures[client] = (n + 1, now)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+THROTTLE = Throttle()
 
 
 def require_admin() -> None:

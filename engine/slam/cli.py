@@ -376,18 +376,25 @@ def dashboard(
                                 help="Address to serve on (0.0.0.0 in a container)."),
 ) -> None:
     """Open the dashboard (Streamlit) on a store: blind rating for raters, decision pages for
-    admins. Invite tokens come from $SLAM_RATER_TOKENS / $SLAM_ADMIN_TOKENS (comma-separated);
-    without them a one-time admin token is made up and printed here."""
+    admins. Invite tokens come from $SLAM_RATER_TOKENS / $SLAM_ADMIN_TOKENS (comma-separated
+    name=token entries: a token belongs to one person); without them one admin and one rater
+    token are made up and printed here. Behind an authenticating proxy, $SLAM_AUTH_USER_HEADER
+    names the header with the user instead."""
     import secrets as token_source
+
+    from slam_dashboard import auth
 
     env = dict(os.environ)
     env["SLAM_STORE_URL"] = store_url or default_url()
-    if not env.get("SLAM_ADMIN_TOKENS") and not env.get("SLAM_RATER_TOKENS"):
-        env["SLAM_ADMIN_TOKENS"] = token_source.token_urlsafe(12)
-        env["SLAM_RATER_TOKENS"] = token_source.token_urlsafe(12)
-        err.print(f"admin invite token (this session only): {env['SLAM_ADMIN_TOKENS']}\n"
-                  f"rater invite token (this session only): {env['SLAM_RATER_TOKENS']}",
+    if not any(env.get(v, "").strip() for v in (auth.ADMIN_VAR, auth.RATER_VAR, auth.HEADER_VAR)):
+        admin, rater = token_source.token_urlsafe(12), token_source.token_urlsafe(12)
+        env[auth.ADMIN_VAR], env[auth.RATER_VAR] = f"owner={admin}", f"rater={rater}"
+        err.print(f"admin invite token for 'owner' (this session only): {admin}\n"
+                  f"rater invite token for 'rater' (this session only): {rater}",
                   highlight=False)
+    os.environ.update({k: env[k] for k in (auth.ADMIN_VAR, auth.RATER_VAR) if k in env})
+    if problems := auth.config_problems():
+        raise _fail("; ".join(problems), 2)
     # Inside the installed package (the image installs a wheel, not this source tree).
     app_path = Path(str(importlib.resources.files("slam_dashboard") / "app.py"))
     err.print(f"dashboard {app_path} on http://{address}:{port} for "

@@ -13,7 +13,10 @@ from slam.store import Store
 
 TARGETS = ("gpt4-reference", "mistral-candidate", "zephyr-candidate")
 PROMPTS = 6
-RATER_TOKEN, ADMIN_TOKEN = "rater-invite-123", "admin-invite-456"
+# Each invite token belongs to one person (SLAM_*_TOKENS hold name=token entries).
+RATER_TOKEN, BO_TOKEN, ADMIN_TOKEN = "rater-invite-123", "rater-invite-789", "admin-invite-456"
+RATER_TOKENS = f"ana={RATER_TOKEN},bo={BO_TOKEN}"
+ADMIN_TOKENS = f"boss={ADMIN_TOKEN}"
 
 
 def answer(target: str, i: int) -> str:
@@ -45,6 +48,6 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
     url = f"sqlite:///{tmp_path / 'results.db'}"
     run = seed(url)
     monkeypatch.setenv("SLAM_STORE_URL", url)
-    monkeypatch.setenv("SLAM_RATER_TOKENS", RATER_TOKEN)
-    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKEN)
+    monkeypatch.setenv("SLAM_RATER_TOKENS", RATER_TOKENS)
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKENS)
     return url, run

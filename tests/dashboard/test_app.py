@@ -13,11 +13,10 @@ from tests.dashboard.conftest import ADMIN_TOKEN, PROMPTS, RATER_TOKEN, TARGETS,
 APP = str(REPO / "dashboard" / "slam_dashboard" / "app.py")
 
 
-def signed_in(token: str, name: str = "ana") -> AppTest:
+def signed_in(token: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
-    at.text_input[0].input(name)
-    at.text_input[1].input(token)
+    at.text_input[0].input(token)
     at.button[0].click()
     at.run()
     if "role" in at.session_state:
@@ -86,7 +85,7 @@ def test_rater_cannot_open_the_leaderboard_admin_can(seeded) -> None:
     board.run()
     assert "for the evaluation's owners" in board.error[0].value
     assert len(board.table) == 0
-    admin = signed_in(ADMIN_TOKEN, "boss")
+    admin = signed_in(ADMIN_TOKEN)
     admin.switch_page("pages/leaderboard.py").run()
     assert "No human ratings yet" in admin.info[0].value
     table = admin.table[0].value
@@ -149,7 +148,7 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
     rater.session_state["role"] = "rater"
     rater.run()
     assert "for the evaluation's owners" in rater.error[0].value
-    admin = signed_in(ADMIN_TOKEN, "boss")
+    admin = signed_in(ADMIN_TOKEN)
     admin.switch_page(f"pages/{page}.py").run()
     assert not admin.exception, admin.exception
     text = page_text(admin)
@@ -166,7 +165,7 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
 
 def test_empty_store_explains_what_will_appear(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SLAM_STORE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKEN)
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", f"boss={ADMIN_TOKEN}")
     at = signed_in(ADMIN_TOKEN)
     assert "Nothing to rate yet" in at.info[0].value
     at.switch_page("pages/leaderboard.py").run()
@@ -200,7 +199,7 @@ def test_answers_by_prompt_shows_one_column_per_target_and_failures_as_failures(
         RequestRecord(target=TARGETS[1], prompt_id="p0", sample=1, started_at=datetime.now(UTC),
                       attempts=3, error_class="timeout", error_message="read timed out"),
     ])
-    at = signed_in(ADMIN_TOKEN, "boss")
+    at = signed_in(ADMIN_TOKEN)
     at.switch_page("pages/drilldown.py").run()
     assert not at.exception, at.exception
     text = page_text(at)

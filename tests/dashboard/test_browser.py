@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,15 @@ from playwright.sync_api import expect
 from slam.store import Store
 from slam_dashboard import rating
 from tests.controlplane.cluster import REPO, free_port
-from tests.dashboard.conftest import ADMIN_TOKEN, RATER_TOKEN, TARGETS, seed
+from tests.dashboard.conftest import (
+    ADMIN_TOKEN,
+    ADMIN_TOKENS,
+    BO_TOKEN,
+    RATER_TOKEN,
+    RATER_TOKENS,
+    TARGETS,
+    seed,
+)
 from tests.servers import spawn, stop, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,8 +48,8 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
                   "--server.headless", "true", "--browser.gatherUsageStats", "false",
                   "--client.toolbarMode", "viewer"],
                  log, marker=tmp_path,
-                 env={"SLAM_STORE_URL": url, "SLAM_RATER_TOKENS": RATER_TOKEN,
-                      "SLAM_ADMIN_TOKENS": ADMIN_TOKEN})
+                 env={"SLAM_STORE_URL": url, "SLAM_RATER_TOKENS": RATER_TOKENS,
+                      "SLAM_ADMIN_TOKENS": ADMIN_TOKENS})
     try:
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log, timeout=60)
         yield f"http://127.0.0.1:{port}", url, run
@@ -61,15 +70,14 @@ def browser():
             b.close()
 
 
-def sign_in(page, base: str, name: str, token: str) -> None:
+def sign_in(page, base: str, token: str) -> None:
     page.goto(base)
-    sign_in_here(page, name, token)
+    sign_in_here(page, token)
 
 
-def sign_in_here(page, name: str, token: str) -> None:
-    page.get_by_label("Your name").wait_for()
+def sign_in_here(page, token: str) -> None:
+    page.get_by_label("Invite token").wait_for()
     wait_idle(page)
-    page.get_by_label("Your name").fill(name)
     page.get_by_label("Invite token").fill(token)
     page.get_by_role("button", name="Sign in").click()
 
@@ -90,7 +98,7 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
     base, url, run = dashboard
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    sign_in(page, base, "ana", RATER_TOKEN)
+    sign_in(page, base, RATER_TOKEN)
     page.get_by_text("Which answer is better?").wait_for()
     shown_a = []
     for n in range(1, 6):
@@ -121,11 +129,44 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
         page.goto(f"{base}/{path}")
         page.get_by_text("Page not found").wait_for()
         page.keyboard.press("Escape")
-        sign_in_here(page, "ana", RATER_TOKEN)
+        sign_in_here(page, RATER_TOKEN)
         page.get_by_text("Which answer is better?").wait_for()
         body = page.inner_text("body")
         assert "Recommendation." not in body and "Leaderboard" not in body
         assert_blind(page.content())
+
+
+def test_a_token_is_one_person_and_wrong_tokens_are_throttled(dashboard, browser) -> None:
+    """Nobody types a name: bo's token rates as bo, whatever the page is given. Twenty wrong
+    tokens in a row from one address: the first five are told the token is wrong, the rest
+    (and then even a right token) must wait."""
+    base, url, run = dashboard
+    page = browser.new_page()
+    page.goto(base)
+    page.get_by_label("Invite token").wait_for()
+    assert page.get_by_label("Your name").count() == 0
+    sign_in_here(page, BO_TOKEN)
+    page.get_by_text("Which answer is better?").wait_for()
+    page.get_by_text("Signed in as bo (rater)").wait_for()
+    wait_idle(page)
+    overall = page.get_by_role("radiogroup", name="Which is better overall?")
+    overall.locator("label").filter(has_text=re.compile(r"^B$")).click()
+    page.get_by_role("button", name="Submit and next").click()
+    page.get_by_text("Pair 2 of").wait_for()
+    assert [r["rater"] for r in Store.open(url).ratings(run)] == ["bo"]
+
+    other = browser.new_page()  # a new session from the same address
+    other.goto(base)
+    said = []
+    for attempt in range(1, 22):
+        sign_in_here(other, f"guess-{attempt}" if attempt <= 20 else RATER_TOKEN)
+        alert = other.get_by_text(f"Sign-in attempt {attempt}:")
+        alert.wait_for()
+        said.append(alert.inner_text())
+    assert all("not valid" in m for m in said[:5]), said[:6]
+    assert all("too many wrong invite tokens from your address; try again in" in m
+               for m in said[5:]), said[5:]
+    assert "Which answer is better?" not in other.inner_text("body")  # the right token waited
 
 
 def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
@@ -134,7 +175,7 @@ def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
     rate_some(url, run)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    sign_in(page, base, "boss", ADMIN_TOKEN)
+    sign_in(page, base, ADMIN_TOKEN)
     page.get_by_text("Which answer is better?").wait_for()
     page.get_by_role("link", name="Leaderboard").click()
     page.get_by_text("Recommendation.").wait_for()
@@ -160,7 +201,20 @@ def test_slam_dashboard_serves_the_store_with_one_time_tokens(tmp_path: Path) ->
     try:
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log, timeout=60)
         text = log.read_text()
-        assert "admin invite token (this session only):" in text
+        assert "admin invite token for 'owner' (this session only):" in text
         assert f"http://127.0.0.1:{port}" in text
     finally:
         stop(proc)
+
+
+def test_slam_dashboard_refuses_a_token_without_a_name(tmp_path: Path) -> None:
+    """A bare token would let its holders rate under any name: refused before serving, the
+    variable and entry named, the token itself not printed."""
+    out = subprocess.run([str(Path(sys.executable).parent / "slam"), "dashboard", "--store",
+                          f"sqlite:///{tmp_path / 'r.db'}", "--port", str(free_port())],
+                         env={**os.environ, "SLAM_ADMIN_TOKENS": "boss=t-boss-secret",
+                              "SLAM_RATER_TOKENS": "ana=t-ana-secret,t-shared-secret"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "SLAM_RATER_TOKENS: entry 2 is not name=token" in out.stderr
+    assert "secret" not in out.stdout + out.stderr

@@ -66,8 +66,8 @@ def test_the_operator_image_resolves_models_through_hf_endpoint(hub: FakeHub) ->
 def test_the_operator_image_serves_the_dashboard_read_only(tmp_path: Path) -> None:
     port, name = free_port(), f"slam-dash-{uuid.uuid4().hex[:8]}"
     podman("run", "-d", "--name", name, "--network", "host", "--read-only", "--tmpfs",
-           "/tmp:rw,mode=1777", "--env", "SLAM_ADMIN_TOKENS=admin-t", "--env",
-           "SLAM_RATER_TOKENS=rater-t", image("operator"), "slam", "dashboard", "--port",
+           "/tmp:rw,mode=1777", "--env", "SLAM_ADMIN_TOKENS=owner=admin-t", "--env",
+           "SLAM_RATER_TOKENS=ana=rater-t", image("operator"), "slam", "dashboard", "--port",
            str(port), "--store", "sqlite:////tmp/results.db")
     try:
         deadline, ok = time.monotonic() + 120, False

@@ -89,9 +89,9 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
     assert STUB_API_KEY not in seen and postgres.password not in seen
 
     # The dashboard from its manifest, on the same store, rated in a real browser.
-    secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", RATER_TOKEN)
-    cluster.core.patch_namespaced_secret("slam-dashboard-tokens", ns,
-                                         {"stringData": {"admin-tokens": "admin-" + RATER_TOKEN}})
+    secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", f"ana={RATER_TOKEN}")
+    cluster.core.patch_namespaced_secret(
+        "slam-dashboard-tokens", ns, {"stringData": {"admin-tokens": f"boss=admin-{RATER_TOKEN}"}})
     docs = manifests(REPO / "manifests" / "dashboard" / "deployment.yaml")
     for doc in docs:
         if doc["kind"] == "Deployment":
@@ -108,7 +108,7 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
                                      args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            sign_in(page, base, "ana", RATER_TOKEN)
+            sign_in(page, base, RATER_TOKEN)
             page.get_by_text("Which answer is better?").wait_for(timeout=60_000)
             page.get_by_text("Pair 1 of").wait_for()
             wait_idle(page)

@@ -1,4 +1,7 @@
-"""Sign in: a name and an invite token."""
+"""Sign in with an invite token; the token says who you are. Wrong tokens are throttled per
+client address (auth.Throttle)."""
+
+import math
 
 import streamlit as st
 
@@ -6,16 +9,23 @@ from slam_dashboard import auth
 
 st.title("Sign in")
 st.write("Rate pairs of answers to real prompts, without knowing which model wrote which.")
+if problems := auth.config_problems():
+    st.error("Sign-in is not set up on this dashboard: " + "; ".join(problems))
+    st.stop()
 with st.form("sign-in"):
-    name = st.text_input("Your name")
     token = st.text_input("Invite token", type="password")
     go = st.form_submit_button("Sign in")
 if go:
-    role = auth.role_for(token)
-    if not name.strip():
-        st.error("Enter your name: it keeps your ratings apart from other raters'.")
-    elif role is None:
-        st.error("That invite token is not valid. Ask the evaluation's owner for one.")
+    client = st.context.ip_address or "unknown"
+    attempt = st.session_state["sign_in_attempts"] = st.session_state.get("sign_in_attempts", 0) + 1
+    if wait := auth.THROTTLE.wait(client):
+        st.error(f"Sign-in attempt {attempt}: too many wrong invite tokens from your address; "
+                 f"try again in {math.ceil(wait)} s.")
+    elif (who := auth.identify(token)) is None:
+        auth.THROTTLE.failed(client)
+        st.error(f"Sign-in attempt {attempt}: that invite token is not valid. Ask the "
+                 "evaluation's owner for yours.")
     else:
-        st.session_state.update(role=role, rater=name.strip())
+        auth.THROTTLE.succeeded(client)
+        st.session_state.update(role=who.role, rater=who.name)
         st.rerun()
