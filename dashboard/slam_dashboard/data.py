@@ -94,11 +94,23 @@ def screen(url: str, run: RunChoice, assignments: list[rating.Assignment], index
                   texts[(a.right, a.item.prompt_id, a.item.sample)])
 
 
+@dataclass(frozen=True)
+class Submitted:
+    saved: bool  # False: this rater had already rated this pair (a double click, another tab)
+    kept: str | None = None  # the label stored first, when it differs from this submission's
+
+
 def submit(url: str, run: RunChoice, rater: str, a: rating.Assignment, choice: str,
-           criteria: dict[str, str] | None = None, reason: str | None = None) -> bool:
-    """Store a rating; False if this exact submission was already stored (never counts twice)."""
+           criteria: dict[str, str] | None = None, reason: str | None = None) -> Submitted:
+    """Store a rating. A pair counts once per rater: the first submission stands, and a later
+    one that chose differently is reported (`kept`), never dropped silently."""
     row = rating.rating_row(rater, run.run_pk, run.run_key, a, choice, criteria, reason)
-    return store(url).save_rating(row)
+    s = store(url)
+    if s.save_rating(row):
+        return Submitted(True)
+    first = s.rating(row["submission"]) or row
+    return Submitted(False, None if first["choice"] == row["choice"] else
+                     rating.LABELS[first["choice"]])
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from slam.summary import winner
 
 CHOICES = {"A": "left", "B": "right", "About the same": "tie", "Both bad": "both_bad"}
+LABELS = {v: k for k, v in CHOICES.items()}
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,24 @@ def test_a_repeated_submission_counts_once(seeded) -> None:
     at.radio(key="choice-1").set_value("B")
     at.button[0].click().run()
     assert len(Store.open(url).ratings(run)) == 1
+    assert not at.warning  # the same answer again: nothing to say
+
+
+def test_a_different_answer_to_a_rated_pair_is_reported_not_dropped(seeded) -> None:
+    """The same rater in two tabs answers one pair differently: the first answer stands and
+    the second tab says so."""
+    url, run = seeded
+    first, second = signed_in(RATER_TOKEN), signed_in(RATER_TOKEN)
+    first.radio(key="choice-1").set_value("A")
+    first.button[0].click().run()
+    second.radio(key="choice-1").set_value("Both bad")
+    second.button[0].click().run()
+    (row,) = Store.open(url).ratings(run)
+    assert row["choice"] == "left"
+    assert second.warning[0].value == ('Pair 1: you had already answered "A" in another tab or '
+                                       'window. That first answer stands; "Both bad" was not '
+                                       "saved.")
+    assert "Pair 2 of" in page_text(second)
 
 
 def test_rater_cannot_open_the_leaderboard_admin_can(seeded) -> None:

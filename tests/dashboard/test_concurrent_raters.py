@@ -24,7 +24,7 @@ def test_thirty_concurrent_raters(store_url: str) -> None:
         saved = 0
         for a in sessions[rater]:
             for _ in range(2):  # the same submission twice
-                saved += data.submit(store_url, run, rater, a, "A", reason="clear")
+                saved += data.submit(store_url, run, rater, a, "A", reason="clear").saved
         return saved
 
     with ThreadPoolExecutor(max_workers=RATERS) as pool:

@@ -26,6 +26,8 @@ if state["index"] >= len(assignments):
     st.success(f"All done: {state['saved']} ratings saved. Thank you!")
     st.stop()
 
+if notice := state.pop("notice", None):
+    st.warning(notice)
 shown = data.screen(url, run, assignments, state["index"])
 st.progress(state["index"] / shown.total)
 st.caption(f"Pair {shown.position} of {shown.total}")
@@ -56,8 +58,12 @@ if sent:
     elif run.require_reason and not reason.strip():
         st.error("This evaluation asks for a short reason with each choice.")
     else:
-        saved = data.submit(url, run, rater, assignments[state["index"]], choice,
-                            {k: v for k, v in criteria.items() if v}, reason)
-        state["saved"] += int(saved)
+        done = data.submit(url, run, rater, assignments[state["index"]], choice,
+                           {k: v for k, v in criteria.items() if v}, reason)
+        state["saved"] += int(done.saved)
+        if done.kept is not None:
+            state["notice"] = (f"Pair {shown.position}: you had already answered \"{done.kept}\" "
+                               "in another tab or window. That first answer stands; "
+                               f"\"{choice}\" was not saved.")
         state["index"] += 1
         st.rerun()

@@ -330,6 +330,11 @@ class Store:
         stmt = stmt.on_conflict_do_nothing(index_elements=["submission"])
         return bool(self._written(stmt, Rating.id))
 
+    def rating(self, submission: str) -> dict | None:
+        """The rating stored under a submission key, if any."""
+        rows = self._rows(select(Rating).filter_by(submission=submission))
+        return rows[0] if rows else None
+
     def ratings(self, run_pk: int) -> list[dict]:
         q = select(Rating).filter_by(run_pk=run_pk).order_by(Rating.id)
         return self._rows(q)
