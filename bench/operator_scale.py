@@ -7,15 +7,17 @@ For each size, in a namespace of its own: seconds until every Deployment and Ser
 and as a baseline measured in the same run the seconds this client needs to create the same
 objects directly (the ratio is the operator's overhead over raw API writes); API reads and writes
 per reconcile while converging; API calls per object per resync period in steady state (two
-periods, every ModelDeployment so far included). At the end, the process's peak memory (the
-operator runs in this process, beside the benchmark's own client).
+periods, every ModelDeployment so far included). The operator runs as users run it, in a process
+of its own (`python -m slam_operator`); its API requests and reconciles are read from its
+Prometheus metrics (`slam_api_requests_total`, `slam_reconciles_total`) and its memory from
+/proc (resident now and at peak), so the benchmark client's own memory is not in the figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,132 +34,168 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     os.environ["SLAM_RESYNC_SECONDS"] = str(args.resync)
-    os.environ.setdefault("SLAM_METRICS_PORT", "0")
 
-    from kopf.testing import KopfRunner
+    import httpx
     from kubernetes import client, config
+    from prometheus_client.parser import text_string_to_metric_families
 
     from slam.api.modeldeployment import ModelDeploymentSpec
-    from slam_operator.kube import Kube
     from slam_operator.modeldeployment import builders
-    from slam_operator.modeldeployment.reconcile import STATS
-    from tests.controlplane.cluster import REPO, ControlPlane, apply_crds
+    from tests.controlplane.cluster import REPO, ControlPlane, apply_crds, free_port
     from tests.fakes.hub import FakeHub, Repo
 
-    def calls() -> tuple[int, int]:
-        return sum(Kube.reads.values()), sum(Kube.writes.values())
+    metrics_port = free_port()
+
+    def scrape() -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+        out = {"read": 0.0, "write": 0.0, "reconciles": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "slam_api_requests_total":
+                    out[sample.labels["kind"]] += sample.value
+                elif sample.name == "slam_reconciles_total" and \
+                        sample.labels["kind"] == "ModelDeployment":
+                    out["reconciles"] += sample.value
+        return out
+
+    def calls() -> tuple[float, float]:
+        m = scrape()
+        return m["read"], m["write"]
+
+    def memory_mb(pid: int) -> tuple[float, float]:
+        """(resident now, peak resident) of a process, from /proc."""
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="slam-bench-") as tmp:
         cp = ControlPlane(Path(tmp) / "cp").start()
         hub = FakeHub().start()
+        operator = None
         try:
             apply_crds(cp, REPO / "crds")
             hub.repos["org/model"] = Repo(parameters=7_000_000_000)
-            os.environ.update(KUBECONFIG=str(cp.kubeconfig), HF_ENDPOINT=hub.url)
             api = config.new_client_from_config(str(cp.kubeconfig))
             core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
             objects = client.CustomObjectsApi(api)
             spec = ModelDeploymentSpec.model_validate(
                 {"model": {"id": "org/model"}, "instanceType": "g5.xlarge"})
-            runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
-                                 "slam_operator.handlers"], timeout=120)
-            with runner:
-                time.sleep(2)  # let the operator start watching
-                total = 0
-                for n in counts:
-                    bench, base = f"bench-{n}", f"baseline-{n}"
-                    for ns in (bench, base):
-                        core.create_namespace({"metadata": {"name": ns}})
+            log = Path(tmp) / "operator.log"
+            with log.open("wb") as out:
+                operator = subprocess.Popen(
+                    [sys.executable, "-m", "slam_operator"], stdout=out, stderr=subprocess.STDOUT,
+                    cwd=REPO, env={**os.environ, "KUBECONFIG": str(cp.kubeconfig),
+                                   "HF_ENDPOINT": hub.url, "SLAM_HEALTH_PORT": "0",
+                                   "SLAM_METRICS_PORT": str(metrics_port),
+                                   "SLAM_METRICS_ADDR": "127.0.0.1"})
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    scrape()
+                    break
+                except httpx.HTTPError:
+                    if operator.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the operator did not start:\n"
+                                           + log.read_text()[-3000:]) from None
+                    time.sleep(0.5)
+            time.sleep(2)  # let the operator start watching
+            total = 0
+            for n in counts:
+                bench, base = f"bench-{n}", f"baseline-{n}"
+                for ns in (bench, base):
+                    core.create_namespace({"metadata": {"name": ns}})
 
-                    # Baseline: the same children, created directly by this client.
-                    def direct(i: int, ns: str = base) -> None:
-                        t = builders.ServedModel(f"m{i:04d}", ns, spec, "0" * 40)
-                        core.create_namespaced_service(ns, builders.build_service(t))
-                        apps.create_namespaced_deployment(ns, builders.build_deployment(t))
+                # Baseline: the same children, created directly by this client.
+                def direct(i: int, ns: str = base) -> None:
+                    t = builders.ServedModel(f"m{i:04d}", ns, spec, "0" * 40)
+                    core.create_namespaced_service(ns, builders.build_service(t))
+                    apps.create_namespaced_deployment(ns, builders.build_deployment(t))
 
-                    t0 = time.perf_counter()
-                    with ThreadPoolExecutor(8) as pool:
-                        list(pool.map(direct, range(n)))
-                    baseline = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(direct, range(n)))
+                baseline = time.perf_counter() - t0
 
-                    def body(i: int) -> dict:
-                        return {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
-                                "metadata": {"name": f"m{i:04d}"},
-                                "spec": {"model": {"id": "org/model"},
-                                         "instanceType": "g5.xlarge"}}
+                def body(i: int) -> dict:
+                    return {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
+                            "metadata": {"name": f"m{i:04d}"},
+                            "spec": {"model": {"id": "org/model"},
+                                     "instanceType": "g5.xlarge"}}
 
-                    reads0, writes0 = calls()
-                    reconciles0 = STATS["reconciles"]
-                    t0 = time.perf_counter()
-                    with ThreadPoolExecutor(8) as pool:
-                        list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
-                            "slam.dev", "v1alpha1", ns, "modeldeployments", body(i)), range(n)))
-                    # Counted with limit=1 (remainingItemCount): listing thousands of objects
-                    # here would put the benchmark's own memory into the operator's figure.
-                    def count(lister, ns: str = bench) -> int:
-                        meta = lister(ns, limit=1).metadata
-                        return (meta.remaining_item_count or 0) + 1
+                reads0, writes0 = calls()
+                reconciles0 = scrape()["reconciles"]
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
+                        "slam.dev", "v1alpha1", ns, "modeldeployments", body(i)), range(n)))
+                # Counted with limit=1 (remainingItemCount): listing thousands of objects
+                # here would put the benchmark's own memory into the operator's figure.
+                def count(lister, ns: str = bench) -> int:
+                    meta = lister(ns, limit=1).metadata
+                    return (meta.remaining_item_count or 0) + 1
 
-                    while (count(apps.list_namespaced_deployment) < n
-                           or count(core.list_namespaced_service) < n):
-                        time.sleep(0.25)
-                    converged = time.perf_counter() - t0
-                    # Every status written (Available=False: no kubelet here), page by page.
+                while (count(apps.list_namespaced_deployment) < n
+                       or count(core.list_namespaced_service) < n):
+                    time.sleep(0.25)
+                converged = time.perf_counter() - t0
+                # Every status written (Available=False: no kubelet here), page by page.
+                while True:
+                    token, done = None, 0
                     while True:
-                        token, done = None, 0
-                        while True:
-                            page = objects.list_namespaced_custom_object(
-                                "slam.dev", "v1alpha1", bench, "modeldeployments", limit=250,
-                                _continue=token)
-                            done += sum(1 for i in page["items"]
-                                        if i.get("status", {}).get("conditions"))
-                            token = page["metadata"].get("continue")
-                            if not token:
-                                break
-                        if done >= n:
+                        page = objects.list_namespaced_custom_object(
+                            "slam.dev", "v1alpha1", bench, "modeldeployments", limit=250,
+                            _continue=token)
+                        done += sum(1 for i in page["items"]
+                                    if i.get("status", {}).get("conditions"))
+                        token = page["metadata"].get("continue")
+                        if not token:
                             break
-                        time.sleep(0.25)
-                    time.sleep(2)
-                    reads1, writes1 = calls()
-                    reconciles = max(STATS["reconciles"] - reconciles0, 1)
-                    total += n
-                    # Steady state: once a whole resync period passes without a write (the
-                    # last child events settle), two more periods, every ModelDeployment so far.
-                    for _ in range(6):
-                        before = calls()[1]
-                        time.sleep(args.resync)
-                        if calls()[1] == before:
-                            break
-                    reads2, writes2 = calls()
-                    time.sleep(2 * args.resync)
-                    reads3, writes3 = calls()
-                    rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
-                                 (writes1 - writes0) / reconciles,
-                                 (reads3 - reads2 + writes3 - writes2) / (2 * total),
-                                 writes3 - writes2, total))
-                    r = rows[-1]
-                    # Straight to file descriptor 2: KopfRunner swaps sys.stdout/sys.stderr
-                    # while the operator runs, and a run that dies would otherwise say nothing.
-                    os.write(2, (f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
-                                 f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
-                                 f"{r[5]:.3f} calls/object/resync\n").encode())
+                    if done >= n:
+                        break
+                    time.sleep(0.25)
+                time.sleep(2)
+                reads1, writes1 = calls()
+                reconciles = max(scrape()["reconciles"] - reconciles0, 1)
+                total += n
+                # Steady state: once a whole resync period passes without a write (the
+                # last child events settle), two more periods, every ModelDeployment so far.
+                for _ in range(6):
+                    before = calls()[1]
+                    time.sleep(args.resync)
+                    if calls()[1] == before:
+                        break
+                reads2, writes2 = calls()
+                time.sleep(2 * args.resync)
+                reads3, writes3 = calls()
+                rss, peak = memory_mb(operator.pid)
+                rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
+                             (writes1 - writes0) / reconciles,
+                             (reads3 - reads2 + writes3 - writes2) / (2 * total),
+                             int(writes3 - writes2), total, rss, peak))
+                r = rows[-1]
+                print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
+                      f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
+                      f"{r[5]:.3f} calls/object/resync, operator {r[8]:.0f} MB resident "
+                      f"({r[9]:.0f} MB peak)", file=sys.stderr, flush=True)
         finally:
+            if operator is not None:
+                operator.terminate()
+                operator.wait(30)
             hub.stop()
             cp.stop()
 
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nsizes {counts}, resync every {args.resync:g} s; operator in this process")
+    print(f"\nsizes {counts}, resync every {args.resync:g} s; the operator in its own process")
     print(f"{'MDs':>6} {'converge s':>10} {'direct s':>9} {'ratio':>6} {'reads/rec':>9} "
-          f"{'writes/rec':>10} {'calls/obj/resync':>16} {'steady writes':>13}")
-    for n, conv, base, rpr, wpr, cpo, sw, _ in rows:
+          f"{'writes/rec':>10} {'calls/obj/resync':>16} {'steady writes':>13} "
+          f"{'operator MB':>11} {'peak MB':>7}")
+    for n, conv, base, rpr, wpr, cpo, sw, _, rss, peak in rows:
         print(f"{n:>6} {conv:>10.1f} {base:>9.1f} {conv / base:>6.2f} {rpr:>9.2f} {wpr:>10.2f} "
-              f"{cpo:>16.3f} {sw:>13}")
+              f"{cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
     for (n1, c1, *_), (n2, c2, *_) in zip(rows, rows[1:], strict=False):
         print(f"converging {n2} took {c2 / c1:.2f}x the time of {n1} ({n2 / n1:g}x the objects)")
-    print(f"peak memory of this process (operator + benchmark client), {sum(counts)} "
-          f"ModelDeployments and {2 * sum(counts)} children watched: {peak_mb:.0f} MB")
-    print(f"reads by kind: {dict(Kube.reads)}")
+    print(f"operator memory with {sum(counts)} ModelDeployments and {2 * sum(counts)} children "
+          f"watched: {rows[-1][8]:.0f} MB resident, {rows[-1][9]:.0f} MB at peak")
 
 
 if __name__ == "__main__":

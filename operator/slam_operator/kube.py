@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from kubernetes import client
 
 from slam.api.common import GROUP, VERSION
+from slam_operator import metrics
 from slam_operator.names import EV_PLURAL, FIELD_MANAGER, MD_PLURAL
 from slam_operator.plan import Action
 
@@ -75,6 +76,7 @@ class Kube:
     def _count(cls, what: str, counter: Counter[str] | None = None) -> None:
         with cls._lock:
             (cls.writes if counter is None else counter)[what] += 1
+        metrics.API_REQUESTS.labels("write" if counter is None else "read", what).inc()
 
     @classmethod
     def _read(cls, what: str) -> None:

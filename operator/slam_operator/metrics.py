@@ -1,5 +1,5 @@
 """Prometheus metrics the operator serves (prometheus-client): probe latency histograms, probe
-errors, reconcile counts. Served on $SLAM_METRICS_PORT (default 9090) at /metrics."""
+errors, reconcile counts, the reconciles' API requests. Served on $SLAM_METRICS_PORT (default 9090) at /metrics."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ PROBE_E2E = Histogram("slam_probe_e2e_seconds", "End-to-end latency of latency p
 PROBE_ERRORS = Counter("slam_probe_errors_total", "Latency probes that failed.",
                        ["namespace", "target", "error"])
 RECONCILES = Counter("slam_reconciles_total", "Reconciles by kind.", ["kind"])
+API_REQUESTS = Counter("slam_api_requests_total",
+                       "Kubernetes API requests of the operator's reconciles (not kopf's watches)",
+                       ["kind", "call"])  # kind: read or write; call: e.g. "create Service"
 
 
 _serving: list[int] = []
