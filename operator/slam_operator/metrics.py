@@ -1,5 +1,6 @@
 """Prometheus metrics the operator serves (prometheus-client): probe latency histograms, probe
-errors, reconcile counts, the reconciles' API requests. Served on $SLAM_METRICS_PORT (default 9090) at /metrics."""
+errors, reconcile counts, the reconciles' API requests. Served on $SLAM_METRICS_PORT (default
+9090) at /metrics."""
 
 from __future__ import annotations
 

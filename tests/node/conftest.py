@@ -31,6 +31,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/node/" in str(item.fspath):
             item.add_marker(pytest.mark.node)
             item.add_marker(pytest.mark.slow)
+            # The first test pays for the node's start and image copies, the last one for the
+            # teardown (deleting ~17 GB of unpacked layers): more than the default 600 s.
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 @dataclass
