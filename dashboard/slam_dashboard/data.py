@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,8 @@ class RunChoice:
     require_reason: bool
     control_pairs: int
     open_for_rating: bool = True  # spec.humanRating.enabled (default true)
+    evaluation: str = ""
+    run_id: str = ""
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -45,7 +48,8 @@ def runs(url: str) -> list[RunChoice]:
         label = f"{r.evaluation} (run {r.run_id})" + (f" in {r.namespace}" if r.namespace else "")
         out.append(RunChoice(r.id, label, f"{r.namespace}/{r.evaluation}/{r.run_id}",
                              tuple(hr.get("criteria") or ()), bool(hr.get("requireReason")),
-                             int(hr.get("controlPairs", 2)), hr.get("enabled", True) is not False))
+                             int(hr.get("controlPairs", 2)), hr.get("enabled", True) is not False,
+                             r.evaluation, r.run_id))
     return out
 
 
@@ -114,8 +118,11 @@ def submit(url: str, run: RunChoice, rater: str, a: rating.Assignment, choice: s
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, int]:
-    """(table, ranked by, recommendation text, number of ratings)."""
+def leaderboard(url: str, run_pk: int) -> dict:
+    """The decision at a glance: `table` (one row per target, rank first, win rates in
+    percent), `basis` (what ranks it), `recommended` and `reason`, `verdicts` (per candidate,
+    the test behind the decision), `counts` (ratings, raters, prompts) and `forest` (each
+    ranking's estimate and 95% interval per target, for the chart)."""
     s = store(url)
     rep = summary.build(s, run_pk)
     ratings = s.ratings(run_pk)
@@ -124,22 +131,59 @@ def leaderboard(url: str, run_pk: int) -> tuple[pd.DataFrame, str | None, str, i
     def ci(iv, digits=0):
         return None if iv is None else f"{iv.estimate:.{digits}f} [{iv.low:.{digits}f}, " \
                                        f"{iv.high:.{digits}f}]"
+
+    def pct(x):
+        return None if x is None else 100.0 * x
     rows = [{
         "rank": t.rank, "target": t.target + (" (reference)" if t.is_reference else ""),
-        "human Elo [95% CI]": ci(t.human_elo), "human win rate": t.human_win_rate,
-        "judge Elo [95% CI]": ci(t.judge_elo), "judge win rate": t.judge_win_rate,
-        "judge consistency": t.judge_consistency,
+        "human Elo [95% CI]": ci(t.human_elo), "human win rate": pct(t.human_win_rate),
+        "judge Elo [95% CI]": ci(t.judge_elo), "judge win rate": pct(t.judge_win_rate),
+        "judge consistency": pct(t.judge_consistency),
         "judge 1-10 [95% CI]": ci(t.judge_score, 1),
         "similarity [95% CI]": ci(t.similarity, 2),
         "$/1k requests": t.cost.per_1k_usd if t.cost else None,
     } for t in rep.targets]
     table = pd.DataFrame(rows)
-    table = table.dropna(axis=1, how="all")
-    note = rep.reason
+    table = table[["rank", "target", *(c for c in table.columns[2:] if table[c].notna().any())]]
+    forest = [{"target": t.target, "measure": name, "estimate": iv.estimate,
+               "low": iv.low, "high": iv.high}
+              for t in rep.targets
+              for name, iv in (("human Elo", t.human_elo), ("judge Elo", t.judge_elo),
+                               ("similarity", t.similarity)) if iv is not None]
+    rated = [r for r in ratings if not r["is_control"]]
+    reason = rep.reason
     if consistency:
         mean = sum(consistency.values()) / len(consistency)
-        note += f" Rater consistency on control pairs: {mean:.0%} over {len(consistency)} raters."
-    return table, rep.rank_basis, note, len([r for r in ratings if not r["is_control"]])
+        reason += (f" Rater consistency on control pairs: {mean:.0%} over {len(consistency)} "
+                   "raters.")
+    return {
+        "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
+        "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
+        "counts": {"ratings": len(rated), "raters": len({r["rater"] for r in rated}),
+                   "prompts rated": len({r["prompt_id"] for r in rated}),
+                   "prompts": len(s.prompts(run_pk))},
+        "forest": pd.DataFrame(forest, columns=["target", "measure", "estimate", "low", "high"]),
+    }
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def ratings_export(url: str, run_pk: int) -> pd.DataFrame:
+    """Every rating with what the rater saw as A and B, the winner and the reason, for the
+    owners' export (CSV, JSON) and the reasons table."""
+    rows = [{"rater": r["rater"], "prompt": r["prompt_id"], "sample": r["sample"],
+             "A": r["left"], "B": r["right"], "choice": rating.LABELS.get(r["choice"]),
+             "winner": summary.winner(r), "criteria": r.get("criteria") or {},
+             "reason": r.get("reason"), "control pair": bool(r["is_control"]),
+             "at": r["created_at"].isoformat() if r.get("created_at") else None}
+            for r in store(url).ratings(run_pk)]
+    return pd.DataFrame(rows, columns=["rater", "prompt", "sample", "A", "B", "choice",
+                                       "winner", "criteria", "reason", "control pair", "at"])
+
+
+def file_name(run: RunChoice, what: str, ext: str) -> str:
+    """Downloads say which evaluation and run they hold: pep-talk-run-1-leaderboard.csv."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{run.evaluation}-run-{run.run_id}")
+    return f"{safe}-{what}.{ext}"
 
 
 # --- stakeholder views -------------------------------------------------------------------------

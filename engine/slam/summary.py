@@ -281,6 +281,41 @@ def _money(x: float | None) -> str:
     return "unknown" if x is None else f"${x:,.4g}"
 
 
+def evidence(r: TargetReport) -> tuple[NonInferiority | None, str]:
+    """The test a candidate is judged by and its source: the first of human ratings, judge
+    verdicts and similarity that has enough decisive comparisons, else the first that exists."""
+    found = [(r.human_test, "human ratings"), (r.judge_test, "judge verdicts"),
+             (r.similarity_test, "similarity")]
+    usable = [(t, src) for t, src in found if t and t.significantly_worse is not None]
+    return usable[0] if usable else next(((t, src) for t, src in found if t), (None, ""))
+
+
+def verdicts(rep: EvaluationReport) -> list[dict[str, Any]]:
+    """Per candidate, the decision at a glance: the verdict against the reference, the
+    evidence and counts behind it, the p-value and the price (what `recommend` weighs)."""
+    rows = []
+    for r in rep.targets:
+        if r.is_reference:
+            continue
+        test, source = evidence(r)
+        if test is None:
+            verdict = "not tested: no comparison with the reference"
+        elif test.significantly_worse is None:
+            verdict = f"undecided: {test.wins + test.losses} decisive, need {MIN_DECISIVE}"
+        else:
+            verdict = "significantly worse" if test.significantly_worse else \
+                "not significantly worse"
+        rows.append({
+            "candidate": r.target, "verdict": verdict, "evidence": source or None,
+            "better": test.wins if test else None, "worse": test.losses if test else None,
+            "ties": test.ties if test else None,
+            "p": None if test is None or test.p_value is None else round(test.p_value, 4),
+            "$/1k requests": r.cost.per_1k_usd if r.cost else None,
+            "recommended": "yes" if r.target == rep.recommendation else "",
+        })
+    return rows
+
+
 def recommend(reports: list[TargetReport], reference: str) -> tuple[str | None, str]:
     """The cheapest target not significantly worse than the reference, or None with the reason."""
     ref = next((r for r in reports if r.target == reference), None)
@@ -292,11 +327,7 @@ def recommend(reports: list[TargetReport], reference: str) -> tuple[str | None, 
     for r in reports:
         if r is ref:
             continue
-        evidence = [(r.human_test, "human ratings"), (r.judge_test, "judge verdicts"),
-                    (r.similarity_test, "similarity")]
-        usable = [(t, src) for t, src in evidence if t and t.significantly_worse is not None]
-        test, source = usable[0] if usable else next(
-            ((t, src) for t, src in evidence if t), (None, ""))
+        test, source = evidence(r)
         if test is None:
             notes.append(f"{r.target}: no comparisons with the reference (no parseable judge "
                          "verdicts, human ratings or hand-written reference answers)")

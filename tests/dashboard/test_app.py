@@ -106,8 +106,12 @@ def test_rater_cannot_open_the_leaderboard_admin_can(seeded) -> None:
     admin = signed_in(ADMIN_TOKEN)
     admin.switch_page("pages/leaderboard.py").run()
     assert "No human ratings yet" in admin.info[0].value
-    table = admin.table[0].value
-    assert len(table) == len(TARGETS)
+    assert len(ranking(admin)) == len(TARGETS)
+
+
+def ranking(at: AppTest):
+    """The leaderboard's rankings table (the one with a rank column)."""
+    return next(t.value.reset_index() for t in at.table if t.value.index.name == "rank")
 
 
 @pytest.mark.parametrize("rater", ["ana"])
@@ -171,9 +175,23 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
     assert not admin.exception, admin.exception
     text = page_text(admin)
     if page == "leaderboard":
-        table = admin.table[0].value
+        table = ranking(admin)
         assert list(table["target"])[0] == f"{TARGETS[0]} (reference)"  # humans prefer it
+        assert list(table["rank"]) == ["1", "2", "3"]
         assert "human Elo [95% CI]" in table.columns
+        # Win rates in percent: each candidate wins one in three against the reference.
+        assert [round(x) for x in table["human win rate"].iloc[1:]] == [33, 33]
+        # The decision on top: counts and a verdict per candidate with its evidence.
+        metrics = {m.label: m.value for m in admin.metric}
+        assert metrics["Human ratings"] == "24" and metrics["Raters"] == "2"
+        assert metrics["Prompts rated"] == f"{PROMPTS} of {PROMPTS}"
+        verdicts = next(t.value.reset_index() for t in admin.table if "verdict" in t.value)
+        assert sorted(verdicts["candidate"]) == sorted(TARGETS[1:])
+        assert set(verdicts["evidence"]) == {"human ratings"}
+        # 4 better, 8 worse: too few to call it worse at alpha 0.05 (sign test p = 0.19).
+        assert set(verdicts["verdict"]) == {"not significantly worse"}
+        assert (verdicts["worse"] == 8).all() and (verdicts["better"] == 4).all()
+        assert list(verdicts["p"].round(2)) == [0.19, 0.19]
     if page == "agreement":
         assert [m.value for m in admin.metric][:2] == ["1.00", "100%"]  # judge agrees with all
         assert "Krippendorff" in " ".join(m.label for m in admin.metric)

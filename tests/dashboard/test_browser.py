@@ -170,19 +170,47 @@ def test_a_token_is_one_person_and_wrong_tokens_are_throttled(dashboard, browser
 
 
 def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
+    """The decision on top (recommendation, counts, a verdict per candidate), the rankings
+    with ranks and percentages, the chart of their intervals; a rater's reason holding a script
+    and a Markdown image shows as text and fetches nothing; exports carry the run's name."""
+    import json
+
     from tests.dashboard.test_app import rate_some
     base, url, run = dashboard
     rate_some(url, run)
+    store = Store.open(url)
+    item = rating.items(store.responses(run))[0]
+    hostile = "<script>window.pwned = 1</script> ![pic](http://127.0.0.1:9/pic.png) **bold**"
+    store.save_rating(rating.rating_row("cy", run, "k", rating.Assignment(1, item, item.first,
+                                                                          item.second),
+                                        "A", reason=hostile))
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
     sign_in(page, base, ADMIN_TOKEN)
     page.get_by_text("Which answer is better?").wait_for()
     page.get_by_role("link", name="Leaderboard").click()
-    page.get_by_text("Recommendation.").wait_for()
+    page.get_by_text("No recommendation yet").wait_for()
     page.get_by_text("Ranked by human Elo.").wait_for()
-    page.get_by_text(f"{TARGETS[0]} (reference)").wait_for()
-    assert "human Elo [95% CI]" in page.inner_text("body")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    wait_idle(page)
+    body = page.inner_text("body")
+    assert f"{TARGETS[0]} (reference)" in body and "human Elo [95% CI]" in body
+    squeezed = re.sub(r"\s+", " ", body)
+    assert "Human ratings 25" in squeezed and "Raters 3" in squeezed, squeezed[:2000]
+    assert "not significantly worse" in body and "33%" in body
+    assert "a tie counting as half a win" in body
+    page.get_by_text(hostile).wait_for()  # the reason as typed: text, not markup
+    assert page.evaluate("window.pwned") is None
+    assert not [u for u in fetched if "127.0.0.1:9/" in u], fetched
     page.screenshot(path=str(SHOTS / "leaderboard.png"), full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the ratings (JSON)").click()
+    assert download.value.suggested_filename == "pep-talk-run-1-ratings.json"
+    rows = json.loads(Path(download.value.path()).read_text())
+    assert len(rows) == 25 and {r["reason"] for r in rows} == {None, hostile}
+    assert {r["winner"] for r in rows if r["rater"] == "cy"} == {item.first}
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for a look at the pages

@@ -30,4 +30,4 @@ else:
                 if facts:
                     st.caption(" · ".join(facts))
 st.download_button("Download all answers (CSV)", data.responses_csv(url, run.run_pk),
-                   file_name=f"{run.label.split(' ')[0]}-responses.csv", mime="text/csv")
+                   file_name=data.file_name(run, "responses", "csv"), mime="text/csv")

@@ -1,18 +1,79 @@
-"""Leaderboard: human and judge rankings with intervals, similarity, cost."""
+"""Leaderboard: the decision first (recommendation, per-candidate verdicts, how much evidence),
+then the rankings with their intervals (table and chart), the raters' reasons and exports."""
 
+import plotly.express as px
 import streamlit as st
 
 from slam_dashboard import auth, data
 
+
+def table(frame, index: str, formats: dict[str, str] | None = None) -> None:
+    """A static table (its text is in the page, escaped: no Markdown, no HTML), `index` as its
+    first column, numbers formatted with their units, a dash where there is no figure."""
+    shown = frame.set_index(index)
+    st.table(shown.style.format({k: v for k, v in (formats or {}).items() if k in shown},
+                                na_rep="–"))
+
 url, run = auth.admin_page("Leaderboard",
                           "No evaluation has run yet: the leaderboard appears after the first run.")
-table, basis, recommendation, n_ratings = data.leaderboard(url, run.run_pk)
-if n_ratings == 0:
+board = data.leaderboard(url, run.run_pk)
+counts = board["counts"]
+
+# The decision.
+if board["recommended"]:
+    st.success(f"**Recommendation: {board['recommended']}**")
+else:
+    st.warning("**No recommendation yet**")
+cols = st.columns(4)
+cols[0].metric("Human ratings", counts["ratings"])
+cols[1].metric("Raters", counts["raters"])
+cols[2].metric("Prompts rated", f"{counts['prompts rated']} of {counts['prompts']}")
+cols[3].metric("Candidates", len(board["verdicts"]))
+if not board["verdicts"].empty:
+    table(board["verdicts"], "candidate", {"better": "{:.0f}", "worse": "{:.0f}",
+                                           "ties": "{:.0f}", "p": "{:.3f}",
+                                           "$/1k requests": "${:,.4f}"})
+st.caption(f"Why: {board['reason']}")
+if counts["ratings"] == 0:
     st.info("No human ratings yet: the human columns appear after the first ratings are in. "
             "Judge and similarity figures are shown as soon as scoring has run.")
-st.caption(f"Ranked by {basis}." if basis else "Not ranked yet: no quality figure covers "
-           "every target.")
-st.table(table.set_index("rank") if "rank" in table else table)
-st.markdown(f"**Recommendation.** {recommendation}")
-st.download_button("Download CSV", table.to_csv(index=False), file_name="leaderboard.csv",
-                   mime="text/csv")
+
+# The rankings.
+st.subheader("Rankings")
+st.caption((f"Ranked by {board['basis']}. " if board["basis"] else
+            "Not ranked yet: no quality figure covers every target. ")
+           + "Win rates are against the reference, a tie counting as half a win; the tests "
+           "above leave ties out.")
+ranked = board["table"].assign(
+    rank=[str(int(r)) if r == r and r is not None else "–" for r in board["table"]["rank"]])
+table(ranked, "rank", {
+    "human win rate": "{:.0f}%", "judge win rate": "{:.0f}%", "judge consistency": "{:.0f}%",
+    "$/1k requests": "${:,.4f}"})
+forest = board["forest"]
+if not forest.empty:
+    forest = forest.assign(minus=forest.estimate - forest.low, plus=forest.high - forest.estimate)
+    fig = px.scatter(forest, x="estimate", y="target", error_x="plus", error_x_minus="minus",
+                     facet_col="measure", facet_col_spacing=0.06)
+    fig.update_xaxes(matches=None, title="")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Each point is a target's estimate, each bar its 95% interval: where the bars "
+               "of two targets overlap, the data do not separate them.")
+st.download_button("Download the leaderboard (CSV)", board["table"].to_csv(index=False),
+                   file_name=data.file_name(run, "leaderboard", "csv"), mime="text/csv")
+
+# What the raters said.
+ratings = data.ratings_export(url, run.run_pk)
+st.subheader("Ratings and reasons")
+reasons = ratings[ratings["reason"].notna()]
+if reasons.empty:
+    st.caption("No rater gave a reason yet.")
+else:
+    table(reasons[["rater", "prompt", "A", "B", "choice", "reason"]], "rater")
+left, right = st.columns(2)
+left.download_button("Download the ratings (CSV)", ratings.to_csv(index=False),
+                     file_name=data.file_name(run, "ratings", "csv"), mime="text/csv")
+right.download_button("Download the ratings (JSON)",
+                      ratings.to_json(orient="records", indent=1),
+                      file_name=data.file_name(run, "ratings", "json"),
+                      mime="application/json")
