@@ -428,10 +428,29 @@ def quality(t: TargetReport) -> tuple[float | None, str | None]:
     return None, None
 
 
+def break_even_note(t: TargetReport, ref: TargetReport | None) -> str:
+    """The break-even against the reference in words: the traffic above which a self-hosted
+    target costs less per month than the reference API, or why there is none."""
+    if t.is_reference or ref is None:
+        return "the reference"
+    if t.break_even_requests_per_day is not None:
+        return f"cheaper above {t.break_even_requests_per_day:,.0f} requests/day"
+    kinds = (t.cost.kind if t.cost else None, ref.cost.kind if ref.cost else None)
+    if kinds == ("api", "api"):
+        return "none: both are priced per request, so the cheaper per request is cheaper at " \
+               "any traffic"
+    if kinds == ("self-hosted", "self-hosted"):
+        return "none: both cost per hour, whatever the traffic (until a replica is added)"
+    if kinds == ("api", "self-hosted"):
+        return "none computed: the reference is self-hosted; read the curves below"
+    return f"unknown: no price for {ref.target if kinds[1] is None else t.target}"
+
+
 def quality_cost_points(rep: EvaluationReport) -> list[dict]:
     """One point per target with a known cost: $/1k requests, quality, break-even, and whether
     it is on the quality-cost frontier."""
     points = []
+    ref = next((t for t in rep.targets if t.is_reference), None)
     for t in rep.targets:
         if t.cost is None or t.cost.per_1k_usd is None:
             continue
@@ -439,7 +458,8 @@ def quality_cost_points(rep: EvaluationReport) -> list[dict]:
         points.append({"target": t.target, "$/1k requests": t.cost.per_1k_usd,
                        "quality": q, "quality basis": basis,
                        "break-even requests/day": t.break_even_requests_per_day,
-                       "price": t.cost.source})
+                       "break-even": break_even_note(t, ref),
+                       "kind": t.cost.kind, "price": t.cost.source})
     frontier = stats.pareto_frontier([p["quality"] for p in points],
                                      [p["$/1k requests"] for p in points])
     for p, on in zip(points, frontier, strict=True):

@@ -24,7 +24,8 @@ def answer(target: str, i: int) -> str:
     return f"Answer number {TARGETS.index(target) + 1} to question {i}: keep going, you did well."
 
 
-def seed(url: str, evaluation: str = "pep-talk", human_rating: dict | None = None) -> int:
+def seed(url: str, evaluation: str = "pep-talk", human_rating: dict | None = None,
+         priced: bool = False) -> int:
     store = Store.open(url)
     prompts = PromptSet("t", "t", tuple(
         PromptItem(f"p{i}", ({"role": "user", "content": f"Write a pep talk number {i}"},))
@@ -32,13 +33,18 @@ def seed(url: str, evaluation: str = "pep-talk", human_rating: dict | None = Non
     targets = [{"name": t, "kind": "external", "model": "m", "base_url": "http://x/v1",
                 "is_reference": t == TARGETS[0], "concurrency": 1, "details": {}}
                for t in TARGETS]
+    if priced:  # the reference at API prices, the first candidate on a g5.xlarge
+        targets[0]["details"] = {"pricing": {"inputPerMTokensUSD": 10.0,
+                                             "outputPerMTokensUSD": 30.0}}
+        targets[1] |= {"kind": "model_deployment", "details": {"instanceType": "g5.xlarge"}}
     hr = human_rating or {"criteria": ["clarity"], "controlPairs": 2}
     run = store.begin_run(evaluation=evaluation, run_id="1", reference=TARGETS[0],
                           spec={"humanRating": hr},
                           targets=targets, prompts=prompts, total=len(TARGETS) * PROMPTS)
     store.save(run, [RequestRecord(target=t, prompt_id=f"p{i}", sample=0,
                                    started_at=datetime.now(UTC), attempts=1, ttft_ms=10.0,
-                                   e2e_ms=100.0, completion_tokens=10, text=answer(t, i))
+                                   e2e_ms=100.0, prompt_tokens=20, completion_tokens=10,
+                                   text=answer(t, i))
                      for t in TARGETS for i in range(PROMPTS)])
     return run
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -246,3 +248,27 @@ def test_answers_by_prompt_shows_one_column_per_target_and_failures_as_failures(
     assert [c.value for c in at.caption if c.value.startswith("Sample")] == ["Sample 1",
                                                                               "Sample 2"]
     assert [e.value for e in at.error] == ["Failed: timeout"]
+
+
+def test_the_cost_page_rounds_with_units_and_explains_the_break_even(tmp_path,
+                                                                      monkeypatch) -> None:
+    """An API reference and a self-hosted candidate: dollars with their sign, quality rounded
+    to its unit, the break-even as a traffic, and for the unpriced one a warning saying why."""
+    from tests.dashboard.conftest import ADMIN_TOKENS, seed
+    url = f"sqlite:///{tmp_path / 'priced.db'}"
+    run = seed(url, priced=True)
+    rate_some(url, run)
+    monkeypatch.setenv("SLAM_STORE_URL", url)
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKENS)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    at = signed_in(ADMIN_TOKEN)
+    at.switch_page("pages/cost.py").run()
+    assert not at.exception, at.exception
+    table = at.table[0].value
+    assert list(table.index) == [TARGETS[0], TARGETS[1]]
+    assert table.loc[TARGETS[0], "break-even"] == "the reference"
+    assert re.fullmatch(r"cheaper above [\d,]+ requests/day", table.loc[TARGETS[1], "break-even"])
+    assert re.fullmatch(r"\d+ \(human Elo\)", table.loc[TARGETS[1], "quality"])
+    assert any(TARGETS[2] in w.value for w in at.warning)  # no price: said, not shown as None
+    captions = " ".join(c.value for c in at.caption)
+    assert "crosses an API line is the break-even" in captions

@@ -68,6 +68,25 @@ def test_probe_series_bands_and_consistency() -> None:
                       "mean": 200.0, "std": 100.0, "cv": 0.5}]
 
 
+def test_the_break_even_is_a_traffic_or_says_why_there_is_none() -> None:
+    from slam.cost import CostEstimate
+
+    api = summary.TargetReport(REF, True, "api", cost=CostEstimate(
+        REF, "api", 20.0, "table", per_request_usd=0.02))
+    gpu = summary.TargetReport("mistral", False, "model_deployment", cost=CostEstimate(
+        "mistral", "self-hosted", 0.5, "table", hourly_usd=1.0),
+        break_even_requests_per_day=1200.0)
+    unpriced = summary.TargetReport("zephyr", False, "model_deployment", cost=None)
+    assert summary.break_even_note(gpu, api) == "cheaper above 1,200 requests/day"
+    assert summary.break_even_note(api, api) == "the reference"
+    assert summary.break_even_note(unpriced, api) == "unknown: no price for zephyr"
+    hosted_ref = summary.TargetReport(REF, True, "model_deployment", cost=CostEstimate(
+        REF, "self-hosted", 0.5, "table", hourly_usd=1.0))
+    from dataclasses import replace
+    assert summary.break_even_note(replace(gpu, break_even_requests_per_day=None), hosted_ref
+                                   ).startswith("none: both cost per hour")
+
+
 def test_quality_cost_points_and_curves() -> None:
     from slam.cost import CostEstimate
     from slam.stats import Interval
@@ -84,6 +103,8 @@ def test_quality_cost_points_and_curves() -> None:
     assert [(p["target"], p["on the frontier"]) for p in points] == [
         (REF, True), ("cheap", True), ("dear", False)]
     assert points[0]["quality basis"] == "similarity"
+    assert [p["break-even"] for p in points] == ["the reference"] + 2 * [
+        "none: both are priced per request, so the cheaper per request is cheaper at any traffic"]
     curves = summary.cost_curves(rep, [1000, 10000])
     assert {c["target"] for c in curves} == {REF, "cheap", "dear"} and len(curves) == 6
     assert curves[1]["$/month"] == pytest.approx(10 * curves[0]["$/month"])
