@@ -16,6 +16,7 @@ import hmac
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 RATER_VAR, ADMIN_VAR = "SLAM_RATER_TOKENS", "SLAM_ADMIN_TOKENS"
@@ -32,11 +33,10 @@ class TokenListError(ValueError):
     """A token variable that cannot be read; the message names the variable and the entry."""
 
 
-def parse_tokens(var: str, value: str | None = None) -> list[tuple[str, str]]:
+def parse_tokens(var: str, env: Mapping[str, str] = os.environ) -> list[tuple[str, str]]:
     """(name, token) pairs of one variable's `name=token,name=token` list."""
-    value = os.environ.get(var, "") if value is None else value
     pairs = []
-    for i, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+    for i, entry in enumerate((e.strip() for e in env.get(var, "").split(",")), start=1):
         if not entry:
             continue
         name, sep, token = (part.strip() for part in entry.partition("="))
@@ -51,15 +51,15 @@ def parse_tokens(var: str, value: str | None = None) -> list[tuple[str, str]]:
     return pairs
 
 
-def config_problems() -> list[str]:
-    """What is wrong with the sign-in settings (empty: nothing)."""
-    if os.environ.get(HEADER_VAR, "").strip():
+def config_problems(env: Mapping[str, str] = os.environ) -> list[str]:
+    """What is wrong with the sign-in settings in `env` (empty: nothing)."""
+    if env.get(HEADER_VAR, "").strip():
         return []
     problems = []
     seen: dict[str, str] = {}
     for var in (ADMIN_VAR, RATER_VAR):
         try:
-            for name, token in parse_tokens(var):
+            for name, token in parse_tokens(var, env):
                 if token in seen and seen[token] != var:
                     problems.append(f"{var}: {name}'s token is also in {seen[token]}")
                 seen[token] = var

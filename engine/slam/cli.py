@@ -392,8 +392,7 @@ def dashboard(
         err.print(f"admin invite token for 'owner' (this session only): {admin}\n"
                   f"rater invite token for 'rater' (this session only): {rater}",
                   highlight=False)
-    os.environ.update({k: env[k] for k in (auth.ADMIN_VAR, auth.RATER_VAR) if k in env})
-    if problems := auth.config_problems():
+    if problems := auth.config_problems(env):
         raise _fail("; ".join(problems), 2)
     # Inside the installed package (the image installs a wheel, not this source tree).
     app_path = Path(str(importlib.resources.files("slam_dashboard") / "app.py"))

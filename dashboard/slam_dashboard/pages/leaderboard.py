@@ -1,6 +1,7 @@
 """Leaderboard: the decision first (recommendation, per-candidate verdicts, how much evidence),
 then the rankings with their intervals (table and chart), the raters' reasons and exports."""
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -45,7 +46,7 @@ st.caption((f"Ranked by {board['basis']}. " if board["basis"] else
            + "Win rates are against the reference, a tie counting as half a win; the tests "
            "above leave ties out.")
 ranked = board["table"].assign(
-    rank=[str(int(r)) if r == r and r is not None else "–" for r in board["table"]["rank"]])
+    rank=[("–" if pd.isna(r) else str(int(r))) for r in board["table"]["rank"]])
 table(ranked, "rank", {
     "human win rate": "{:.0f}%", "judge win rate": "{:.0f}%", "judge consistency": "{:.0f}%",
     "$/1k requests": "${:,.4f}"})

@@ -30,7 +30,12 @@ IMAGE = os.environ.get("SLAM_SCORING_IMAGE") or os.environ.get(
 JobPods = Callable[[str, str], list[dict]]  # (namespace, Job name) -> pods.pod_view()s
 
 
-def observe(kube: Kube, body: dict, job_pods: JobPods = lambda ns, job: []
+def no_pods(namespace: str, job: str) -> list[dict]:
+    """For callers without a pod index: no pod is known to be stuck."""
+    return []
+
+
+def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
             ) -> tuple[Observed, Store | None]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -73,7 +78,7 @@ def observe(kube: Kube, body: dict, job_pods: JobPods = lambda ns, job: []
 
 def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
                          post_event: Callable[[dict, str, str, str], None],
-                         job_pods: JobPods = lambda ns, job: []) -> Decision:
+                         job_pods: JobPods = no_pods) -> Decision:
     obs, _ = observe(kube, body, job_pods)
     d = status.decide(obs)
     actions = plan(obs, d, IMAGE)
