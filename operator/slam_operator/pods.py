@@ -13,6 +13,8 @@ from typing import Any
 STUCK = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
          "CreateContainerError", "InvalidImageName", "RunContainerError")
 UNSCHEDULABLE = "Unschedulable"
+# Reasons of a condition that a pod is stuck (an Event of type Warning, not Normal).
+STUCK_REASONS = (*STUCK, UNSCHEDULABLE)
 LOG_TAIL_LINES = 15
 
 

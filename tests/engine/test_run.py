@@ -154,15 +154,22 @@ def test_slam_run_resumes_after_sigkill(tmp_path: Path, store_url: str) -> None:
         proc.wait()
         done_before = store.progress(run.id)[0]
         assert 25 <= done_before < 60, "the kill must land halfway"
+        model = {"gpt4": "gpt-4", "candidate": "small"}
+        stored_at_kill = {f"{model[r['target']]}|question {int(r['prompt_id'][1:])}"
+                          for r in store.responses(run.id)}
+        sent_at_kill = sum(slow.hits().values())
         second = slam("run", str(folder), "--store", store_url, "--no-progress", env=KEY_ENV)
         assert second.returncode == 0, second.stderr
         assert f"{done_before} already stored" in second.stderr
         rows = store.responses(run.id)
         keys = {(r["target"], r["prompt_id"], r["sample"]) for r in rows}
         assert len(rows) == len(keys) == 60 and all(r["error_class"] is None for r in rows)
-        # Only what was in flight at the kill was sent twice.
+        # What was stored before the kill is never sent again; only what was in flight (2 per
+        # target) or answered but not yet written (one FLUSH_SECONDS batch) is sent twice.
         hits = slow.hits()
-        assert sum(hits.values()) - 60 <= 4
+        assert all(hits[key] == 1 for key in stored_at_kill)
+        assert sum(hits.values()) - 60 == sent_at_kill - done_before
+        assert sent_at_kill - done_before <= 4 + 8
         assert store.progress(run.id) == (60, 0, 60)
     finally:
         slow.stop()

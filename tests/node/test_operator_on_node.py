@@ -122,5 +122,14 @@ def test_a_server_that_cannot_start_reports_its_crash_loop_and_last_log_lines(
     assert cond["status"] == "False"
     assert "exited with code 2" in cond["message"]
     assert "unrecognized arguments: --no-such-flag" in cond["message"]
-    events = cluster.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}")
-    assert any(e.reason == "CrashLoopBackOff" for e in events.items)
+
+    def crash_event() -> object | None:
+        # The operator posts Events after the status write, from its own queue: wait for it.
+        events = cluster.core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.name={name}").items
+        return next((e for e in events if e.reason == "CrashLoopBackOff"), None)
+
+    event = cluster.wait("a CrashLoopBackOff Event on the ModelDeployment", crash_event,
+                         timeout=60)
+    assert event.type == "Warning"
+    assert "unrecognized arguments: --no-such-flag" in event.message

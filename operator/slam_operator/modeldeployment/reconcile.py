@@ -18,6 +18,7 @@ from slam_operator.modeldeployment import status as mdstatus
 from slam_operator.modeldeployment.hub import CachedHub, HubOutcome, endpoint
 from slam_operator.names import MD_PLURAL
 from slam_operator.plan import plan
+from slam_operator.pods import STUCK_REASONS
 
 log = logging.getLogger("slam_operator")
 # Reconciles run in this process (read by bench/operator_scale.py to report writes per reconcile).
@@ -122,7 +123,8 @@ def reconcile(
         kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
         result.status_written = True
         for c in transitions(old.get("conditions"), status["conditions"]):
-            kind = "Warning" if c["status"] == "False" and c["type"] != "Available" else "Normal"
+            kind = "Warning" if c["status"] == "False" and (
+                c["type"] != "Available" or c["reason"] in STUCK_REASONS) else "Normal"
             event(body, kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}")
     result.hub_unknown = resolved.status == "Unknown"
     return result
