@@ -121,7 +121,8 @@ def submit(url: str, run: RunChoice, rater: str, a: rating.Assignment, choice: s
 def leaderboard(url: str, run_pk: int) -> dict:
     """The decision at a glance: `table` (one row per target, rank first, win rates in
     percent), `basis` (what ranks it), `recommended` and `reason`, `verdicts` (per candidate,
-    the test behind the decision), `counts` (ratings, raters, prompts) and `forest` (each
+    the decision against the reference and its bounds), `plan` (prompts each margin needs),
+    `counts` (ratings, raters, prompts) and `forest` (each
     ranking's estimate and 95% interval per target, for the chart)."""
     s = store(url)
     rep = summary.build(s, run_pk)
@@ -159,6 +160,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
+        "plan": [row.line() for row in rep.plan],
         "counts": {"ratings": len(rated), "raters": len({r["rater"] for r in rated}),
                    "prompts rated": len({r["prompt_id"] for r in rated}),
                    "prompts": len(s.prompts(run_pk))},

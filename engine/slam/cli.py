@@ -19,7 +19,7 @@ from rich.table import Table
 
 from slam import localrun, localserve, promptsets, report, runner, summary
 from slam.api import crdgen, manifests
-from slam.api.evaluation import Evaluation
+from slam.api.evaluation import DecisionSpec, Evaluation
 from slam.evalplan import PlanError, build, scoring_config
 from slam.progress import Bars, LogLines
 from slam.scoring import pipeline
@@ -109,6 +109,7 @@ def validate(
     """
     table = Table("Kind", "Name", "File", title="Valid slam.dev objects")
     failed = False
+    notes: list[str] = []
     for path in paths:
         try:
             loaded = manifests.load(path)
@@ -119,12 +120,62 @@ def validate(
             continue
         for obj in [*loaded.model_deployments, *loaded.evaluations]:
             table.add_row(obj.kind, obj.metadata.get("name", "?"), str(loaded.source_of(obj)))
+        for ev in loaded.evaluations:
+            notes.append(_plan_note(loaded, ev))
         for skipped in loaded.skipped:
             err.print(f"skipped {skipped}: not Kubernetes objects (a data file?)", highlight=False)
     if table.rows:
         console.print(table)
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _plan_note(loaded: manifests.Manifests, ev: Evaluation) -> str:
+    """One line: what the decision's primary evidence needs, and what the prompt set has."""
+    name = ev.metadata.get("name", "?")
+    dspec = ev.spec.decision or DecisionSpec()
+    kind = "humanWinRate" if dspec.evidence == "auto" else dspec.evidence
+    try:
+        prompts = len(localrun.load_prompts(loaded, ev, loaded.source_of(ev)).prompts)
+    except localrun.RunSetupError:
+        prompts = 0
+    row = next(r for r in summary.plan_for_spec(ev.spec, prompts) if r.evidence == kind)
+    return f"Evaluation {name}: {row.line()}. Every kind of evidence: slam plan"
+
+
+@app.command("plan")
+def plan_cmd(
+    path: Path = typer.Argument(..., help="Manifest file or folder with the Evaluation."),  # noqa: B008
+    evaluation: str | None = typer.Option(None, "--evaluation", "-e",
+                                          help="Which Evaluation, if the path has several."),
+) -> None:
+    """How many prompts (and human ratings) the decision needs before any money is spent.
+
+    For each kind of evidence in spec.decision: the prompts needed for the planned power at the
+    non-inferiority margin, for the assumed true quality, at alpha split over the candidates
+    (Holm's first step), and the power the Evaluation's prompt set gives.
+    """
+    try:
+        loaded = manifests.load(path)
+        ev = localrun.pick_evaluation(loaded, evaluation)
+        prompts = localrun.load_prompts(loaded, ev, loaded.source_of(ev))
+    except manifests.ManifestError as e:
+        raise _fail(str(e)) from None
+    except localrun.RunSetupError as e:
+        raise _fail(str(e)) from None
+    dspec = ev.spec.decision or DecisionSpec()
+    samples = ev.spec.generation.samples_per_prompt if ev.spec.generation else 1
+    n = len(ev.spec.targets) - 1
+    console.print(
+        f"Evaluation {ev.metadata.get('name', '?')}: {len(prompts.prompts)} prompts × {samples} "
+        f"sample(s), {n} candidate(s) against {ev.spec.reference}; alpha {dspec.alpha:g} "
+        f"family-wise, power {dspec.power:.0%}; decision on "
+        f"{'the first evidence with data' if dspec.evidence == 'auto' else dspec.evidence}",
+        highlight=False, soft_wrap=True)
+    for row in summary.plan_for_spec(ev.spec, len(prompts.prompts)):
+        console.print(f"- {row.line()}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -183,6 +234,12 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Send again the requests that ended in an error."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Draw progress bars."),
+    gate: str | None = typer.Option(
+        None, "--gate", metavar="CANDIDATE",
+        help="Exit 3 with one line unless the decision for CANDIDATE is non-inferior (CI)."),
+    max_failure_rate: float | None = typer.Option(
+        None, "--max-failure-rate", min=0, max=1,
+        help="With --gate: also exit 3 when a target failed more than this share of requests."),
 ) -> None:
     """Run an evaluation on this machine and print a summary per target.
 
@@ -205,6 +262,11 @@ def run(
         raise _fail(str(e)) from None
     _sigterm_as_interrupt()
     ev = prepared.evaluation
+    if gate:  # checked before any request is paid for
+        ev_candidates = [t.name for t in ev.spec.targets if t.name != ev.spec.reference]
+        if gate not in ev_candidates:
+            raise _fail(f"--gate {gate}: not a candidate of {ev.metadata.get('name')} "
+                        f"(candidates: {', '.join(ev_candidates)})", 2)
     try:
         with localserve.serve(prepared.serve_locally) as servers:
             for s in servers.values():
@@ -247,6 +309,7 @@ def run(
         raise _fail(f"every request to {', '.join(dead)} failed (see the lines above): check "
                     "the endpoint, the model name and the API key, then run the same command "
                     "with --retry-failed")
+    _apply_gate(summary.build(store, result.run_pk) if gate else None, gate, max_failure_rate)
 
 
 def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
@@ -266,13 +329,22 @@ def report_cmd(
     run_id: str | None = typer.Option(None, "--run", help="Run id (default: the latest)."),
     namespace: str = typer.Option("", "--namespace", "-n",
                                   help="Namespace of the Evaluation (cluster runs)."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md (summary), json or csv (records)."),
+    fmt: str = typer.Option("md", "--format", "-f",
+                            help="md (summary), json (summary and records), csv (records) or "
+                                 "junit (the decisions as JUnit XML, for CI)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),  # noqa: B008
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    gate: str | None = typer.Option(
+        None, "--gate", metavar="CANDIDATE",
+        help="Exit 3 with one line unless the decision for CANDIDATE is non-inferior (CI)."),
+    max_failure_rate: float | None = typer.Option(
+        None, "--max-failure-rate", min=0, max=1,
+        help="With --gate: also exit 3 when a target failed more than this share of requests."),
 ) -> None:
-    """Export a run: Markdown summary table, JSON (summary and every record) or CSV (records)."""
-    if fmt not in ("md", "json", "csv"):
-        raise _fail(f"--format {fmt}: choose one of md, json, csv")
+    """Export a run: Markdown summary, JSON (summary and every record), CSV (records) or JUnit XML
+    (decisions). With --gate, exit 3 unless the candidate is non-inferior."""
+    if fmt not in ("md", "json", "csv", "junit"):
+        raise _fail(f"--format {fmt}: choose one of md, json, csv, junit")
     url = store_url or default_url()
     try:
         store = _open_store(url)
@@ -287,10 +359,17 @@ def report_cmd(
     if found is None:
         raise _fail(f"no run {run_id or ''} of evaluation {evaluation} in {display_url(url)}")
     responses = store.responses(found.id)
+    rep = summary.build(store, found.id) if fmt != "csv" or gate else None
+    if gate:
+        try:
+            summary.gate(rep, gate)
+        except KeyError as e:
+            raise _fail(f"--gate {e.args[0]}", 2) from None
     if fmt == "csv":
         text = report.to_csv(responses)
+    elif fmt == "junit":
+        text = report.to_junit(rep, max_failure_rate)
     else:
-        rep = summary.build(store, found.id)
         text = report.to_markdown(rep, display_url(url), responses) if fmt == "md" \
             else report.to_json(rep, responses)
     if out:
@@ -298,6 +377,69 @@ def report_cmd(
         err.print(f"wrote {out}", highlight=False)
     else:
         sys.stdout.write(text)
+    _apply_gate(rep, gate, max_failure_rate)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: str = typer.Argument(..., help="The earlier run's id (spec.runId)."),
+    run_b: str = typer.Argument(..., help="The later run's id."),
+    evaluation: str | None = typer.Option(
+        None, "--evaluation", "-e", help="Evaluation name (default: the most recent run's)."),
+    namespace: str = typer.Option("", "--namespace", "-n",
+                                  help="Namespace of the Evaluation (cluster runs)."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md or json."),
+    top: int = typer.Option(10, "--top", min=0, help="Largest per-prompt drops to list."),
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """What changed between two runs of one Evaluation (e.g. a new model version): per target,
+    quality paired by prompt with intervals, latency, cost and the decision, and the prompts
+    that dropped most."""
+    if fmt not in ("md", "json"):
+        raise _fail(f"--format {fmt}: choose md or json")
+    url = store_url or default_url()
+    try:
+        store = _open_store(url)
+    except StoreOpenError as e:
+        raise _fail(str(e)) from None
+    if evaluation is None:
+        runs = store.runs()
+        if not runs:
+            raise _fail(f"the store {display_url(url)} holds no runs yet; start one with slam run")
+        evaluation, namespace = runs[-1].evaluation, runs[-1].namespace
+    found = []
+    for rid in (run_a, run_b):
+        run = store.find_run(evaluation, rid, namespace)
+        if run is None:
+            have = sorted(r.run_id for r in store.runs()
+                          if r.evaluation == evaluation and r.namespace == namespace)
+            raise _fail(f"no run {rid} of evaluation {evaluation} in {display_url(url)} (runs: "
+                        f"{', '.join(have) or 'none'})")
+        found.append(summary.load(store, run.id))
+    from slam import compare
+
+    result = compare.compare(found[0], found[1], top=top)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(compare.to_json(result), indent=2) + "\n")
+    else:
+        sys.stdout.write(compare.to_markdown(result))
+
+
+def _apply_gate(rep: summary.EvaluationReport | None, gate: str | None,
+                max_failure_rate: float | None) -> None:
+    """--gate: one line and exit 3 when the candidate is not non-inferior (or a target failed
+    too often); one line and exit 0 when it passes."""
+    if not gate or rep is None:
+        return
+    failed = summary.gate(rep, gate, max_failure_rate)
+    if failed:
+        raise _fail(failed, 3)
+    err.print(f"gate passed: {gate} is {rep_decision(rep, gate)}", highlight=False,
+              soft_wrap=True)
+
+
+def rep_decision(rep: summary.EvaluationReport, candidate: str) -> str:
+    return next(t.decision.why for t in rep.targets if t.target == candidate and t.decision)
 
 
 def _termination_message(message: str) -> None:
@@ -415,7 +557,7 @@ def demo(
 ) -> None:
     """Run the local example: SmolLM2-135M vs Gemma 3 270M on llama.cpp, results in SQLite."""
     run(path, evaluation=None, store_url=store_url, endpoint=[], limit=limit, run_id=None,
-        retry_failed=False, progress=sys.stderr.isatty())
+        retry_failed=False, progress=sys.stderr.isatty(), gate=None, max_failure_rate=None)
     console.print(
         "\nNext: [bold]make dashboard[/bold] opens these results in the dashboard (rate the "
         "answers blind, see the leaderboard); [bold]slam report --format md[/bold] (or json, "

@@ -85,6 +85,26 @@ def local_config_map(loaded: manifests.Manifests, source: Path, name: str,
         "spec.promptSet.file at the file"])
 
 
+def load_prompts(loaded: manifests.Manifests, ev: Evaluation, source: Path,
+                 limit: int | None = None) -> promptsets.PromptSet:
+    """The Evaluation's prompt set without a cluster: inline, a file next to the manifest, or a
+    ConfigMap in (or generated next to) the manifests; S3 is read with the AWS credentials."""
+    prompt_source = ev.spec.prompt_set
+    if limit:
+        prompt_source = prompt_source.model_copy(update={"limit": limit})
+    try:
+        if prompt_source.config_map is not None:
+            prompts = local_config_map(loaded, source, prompt_source.config_map.name,
+                                       prompt_source.config_map.key)
+            if prompt_source.limit:
+                prompts = promptsets.PromptSet(prompts.name, prompts.source,
+                                               prompts.prompts[: prompt_source.limit])
+            return prompts
+        return promptsets.load(prompt_source, base_dir=source.parent)
+    except promptsets.PromptSetError as e:
+        raise RunSetupError(str(e)) from None
+
+
 def prepare(path: Path, *, evaluation_name: str | None = None,
             endpoints: Mapping[str, str] | None = None, limit: int | None = None,
             run_id: str | None = None) -> Prepared:
@@ -101,21 +121,7 @@ def prepare(path: Path, *, evaluation_name: str | None = None,
     unknown = sorted(set(endpoints) - {t.name for t in ev.spec.targets})
     if unknown:
         raise RunSetupError(f"--endpoint names unknown target(s): {', '.join(unknown)}")
-    prompt_source = ev.spec.prompt_set
-    if limit:
-        prompt_source = prompt_source.model_copy(update={"limit": limit})
-    try:
-        if prompt_source.config_map is not None:
-            prompts = local_config_map(loaded, source, prompt_source.config_map.name,
-                                       prompt_source.config_map.key)
-            if prompt_source.limit:
-                prompts = promptsets.PromptSet(prompts.name, prompts.source,
-                                               prompts.prompts[: prompt_source.limit])
-        else:
-            prompts = promptsets.load(prompt_source, base_dir=source.parent)
-    except promptsets.PromptSetError as e:
-        raise RunSetupError(str(e)) from None
-
+    prompts = load_prompts(loaded, ev, source, limit)
     mds = {md.metadata["name"]: md for md in loaded.model_deployments}
     local: list[ModelDeployment] = []
     problems: list[str] = []

@@ -104,6 +104,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
     if rep.rank_basis:
         lines += [f"Ranked by {rep.rank_basis}.", ""]
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
+    lines += decision_lines(rep)
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
                   f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
@@ -112,6 +113,18 @@ def to_markdown(rep: EvaluationReport, store: str = "",
         lines += ["## Failed requests", ""]
         lines += [f"- {t}: {n} × {cls}" for (t, cls), n in sorted(errors.items())] + [""]
     return "\n".join(lines)
+
+
+def decision_lines(rep: EvaluationReport) -> list[str]:
+    """The decision per candidate (verdict, bounds, what more would decide it), the method,
+    and the plan: how many prompts each kind of evidence needs at its margin."""
+    lines = ["## Decision", ""]
+    for t in rep.targets:
+        if t.decision is not None:
+            lines.append(f"- **{t.target}**: {t.decision.why}")
+    lines += ["", f"Method: {rep.method}.", "", "Planning (prompts needed at the margins):", ""]
+    lines += [f"- {row.line()}" for row in rep.plan]
+    return lines + [""]
 
 
 def _jsonable(value: Any) -> Any:
@@ -126,13 +139,57 @@ def to_json(rep: EvaluationReport, responses: Sequence[dict[str, Any]]) -> str:
         "runId": rep.run_id,
         "reference": rep.reference,
         "recommendation": {"target": rep.recommendation, "reason": rep.reason},
+        "decision": {"method": rep.method, "plan": [row.line() for row in rep.plan]},
         "assumptions": {"requestsPerDay": rep.requests_per_day,
                         "hoursPerMonth": rep.hours_per_month},
-        "targets": [dataclasses.asdict(t) | {"success_rate": t.success_rate}
-                    for t in rep.targets],
+        "targets": [{k: v for k, v in dataclasses.asdict(t).items() if k != "sequence"}
+                    | {"success_rate": t.success_rate} for t in rep.targets],
         "responses": [{k: _jsonable(r.get(k)) for k in CSV_COLUMNS} for r in responses],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def to_junit(rep: EvaluationReport, max_failure_rate: float | None = None) -> str:
+    """JUnit XML for CI systems: one test case per candidate's decision (inferior: a failure,
+    undecided: skipped with what would decide it) and, with `max_failure_rate`, one per target's
+    failure rate."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name=f"slam {rep.evaluation} run {rep.run_id}")
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="method", value=rep.method)
+    ET.SubElement(props, "property", name="recommendation", value=rep.leader)
+    cases = 0
+    failures = skipped = 0
+    for t in rep.targets:
+        if t.decision is None:
+            continue
+        cases += 1
+        case = ET.SubElement(suite, "testcase", classname=f"slam.{rep.evaluation}.decision",
+                             name=f"{t.target} non-inferior to {rep.reference}")
+        if t.decision.verdict == "inferior":
+            failures += 1
+            ET.SubElement(case, "failure", message=t.decision.why, type="inferior")
+        elif t.decision.verdict == "undecided":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=t.decision.why)
+    if max_failure_rate is not None:
+        for t in rep.targets:
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"slam.{rep.evaluation}.requests",
+                                 name=f"{t.target} failure rate <= {max_failure_rate:.1%}")
+            rate = 1 - t.success_rate if t.requests else 0.0
+            if rate > max_failure_rate:
+                failures += 1
+                ET.SubElement(case, "failure", type="failure-rate", message=(
+                    f"{t.target} failed {t.requests - t.succeeded} of {t.requests} requests "
+                    f"({rate:.1%})"))
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def to_csv(responses: Sequence[dict[str, Any]]) -> str:

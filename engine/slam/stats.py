@@ -151,47 +151,6 @@ def latency_summary(values_ms: Sequence[float]) -> LatencySummary | None:
                           std / mean if mean else 0.0)
 
 
-@dataclass(frozen=True)
-class NonInferiority:
-    """Sign test of a candidate against the reference on decisive (non-tie) comparisons."""
-
-    wins: int
-    losses: int
-    ties: int
-    p_value: float | None  # one-sided: H1 "the candidate loses more often than it wins"
-    significantly_worse: bool | None  # None: too few decisive comparisons to tell
-
-
-def sign_test(outcomes: Sequence[float], *, alpha: float = 0.05,
-              min_decisive: int = 10) -> NonInferiority:
-    x = np.asarray(outcomes, dtype=np.float64)
-    wins, losses = int((x == 1.0).sum()), int((x == 0.0).sum())
-    ties = len(x) - wins - losses
-    if wins + losses < min_decisive:
-        return NonInferiority(wins, losses, ties, None, None)
-    from scipy import stats as sps
-
-    p = float(sps.binomtest(wins, wins + losses, 0.5, alternative="less").pvalue)
-    return NonInferiority(wins, losses, ties, p, p < alpha)
-
-
-def paired_test(candidate: Sequence[float], reference: Sequence[float], *, alpha: float = 0.05,
-                min_pairs: int = 10) -> NonInferiority:
-    """One-sided Wilcoxon signed-rank test of paired scores (same prompt, same sample):
-    H1 "the candidate scores lower". wins/losses/ties: pairs it scored above/below/equal."""
-    c = np.asarray(candidate, dtype=np.float64)
-    r = np.asarray(reference, dtype=np.float64)
-    diff = c - r
-    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-    ties = len(diff) - wins - losses
-    if wins + losses < min_pairs:
-        return NonInferiority(wins, losses, ties, None, None)
-    from scipy import stats as sps
-
-    p = float(sps.wilcoxon(diff, alternative="less", zero_method="wilcox").pvalue)
-    return NonInferiority(wins, losses, ties, p, p < alpha)
-
-
 def krippendorff_alpha_nominal(units: Sequence[Sequence[object]]) -> float | None:
     """Krippendorff's alpha for nominal data. `units`: for each rated unit, the values the coders
     gave it (missing values simply absent). Units with fewer than two values are not pairable

@@ -13,23 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from slam import cost, pricing, stats
+from slam import cost, decision, pricing, stats
+from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
-from slam.stats import Battles, Interval, LatencySummary, NonInferiority
+from slam.stats import Battles, Interval, LatencySummary
 from slam.store import Store
 
-ALPHA = 0.05
-MIN_DECISIVE = 10
-TESTS = {
-    "human ratings": "one-sided sign test on decisive human choices vs the reference",
-    "judge verdicts": "one-sided sign test on decisive judge verdicts vs the reference "
-                      "(both orders; a flip is a tie)",
-    "similarity": "one-sided Wilcoxon signed-rank test on paired similarity to the hand-written "
-                  "reference answers",
-}
-TEST_NAME = (f"evidence in order human ratings > judge verdicts > similarity; alpha {ALPHA}, "
-             f"at least {MIN_DECISIVE} decisive comparisons; ties excluded")
+# Judge verdicts count towards a decision only when at least this share of pairs got the same
+# verdict in both answer orders (below it, the figures are reported, not used).
+JUDGE_MIN_CONSISTENCY = 0.5
+SEQUENTIAL = ("anytime-valid on the human win rate for {m} candidate(s): a betting test "
+              "(Waudby-Smith & Ramdas 2023) on the first rating of each prompt, alpha {alpha:g} "
+              "each (Bonferroni), valid whenever the result is looked at")
+METHOD = ("non-inferiority against the reference on {evidence}: one-sided bounds from the "
+          "prompt-clustered standard error (t, prompts - 1 df), Holm over {m} candidate(s) at "
+          "family-wise alpha {alpha:g}; at least {min} prompts")
 
 
 @dataclass
@@ -49,12 +48,11 @@ class TargetReport:
     judge_win_rate: float | None = None  # vs the reference, ties half
     judge_consistency: float | None = None  # share of pairs with the same verdict in both orders
     judge_pairs: int = 0
-    judge_test: NonInferiority | None = None
     judge_elo: Interval | None = None
     human_win_rate: float | None = None
     human_elo: Interval | None = None
-    human_test: NonInferiority | None = None
-    similarity_test: NonInferiority | None = None  # paired, vs the reference (hand-written refs)
+    decision: decision.Decision | None = None  # candidates: the verdict against the reference
+    sequence: decision.Sequential | None = None  # sequential human decisions: the bounds path
     cost: cost.CostEstimate | None = None
     monthly_usd: float | None = None
     break_even_requests_per_day: float | None = None
@@ -78,6 +76,8 @@ class EvaluationReport:
     judge_errors: int = 0
     rank_basis: str | None = None  # which quality figure orders `targets`
     notes: list[str] = field(default_factory=list)
+    method: str = ""  # how the decisions were made, in one line
+    plan: list[decision.PlanRow] = field(default_factory=list)  # prompts the margins need
 
     @property
     def leader(self) -> str:
@@ -229,20 +229,10 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
             rep.judge_pairs = len(values)
             rep.judge_win_rate = stats.win_rate(values)
             rep.judge_consistency = float(np.mean([c for _, c in outcomes[name]]))
-            rep.judge_test = stats.sign_test(values, alpha=ALPHA, min_decisive=MIN_DECISIVE)
         mine = [o if a == name else 1.0 - o for a, b, o in hpairs
                 if {a, b} == {name, run.reference} and name != run.reference]
         if mine:
             rep.human_win_rate = stats.win_rate(mine)
-            rep.human_test = stats.sign_test(mine, alpha=ALPHA, min_decisive=MIN_DECISIVE)
-        if name != run.reference:
-            keys = [(p, smp) for (tg, p, smp) in sim_by_key if tg == name
-                    and (run.reference, p, smp) in sim_by_key]
-            if keys:
-                rep.similarity_test = stats.paired_test(
-                    [sim_by_key[(name, p, smp)] for p, smp in keys],
-                    [sim_by_key[(run.reference, p, smp)] for p, smp in keys],
-                    alpha=ALPHA, min_pairs=MIN_DECISIVE)
         rep.cost = target_cost(t, m, pricing_client)
         rep.monthly_usd = rep.cost.monthly_usd(rpd, hpm)
         reports.append(rep)
@@ -251,14 +241,132 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         if ref and rep is not ref and rep.cost and ref.cost:
             rep.break_even_requests_per_day = cost.break_even_requests_per_day(
                 rep.cost, ref.cost, hpm)
-    target, reason = recommend(reports, run.reference)
+    dspec = DecisionSpec.model_validate(spec.get("decision") or {})
+    candidates = [n for n in names if n != run.reference]
+    available = evidence_data(data, candidates, sim_by_key)
+    chosen = {c: decision.choose(available[c], dspec.evidence) for c in candidates}
+    # Human ratings keep coming and owners keep looking: those decisions are sequential
+    # (anytime-valid). Alpha is split by Bonferroni between the sequential candidates (alpha/m
+    # each) and the fixed-sample ones (Holm among them at their share).
+    m = len(candidates)
+    seq = [c for c in candidates if dspec.sequential and chosen[c] == decision.HUMAN]
+    fixed = [c for c in candidates if c not in seq]
+    decided = decision.decide(
+        {c: decision.Evidence(chosen[c], available[c].get(chosen[c]), margin(dspec, chosen[c]))
+         for c in fixed}, alpha=dspec.alpha * len(fixed) / m if m else dspec.alpha,
+        power=dspec.power)
+    sequences = {}
+    for c in seq:
+        decided[c], sequences[c] = decision.sequential_decision(
+            c, first_ratings(data, c), available[c][decision.HUMAN],
+            margin(dspec, decision.HUMAN), alpha=dspec.alpha / m)
+    for rep in reports:
+        rep.decision = decided.get(rep.target)
+        rep.sequence = sequences.get(rep.target)
+    kinds = sorted({decision.LABELS[chosen[c]] for c in fixed})
+    parts = []
+    if fixed:
+        parts.append(METHOD.format(evidence=" / ".join(kinds), m=len(fixed),
+                                   alpha=dspec.alpha * len(fixed) / m, min=decision.MIN_PROMPTS))
+    if seq:
+        parts.append(SEQUENTIAL.format(m=len(seq), alpha=dspec.alpha / m))
+    method = "; ".join(parts) or "no candidates"
+    target, reason = recommend(reports, run.reference, method)
     basis = rank(reports)
     return EvaluationReport(
         run.evaluation, run.run_id, run.reference, reports, target, reason, rpd, hpm,
         judge_unparseable=sum(j["parse_status"] == "unparseable" for j in judgments),
         judge_errors=sum(j["parse_status"] == "error" for j in judgments),
-        rank_basis=basis,
+        rank_basis=basis, method=method,
+        plan=plan(dspec, len(candidates), len({r["prompt_id"] for r in data.responses})),
     )
+
+
+def margin(dspec: DecisionSpec, kind: str) -> decision.Margin:
+    m = dspec.margin(kind)
+    return decision.Margin(m.at_least, m.assumed, m.sd)
+
+
+def plan(dspec: DecisionSpec, candidates: int, prompts: int) -> list[decision.PlanRow]:
+    """Prompts each kind of evidence needs at the spec's margins, and what `prompts` give."""
+    return decision.plan({k: margin(dspec, k) for k in decision.EVIDENCE},
+                         candidates=candidates, prompts=prompts, alpha=dspec.alpha,
+                         power=dspec.power)
+
+
+def plan_for_spec(spec: Any, prompts: int) -> list[decision.PlanRow]:
+    """The plan for an Evaluation's spec (an EvaluationSpec) on a prompt set of `prompts`."""
+    return plan(spec.decision or DecisionSpec(), len(spec.targets) - 1, prompts)
+
+
+def gate(rep: EvaluationReport, candidate: str, max_failure_rate: float | None = None
+         ) -> str | None:
+    """The reason a CI gate fails (None: it passes): the candidate is not non-inferior, or a
+    target failed more requests than `max_failure_rate` allows. Raises KeyError, naming the
+    candidates, for a name that is not one."""
+    found = next((t for t in rep.targets if t.target == candidate and not t.is_reference), None)
+    if found is None:
+        names = ", ".join(t.target for t in rep.targets if not t.is_reference) or "none"
+        raise KeyError(f"{candidate} is not a candidate of {rep.evaluation} (candidates: "
+                       f"{names})")
+    if max_failure_rate is not None:
+        for t in rep.targets:
+            if t.requests and 1 - t.success_rate > max_failure_rate:
+                return (f"gate failed: {t.target} failed {t.requests - t.succeeded} of "
+                        f"{t.requests} requests ({1 - t.success_rate:.1%} > "
+                        f"{max_failure_rate:.1%})")
+    d = found.decision
+    if d is None or d.verdict != decision.NON_INFERIOR:
+        return f"gate failed: {candidate} is {d.why if d else 'not decided: no data'}"
+    return None
+
+
+def first_ratings(data: RunData, candidate: str) -> list[float]:
+    """The candidate's outcome (1 win, 0.5 tie, 0 loss) in the first rating of each prompt
+    against the reference, in the order the ratings arrived (what the sequential test needs:
+    one observation per prompt, so each has the same expected value)."""
+    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
+    ref, seen, out = data.run.reference, set(), []
+    for r in data.ratings:
+        if r.get("is_control") or {r["left"], r["right"]} != {candidate, ref} \
+                or r["prompt_id"] in seen:
+            continue
+        seen.add(r["prompt_id"])
+        out.append(value[r["choice"]] if r["left"] == candidate else 1.0 - value[r["choice"]])
+    return out
+
+
+def evidence_data(data: RunData, candidates: list[str],
+                  sim_by_key: dict[tuple[str, str, int], float]
+                  ) -> dict[str, dict[str, decision.Clustered | None]]:
+    """Per candidate and kind of evidence, its observations against the reference as a mean
+    clustered by prompt: human choices and judge verdicts (1 win, 0.5 tie, 0 loss), and paired
+    (same prompt and sample) differences of similarity and judge grade."""
+    ref = data.run.reference
+    grade_by_key = {(s["target"], s["prompt_id"], s["sample"]): s["score"] for s in data.scores
+                    if s["scorer"] == JUDGE_GRADE and s["score"] is not None}
+    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
+    judged = judge_outcomes_by_item(data.judgments, ref)
+    out: dict[str, dict[str, decision.Clustered | None]] = {}
+    for c in candidates:
+        human = [(r["prompt_id"], value[r["choice"]] if r["left"] == c else
+                  1.0 - value[r["choice"]]) for r in data.ratings
+                 if not r.get("is_control") and {r["left"], r["right"]} == {c, ref}]
+        judge = [(p, o, ok) for (cand, p, _), (o, ok) in judged.items() if cand == c]
+        if judge and sum(ok for _, _, ok in judge) < JUDGE_MIN_CONSISTENCY * len(judge):
+            judge = []  # a judge swayed by the answers' order more often than not: no evidence
+
+        def paired(by_key: dict[tuple[str, str, int], float], c: str = c
+                   ) -> list[tuple[str, float]]:
+            return [(p, v - by_key[(ref, p, smp)]) for (tg, p, smp), v in by_key.items()
+                    if tg == c and (ref, p, smp) in by_key]
+
+        out[c] = {kind: decision.clustered_mean([v for _, v in rows], [p for p, _ in rows])
+                  for kind, rows in ((decision.HUMAN, human),
+                                     (decision.JUDGE, [(p, o) for p, o, _ in judge]),
+                                     (decision.SIMILARITY, paired(sim_by_key)),
+                                     (decision.GRADE, paired(grade_by_key)))}
+    return out
 
 
 RANK_BASES = (("human Elo", lambda t: t.human_elo), ("judge Elo", lambda t: t.judge_elo),
@@ -281,89 +389,58 @@ def _money(x: float | None) -> str:
     return "unknown" if x is None else f"${x:,.4g}"
 
 
-def evidence(r: TargetReport) -> tuple[NonInferiority | None, str]:
-    """The test a candidate is judged by and its source: the first of human ratings, judge
-    verdicts and similarity that has enough decisive comparisons, else the first that exists."""
-    found = [(r.human_test, "human ratings"), (r.judge_test, "judge verdicts"),
-             (r.similarity_test, "similarity")]
-    usable = [(t, src) for t, src in found if t and t.significantly_worse is not None]
-    return usable[0] if usable else next(((t, src) for t, src in found if t), (None, ""))
-
-
 def verdicts(rep: EvaluationReport) -> list[dict[str, Any]]:
     """Per candidate, the decision at a glance: the verdict against the reference, the
-    evidence and counts behind it, the p-value and the price (what `recommend` weighs)."""
+    evidence, its estimate and bounds, what more would decide it, and the price."""
     rows = []
     for r in rep.targets:
-        if r.is_reference:
+        if r.is_reference or r.decision is None:
             continue
-        test, source = evidence(r)
-        if test is None:
-            verdict = "not tested: no comparison with the reference"
-        elif test.significantly_worse is None:
-            verdict = f"undecided: {test.wins + test.losses} decisive, need {MIN_DECISIVE}"
-        else:
-            verdict = "significantly worse" if test.significantly_worse else \
-                "not significantly worse"
+        d = r.decision
         rows.append({
-            "candidate": r.target, "verdict": verdict, "evidence": source or None,
-            "better": test.wins if test else None, "worse": test.losses if test else None,
-            "ties": test.ties if test else None,
-            "p": None if test is None or test.p_value is None else round(test.p_value, 4),
+            "candidate": r.target, "verdict": d.verdict, "evidence": decision.LABELS[d.evidence],
+            "estimate": d.estimate, "lower bound": d.lower, "upper bound": d.upper,
+            "margin": d.threshold, "prompts": d.prompts, "n": d.observations,
+            "more prompts to decide": d.more_prompts,
             "$/1k requests": r.cost.per_1k_usd if r.cost else None,
             "recommended": "yes" if r.target == rep.recommendation else "",
         })
     return rows
 
 
-def recommend(reports: list[TargetReport], reference: str) -> tuple[str | None, str]:
-    """The cheapest target not significantly worse than the reference, or None with the reason."""
+def recommend(reports: list[TargetReport], reference: str, method: str = ""
+              ) -> tuple[str | None, str]:
+    """The cheapest non-inferior candidate cheaper than the reference, or None with the reason."""
     ref = next((r for r in reports if r.target == reference), None)
     if ref is None:
         return None, f"the reference {reference} has no results"
     eligible: list[TargetReport] = []
     notes: list[str] = []
-    tested = False
     for r in reports:
-        if r is ref:
+        if r is ref or r.decision is None:
             continue
-        test, source = evidence(r)
-        if test is None:
-            notes.append(f"{r.target}: no comparisons with the reference (no parseable judge "
-                         "verdicts, human ratings or hand-written reference answers)")
-            continue
-        if test.significantly_worse is None:
-            notes.append(f"{r.target}: only {test.wins + test.losses} decisive {source}")
-            continue
-        tested = True
-        if test.significantly_worse:
-            notes.append(f"{r.target}: significantly worse ({TESTS[source]}: {test.wins} "
-                         f"better, {test.losses} worse, {test.ties} ties, "
-                         f"p={test.p_value:.3g})")
+        notes.append(f"{r.target}: {r.decision.why}")
+        if r.decision.verdict != decision.NON_INFERIOR:
             continue
         if r.cost is None or r.cost.per_1k_usd is None:
-            notes.append(f"{r.target}: not worse, but cost unknown ({r.cost.source})")
+            notes.append(f"{r.target}: cost unknown ({r.cost.source if r.cost else 'no data'})")
             continue
         eligible.append(r)
-        notes.append(f"{r.target}: not significantly worse ({TESTS[source]}: {test.wins} "
-                     f"better, {test.losses} worse, {test.ties} ties, p={test.p_value:.3g}), "
-                     f"{_money(r.cost.per_1k_usd)}/1k requests")
-    detail = "; ".join(notes)
-    if not tested:
-        return None, (f"none: quality vs {reference} could not be tested ({detail}). "
-                      f"Test: {TEST_NAME}")
+    detail = "; ".join(notes) or "no candidates"
+    tail = f". Method: {method}" if method else ""
     ref_cost = ref.cost.per_1k_usd if ref.cost else None
     cheaper = [r for r in eligible if ref_cost is None or r.cost.per_1k_usd < ref_cost]
     if not cheaper:
-        why = "no candidate is both not significantly worse and cheaper"
-        if ref_cost is None:
-            return None, f"none: {why} ({detail}). Test: {TEST_NAME}"
+        why = "no candidate is both non-inferior and cheaper"
+        open_ = [r for r in reports if r.decision and r.decision.verdict == decision.UNDECIDED]
+        if ref_cost is None or open_:
+            return None, f"none yet: {why} ({detail}){tail}"
         return reference, (f"keep {reference} ({_money(ref_cost)}/1k requests): {why} "
-                           f"({detail}). Test: {TEST_NAME}")
+                           f"({detail}){tail}")
     best = min(cheaper, key=lambda r: r.cost.per_1k_usd)
-    return best.target, (f"{best.target}: cheapest target not significantly worse than "
-                         f"{reference} ({_money(best.cost.per_1k_usd)} vs {_money(ref_cost)} per "
-                         f"1k requests). {detail}. Test: {TEST_NAME}")
+    return best.target, (f"{best.target}: the cheapest non-inferior candidate "
+                         f"({_money(best.cost.per_1k_usd)} vs {_money(ref_cost)} per 1k requests "
+                         f"for {reference}). {detail}{tail}")
 
 
 # --- views the dashboard draws (pure; the dashboard only queries and caches) ---------------------

@@ -7,6 +7,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from slam import decision
 from slam.store import Store
 from slam_dashboard import rating
 from tests.controlplane.cluster import REPO
@@ -189,11 +190,17 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert metrics["Prompts rated"] == f"{PROMPTS} of {PROMPTS}"
         verdicts = next(t.value.reset_index() for t in admin.table if "verdict" in t.value)
         assert sorted(verdicts["candidate"]) == sorted(TARGETS[1:])
-        assert set(verdicts["evidence"]) == {"human ratings"}
-        # 4 better, 8 worse: too few to call it worse at alpha 0.05 (sign test p = 0.19).
-        assert set(verdicts["verdict"]) == {"not significantly worse"}
-        assert (verdicts["worse"] == 8).all() and (verdicts["better"] == 4).all()
-        assert list(verdicts["p"].round(2)) == [0.19, 0.19]
+        assert set(verdicts["evidence"]) == {"human win rate"}
+        # 4 better, 8 worse over 6 prompts: the anytime-valid bounds still straddle the margin.
+        assert set(verdicts["verdict"]) == {"undecided"}
+        assert (verdicts["n"] == 12).all() and (verdicts["prompts"] == PROMPTS).all()
+        assert (verdicts["margin"] == 0.45).all()
+        assert ((verdicts["lower bound"] < 0.45) & (verdicts["upper bound"] > 0.45)).all()
+        assert "over the first ratings of 6 prompts (12 ratings)" in text
+        assert "keep rating (looking after every rating is allowed)" in text
+        # The plan, in its expander: two candidates split alpha (Holm's first step).
+        need = decision.prompts_needed(0.5, 0.5, 0.45, alpha=0.025, power=0.8)
+        assert f"{need} prompts, each rated once per candidate" in text
     if page == "agreement":
         assert [m.value for m in admin.metric][:2] == ["1.00", "100%"]  # judge agrees with all
         assert "Krippendorff" in " ".join(m.label for m in admin.metric)

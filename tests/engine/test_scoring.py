@@ -65,10 +65,12 @@ def test_a_judge_that_always_prefers_the_first_answer_yields_ties(
         t = next(t for t in rep.targets if t.target == name)
         assert t.judge_consistency == 0.0
         assert t.judge_win_rate == 0.5  # every pair flipped with the order: all ties
-        assert t.judge_test.wins == t.judge_test.losses == 0
         assert t.judge_elo.estimate == pytest.approx(
             next(x for x in rep.targets if x.is_reference).judge_elo.estimate, abs=1e-6)
-    assert rep.recommendation is None and "only 0 decisive judge verdicts" in rep.reason
+        # A judge that follows the answers' order is no evidence: 12 ties do not make the
+        # candidate non-inferior.
+        assert t.decision.verdict == "undecided" and t.decision.prompts == 0
+    assert rep.recommendation is None and rep.reason.startswith("none yet")
 
 
 def test_a_consistent_judge_ranks_and_the_recommendation_follows(
@@ -81,10 +83,13 @@ def test_a_consistent_judge_ranks_and_the_recommendation_follows(
     assert (good.judge_win_rate, good.judge_consistency) == (1.0, 1.0)
     assert (bland.judge_win_rate, bland.judge_consistency) == (0.0, 1.0)
     assert good.judge_elo.low > bland.judge_elo.high  # separated beyond their intervals
-    assert bland.judge_test.significantly_worse and not good.judge_test.significantly_worse
-    # bland is cheapest but significantly worse; good is cheaper than GPT-4 and not worse
+    assert (bland.decision.verdict, good.decision.verdict) == ("inferior", "non-inferior")
+    assert good.decision.evidence == bland.decision.evidence == "judgeWinRate"
+    # bland is cheapest but inferior; good is cheaper than GPT-4 and non-inferior
     assert rep.recommendation == "good" and rep.leader == "good"
-    assert "bland: significantly worse" in rep.reason and "sign test" in rep.reason
+    assert "bland: inferior: judge win rate 0.000 over 12 judged pairs on 12 prompts" \
+        in rep.reason
+    assert "Holm over 2 candidate(s)" in rep.reason
     assert good.cost.per_1k_usd == pytest.approx(1000 * (20 * 1 + 10 * 2) / 1e6)
 
 

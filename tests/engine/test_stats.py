@@ -90,15 +90,6 @@ def test_latency_summary_and_cv() -> None:
     assert stats.latency_summary([]) is None
 
 
-def test_sign_test() -> None:
-    worse = stats.sign_test([0.0] * 12 + [1.0] * 2 + [0.5] * 3)
-    assert worse.significantly_worse and worse.p_value < 0.01 and worse.ties == 3
-    even = stats.sign_test([0.0] * 7 + [1.0] * 6)
-    assert even.significantly_worse is False
-    few = stats.sign_test([0.0] * 3)
-    assert few.significantly_worse is None and few.p_value is None
-
-
 def test_means_and_intervals() -> None:
     ci = stats.mean_ci([1.0, 2.0, 3.0])
     assert ci.estimate == 2.0 and ci.low < 2.0 < ci.high

@@ -108,3 +108,45 @@ def test_quality_cost_points_and_curves() -> None:
     curves = summary.cost_curves(rep, [1000, 10000])
     assert {c["target"] for c in curves} == {REF, "cheap", "dear"} and len(curves) == 6
     assert curves[1]["$/month"] == pytest.approx(10 * curves[0]["$/month"])
+
+
+def run_data(ratings: list[dict], prompts: int, spec: dict | None = None) -> summary.RunData:
+    """A run of gpt4 (an API) and `small` (cheaper) on `prompts` prompts, with these ratings."""
+    targets = [{"name": n, "kind": "external", "model": n, "is_reference": n == REF,
+                "details": {"pricing": {"inputPerMTokensUSD": p, "outputPerMTokensUSD": 2 * p}}}
+               for n, p in ((REF, 30.0), ("small", 1.0))]
+    responses = [{"target": t["name"], "prompt_id": f"p{i:03d}", "sample": 0,
+                  "error_class": None, "ttft_ms": 50.0, "e2e_ms": 200.0, "prompt_tokens": 20,
+                  "completion_tokens": 10, "started_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                  "text": "x"} for t in targets for i in range(prompts)]
+    run = SimpleNamespace(evaluation="ev", run_id="1", reference=REF, spec=spec or {})
+    return summary.RunData(run, targets, responses, [], [], ratings)
+
+
+def test_human_decisions_are_sequential_on_first_ratings_unless_the_spec_says_fixed() -> None:
+    # ann rates every prompt first: small wins 4 in 5. bob rates each prompt again later, always
+    # for gpt4: a second rating of a prompt is not a new draw, so the sequence leaves it out.
+    first = [rating("small", REF, "right" if i % 5 == 0 else "left", f"p{i:03d}", rater="ann")
+             for i in range(60)]
+    again = [rating(REF, "small", "left", f"p{i:03d}", rater="bob") for i in range(60)]
+    rep = summary.compute(run_data(first + again, 60))
+    small = next(t for t in rep.targets if t.target == "small")
+    d = small.decision
+    assert (d.verdict, d.evidence, d.prompts, d.observations) == (
+        "non-inferior", "humanWinRate", 60, 120)
+    assert d.estimate == pytest.approx(0.8)
+    assert d.why.startswith("non-inferior: human win rate 0.800 over the first ratings of 60 "
+                            "prompts (120 ratings); decided at rating ")
+    seq = small.sequence
+    assert seq.decided_at == int(d.why.split("decided at rating ")[1].split(",")[0])
+    assert seq.lower[seq.decided_at - 1] > 0.45 - 0.0025 > seq.lower[seq.decided_at - 2] - 0.0025
+    assert "anytime-valid on the human win rate for 1 candidate(s)" in rep.method
+    assert rep.recommendation == "small"
+    # The fixed-sample test, asked for, sees every rating, clustered by prompt: 0.4 on average.
+    fixed = summary.compute(run_data(first + again, 60, {"decision": {"sequential": False}}))
+    small = next(t for t in fixed.targets if t.target == "small")
+    assert small.decision.estimate == pytest.approx(0.4) and small.sequence is None
+    assert small.decision.verdict == "inferior" and small.decision.prompts == 60
+    assert small.decision.upper < 0.45
+    assert "prompt-clustered standard error" in fixed.method
+    assert fixed.recommendation == REF and fixed.reason.startswith(f"keep {REF}")

@@ -31,10 +31,14 @@ cols[1].metric("Raters", counts["raters"])
 cols[2].metric("Prompts rated", f"{counts['prompts rated']} of {counts['prompts']}")
 cols[3].metric("Candidates", len(board["verdicts"]))
 if not board["verdicts"].empty:
-    table(board["verdicts"], "candidate", {"better": "{:.0f}", "worse": "{:.0f}",
-                                           "ties": "{:.0f}", "p": "{:.3f}",
-                                           "$/1k requests": "${:,.4f}"})
+    table(board["verdicts"], "candidate", {
+        "estimate": "{:.3f}", "lower bound": "{:.3f}", "upper bound": "{:.3f}",
+        "margin": "{:g}", "prompts": "{:.0f}", "n": "{:.0f}", "more prompts to decide": "{:.0f}",
+        "$/1k requests": "${:,.4f}"})
 st.caption(f"Why: {board['reason']}")
+with st.expander("How many prompts the margins need (planning)"):
+    for line in board["plan"]:
+        st.text(line)
 if counts["ratings"] == 0:
     st.info("No human ratings yet: the human columns appear after the first ratings are in. "
             "Judge and similarity figures are shown as soon as scoring has run.")
@@ -43,8 +47,7 @@ if counts["ratings"] == 0:
 st.subheader("Rankings")
 st.caption((f"Ranked by {board['basis']}. " if board["basis"] else
             "Not ranked yet: no quality figure covers every target. ")
-           + "Win rates are against the reference, a tie counting as half a win; the tests "
-           "above leave ties out.")
+           + "Win rates are against the reference, a tie counting as half a win.")
 ranked = board["table"].assign(
     rank=[("–" if pd.isna(r) else str(int(r))) for r in board["table"]["rank"]])
 table(ranked, "rank", {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -327,6 +327,92 @@ class CostSpec(ApiModel):
     )
 
 
+class EvidenceMargin(ApiModel):
+    """The non-inferiority margin on one kind of evidence, and what planning assumes."""
+
+    at_least: float = Field(
+        description="The candidate's mean must exceed this: a win rate against the reference "
+        "(ties count half), e.g. 0.45, or a difference to the reference, e.g. -0.03.",
+        ge=-10, le=1,
+    )
+    assumed: float = Field(
+        description="The candidate's true mean that planning assumes (e.g. 0.5: as good as the "
+        "reference); must exceed atLeast.", ge=-10, le=10,
+    )
+    sd: float = Field(
+        description="Standard deviation of one prompt's mean that planning assumes until there "
+        "are data.", gt=0, le=10,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.assumed > self.atLeast",
+            message="assumed must exceed atLeast: planning needs a candidate that clears the "
+            "margin (set assumed to the quality you expect, e.g. 0.5 for a win rate)",
+            check=lambda m: m.assumed > m.at_least,
+            field_path=".assumed",
+        ),
+    )
+
+
+# Per evidence: (atLeast, assumed, sd) when the spec does not say, and what the evidence is.
+DEFAULT_MARGINS = {
+    "humanWinRate": (0.45, 0.5, 0.5, "Human choices against the reference, ties half"),
+    "judgeWinRate": (0.45, 0.5, 0.5, "Judge verdicts against the reference, ties half"),
+    "similarity": (-0.03, 0.0, 0.1,
+                   "Candidate minus reference similarity to the hand-written answers"),
+    "judgeGrade": (-0.5, 0.0, 2.0, "Candidate minus reference judge grade (1-10)"),
+}
+
+
+def _margin(evidence: str) -> Any:
+    at_least, assumed, sd, what = DEFAULT_MARGINS[evidence]
+    return Field(default=None, description=f"{what} (default atLeast {at_least}, assumed "
+                 f"{assumed}, sd {sd}).")
+
+
+class DecisionSpec(ApiModel):
+    """The pre-registered decision: a candidate is non-inferior when the one-sided confidence
+    bound of its mean (clustered by prompt, Holm over the candidates) clears atLeast, inferior
+    when the other bound falls below it, else undecided."""
+
+    evidence: Literal["auto", "humanWinRate", "judgeWinRate", "similarity", "judgeGrade"] = Field(
+        default="auto",
+        description="Evidence the decision uses; auto: the first with 10 prompts of data among "
+        "humanWinRate, judgeWinRate, similarity, judgeGrade.",
+    )
+    sequential: bool = Field(
+        default=True,
+        description="Human ratings: decide with an anytime-valid betting test, so the result may "
+        "be looked at after every rating; false: the fixed-sample test at the end.")
+    alpha: float = Field(default=0.05, description="Family-wise one-sided error level.",
+                         gt=0, le=0.2)
+    power: float = Field(default=0.8, description="Planned power at the assumed quality.",
+                         ge=0.5, lt=1)
+    human_win_rate: EvidenceMargin | None = _margin("humanWinRate")
+    judge_win_rate: EvidenceMargin | None = _margin("judgeWinRate")
+    similarity: EvidenceMargin | None = _margin("similarity")
+    judge_grade: EvidenceMargin | None = _margin("judgeGrade")
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        *(Rule(
+            cel=f"!has(self.{key}) || self.{key}.atLeast >= 0.0",
+            message=f"{key}.atLeast is a win rate against the reference: between 0 and 1, "
+            "e.g. 0.45",
+            check=lambda d, attr=attr: getattr(d, attr) is None or getattr(d, attr).at_least >= 0,
+            field_path=f".{key}.atLeast",
+        ) for key, attr in (("humanWinRate", "human_win_rate"),
+                            ("judgeWinRate", "judge_win_rate"))),
+    )
+
+    def margin(self, evidence: str) -> EvidenceMargin:
+        """The margin on `evidence`, the default one when the spec does not set it."""
+        given = {"humanWinRate": self.human_win_rate, "judgeWinRate": self.judge_win_rate,
+                 "similarity": self.similarity, "judgeGrade": self.judge_grade}[evidence]
+        at_least, assumed, sd, _ = DEFAULT_MARGINS[evidence]
+        return given or EvidenceMargin(at_least=at_least, assumed=assumed, sd=sd)
+
+
 class StoreSpec(ApiModel):
     """Where results go (defaults to the operator's store)."""
 
@@ -358,6 +444,9 @@ class EvaluationSpec(ApiModel):
     scorers: ScorersSpec | None = Field(default=None, description="Automated scoring.")
     human_rating: HumanRatingSpec | None = Field(default=None, description="Blind human rating.")
     cost: CostSpec | None = Field(default=None, description="Cost assumptions.")
+    decision: DecisionSpec | None = Field(
+        default=None, description="How a candidate is judged against the reference "
+        "(non-inferiority margins, alpha, power).")
     store: StoreSpec | None = Field(default=None, description="Results store.")
     probe: ProbeSpec | None = Field(
         default=None, description="Continuous latency probe against the external targets."
@@ -469,10 +558,13 @@ class TargetSummary(ApiModel):
     cost_per_1k_requests_usd: float | None = Field(
         default=None, alias="costPer1kRequestsUSD", description="USD per 1,000 requests."
     )
+    decision: Literal["non-inferior", "inferior", "undecided"] | None = Field(
+        default=None, description="Candidates: the verdict against the reference "
+        "(spec.decision); the recommendation's reason says why.")
 
 
 class Recommendation(ApiModel):
-    """The cheapest target not significantly worse than the reference, or none with the reason."""
+    """The cheapest non-inferior candidate cheaper than the reference, or none with the reason."""
 
     target: str | None = Field(default=None, description="Recommended target, if any.",
                                max_length=63)
@@ -506,6 +598,9 @@ class EvaluationStatus(ApiModel):
         default=None, description="Recommended target, or 'none'.", max_length=63
     )
     recommendation: Recommendation | None = Field(default=None, description="The recommendation.")
+    plan: list[Annotated[str, Field(max_length=512)]] | None = Field(
+        default=None, description="Per kind of evidence: the prompts its margin needs for the "
+        "planned power, and what the prompt set has (slam plan).", max_length=4)
     job_name: str | None = Field(default=None, description="Scoring Job of this run.",
                                  max_length=253)
     start_time: str | None = Field(

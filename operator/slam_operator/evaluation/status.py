@@ -27,7 +27,7 @@ from slam_operator.evaluation.job import job_name
 TERMINAL = ("Succeeded", "Failed")
 MAX_REASON = 1024  # keeps status well under 16 KB whatever the evaluation's size
 # Status keys that belong to one run: cleared when a new run starts without them.
-RUN_KEYS = ("summary", "leader", "recommendation", "progress", "completionTime")
+RUN_KEYS = ("summary", "leader", "recommendation", "plan", "progress", "completionTime")
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def compose(obs: Observed, d: Decision) -> dict[str, Any]:
         if obs.summary is not None:
             status |= obs.summary
         elif same_run and old.get("summary") and old.get("phase") == "Succeeded":
-            status |= {k: old.get(k) for k in ("summary", "leader", "recommendation")}
+            status |= {k: old.get(k) for k in ("summary", "leader", "recommendation", "plan")}
     return status
 
 
@@ -226,7 +226,8 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_status(rep: EvaluationReport) -> dict[str, Any]:
-    """status.summary (a row per target), status.leader and status.recommendation."""
+    """status.summary (a row per target, with each candidate's decision), status.leader,
+    status.recommendation and status.plan (what the margins need)."""
     def r(x: float | None, n: int = 4) -> float | None:
         return None if x is None else round(float(x), n)
 
@@ -244,7 +245,9 @@ def summary_status(rep: EvaluationReport) -> dict[str, Any]:
             "e2eP95Ms": r(t.e2e.p95, 1) if t.e2e else None,
             "tokensPerSecond": r(t.tokens_per_second, 2),
             "costPer1kRequestsUSD": r(t.cost.per_1k_usd, 6) if t.cost else None,
+            "decision": t.decision.verdict if t.decision else None,
         }.items() if v is not None})
     return {"summary": rows, "leader": rep.leader,
             "recommendation": {"target": rep.recommendation,
-                               "reason": rep.reason[:MAX_REASON]}}
+                               "reason": rep.reason[:MAX_REASON]},
+            "plan": [row.line()[:512] for row in rep.plan]}

@@ -170,6 +170,13 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
     assert summary["smollm2"]["successRate"] == 1.0 and summary["smollm2"]["e2eP50Ms"] > 0
     assert "costPer1kRequestsUSD" in summary["api"] and "similarity" in summary["smollm2"]
     assert status["leader"] and status["recommendation"]["reason"]
+    # 3 prompts: the candidate is undecided, and the plan says what the margins need.
+    assert summary["smollm2"]["decision"] == "undecided" and "decision" not in summary["api"]
+    assert "covers 3 prompts, 10 are needed" in status["recommendation"]["reason"]
+    assert len(status["plan"]) == 4
+    assert status["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per "
+                                        "prompt): 620 prompts")
+    assert "the prompt set has 3 (short by 617" in status["plan"][0]
     assert len(json.dumps(status)) < 16 * 1024
     assert cond(ev, "Ready")["status"] == "True"
     # exactly one Job for the run; its spec names Secrets, never their values

@@ -164,7 +164,7 @@ def test_a_server_pod_without_a_gpu_node_says_so_until_it_is_scheduled(
     assert condition(obj, "Ready")["status"] == "False"
     # A stuck pod is a Warning (what `kubectl get events --field-selector type=Warning` shows).
     for type_ in ("Available", "Ready"):
-        event = eventually(lambda: next((e for e in events_for(k8s, namespace, "big")
+        event = eventually(lambda type_=type_: next((e for e in events_for(k8s, namespace, "big")
                                          if e.message.startswith(f"{type_}=False")
                                          and verdict[:-1] in e.message), None),
                            what=f"the {type_} Event")
