@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from slam import summary
+from slam import decision, summary
 from slam.store import Store, default_url
 from slam_dashboard import rating
 
@@ -71,8 +71,13 @@ def _prompts(url: str, run_pk: int) -> dict[str, list[dict]]:
 def rater_session(url: str, run: RunChoice, rater: str, size: int = 20
                   ) -> list[rating.Assignment]:
     items = rating.items(_responses(url, run.run_pk))
+    rep = summary.build(store(url), run.run_pk)
+    decided = frozenset(t.target for t in rep.targets if t.decision is not None
+                        and t.decision.evidence == decision.HUMAN
+                        and t.decision.verdict != decision.UNDECIDED)
     return rating.session(rater, run.run_key, items, store(url).ratings(run.run_pk), size=size,
-                          control_pairs=run.control_pairs)
+                          control_pairs=run.control_pairs, reference=rep.reference,
+                          decided=decided)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
     """The decision at a glance: `table` (one row per target, rank first, win rates in
     percent), `basis` (what ranks it), `recommended` and `reason`, `verdicts` (per candidate,
     the decision against the reference and its bounds), `plan` (prompts each margin needs),
+    `sequences` (sequential human decisions: the anytime-valid bounds after each rating),
     `counts` (ratings, raters, prompts) and `forest` (each
     ranking's estimate and 95% interval per target, for the chart)."""
     s = store(url)
@@ -161,6 +167,13 @@ def leaderboard(url: str, run_pk: int) -> dict:
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
         "plan": [row.line() for row in rep.plan],
+        "sequences": pd.DataFrame(
+            [{"candidate": t.target, "rating": i + 1, "lower": lo, "upper": hi,
+              "margin": t.decision.threshold}
+             for t in rep.targets if t.sequence is not None
+             for i, (lo, hi) in enumerate(zip(t.sequence.lower, t.sequence.upper,
+                                               strict=True))],
+            columns=["candidate", "rating", "lower", "upper", "margin"]),
         "counts": {"ratings": len(rated), "raters": len({r["rater"] for r in rated}),
                    "prompts rated": len({r["prompt_id"] for r in rated}),
                    "prompts": len(s.prompts(run_pk))},

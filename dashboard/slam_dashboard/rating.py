@@ -62,10 +62,13 @@ def rated_counts(ratings: Sequence[dict]) -> Counter[Item]:
 
 
 def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
-            size: int = 20, control_pairs: int = 2) -> list[Assignment]:
+            size: int = 20, control_pairs: int = 2, reference: str | None = None,
+            decided: frozenset[str] = frozenset()) -> list[Assignment]:
     """The rater's assignments for this run. Deterministic for (rater, run) and the ratings
     already in the store, so a refresh shows the same pages; items the rater already rated are
-    skipped."""
+    skipped. With the `reference` named: pairs of the reference with a candidate whose human
+    decision is reached (`decided`) are no longer served, and pairs of the reference with an
+    undecided candidate come before pairs of two candidates (which only refine the ranking)."""
     rng = random.Random(f"{rater}|{run_key}")
     mine = {(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
             for r in ratings if r["rater"] == rater and not r.get("is_control")}
@@ -77,7 +80,13 @@ def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequen
     pair_counts: Counter[tuple[str, str]] = Counter()
     for it, n in counts.items():
         pair_counts[(it.first, it.second)] += n
-    order.sort(key=lambda it: (counts[it], pair_counts[(it.first, it.second)]))
+    def group(it: Item) -> int:  # pairs with the reference first, when it is named
+        return int(reference is not None and reference not in (it.first, it.second))
+
+    if reference is not None:
+        order = [it for it in order if reference not in (it.first, it.second)
+                 or ({it.first, it.second} - {reference}).isdisjoint(decided)]
+    order.sort(key=lambda it: (group(it), counts[it], pair_counts[(it.first, it.second)]))
     todo = [it for it in order if (it.prompt_id, it.sample, it.first, it.second) not in mine]
     chosen = todo[:size]
     out = []

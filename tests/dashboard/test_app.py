@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -198,6 +201,18 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert ((verdicts["lower bound"] < 0.45) & (verdicts["upper bound"] > 0.45)).all()
         assert "over the first ratings of 6 prompts (12 ratings)" in text
         assert "keep rating (looking after every rating is allowed)" in text
+        # The anytime-valid bounds after each rated prompt, per candidate, beside the forest.
+        charts = [json.loads(c.proto.spec) for c in admin.get("plotly_chart")]
+        bounds = next(c for c in charts if c["layout"]["xaxis"]["title"]["text"]
+                      == "first ratings of a prompt")
+        assert {t["name"] for t in bounds["data"]} == {
+            f"{c}, {b}" for c in TARGETS[1:] for b in ("lower", "upper")}
+
+        def points(xs) -> list:  # plotly sends arrays as base64 typed arrays
+            if isinstance(xs, dict):
+                return list(np.frombuffer(base64.b64decode(xs["bdata"]), dtype=xs["dtype"]))
+            return list(xs)
+        assert [points(t["x"]) for t in bounds["data"]] == [list(range(1, PROMPTS + 1))] * 4
         # The plan, in its expander: two candidates split alpha (Holm's first step).
         need = decision.prompts_needed(0.5, 0.5, 0.45, alpha=0.025, power=0.8)
         assert f"{need} prompts, each rated once per candidate" in text
