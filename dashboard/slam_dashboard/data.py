@@ -145,6 +145,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
         "rank": t.rank, "target": t.target + (" (reference)" if t.is_reference else ""),
         "human Elo [95% CI]": ci(t.human_elo), "human win rate": pct(t.human_win_rate),
         "judge Elo [95% CI]": ci(t.judge_elo), "judge win rate": pct(t.judge_win_rate),
+        "judge win rate, equal length": pct(t.judge_win_rate_lc),
         "judge consistency": pct(t.judge_consistency),
         "judge 1-10 [95% CI]": ci(t.judge_score, 1),
         "similarity [95% CI]": ci(t.similarity, 2),
@@ -166,7 +167,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
-        "plan": [row.line() for row in rep.plan],
+        "plan": [row.line() for row in rep.plan], "warnings": rep.notes,
         "sequences": pd.DataFrame(
             [{"candidate": t.target, "rating": i + 1, "lower": lo, "upper": hi,
               "margin": t.decision.threshold}

@@ -213,6 +213,8 @@ def print_summary(store: Store, run_pk: int) -> list[str]:
     for (target, cls), rows in sorted(failures.items()):
         out.print(f"[red]failed[/red] {target}: {len(rows)} × {cls}, e.g. "
                   f"{rows[0]['prompt_id']}: {rows[0]['error_message']}", highlight=False)
+    for note in rep.notes:
+        out.print(f"[yellow]warning[/yellow] {note}", highlight=False)
     out.print(f"[bold]Recommendation: {rep.leader}[/bold] — {rep.reason}", highlight=False)
     return [t.target for t in rep.targets if t.requests and not t.succeeded]
 

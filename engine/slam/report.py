@@ -48,11 +48,13 @@ def _name(t: TargetReport) -> str:
 
 
 def quality_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
-    headers = ["rank", "target", "ok", "similarity [95% CI]", "judge win", "consistent",
-               "judge Elo [95% CI]", "judge 1-10", "human win", "human Elo [95% CI]"]
+    headers = ["rank", "target", "ok", "similarity [95% CI]", "judge win",
+               "judge win, equal length", "consistent", "judge Elo [95% CI]", "judge 1-10",
+               "human win", "human Elo [95% CI]"]
     rows = [[
         str(t.rank or "–"), _name(t), f"{t.succeeded}/{t.requests}", _ci(t.similarity),
-        _pct(t.judge_win_rate), _pct(t.judge_consistency), _ci(t.judge_elo, 0),
+        _pct(t.judge_win_rate), _pct(t.judge_win_rate_lc), _pct(t.judge_consistency),
+        _ci(t.judge_elo, 0),
         _ci(t.judge_score, 1), _pct(t.human_win_rate), _ci(t.human_elo, 0),
     ] for t in rep.targets]
     return headers, rows
@@ -103,6 +105,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
         lines += [f"## {title}", "", *_md_table(*drop_empty_columns(*fn(rep))), ""]
     if rep.rank_basis:
         lines += [f"Ranked by {rep.rank_basis}.", ""]
+    lines += [f"> **Warning** — {note}" for note in rep.notes] + ([""] if rep.notes else [])
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     lines += decision_lines(rep)
     if rep.judge_unparseable or rep.judge_errors:

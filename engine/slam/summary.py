@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from slam import cost, decision, pricing, stats
+from slam import cost, decision, judgebias, pricing, stats
 from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
@@ -48,6 +48,7 @@ class TargetReport:
     judge_win_rate: float | None = None  # vs the reference, ties half
     judge_consistency: float | None = None  # share of pairs with the same verdict in both orders
     judge_pairs: int = 0
+    judge_win_rate_lc: float | None = None  # the judge win rate at equal length
     judge_elo: Interval | None = None
     human_win_rate: float | None = None
     human_elo: Interval | None = None
@@ -229,6 +230,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
             rep.judge_pairs = len(values)
             rep.judge_win_rate = stats.win_rate(values)
             rep.judge_consistency = float(np.mean([c for _, c in outcomes[name]]))
+            rep.judge_win_rate_lc = length_controlled(data, name)
         mine = [o if a == name else 1.0 - o for a, b, o in hpairs
                 if {a, b} == {name, run.reference} and name != run.reference]
         if mine:
@@ -244,6 +246,10 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     dspec = DecisionSpec.model_validate(spec.get("decision") or {})
     candidates = [n for n in names if n != run.reference]
     available = evidence_data(data, candidates, sim_by_key)
+    notes = judge_notes(data, dspec)
+    if notes and notes[-1].startswith(UNTRUSTED):
+        for c in candidates:
+            available[c][decision.JUDGE] = None
     chosen = {c: decision.choose(available[c], dspec.evidence) for c in candidates}
     # Human ratings keep coming and owners keep looking: those decisions are sequential
     # (anytime-valid). Alpha is split by Bonferroni between the sequential candidates (alpha/m
@@ -277,7 +283,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         run.evaluation, run.run_id, run.reference, reports, target, reason, rpd, hpm,
         judge_unparseable=sum(j["parse_status"] == "unparseable" for j in judgments),
         judge_errors=sum(j["parse_status"] == "error" for j in judgments),
-        rank_basis=basis, method=method,
+        rank_basis=basis, method=method, notes=notes,
         plan=plan(dspec, len(candidates), len({r["prompt_id"] for r in data.responses})),
     )
 
@@ -319,6 +325,45 @@ def gate(rep: EvaluationReport, candidate: str, max_failure_rate: float | None =
     if d is None or d.verdict != decision.NON_INFERIOR:
         return f"gate failed: {candidate} is {d.why if d else 'not decided: no data'}"
     return None
+
+
+UNTRUSTED = "judge not used for decisions"
+
+
+def judge_notes(data: RunData, dspec: DecisionSpec) -> list[str]:
+    """Warnings about the judge: whether it may favour a target (its own answers or its
+    family's), and, last, whether it agrees too little with the raters to be used."""
+    judge = ((data.run.spec or {}).get("scorers") or {}).get("judge")
+    if not judge:
+        return []
+    notes = []
+    models = {t["name"]: (t.get("details") or {}).get("model") or t.get("model")
+              for t in data.targets}
+    found = judgebias.self_judging(judge.get("target"), (judge.get("external") or {}).get(
+        "model"), data.run.reference, models)
+    if found:
+        notes.append(f"Judge bias ({found[0]}): {found[1]}.")
+    if data.judgments and data.ratings:
+        a = agreement(data)
+        if a.kappa is not None and a.compared >= decision.MIN_PROMPTS \
+                and a.kappa < dspec.judge_min_kappa:
+            notes.append(f"{UNTRUSTED}: its agreement with the raters is kappa {a.kappa:.2f} "
+                         f"over {a.compared} ratings, below spec.decision.judgeMinKappa "
+                         f"{dspec.judge_min_kappa:g}; its verdicts are reported, not used.")
+    return notes
+
+
+def length_controlled(data: RunData, candidate: str) -> float | None:
+    """The judge's win rate for `candidate` at equal answer length (judgebias)."""
+    ref = data.run.reference
+    length = {(r["target"], r["prompt_id"], r["sample"]): len(r.get("text") or "")
+              for r in data.responses if r["error_class"] is None}
+    rows = [(o, length[(c, p, smp)], length[(ref, p, smp)])
+            for (c, p, smp), (o, _) in judge_outcomes_by_item(data.judgments, ref).items()
+            if c == candidate and (c, p, smp) in length and (ref, p, smp) in length]
+    if not rows:
+        return None
+    return judgebias.length_controlled_win_rate(*zip(*rows, strict=True))
 
 
 def first_ratings(data: RunData, candidate: str) -> list[float]:

@@ -39,7 +39,9 @@ def seed(url: str, evaluation: str = "pep-talk", human_rating: dict | None = Non
         targets[1] |= {"kind": "model_deployment", "details": {"instanceType": "g5.xlarge"}}
     hr = human_rating or {"criteria": ["clarity"], "controlPairs": 2}
     run = store.begin_run(evaluation=evaluation, run_id="1", reference=TARGETS[0],
-                          spec={"humanRating": hr},
+                          spec={"humanRating": hr,
+                                # the reference judges: a self-judging warning on the pages
+                                "scorers": {"judge": {"target": TARGETS[0]}}},
                           targets=targets, prompts=prompts, total=len(TARGETS) * PROMPTS)
     store.save(run, [RequestRecord(target=t, prompt_id=f"p{i}", sample=0,
                                    started_at=datetime.now(UTC), attempts=1, ttft_ms=10.0,

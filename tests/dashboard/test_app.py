@@ -36,7 +36,7 @@ def signed_in(token: str) -> AppTest:
 def page_text(at: AppTest) -> str:
     """Everything the page would send: markdown, text, labels, widget keys and values."""
     parts = []
-    for kind in ("markdown", "text", "title", "caption", "info", "success", "error"):
+    for kind in ("markdown", "text", "title", "caption", "info", "success", "error", "warning"):
         parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
     for w in (*at.radio, *at.text_area, *at.selectbox, *at.button, *at.text_input):
         parts += [str(w.key), str(w.label), str(getattr(w, "options", ""))]
@@ -201,6 +201,8 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert ((verdicts["lower bound"] < 0.45) & (verdicts["upper bound"] > 0.45)).all()
         assert "over the first ratings of 6 prompts (12 ratings)" in text
         assert "keep rating (looking after every rating is allowed)" in text
+        assert f"Judge bias (SelfJudging): the judge is the reference target {TARGETS[0]}" \
+            in text
         # The anytime-valid bounds after each rated prompt, per candidate, beside the forest.
         charts = [json.loads(c.proto.spec) for c in admin.get("plotly_chart")]
         bounds = next(c for c in charts if c["layout"]["xaxis"]["title"]["text"]

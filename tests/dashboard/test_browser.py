@@ -200,6 +200,7 @@ def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
     squeezed = re.sub(r"\s+", " ", body)
     assert "Human ratings 25" in squeezed and "Raters 3" in squeezed, squeezed[:2000]
     assert "undecided" in body and "33%" in body
+    assert f"Judge bias (SelfJudging): the judge is the reference target {TARGETS[0]}" in body
     assert "a tie counting as half a win" in body
     page.get_by_text(hostile).wait_for()  # the reason as typed: text, not markup
     assert page.evaluate("window.pwned") is None

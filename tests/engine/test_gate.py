@@ -211,3 +211,17 @@ def test_slam_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> Non
     missing = slam("compare", "1", "3", "-e", "ev", "--store", url)
     assert missing.returncode == 1
     assert "no run 3 of evaluation ev" in missing.stderr and "(runs: 1, 2)" in missing.stderr
+
+
+def test_the_report_warns_when_the_judge_is_of_a_target_family(tmp_path: Path, stub: Stub
+                                                               ) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    judge = {"external": {"baseUrl": "http://judge/v1", "model": "gpt-4o"}}
+    store, run = seeded_store(url, spec={"scorers": {"judge": judge}})
+    judged(stub, store, run, "smart")
+    md = slam("report", "-e", "ev", "--store", url).stdout
+    assert ("> **Warning** — Judge bias (SameFamily): the judge gpt-4o is of the OpenAI GPT "
+            "family, like gpt4 (gpt-4)") in md
+    assert md.index("Judge bias") < md.index("## Recommendation")
+    # The quality table carries the length-controlled judge win rate beside the raw one.
+    assert "judge win, equal length" in md

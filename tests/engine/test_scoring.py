@@ -22,7 +22,8 @@ from tests.servers import Stub
 N = 12
 
 
-def seeded_store(url: str, *, references: bool = False, n: int = N) -> tuple[Store, int]:
+def seeded_store(url: str, *, references: bool = False, n: int = N, spec: dict | None = None
+                 ) -> tuple[Store, int]:
     """gpt4 (reference, an API at $30/$60 per 1M tokens), `good` (answers contain GOOD, $1/$2)
     and `bland` ($0.5/$1), on N prompts."""
     store = Store.open(url)
@@ -36,7 +37,7 @@ def seeded_store(url: str, *, references: bool = False, n: int = N) -> tuple[Sto
          "details": {"pricing": {"inputPerMTokensUSD": pi, "outputPerMTokensUSD": po}}}
         for n, m, pi, po in (("gpt4", "gpt-4", 30, 60), ("good", "good-1b", 1, 2),
                              ("bland", "bland-1b", 0.5, 1))]
-    run = store.begin_run(evaluation="ev", run_id="1", reference="gpt4", spec={},
+    run = store.begin_run(evaluation="ev", run_id="1", reference="gpt4", spec=spec or {},
                           targets=targets, prompts=prompts, total=3 * n)
     texts = {"gpt4": "Keep going, user {i}.", "good": "GOOD job, user {i}!",
              "bland": "Ok user {i}."}

@@ -150,3 +150,29 @@ def test_human_decisions_are_sequential_on_first_ratings_unless_the_spec_says_fi
     assert small.decision.upper < 0.45
     assert "prompt-clustered standard error" in fixed.method
     assert fixed.recommendation == REF and fixed.reason.startswith(f"keep {REF}")
+
+
+def test_a_judge_that_judges_itself_or_disagrees_with_the_raters_is_flagged_and_not_used(
+        ) -> None:
+    # The judge (the reference itself) says small wins every prompt in both orders; the raters
+    # say the reference wins every one: kappa 0, below the default 0.2.
+    judgments = [j | {"parse_status": "ok"} for i in range(12)
+                 for j in verdicts("small", f"p{i:03d}", "first", "second")]
+    ratings = [rating(REF, "small", "left", f"p{i:03d}") for i in range(12)]
+    spec = {"scorers": {"judge": {"target": REF}}, "decision": {"evidence": "judgeWinRate"}}
+    data = run_data(ratings, 12, spec)
+    data = summary.RunData(data.run, data.targets, data.responses, [], judgments, ratings)
+    rep = summary.compute(data)
+    assert rep.notes[0].startswith(f"Judge bias (SelfJudging): the judge is the reference "
+                                   f"target {REF}")
+    assert rep.notes[1].startswith("judge not used for decisions: its agreement with the raters "
+                                   "is kappa 0.00 over 12 ratings")
+    small = next(t for t in rep.targets if t.target == "small")
+    assert small.judge_win_rate == 1.0  # reported...
+    assert (small.decision.evidence, small.decision.verdict, small.decision.prompts) == (
+        "judgeWinRate", "undecided", 0)  # ...but not used
+    trusting = summary.RunData(run_data(ratings, 12, {**spec, "decision": {
+        "evidence": "judgeWinRate", "judgeMinKappa": -1}}).run, data.targets, data.responses,
+        [], judgments, ratings)
+    small = next(t for t in summary.compute(trusting).targets if t.target == "small")
+    assert small.decision.verdict == "non-inferior"  # the same verdicts, trusted

@@ -20,7 +20,9 @@ url, run = auth.admin_page("Leaderboard",
 board = data.leaderboard(url, run.run_pk)
 counts = board["counts"]
 
-# The decision.
+# The decision, after what may bias it.
+for warning in board["warnings"]:
+    st.warning(warning, icon="⚠️")
 if board["recommended"]:
     st.success(f"**Recommendation: {board['recommended']}**")
 else:
@@ -66,7 +68,8 @@ st.caption((f"Ranked by {board['basis']}. " if board["basis"] else
 ranked = board["table"].assign(
     rank=[("–" if pd.isna(r) else str(int(r))) for r in board["table"]["rank"]])
 table(ranked, "rank", {
-    "human win rate": "{:.0f}%", "judge win rate": "{:.0f}%", "judge consistency": "{:.0f}%",
+    "human win rate": "{:.0f}%", "judge win rate": "{:.0f}%",
+    "judge win rate, equal length": "{:.0f}%", "judge consistency": "{:.0f}%",
     "$/1k requests": "${:,.4f}"})
 forest = board["forest"]
 if not forest.empty:

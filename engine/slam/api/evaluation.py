@@ -385,6 +385,10 @@ class DecisionSpec(ApiModel):
         default=True,
         description="Human ratings: decide with an anytime-valid betting test, so the result may "
         "be looked at after every rating; false: the fixed-sample test at the end.")
+    judge_min_kappa: float = Field(
+        default=0.2, description="Judge verdicts count towards decisions only while the judge's "
+        "agreement with the human raters (Cohen's kappa, over at least 10 ratings) is at least "
+        "this; below it they are reported, not used.", ge=-1, le=1)
     alpha: float = Field(default=0.05, description="Family-wise one-sided error level.",
                          gt=0, le=0.2)
     power: float = Field(default=0.8, description="Planned power at the assumed quality.",
@@ -583,7 +587,8 @@ class EvaluationStatus(ApiModel):
     run_id: str | None = Field(default=None, description="Run the status describes.", max_length=63)
     conditions: list[Condition] | None = Field(
         default=None,
-        description="TargetsResolved, TargetsReady, JobComplete and the roll-up Ready.",
+        description="TargetsResolved, TargetsReady, JobComplete, the roll-up Ready, and "
+        "JudgeIndependent (with a judge: False when it may favour a target's answers).",
         max_length=16,
         json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["type"]},
     )

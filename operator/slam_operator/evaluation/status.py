@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slam import judgebias
 from slam.api.evaluation import EvaluationSpec
 from slam.summary import EvaluationReport
 from slam_operator import pods as podstatus
@@ -183,6 +184,27 @@ def decide(obs: Observed) -> Decision:
     return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start)
 
 
+def judge_condition(obs: Observed) -> Cond | None:
+    """JudgeIndependent: False when the judge is a target or of a target's model family (its
+    verdicts may favour that target); absent without a judge. Informational: not part of Ready."""
+    judge = obs.spec.scorers.judge if obs.spec.scorers else None
+    if judge is None:
+        return None
+    models: dict[str, str | None] = {}
+    for t in obs.spec.targets:
+        if t.external is not None:
+            models[t.name] = t.external.model
+        else:
+            md = obs.model_deployments.get(t.model_deployment_ref.name) or {}
+            models[t.name] = ((md.get("spec") or {}).get("model") or {}).get("id")
+    found = judgebias.self_judging(judge.target, judge.external.model if judge.external else None,
+                                   obs.spec.reference, models)
+    if found:
+        return Cond("JudgeIndependent", "False", found[0], found[1])
+    return Cond("JudgeIndependent", "True", "Independent",
+                "the judge is neither a target nor of a target's model family")
+
+
 def compose(obs: Observed, d: Decision) -> dict[str, Any]:
     """The whole status for this decision."""
     old, run_id, same_run = obs.status, obs.spec.run_id, obs.same_run
@@ -195,7 +217,9 @@ def compose(obs: Observed, d: Decision) -> dict[str, Any]:
         if (obs.job or d.create_job or (same_run and old.get("jobName"))) else None,
     }
     if d.conditions:
-        status["conditions"] = merge(old.get("conditions") if same_run else None, d.conditions,
+        judge = judge_condition(obs)
+        status["conditions"] = merge(old.get("conditions") if same_run else None,
+                                     [*d.conditions, *([judge] if judge else [])],
                                      obs.generation, timestamp(obs.now))
     elif same_run:
         status["conditions"] = old.get("conditions")

@@ -201,3 +201,26 @@ def test_plan_creates_the_account_with_the_job_and_puts_it_back_mid_run() -> Non
     assert plan(steady, status.decide(steady), "slam:test") == []
     named = observed(started(1), spec={"serviceAccountName": "irsa"})
     assert [a.kind for a in plan(named, status.decide(named), "slam:test")] == ["Job"]
+
+
+@pytest.mark.parametrize(("judge", "reason"), [
+    ({"target": "gpt4"}, "SelfJudging"),  # the reference judges itself
+    ({"external": {"baseUrl": "https://api.openai.com/v1", "model": "gpt-4o"}}, "SameFamily"),
+    ({"external": {"baseUrl": "https://x/v1", "model": "mistral-large"}}, "SameFamily"),
+    ({"external": {"baseUrl": "https://x/v1", "model": "claude-3-5-sonnet"}}, "Independent"),
+])
+def test_a_judge_that_may_favour_a_target_is_a_condition_from_the_start(judge: dict,
+                                                                        reason: str) -> None:
+    mds = {"mistral-7b": {**md(), "spec": {"model": {"id": "mistralai/Mistral-7B-Instruct"}}}}
+    obs = observed(spec={"scorers": {"judge": judge}}, model_deployments=mds)
+    st = status.compose(obs, status.decide(obs))
+    cond = next(c for c in st["conditions"] if c["type"] == "JudgeIndependent")
+    assert (cond["status"], cond["reason"]) == (
+        "True" if reason == "Independent" else "False", reason)
+    if reason == "SelfJudging":
+        assert cond["message"].startswith("the judge is the reference target gpt4")
+    # Informational: the roll-up Ready does not wait for it.
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] != reason
+    assert "JudgeIndependent" not in {c["type"] for c in status.compose(
+        observed(), status.decide(observed()))["conditions"]}
