@@ -168,6 +168,10 @@ def leaderboard(url: str, run_pk: int) -> dict:
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
         "plan": [row.line() for row in rep.plan], "warnings": rep.notes,
+        "criteria": pd.DataFrame(
+            [{"target": t.target + (" (reference)" if t.is_reference else ""),
+              **{f"{c} Elo [95% CI]": ci(by.get(t.target)) for c, by in
+                 sorted(rep.criteria.items())}} for t in rep.targets] if rep.criteria else []),
         "sequences": pd.DataFrame(
             [{"candidate": t.target, "rating": i + 1, "lower": lo, "upper": hi,
               "margin": t.decision.threshold}

@@ -105,6 +105,12 @@ def to_markdown(rep: EvaluationReport, store: str = "",
         lines += [f"## {title}", "", *_md_table(*drop_empty_columns(*fn(rep))), ""]
     if rep.rank_basis:
         lines += [f"Ranked by {rep.rank_basis}.", ""]
+    if rep.criteria:
+        names = sorted(rep.criteria)
+        lines += ["## Per criterion (human Bradley-Terry Elo, 95% CI)", "",
+                  *_md_table(["target", *names], [
+                      [_name(t), *(_ci(rep.criteria[c].get(t.target), 0) for c in names)]
+                      for t in rep.targets]), ""]
     lines += [f"> **Warning** — {note}" for note in rep.notes] + ([""] if rep.notes else [])
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     lines += decision_lines(rep)
@@ -143,6 +149,9 @@ def to_json(rep: EvaluationReport, responses: Sequence[dict[str, Any]]) -> str:
         "reference": rep.reference,
         "recommendation": {"target": rep.recommendation, "reason": rep.reason},
         "decision": {"method": rep.method, "plan": [row.line() for row in rep.plan]},
+        "criteria": {c: {t: dataclasses.asdict(iv) for t, iv in by.items()}
+                     for c, by in rep.criteria.items()},
+        "warnings": rep.notes,
         "assumptions": {"requestsPerDay": rep.requests_per_day,
                         "hoursPerMonth": rep.hours_per_month},
         "targets": [{k: v for k, v in dataclasses.asdict(t).items() if k != "sequence"}

@@ -78,6 +78,9 @@ class EvaluationReport:
     rank_basis: str | None = None  # which quality figure orders `targets`
     notes: list[str] = field(default_factory=list)
     method: str = ""  # how the decisions were made, in one line
+    # Per rating criterion (clarity, ...): each target's human Bradley-Terry Elo with its 95%
+    # interval, from the raters' per-criterion choices.
+    criteria: dict[str, dict[str, Interval]] = field(default_factory=dict)
     plan: list[decision.PlanRow] = field(default_factory=list)  # prompts the margins need
 
     @property
@@ -135,6 +138,19 @@ def human_pairs(ratings: list[dict]) -> list[tuple[str, str, float]]:
     value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
     return [(r["left"], r["right"], value[r["choice"]]) for r in ratings
             if not r.get("is_control")]
+
+
+def criterion_pairs(ratings: list[dict]) -> dict[str, list[tuple[str, str, float]]]:
+    """Per criterion the raters answered, its (left, right, outcome for left) pairs."""
+    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
+    out: dict[str, list[tuple[str, str, float]]] = {}
+    for r in ratings:
+        if r.get("is_control"):
+            continue
+        for criterion, choice in sorted((r.get("criteria") or {}).items()):
+            if choice in value:
+                out.setdefault(criterion, []).append((r["left"], r["right"], value[choice]))
+    return out
 
 
 def target_cost(t: dict, stats_row, pricing_client: Any = None) -> cost.CostEstimate:
@@ -207,6 +223,8 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
                      names, rng)
     hpairs = human_pairs(data.ratings)
     human_elo = _elo(hpairs, names, rng)
+    by_criterion = {c: _elo(pairs, names, rng)
+                    for c, pairs in criterion_pairs(data.ratings).items()}
 
     reports: list[TargetReport] = []
     for t in targets:
@@ -283,7 +301,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         run.evaluation, run.run_id, run.reference, reports, target, reason, rpd, hpm,
         judge_unparseable=sum(j["parse_status"] == "unparseable" for j in judgments),
         judge_errors=sum(j["parse_status"] == "error" for j in judgments),
-        rank_basis=basis, method=method, notes=notes,
+        rank_basis=basis, method=method, notes=notes, criteria=by_criterion,
         plan=plan(dspec, len(candidates), len({r["prompt_id"] for r in data.responses})),
     )
 

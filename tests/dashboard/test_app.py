@@ -155,7 +155,9 @@ def rate_some(url: str, run: int) -> None:
         cand_wins = n % 3 == 0
         for rater in ("ana", "ben"):
             a = rating.Assignment(n, it, cand, TARGETS[0])
-            store.save_rating(rating.rating_row(rater, run, "k", a, "A" if cand_wins else "B"))
+            # Overall the reference wins 2 in 3; on clarity the candidate always does.
+            store.save_rating(rating.rating_row(rater, run, "k", a, "A" if cand_wins else "B",
+                                                {"clarity": "A"}))
         for first, second in ((cand, TARGETS[0]), (TARGETS[0], cand)):
             verdict = "first" if (first == cand) == cand_wins else "second"
             judgments.append({"prompt_id": it.prompt_id, "sample": 0, "judge": "j",
@@ -203,6 +205,11 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert "keep rating (looking after every rating is allowed)" in text
         assert f"Judge bias (SelfJudging): the judge is the reference target {TARGETS[0]}" \
             in text
+        # Per criterion: on clarity the candidates lead, whatever the overall ranking says.
+        by = next(t.value.reset_index() for t in admin.table
+                  if "clarity Elo [95% CI]" in t.value.reset_index())
+        elo = {r["target"]: float(r["clarity Elo [95% CI]"].split()[0]) for _, r in by.iterrows()}
+        assert all(elo[c] > elo[f"{TARGETS[0]} (reference)"] for c in TARGETS[1:])
         # The anytime-valid bounds after each rated prompt, per candidate, beside the forest.
         charts = [json.loads(c.proto.spec) for c in admin.get("plotly_chart")]
         bounds = next(c for c in charts if c["layout"]["xaxis"]["title"]["text"]

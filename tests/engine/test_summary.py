@@ -176,3 +176,19 @@ def test_a_judge_that_judges_itself_or_disagrees_with_the_raters_is_flagged_and_
         [], judgments, ratings)
     small = next(t for t in summary.compute(trusting).targets if t.target == "small")
     assert small.decision.verdict == "non-inferior"  # the same verdicts, trusted
+
+
+def test_each_rating_criterion_gets_its_own_ranking_with_intervals() -> None:
+    # Overall the reference wins every prompt; on clarity small does.
+    ratings = [rating(REF, "small", "left", f"p{i:03d}") | {"criteria": {"clarity": "right",
+                                                                        "likability": "tie"}}
+               for i in range(20)]
+    rep = summary.compute(run_data(ratings, 20))
+    clarity, likability = rep.criteria["clarity"], rep.criteria["likability"]
+    assert clarity["small"].low > clarity[REF].high  # separated beyond their intervals
+    assert rep.targets[0].target == REF  # the overall ranking is the other way round
+    assert likability["small"].estimate == pytest.approx(likability[REF].estimate, abs=1e-6)
+    from slam import report
+    md = report.to_markdown(rep)
+    assert "## Per criterion (human Bradley-Terry Elo, 95% CI)" in md
+    assert "| target | clarity | likability |" in md

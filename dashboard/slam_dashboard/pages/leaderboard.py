@@ -71,6 +71,9 @@ table(ranked, "rank", {
     "human win rate": "{:.0f}%", "judge win rate": "{:.0f}%",
     "judge win rate, equal length": "{:.0f}%", "judge consistency": "{:.0f}%",
     "$/1k requests": "${:,.4f}"})
+if not board["criteria"].empty:
+    st.markdown("**By criterion** — the raters' per-criterion choices, ranked the same way")
+    table(board["criteria"], "target")
 forest = board["forest"]
 if not forest.empty:
     forest = forest.assign(minus=forest.estimate - forest.low, plus=forest.high - forest.estimate)
