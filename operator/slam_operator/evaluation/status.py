@@ -13,13 +13,14 @@ new one. tests/operator/evaluation/test_status.py has a row per transition.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slam import judgebias
-from slam.api.evaluation import EvaluationSpec
+from slam import judgebias, summary
+from slam.api.evaluation import DecisionSpec, EvaluationSpec
 from slam.summary import EvaluationReport
 from slam_operator import pods as podstatus
 from slam_operator.conditions import Cond, is_true, merge, parse_timestamp, roll_up, timestamp
@@ -205,6 +206,28 @@ def judge_condition(obs: Observed) -> Cond | None:
                 "the judge is neither a target nor of a target's model family")
 
 
+def inline_prompts(spec: EvaluationSpec) -> int | None:
+    """How many prompts the run will have, when the spec alone tells (an inline prompt set)."""
+    source = spec.prompt_set
+    if source.inline is None:
+        return None
+    return min(len(source.inline), source.limit or len(source.inline))
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_lines(decision_json: str, candidates: int, prompts: int) -> tuple[str, ...]:
+    dspec = DecisionSpec.model_validate_json(decision_json)
+    return tuple(row.line()[:512] for row in summary.plan(dspec, candidates, prompts))
+
+
+def plan_lines(spec: EvaluationSpec, prompts: int) -> list[str]:
+    """status.plan before the run: what the margins need against the prompts there are (the
+    noncentral-t search is cached: reconciles repeat it)."""
+    dspec = spec.decision or DecisionSpec()
+    return list(_plan_lines(dspec.model_dump_json(by_alias=True), len(spec.targets) - 1,
+                            prompts))
+
+
 def compose(obs: Observed, d: Decision) -> dict[str, Any]:
     """The whole status for this decision."""
     old, run_id, same_run = obs.status, obs.spec.run_id, obs.same_run
@@ -232,6 +255,8 @@ def compose(obs: Observed, d: Decision) -> dict[str, Any]:
                               "display": f"{done}/{total}"}
     elif same_run and old.get("progress"):
         status["progress"] = old["progress"]
+    if (prompts := inline_prompts(obs.spec)) is not None:
+        status["plan"] = plan_lines(obs.spec, prompts)
     if d.phase == "Succeeded":
         if obs.summary is not None:
             status |= obs.summary

@@ -488,3 +488,26 @@ def test_delete_results_on_delete(k8s, namespace, operator, stub, tmp_path) -> N
     eventually(lambda: gone("keep") and gone("drop"), 30, "both deleted")
     assert store.find_run("keep", "1", namespace) is not None
     assert store.find_run("drop", "1", namespace) is None
+
+
+def test_a_self_judging_evaluation_is_flagged_and_planned_as_soon_as_it_is_applied(
+        k8s, namespace, operator, stub) -> None:
+    """The reference is also the judge, and the prompt set is inline: before any Job (the
+    ModelDeployment does not even exist), the status warns about the judge and says how many
+    prompts the margins need; the warning is also an Event."""
+    body = evaluation("selfjudge", stub.base_url,
+                      scorers={"judge": {"target": "api"}})
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, EVS,
+                                                                 body)
+    ev = wait_phase(k8s, namespace, "selfjudge", "Pending")
+    judge = cond(ev, "JudgeIndependent")
+    assert (judge["status"], judge["reason"]) == ("False", "SelfJudging")
+    assert judge["message"].startswith("the judge is the reference target api")
+    assert cond(ev, "Ready")["reason"] != "SelfJudging"  # Pending for its own reasons
+    assert ev["status"]["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per "
+                                              "prompt): 620 prompts")
+    assert "the prompt set has 3 (short by 617" in ev["status"]["plan"][0]
+    events = eventually(lambda: [e for e in client.CoreV1Api(k8s).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=selfjudge").items
+        if e.reason == "SelfJudging"], 30, "the SelfJudging Event")
+    assert events[0].type == "Warning"

@@ -224,3 +224,17 @@ def test_a_judge_that_may_favour_a_target_is_a_condition_from_the_start(judge: d
     assert ready["reason"] != reason
     assert "JudgeIndependent" not in {c["type"] for c in status.compose(
         observed(), status.decide(observed()))["conditions"]}
+
+
+def test_an_inline_prompt_set_gets_its_plan_in_the_status_before_the_run() -> None:
+    inline = [{"id": f"p{i}", "messages": [{"role": "user", "content": "hi"}]} for i in range(40)]
+    obs = observed(spec={"promptSet": {"inline": inline, "limit": 30},
+                         "decision": {"similarity": {"atLeast": -0.05, "assumed": 0, "sd": 0.1}}},
+                   model_deployments={"mistral-7b": md(ready=False)})
+    st = status.compose(obs, status.decide(obs))
+    assert st["phase"] == "WaitingForTargets" and len(st["plan"]) == 4
+    assert st["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per prompt): "
+                                    "620 prompts")
+    assert "the prompt set has 30 (short by 590" in st["plan"][0]
+    assert "similarity difference > -0.05" in st["plan"][2] and "has 30 (enough" in st["plan"][2]
+    assert "plan" not in status.compose(observed(), status.decide(observed()))  # a file: unknown
