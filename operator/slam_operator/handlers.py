@@ -186,9 +186,25 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.watching.reconnect_backoff = 1.0
 
 
+@kopf.index(*EVALUATIONS)
+def ev_phases(namespace: str, name: str, status: kopf.Status, **_: Any):
+    """Evaluations by phase (for slam_evaluations)."""
+    return {status.get("phase") or "New": (namespace, name)}
+
+
+@kopf.index(*MODEL_DEPLOYMENTS)
+def md_ready(namespace: str, name: str, status: kopf.Status, **_: Any):
+    """ModelDeployments by their Ready condition (for slam_model_deployments)."""
+    ready = next((c.get("status") for c in status.get("conditions") or []
+                  if c.get("type") == "Ready"), "Unknown")
+    return {ready: (namespace, name)}
+
+
 @kopf.on.startup()
-def operator_metrics(memo: kopf.Memo, **_: Any) -> None:
+def operator_metrics(memo: kopf.Memo, ev_phases: kopf.Index, md_ready: kopf.Index,
+                     **_: Any) -> None:
     """Serve Prometheus metrics."""
+    metrics.count_from(ev_phases, md_ready)
     if os.environ.get("SLAM_METRICS_PORT") != "0":
         memo.metrics_port = metrics.serve()
 

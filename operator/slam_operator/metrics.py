@@ -1,12 +1,14 @@
 """Prometheus metrics the operator serves (prometheus-client): probe latency histograms, probe
-errors, reconcile counts, the reconciles' API requests. Served on $SLAM_METRICS_PORT (default
+errors, reconcile counts, the reconciles' API requests, Evaluations by phase and ModelDeployments
+by readiness. Served on $SLAM_METRICS_PORT (default
 9090) at /metrics."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 # Seconds: from a fast local model's TTFT to a slow API's full answer.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -21,6 +23,24 @@ RECONCILES = Counter("slam_reconciles_total", "Reconciles by kind.", ["kind"])
 API_REQUESTS = Counter("slam_api_requests_total",
                        "Kubernetes API requests of the operator's reconciles (not kopf's watches)",
                        ["kind", "call"])  # kind: read or write; call: e.g. "create Service"
+
+
+# Objects by state, read from the operator's kopf indices when /metrics is scraped.
+EVALUATIONS = Gauge("slam_evaluations", "Evaluations by phase (New: not reconciled yet).",
+                    ["phase"])
+MODEL_DEPLOYMENTS = Gauge("slam_model_deployments", "ModelDeployments by Ready status.",
+                          ["ready"])
+EVALUATION_PHASES = ("New", "Pending", "WaitingForTargets", "Running", "Succeeded", "Failed")
+READY_STATES = ("True", "False", "Unknown")
+
+
+def count_from(ev: Mapping[str, Collection], md: Mapping[str, Collection]) -> None:
+    """Serve slam_evaluations and slam_model_deployments from the kopf indices `ev_phases` and
+    `md_ready` (live views: each scrape counts what they hold then)."""
+    for phase in EVALUATION_PHASES:
+        EVALUATIONS.labels(phase).set_function(lambda p=phase: len(ev.get(p, ())))
+    for state in READY_STATES:
+        MODEL_DEPLOYMENTS.labels(state).set_function(lambda s=state: len(md.get(s, ())))
 
 
 _serving: list[int] = []

@@ -9,6 +9,7 @@ import base64
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ import pytest
 from kubernetes import client
 
 from slam.store import Store
+from tests.argocd import health
 from tests.conftest import STUB_API_KEY
+from tests.controlplane.cluster import REPO
 from tests.operator.conftest import GROUP, VERSION, eventually
 from tests.operator.modeldeployment.test_cluster import create_md, play_kubelet
 
@@ -153,12 +156,14 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
         GROUP, VERSION, namespace, EVS, evaluation("pep", stub.base_url))
     ev = wait_phase(k8s, namespace, "pep", "WaitingForTargets")
     assert "smollm2" in cond(ev, "TargetsReady")["message"]
+    assert health("Evaluation", ev)["status"] == "Progressing"  # what Argo CD shows
     eventually(lambda: client.AppsV1Api(k8s).read_namespaced_deployment("smollm2", namespace),
                what="model Deployment")
     play_kubelet(k8s, namespace, "smollm2")
     ev = wait_phase(k8s, namespace, "pep", "Running")
     job_name = ev["status"]["jobName"]
     assert job_name == "pep-run-1"
+    assert health("Evaluation", ev)["status"] == "Progressing"
     dns = {f"http://smollm2.{namespace}.svc.cluster.local:8080/v1": llama.base_url}
     assert run_job_as_kubelet(k8s, namespace, job_name, dns, tmp_path) == 0, \
         (tmp_path / f"{job_name}.log").read_text()
@@ -179,6 +184,8 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
     assert "the prompt set has 3 (short by 617" in status["plan"][0]
     assert len(json.dumps(status)) < 16 * 1024
     assert cond(ev, "Ready")["status"] == "True"
+    assert health("Evaluation", ev) == {"status": "Healthy",
+                                        "message": f"run 1 succeeded; leader: {status['leader']}"}
     # exactly one Job for the run; its spec names Secrets, never their values
     jobs = client.BatchV1Api(k8s).list_namespaced_job(namespace).items
     assert [j.metadata.name for j in jobs] == ["pep-run-1"]
@@ -337,6 +344,7 @@ def test_a_model_that_never_becomes_ready_fails_at_the_deadline(
     c = cond(ev, "TargetsReady")
     assert (c["status"], c["reason"]) == ("False", "TargetsNotReady")
     assert "smollm2" in c["message"] and "spec.readyTimeoutSeconds" in c["message"]
+    assert health("Evaluation", ev)["status"] == "Degraded"
 
 
 STORE_PASSWORD = "store-pw-" + "do-not-leak"
@@ -429,6 +437,23 @@ def test_probes_sample_on_schedule_and_metrics_expose_them(k8s, namespace, opera
                f'target="{target}"}}' in text
     assert 'slam_reconciles_total{kind="Evaluation"}' in text
     assert STUB_API_KEY not in text
+    # Every series the Grafana dashboard queries is one the operator serves (with samples, or
+    # a declared counter that has not counted yet: no probe failed here).
+    from prometheus_client.parser import text_string_to_metric_families
+    families = list(text_string_to_metric_families(text))
+    served = {s.name for fam in families for s in fam.samples} | {
+        f"{fam.name}_total" for fam in families if fam.type == "counter"}
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "slam-operator.json").read_text())
+    queried = {name for panel in dashboard["panels"] for t in panel["targets"]
+               for name in re.findall(r"\bslam_[a-z0-9_]+", t["expr"])}
+    assert len(queried) >= 7 and queried <= served, queried - served
+    # The gauges count the objects: this Evaluation, probing, is Running or Succeeded...
+    phases = {s.labels["phase"]: s.value for fam in text_string_to_metric_families(text)
+              for s in fam.samples if s.name == "slam_evaluations"}
+    assert set(phases) == {"New", "Pending", "WaitingForTargets", "Running", "Succeeded",
+                           "Failed"}
+    mine = get_ev(k8s, namespace, "probed")["status"]["phase"]
+    assert phases[mine] >= 1
 
 
 def test_spec_changes_mid_run_leave_the_running_job_alone(k8s, namespace, operator, stub,
@@ -504,6 +529,11 @@ def test_a_self_judging_evaluation_is_flagged_and_planned_as_soon_as_it_is_appli
     assert (judge["status"], judge["reason"]) == ("False", "SelfJudging")
     assert judge["message"].startswith("the judge is the reference target api")
     assert cond(ev, "Ready")["reason"] != "SelfJudging"  # Pending for its own reasons
+    # Argo CD: Pending on a missing ModelDeployment is Degraded, with the reason.
+    argo = health("Evaluation", ev)
+    assert argo["status"] == "Degraded"
+    assert argo["message"].startswith("Pending: SecretNotFound: TargetsResolved: "
+                                      "ModelDeployment smollm2 not found;")
     assert ev["status"]["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per "
                                               "prompt): 620 prompts")
     assert "the prompt set has 3 (short by 617" in ev["status"]["plan"][0]

@@ -13,6 +13,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from slam_operator.kube import Kube
+from tests.argocd import health
 from tests.fakes.hub import SHA
 from tests.operator.conftest import GROUP, MDS, RESYNC_SECONDS, VERSION, eventually
 
@@ -105,12 +106,15 @@ def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -
     assert st["hourlyCostUSD"] == pytest.approx(1.006)
     assert st["estimatedGpuMemoryGiB"] == pytest.approx(17.19, abs=0.01)
     assert st["availableGpuMemoryGiB"] == 24
+    assert health("ModelDeployment", obj)["status"] == "Progressing"  # Argo CD waits
 
     # The kubelet reports the pod ready -> Ready=True with the endpoint.
     play_kubelet(k8s, namespace, "mistral")
     obj = wait_condition(k8s, namespace, "mistral", "Ready", "True")
     assert obj["status"]["endpoint"] == f"http://mistral.{namespace}.svc.cluster.local:8080/v1"
     assert obj["status"]["replicas"] == {"desired": 1, "ready": 1}
+    assert health("ModelDeployment", obj) == {
+        "status": "Healthy", "message": f"Ready: {obj['status']['endpoint']}"}
     assert any(e.reason == "Ready" for e in events_for(k8s, namespace, "mistral"))
 
     # Spec change -> Deployment updated.
@@ -118,6 +122,13 @@ def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -
         GROUP, VERSION, namespace, MDS, "mistral", {"spec": {"maxTotalTokens": 8192}})
     eventually(lambda: "8192" in deployment(k8s, namespace, "mistral")
                .spec.template.spec.containers[0].args, what="updated args")
+    # Scaled to zero: Suspended in Argo CD, not Degraded.
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "mistral", {"spec": {"replicas": 0}})
+    obj = wait_condition(k8s, namespace, "mistral", "Available", "False", "ScaledToZero")
+    assert health("ModelDeployment", obj)["status"] == "Suspended"
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, MDS, "mistral", {"spec": {"replicas": 1}})
 
     # Child edited by hand -> reverted.
     apps.patch_namespaced_deployment("mistral", namespace, {"spec": {"template": {"spec": {
@@ -159,6 +170,7 @@ def test_a_server_pod_without_a_gpu_node_says_so_until_it_is_scheduled(
          "message": verdict}]}})
     obj = wait_condition(k8s, namespace, "big", "Available", "False", "Unschedulable")
     msg = condition(obj, "Available")["message"]
+    assert health("ModelDeployment", obj) == {"status": "Degraded", "message": f"Available: {msg}"}
     assert msg.startswith(f"pod {pod.metadata.name} cannot be scheduled: {verdict[:-1]}; check "
                           "spec.resources, spec.gpuCount and spec.instanceType"), msg
     assert condition(obj, "Ready")["status"] == "False"
@@ -211,6 +223,10 @@ def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
 def test_hub_outcomes(k8s, namespace, operator, model, reason, status) -> None:
     create_md(k8s, namespace, md("m", model=model))
     obj = wait_condition(k8s, namespace, "m", "ModelResolved", status, reason)
+    # Argo CD: a model that does not exist or is gated is Degraded; a Hub that does not answer
+    # is retried (Progressing).
+    assert health("ModelDeployment", obj)["status"] == (
+        "Degraded" if status == "False" else "Progressing")
     ready = condition(obj, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", reason)
     assert "endpoint" not in obj["status"]
@@ -265,6 +281,7 @@ def test_does_not_fit_blocks_the_deployment_with_numbers(k8s, namespace, operato
     obj = wait_condition(k8s, namespace, "big", "Fits", "False", "InsufficientGPUMemory")
     msg = condition(obj, "Fits")["message"]
     assert "17.2 GiB" in msg and "16 GiB" in msg and "g6.xlarge" in msg
+    assert health("ModelDeployment", obj) == {"status": "Degraded", "message": f"Fits: {msg}"}
     time.sleep(1)
     assert no_deployment(k8s, namespace, "big")
     # Quantizing makes it fit, and the Deployment appears.
