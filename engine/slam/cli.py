@@ -305,7 +305,7 @@ def run(
         f"stored, in {result.seconds:.1f} s; scored {scored.similarity_scored} for similarity "
         f"({scored.texts_encoded} texts encoded), {scored.judgments} judge verdicts, "
         f"{scored.grades} grades. Results: {display_url(url)}\n"
-        f"Export: slam report -e {plan.evaluation} --format md|json|csv"
+        f"Export: slam report -e {plan.evaluation} --format md|json|csv|junit"
         + (f" --store '{display_url(url)}'" if store_url else ""), highlight=False)
     if dead:
         raise _fail(f"every request to {', '.join(dead)} failed (see the lines above): check "
