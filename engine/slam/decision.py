@@ -391,7 +391,8 @@ def sequential(x: Sequence[float], threshold: float, *, alpha: float) -> Sequent
 
 
 def sequential_decision(candidate: str, first: Sequence[float], data: Clustered | None,
-                        margin: Margin, *, alpha: float) -> tuple[Decision, Sequential]:
+                        margin: Margin, *, alpha: float, power: float = 0.8
+                        ) -> tuple[Decision, Sequential]:
     """The anytime-valid decision on a candidate's first ratings per prompt (time order), at
     level `alpha` (already split over the candidates); `data`: all its ratings, for the counts."""
     s = sequential(first, margin.threshold, alpha=alpha)
@@ -407,11 +408,21 @@ def sequential_decision(candidate: str, first: Sequence[float], data: Clustered 
     elif s.verdict == INFERIOR:
         why = (f"inferior: {head}; decided at rating {s.decided_at}, when the anytime-valid "
                f"{conf} upper bound fell below {margin.threshold:g}")
-    elif s.n:
+    more = None
+    if s.verdict == UNDECIDED and s.n >= 2:
+        # At the current estimate and spread, the prompts a fixed-sample test would need for
+        # `power`: a floor for the anytime-valid test, which pays for looking at every rating.
+        sd = float(np.std(np.asarray(first, dtype=np.float64), ddof=1))
+        lean = s.estimate if s.estimate >= margin.threshold else 2 * margin.threshold - s.estimate
+        need = prompts_needed(sd, lean, margin.threshold, alpha=alpha, power=power)
+        more = None if need is None else max(need - s.n, 1)
+    if s.verdict == UNDECIDED and s.n:
+        expect = ("the estimate sits on the margin: no amount of data is expected to decide"
+                  if more is None else f"at least {more} more prompts rated")
         why = (f"undecided: {head}; anytime-valid {conf} bounds {lower:.3f}..{upper:.3f} "
-               f"straddle {margin.threshold:g}: keep rating (looking after every rating is "
-               "allowed)")
-    else:
+               f"straddle {margin.threshold:g}: keep rating, {expect} (looking after every "
+               "rating is allowed)")
+    elif s.verdict == UNDECIDED:
         why = "undecided: no human ratings yet"
     return Decision(candidate, HUMAN, s.verdict, margin.threshold, s.estimate, lower, upper,
-                    alpha, None, None, s.n, ratings, None, None, why), s
+                    alpha, None, None, s.n, ratings, more, more, why), s

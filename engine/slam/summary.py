@@ -283,7 +283,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     for c in seq:
         decided[c], sequences[c] = decision.sequential_decision(
             c, first_ratings(data, c), available[c][decision.HUMAN],
-            margin(dspec, decision.HUMAN), alpha=dspec.alpha / m)
+            margin(dspec, decision.HUMAN), alpha=dspec.alpha / m, power=dspec.power)
     for rep in reports:
         rep.decision = decided.get(rep.target)
         rep.sequence = sequences.get(rep.target)

@@ -202,7 +202,8 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert (verdicts["margin"] == 0.45).all()
         assert ((verdicts["lower bound"] < 0.45) & (verdicts["upper bound"] > 0.45)).all()
         assert "over the first ratings of 6 prompts (12 ratings)" in text
-        assert "keep rating (looking after every rating is allowed)" in text
+        assert "keep rating, at least " in text
+        assert "(looking after every rating is allowed)" in text
         assert f"Judge bias (SelfJudging): the judge is the reference target {TARGETS[0]}" \
             in text
         # Per criterion: on clarity the candidates lead, whatever the overall ranking says.

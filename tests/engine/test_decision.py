@@ -199,3 +199,15 @@ def test_a_clearly_better_candidate_is_decided_early_and_its_sequence_covers_the
         s = decision.sequential((rng.random(200) < 0.6).astype(float), 0.45, alpha=ALPHA)
         out += bool(np.any(s.lower > 0.6) or np.any(s.upper < 0.6))
     assert out / 500 <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 500)
+
+
+def test_an_undecided_sequential_candidate_says_how_many_more_prompts_at_least() -> None:
+    first = [1.0, 0.0] * 10  # 20 prompts, a win rate of 0.5: undecided at 0.45
+    d, s = decision.sequential_decision("c", first, None, Margin(0.45, 0.5, 0.5), alpha=ALPHA)
+    need = decision.prompts_needed(float(np.std(first, ddof=1)), 0.5, 0.45, alpha=ALPHA,
+                                   power=0.8)
+    assert d.verdict == "undecided" and d.more_prompts == need - 20
+    assert f"keep rating, at least {need - 20} more prompts rated" in d.why
+    on_margin, _ = decision.sequential_decision("c", [1.0, 0.0, 0.5, 0.3] * 5, None,
+                                                Margin(0.45, 0.5, 0.5), alpha=ALPHA)
+    assert on_margin.more_prompts is None and "sits on the margin" in on_margin.why
