@@ -17,7 +17,8 @@ PURE = [
     "slam_operator.modeldeployment.status", "slam_operator.modeldeployment.gpu",
     "slam_operator.evaluation.job", "slam_operator.evaluation.status",
     "slam_operator.evaluation.plan",
-    "slam.stats", "slam.summary", "slam.cost", "slam.metrics", "slam.api.evaluation",
+    "slam.stats", "slam.decision", "slam.judgebias", "slam.compare", "slam.summary",
+    "slam.cost", "slam.metrics", "slam.api.evaluation",
     "slam.api.modeldeployment", "slam_dashboard.rating",
 ]
 FRAMEWORKS = ("kubernetes", "kopf", "streamlit")
