@@ -324,6 +324,23 @@ def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
         raise _fail(str(e)) from None
 
 
+def _store_and_evaluation(store_url: str | None, evaluation: str | None, namespace: str
+                          ) -> tuple[str, Store, str, str]:
+    """The store (--store, else the default) and the evaluation: the one named, else the most
+    recent run's."""
+    url = store_url or default_url()
+    try:
+        store = _open_store(url)
+    except StoreOpenError as e:
+        raise _fail(str(e)) from None
+    if evaluation is None:
+        runs = store.runs()
+        if not runs:
+            raise _fail(f"the store {display_url(url)} holds no runs yet; start one with slam run")
+        evaluation, namespace = runs[-1].evaluation, runs[-1].namespace
+    return url, store, evaluation, namespace
+
+
 @app.command("report")
 def report_cmd(
     evaluation: str | None = typer.Option(
@@ -347,16 +364,7 @@ def report_cmd(
     (decisions). With --gate, exit 3 unless the candidate is non-inferior."""
     if fmt not in ("md", "json", "csv", "junit"):
         raise _fail(f"--format {fmt}: choose one of md, json, csv, junit")
-    url = store_url or default_url()
-    try:
-        store = _open_store(url)
-    except StoreOpenError as e:
-        raise _fail(str(e)) from None
-    if evaluation is None:
-        runs = store.runs()
-        if not runs:
-            raise _fail(f"the store {display_url(url)} holds no runs yet; start one with slam run")
-        evaluation, namespace = runs[-1].evaluation, runs[-1].namespace
+    url, store, evaluation, namespace = _store_and_evaluation(store_url, evaluation, namespace)
     found = store.find_run(evaluation, run_id, namespace)
     if found is None:
         raise _fail(f"no run {run_id or ''} of evaluation {evaluation} in {display_url(url)}")
@@ -399,16 +407,7 @@ def compare_cmd(
     that dropped most."""
     if fmt not in ("md", "json"):
         raise _fail(f"--format {fmt}: choose md or json")
-    url = store_url or default_url()
-    try:
-        store = _open_store(url)
-    except StoreOpenError as e:
-        raise _fail(str(e)) from None
-    if evaluation is None:
-        runs = store.runs()
-        if not runs:
-            raise _fail(f"the store {display_url(url)} holds no runs yet; start one with slam run")
-        evaluation, namespace = runs[-1].evaluation, runs[-1].namespace
+    url, store, evaluation, namespace = _store_and_evaluation(store_url, evaluation, namespace)
     found = []
     for rid in (run_a, run_b):
         run = store.find_run(evaluation, rid, namespace)
