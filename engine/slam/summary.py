@@ -23,6 +23,8 @@ from slam.store import Store
 # Judge verdicts count towards a decision only when at least this share of pairs got the same
 # verdict in both answer orders (below it, the figures are reported, not used).
 JUDGE_MIN_CONSISTENCY = 0.5
+# A human choice as the outcome for the answer shown left: a tie or "both bad" counts half.
+CHOICE_VALUE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
 SEQUENTIAL = ("anytime-valid on the human win rate for {m} candidate(s): a betting test "
               "(Waudby-Smith & Ramdas 2023) on the first rating of each prompt, alpha {alpha:g} "
               "each (Bonferroni), valid whenever the result is looked at")
@@ -135,21 +137,19 @@ def judge_outcomes(judgments: list[dict], reference: str
 
 
 def human_pairs(ratings: list[dict]) -> list[tuple[str, str, float]]:
-    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
-    return [(r["left"], r["right"], value[r["choice"]]) for r in ratings
+    return [(r["left"], r["right"], CHOICE_VALUE[r["choice"]]) for r in ratings
             if not r.get("is_control")]
 
 
 def criterion_pairs(ratings: list[dict]) -> dict[str, list[tuple[str, str, float]]]:
     """Per criterion the raters answered, its (left, right, outcome for left) pairs."""
-    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
     out: dict[str, list[tuple[str, str, float]]] = {}
     for r in ratings:
         if r.get("is_control"):
             continue
         for criterion, choice in sorted((r.get("criteria") or {}).items()):
-            if choice in value:
-                out.setdefault(criterion, []).append((r["left"], r["right"], value[choice]))
+            if choice in CHOICE_VALUE:
+                out.setdefault(criterion, []).append((r["left"], r["right"], CHOICE_VALUE[choice]))
     return out
 
 
@@ -388,14 +388,14 @@ def first_ratings(data: RunData, candidate: str) -> list[float]:
     """The candidate's outcome (1 win, 0.5 tie, 0 loss) in the first rating of each prompt
     against the reference, in the order the ratings arrived (what the sequential test needs:
     one observation per prompt, so each has the same expected value)."""
-    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
     ref, seen, out = data.run.reference, set(), []
     for r in data.ratings:
         if r.get("is_control") or {r["left"], r["right"]} != {candidate, ref} \
                 or r["prompt_id"] in seen:
             continue
         seen.add(r["prompt_id"])
-        out.append(value[r["choice"]] if r["left"] == candidate else 1.0 - value[r["choice"]])
+        left = CHOICE_VALUE[r["choice"]]
+        out.append(left if r["left"] == candidate else 1.0 - left)
     return out
 
 
@@ -408,12 +408,11 @@ def evidence_data(data: RunData, candidates: list[str],
     ref = data.run.reference
     grade_by_key = {(s["target"], s["prompt_id"], s["sample"]): s["score"] for s in data.scores
                     if s["scorer"] == JUDGE_GRADE and s["score"] is not None}
-    value = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
     judged = judge_outcomes_by_item(data.judgments, ref)
     out: dict[str, dict[str, decision.Clustered | None]] = {}
     for c in candidates:
-        human = [(r["prompt_id"], value[r["choice"]] if r["left"] == c else
-                  1.0 - value[r["choice"]]) for r in data.ratings
+        human = [(r["prompt_id"], CHOICE_VALUE[r["choice"]] if r["left"] == c else
+                  1.0 - CHOICE_VALUE[r["choice"]]) for r in data.ratings
                  if not r.get("is_control") and {r["left"], r["right"]} == {c, ref}]
         judge = [(p, o, ok) for (cand, p, _), (o, ok) in judged.items() if cand == c]
         if judge and sum(ok for _, _, ok in judge) < JUDGE_MIN_CONSISTENCY * len(judge):
