@@ -5,7 +5,8 @@
 #   make test           everything a fresh machine needs, then the whole test suite
 #   make control-plane  build the control plane, etcd and the test node's parts (cached, keyed by version)
 #   make images         build the operator, scoring and llama.cpp images with podman (cached by inputs)
-#   make crds           regenerate crds/ from the typed spec models
+#   make crds           regenerate crds/ (and the Helm chart's copy) from the typed spec models
+#   make manifests      re-render manifests/base (and the dev overlay's PostgreSQL) from the chart
 #   make lock           re-resolve requirements/lock.txt (only when pyproject.toml dependencies change)
 
 SHELL := /bin/bash
@@ -21,7 +22,7 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane images system-deps crds lock demo \
+.PHONY: all venv test test-unit test-cluster control-plane images system-deps crds manifests lock demo \
         dashboard lint clean-venv
 
 all: venv
@@ -81,6 +82,12 @@ images: venv system-deps
 
 crds: venv
 	$(BIN)/python -m slam.api.crdgen crds/
+	cp crds/slam.dev_*.yaml charts/slam-operator/files/crds/
+
+# The chart is the one source of the operator's manifests: manifests/base is rendered from it
+# (tests/test_chart.py fails when the committed copy is stale).
+manifests: venv control-plane
+	$(BIN)/python -m tests.chart
 
 lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench

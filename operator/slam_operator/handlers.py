@@ -184,6 +184,10 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.watching.reconnect_backoff = 1.0
+    # Limited to listed namespaces (the chart's watchNamespaces): serve exactly those, without
+    # scanning the cluster's namespaces, which the namespaced RBAC does not allow.
+    if os.environ.get("SLAM_WATCH_NAMESPACES", "").strip():
+        settings.scanning.disabled = True
 
 
 @kopf.index(*EVALUATIONS)

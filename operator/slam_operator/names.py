@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from importlib.metadata import PackageNotFoundError, version
 
 from slam.api.common import GROUP, VERSION
 
 MANAGED_BY = "slam-operator"
+try:
+    OPERATOR_VERSION = version("slam-operator")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    OPERATOR_VERSION = "0+unknown"
 FIELD_MANAGER = MANAGED_BY
 
 # Labels (app.kubernetes.io/* are Kubernetes' recommended labels).
@@ -23,6 +28,9 @@ INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"  # EKS sets it on every
 
 # Annotations.
 REVISION_ANNOTATION = "slam.dev/revision"  # the resolved commit, on the model pods
+# The operator release that built a child (on the object, not its pod template, so that
+# stamping it restarts nothing): an upgrade does not rebuild children whose owner did not change.
+BUILT_BY_ANNOTATION = "slam.dev/built-by"
 SKIP_FIT_ANNOTATION = "slam.dev/skip-fit-check"  # "true": deploy a model that may not fit
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -15,16 +15,24 @@ gomod="$here/gomod"
 k8s_version="$(cd "$gomod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 etcd_version="$(cd "$gomod" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
 coredns_version="$(cd "$gomod/coredns" && go list -m -f '{{.Version}}' github.com/coredns/coredns)"
+# The chart tests' tools (tests/test_chart.py): helm and the manifest linter kube-score.
+helm_version="$(cd "$gomod/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v4)"
+kubescore_version="$(cd "$gomod/kubescore" && go list -m -f '{{.Version}}' github.com/zegl/kube-score)"
+# The Prometheus Operator's ServiceMonitor CRD (from its Go module), so the chart's ServiceMonitor
+# is applied against the real schema.
+promop_version=v0.85.0
 if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
   echo "build.sh: cannot read the pinned versions from $gomod/go.mod" >&2
   exit 1
 fi
 
 cache="${SLAM_CACHE:-$HOME/.cache/slam}/controlplane/k8s-${k8s_version}_etcd-${etcd_version}"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy "coredns-${coredns_version}" pause)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy "coredns-${coredns_version}" pause
+      "helm-${helm_version}" "kube-score-${kubescore_version}"
+      "servicemonitors-crd-${promop_version}.yaml")
 
 missing=()
-for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || missing+=("$b"); done
+for b in "${bins[@]}"; do [[ -x "$cache/$b" || ( "$b" == *.yaml && -f "$cache/$b" ) ]] || missing+=("$b"); done
 if [[ ${#missing[@]} == 0 ]]; then
   echo "control plane and node ${k8s_version} / etcd ${etcd_version} / CoreDNS ${coredns_version}: cached in $cache"
   exit 0
@@ -40,7 +48,7 @@ ldflags="-s -w \
  -X k8s.io/component-base/version.gitMinor=${minor} \
  -X k8s.io/component-base/version.gitTreeState=clean"
 
-echo "building ${missing[*]} (${k8s_version} / etcd ${etcd_version} / CoreDNS ${coredns_version}) into $cache (cold: ~8 min on 2 cores)"
+echo "building ${missing[*]} (${k8s_version} / etcd ${etcd_version} / CoreDNS ${coredns_version}) into $cache (cold: ~12 min on 2 cores; helm alone ~3 min)"
 start=$SECONDS
 tmp="$cache.partial.$$"
 mkdir -p "$tmp"
@@ -49,6 +57,7 @@ pkgs=()
 for b in "${missing[@]}"; do
   case "$b" in
     etcd) pkgs+=(./etcd) ;;
+    kube-score-*) ;;
     kube-*|kubelet|kubectl) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
   esac
 done
@@ -57,6 +66,22 @@ if [[ ${#pkgs[@]} -gt 0 ]]; then
 fi
 if [[ " ${missing[*]} " == *" coredns-"* ]]; then
   (cd "$gomod/coredns" && go build -trimpath -ldflags "-s -w" -o "$tmp/coredns-${coredns_version}" .)
+fi
+if [[ " ${missing[*]} " == *" helm-"* ]]; then
+  (cd "$gomod/helm" && go build -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${helm_version}" \
+    -o "$tmp/helm-${helm_version}" helm.sh/helm/v4/cmd/helm)
+fi
+if [[ " ${missing[*]} " == *" kube-score-"* ]]; then
+  (cd "$gomod/kubescore" && go build -trimpath -ldflags "-s -w -X main.version=${kubescore_version}" \
+    -o "$tmp/kube-score-${kubescore_version}" github.com/zegl/kube-score/cmd/kube-score)
+fi
+if [[ " ${missing[*]} " == *" servicemonitors-crd-"* ]]; then
+  dir="$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@${promop_version}" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+    "$tmp/servicemonitors-crd-${promop_version}.yaml"
 fi
 if [[ " ${missing[*]} " == *" pause "* ]]; then
   # The pod sandbox's process, from the pinned Kubernetes source (no registry to pull it from).

@@ -433,6 +433,8 @@ def apply_crds(cp: ControlPlane, directory: Path, timeout: float = 60.0) -> list
     api = client.ApiextensionsV1Api(config.new_client_from_config(str(cp.kubeconfig)))
     names = []
     for path in sorted(directory.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
         crd = yaml.safe_load(path.read_text())
         name = crd["metadata"]["name"]
         try:

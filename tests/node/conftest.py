@@ -139,8 +139,9 @@ def set_env(container: dict, **values: str) -> None:
 
 
 def server_side_apply(cp: ControlPlane, directory: Path) -> None:
+    how = "-k" if (directory / "kustomization.yaml").exists() else "-f"
     out = subprocess.run([str(cp.bin_dir / "kubectl"), "--kubeconfig", str(cp.kubeconfig),
-                          "apply", "--server-side", "-f", str(directory)], capture_output=True,
+                          "apply", "--server-side", how, str(directory)], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     subprocess.run([str(cp.bin_dir / "kubectl"), "--kubeconfig", str(cp.kubeconfig), "wait",
@@ -187,11 +188,12 @@ def hub(cluster: Cluster) -> Iterator[FakeHub]:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, hub: FakeHub) -> str:
-    """manifests/operator/ applied as the README says (kubectl apply --server-side), with the
-    image fields pointed at this checkout's images and HF_ENDPOINT at the stand-in Hub."""
+    """manifests/base/ (rendered from the chart) applied as the README says (kubectl apply
+    --server-side), with the image fields pointed at this checkout's images and HF_ENDPOINT at
+    the stand-in Hub. (The CRDs in the base are already applied.)"""
     docs = []
-    for name in ("namespace.yaml", "rbac.yaml", "deployment.yaml"):
-        docs += manifests(REPO / "manifests" / "operator" / name)
+    for name in ("namespace.yaml", "rbac.yaml", "operator.yaml"):
+        docs += manifests(REPO / "manifests" / "base" / name)
     for doc in docs:
         if doc["kind"] == "Deployment":
             c = doc["spec"]["template"]["spec"]["containers"][0]

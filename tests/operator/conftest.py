@@ -6,10 +6,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 
 # Read when slam_operator.handlers is imported (kopf registers the timer's interval then):
 # a short resync so "three resync periods" takes seconds.
@@ -52,13 +55,55 @@ def fake_hub() -> Iterator[FakeHub]:
     hub.stop()
 
 
+# An RBAC denial in the operator's log reads: ... is forbidden: User
+# "system:serviceaccount:<namespace>:<name>" cannot <verb> ...
+def rbac_denials(lines: list[str], account: str) -> list[str]:
+    who = f'User "system:serviceaccount:{account}" cannot'
+    return [line for line in lines if who in line.replace('\\"', '"')]
+
+
+def chart_rbac_kubeconfig(control_plane: ControlPlane, k8s: client.ApiClient, path: Path,
+                          values: dict | None = None, release: str = "slam-operator",
+                          ) -> tuple[Path, str]:
+    """The chart's ServiceAccount and RBAC for the operator (rendered with `values`, applied),
+    and a kubeconfig with a token of that ServiceAccount: what the operator may do in a cluster
+    installed from the chart, exactly. Returns (kubeconfig, "<namespace>:<account>")."""
+    from tests.chart import BASE_NAMESPACE, documents, render
+
+    kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    rendered = render(values or {"crds": {"install": False}}, release=release).stdout
+    docs = [d for d in documents(rendered) if d["kind"] in kinds]
+    try:
+        client.CoreV1Api(k8s).create_namespace({"metadata": {"name": BASE_NAMESPACE}})
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+    dynamic = DynamicClient(k8s)
+    for d in docs:
+        api = dynamic.resources.get(api_version=d["apiVersion"], kind=d["kind"])
+        api.server_side_apply(body=d, name=d["metadata"]["name"],
+                              namespace=d["metadata"].get("namespace"), field_manager="tests")
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    token = client.CoreV1Api(k8s).create_namespaced_service_account_token(
+        sa["name"], sa["namespace"], {"spec": {"expirationSeconds": 4 * 3600}}).status.token
+    cfg = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cfg["users"][0]["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(cfg))
+    return path, f"{sa['namespace']}:{sa['name']}"
+
+
 @pytest.fixture(scope="module")
-def operator(control_plane: ControlPlane, fake_hub: FakeHub) -> Iterator[LogCapture]:
-    """kopf running slam_operator.handlers in a thread; yields the captured log lines."""
+def operator(control_plane: ControlPlane, k8s: client.ApiClient, fake_hub: FakeHub,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogCapture]:
+    """kopf running slam_operator.handlers in a thread, as the chart's ServiceAccount with the
+    chart's RBAC and nothing more; yields the captured log lines. Fails if the operator was
+    denied anything."""
     from kopf.testing import KopfRunner
 
+    kubeconfig, account = chart_rbac_kubeconfig(
+        control_plane, k8s, tmp_path_factory.mktemp("operator") / "kubeconfig")
     mp = pytest.MonkeyPatch()
-    mp.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    mp.setenv("KUBECONFIG", str(kubeconfig))
     mp.setenv("HF_ENDPOINT", fake_hub.url)
     if "SLAM_METRICS_PORT" not in os.environ:  # one /metrics server per test process
         from tests.controlplane.cluster import free_port
@@ -79,6 +124,8 @@ def operator(control_plane: ControlPlane, fake_hub: FakeHub) -> Iterator[LogCapt
     root.setLevel(old_level)
     mp.undo()
     assert runner.exit_code == 0, runner.output
+    denied = rbac_denials(capture.lines, account)
+    assert not denied, f"the chart's RBAC denied the operator: {denied[:5]}"
 
 
 def eventually(fn: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:

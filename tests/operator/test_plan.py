@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from slam_operator.names import BUILT_BY_ANNOTATION, REVISION_ANNOTATION
 from slam_operator.plan import Action, contains, plan
 
 
@@ -64,3 +65,39 @@ def test_contains_semantics() -> None:
     assert contains({"a": {}}, {"a": {"b": 1}})
     assert not contains({"a": [1]}, {"a": [1, 2]})
     assert not contains({"a": 1}, {})
+
+
+def deployment(built_by: str | None = "0.2.0", revision: str = "abc", image: str = "tgi:3",
+               replicas: int = 1, policy: str | None = "FallbackToLogsOnError") -> dict:
+    container = {"name": "server", "image": image}
+    if policy:
+        container["terminationMessagePolicy"] = policy
+    meta = {"name": "m", "labels": {"a": "1"}}
+    if built_by:
+        meta["annotations"] = {BUILT_BY_ANNOTATION: built_by}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": replicas, "template": {
+                "metadata": {"annotations": {REVISION_ANNOTATION: revision}},
+                "spec": {"containers": [container]}}}}
+
+
+def test_an_operator_upgrade_does_not_rebuild_model_servers_nobody_changed() -> None:
+    """A Deployment an older release built (here: before terminationMessagePolicy was set, and
+    before releases were stamped) is kept while its ModelDeployment is unchanged: rebuilding it
+    would restart the model server and reload its GPU for nothing the user asked for."""
+    desired = [deployment()]
+    for old in (deployment(built_by=None, policy=None), deployment(built_by="0.1.0", policy=None)):
+        existing = {("Deployment", "m"): old}
+        assert plan(desired, existing, owner_settled=True) == []
+        # The ModelDeployment changed (generation not yet observed): rebuilt with this release.
+        assert [a.verb for a in plan(desired, existing, owner_settled=False)] == ["apply"]
+        # A new model revision, image or replica count is a change the user asked for.
+        for changed in (deployment(revision="def"), deployment(image="tgi:4"),
+                        deployment(replicas=2)):
+            assert [a.verb for a in plan([changed], existing, owner_settled=True)] == ["apply"]
+
+
+def test_drift_on_a_deployment_this_release_built_is_repaired() -> None:
+    edited = deployment(policy="File")  # edited by hand after this release built it
+    assert [a.verb for a in plan([deployment()], {("Deployment", "m"): edited},
+                                 owner_settled=True)] == ["apply"]

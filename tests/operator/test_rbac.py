@@ -1,42 +1,48 @@
-"""The operator works with nothing but the ClusterRole in manifests/operator/rbac.yaml."""
+"""The operator limited to listed namespaces (the chart's watchNamespaces) works with the
+chart's Roles alone. (Cluster-wide, every operator cluster test runs under the chart's
+ClusterRole: tests/operator/conftest.py.)"""
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
-import yaml
 from kopf.testing import KopfRunner
-from kubernetes import client, utils
+from kubernetes import client
 
-from tests.controlplane.cluster import REPO, ControlPlane
-from tests.operator.conftest import GROUP, MDS, VERSION, eventually
+from tests.operator.conftest import (
+    GROUP,
+    MDS,
+    VERSION,
+    chart_rbac_kubeconfig,
+    eventually,
+    rbac_denials,
+)
 
 
-def _kubeconfig_for_token(cp: ControlPlane, token: str, path: Path) -> Path:
-    cfg = yaml.safe_load(cp.kubeconfig.read_text())
-    cfg["users"][0]["user"] = {"token": token}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_hub,
-                                            tmp_path, monkeypatch, caplog) -> None:
+def test_operator_runs_in_listed_namespaces_with_roles_only(
+        control_plane, k8s, namespace, fake_hub, tmp_path, monkeypatch, caplog) -> None:
+    """The chart with watchNamespaces: Roles in the listed namespaces, no cluster-wide rights
+    but reading CRDs; the operator works there and leaves every other namespace alone."""
     caplog.set_level(logging.DEBUG)
-    folder = REPO / "manifests" / "operator"
-    for name in ("namespace.yaml", "rbac.yaml"):
-        try:
-            utils.create_from_yaml(k8s, str(folder / name))
-        except utils.FailToCreateError as e:
-            if any(x.status != 409 for x in e.api_exceptions):
-                raise
-    token = client.CoreV1Api(k8s).create_namespaced_service_account_token(
-        "slam-operator", "slam-system", {"spec": {"expirationSeconds": 3600}}).status.token
-    kubeconfig = _kubeconfig_for_token(control_plane, token, tmp_path / "kubeconfig")
+    elsewhere = f"{namespace}-other"
+    client.CoreV1Api(k8s).create_namespace({"metadata": {"name": elsewhere}})
+    kubeconfig, account = chart_rbac_kubeconfig(
+        control_plane, k8s, tmp_path / "kubeconfig",
+        {"crds": {"install": False}, "watchNamespaces": [namespace],
+         "serviceAccount": {"name": "slam-operator-ns"}, "rbac": {"create": True}},
+        release="slam-ns")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
-    runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
+    monkeypatch.setenv("SLAM_WATCH_NAMESPACES", namespace)
+    ignored = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+               "metadata": {"name": "not-mine"},
+               "spec": {"model": {"id": "mistralai/Mistral-7B-Instruct-v0.2"},
+                        "instanceType": "g5.xlarge"}}
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, elsewhere, MDS, ignored)
+    # As the image runs it: python -m slam_operator reads SLAM_WATCH_NAMESPACES.
+    runner = KopfRunner(["run", "--namespace", namespace, "--standalone", "-m",
                          "slam_operator.handlers"], timeout=60)
     with runner:
         client.CustomObjectsApi(k8s).create_namespaced_custom_object(
@@ -84,8 +90,11 @@ def test_operator_runs_with_least_privilege(control_plane, k8s, namespace, fake_
             what="Evaluation Running")
         time.sleep(1)
     assert runner.exit_code == 0
-    # An RBAC denial reads: ... is forbidden: User "system:serviceaccount:..." cannot <verb> ...
-    who = 'User \\"system:serviceaccount:slam-system:slam-operator\\" cannot'
-    denied = [r.getMessage() for r in caplog.records
-              if who in r.getMessage() or who.replace("\\", "") in r.getMessage()]
+    # The other namespace's object was never touched: no status, no child.
+    other = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        GROUP, VERSION, elsewhere, MDS, "not-mine")
+    assert "status" not in other
+    assert not client.AppsV1Api(k8s).list_namespaced_deployment(elsewhere).items
+    denied = rbac_denials([r.getMessage() for r in caplog.records], account)
     assert not denied, denied[:5]
+    client.CoreV1Api(k8s).delete_namespace(elsewhere)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from slam.api.modeldeployment import ModelDeploymentSpec
 from slam_operator import runtimes
 from slam_operator.names import (
+    BUILT_BY_ANNOTATION,
     COMPONENT_LABEL,
     GPU_RESOURCE,
     INSTANCE_LABEL,
@@ -19,6 +20,7 @@ from slam_operator.names import (
     MANAGED_BY_LABEL,
     MODEL_DEPLOYMENT_LABEL,
     NAME_LABEL,
+    OPERATOR_VERSION,
     REVISION_ANNOTATION,
 )
 from slam_operator.runtimes.base import CACHE_DIR, RuntimeInput
@@ -123,7 +125,8 @@ def build_deployment(t: ServedModel) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": t.name, "namespace": t.namespace, "labels": labels(t)},
+        "metadata": {"name": t.name, "namespace": t.namespace, "labels": labels(t),
+                     "annotations": {BUILT_BY_ANNOTATION: OPERATOR_VERSION}},
         "spec": {
             "replicas": spec.replicas,
             "selector": {"matchLabels": selector(t)},

@@ -93,7 +93,8 @@ def reconcile(
         desired = builders.build_children(served)
         for child in desired:
             adopt(child, body)
-        actions = plan(desired, existing, MANAGED_KINDS)
+        settled = old.get("observedGeneration") == generation
+        actions = plan(desired, existing, MANAGED_KINDS, owner_settled=settled)
         result.actions = kube.execute(namespace, actions)
         for a in result.actions:
             event(body, "Normal", "ChildUpdated", a)

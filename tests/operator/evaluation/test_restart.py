@@ -31,16 +31,19 @@ from tests.servers import Stub, spawn, stop, wait_http
 
 
 @contextlib.contextmanager
-def operator_process(cp: ControlPlane, workdir: Path) -> Iterator[subprocess.Popen]:
+def operator_process(cp: ControlPlane, workdir: Path, kubeconfig: Path | None = None,
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """The operator as its own process, with its container's command (`python -m slam_operator`,
-    manifests/operator/deployment.yaml), ready once its liveness endpoint answers; stopped with
-    SIGTERM unless the test kills it first."""
+    the chart's Deployment), ready once its liveness endpoint answers; stopped with SIGTERM
+    unless the test kills it first."""
     workdir.mkdir(parents=True, exist_ok=True)
     health = free_port()
     log = workdir / "operator.log"
     proc = spawn([sys.executable, "-m", "slam_operator"], log, marker=workdir,
-                 env={"KUBECONFIG": str(cp.kubeconfig), "SLAM_METRICS_PORT": str(free_port()),
-                      "SLAM_HEALTH_PORT": str(health), "SLAM_PROGRESS_SECONDS": "1"})
+                 env={"KUBECONFIG": str(kubeconfig or cp.kubeconfig),
+                      "SLAM_METRICS_PORT": str(free_port()),
+                      "SLAM_HEALTH_PORT": str(health), "SLAM_PROGRESS_SECONDS": "1",
+                      **(env or {})})
     try:
         wait_http(f"http://127.0.0.1:{health}/healthz", proc, log, timeout=90)
         yield proc
