@@ -226,10 +226,38 @@ def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: 
         raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
 
 
-@kopf.timer(*MODEL_DEPLOYMENTS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def modeldeployment_resync(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    """Re-check on a schedule: repairs drift no event reported and retries the Hub."""
-    _reconcile_model_deployment(memo, _plain(body), kw)
+@kopf.on.startup()
+async def modeldeployment_resync(memo: kopf.Memo, md_ready: kopf.Index, **kw: Any) -> None:
+    """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
+    the Hub. One loop for the whole operator rather than a kopf timer per object (a task and a
+    held copy of each object: most of the operator's memory at thousands of objects). Each pass
+    re-reads each ModelDeployment (one GET) and reconciles it from the watched children."""
+    indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods")}
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, md_ready, indices))
+
+
+@kopf.on.cleanup()
+async def modeldeployment_resync_stop(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "resync_task", None)
+    if task is not None:
+        task.cancel()
+
+
+async def _resync_forever(memo: kopf.Memo, known: kopf.Index, indices: dict[str, Any]) -> None:
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        names = sorted({key for store in list(known.values()) for key in list(store)})
+        for namespace, name in names:
+            try:
+                await asyncio.to_thread(_resync_one, memo, namespace, name, indices)
+            except Exception:  # one object's failure must not stop the others' resync
+                log.exception("resync of ModelDeployment %s/%s failed", namespace, name)
+
+
+def _resync_one(memo: kopf.Memo, namespace: str, name: str, indices: dict[str, Any]) -> None:
+    md = _kube().get_model_deployment(namespace, name)
+    if _live(md):
+        _reconcile_model_deployment(memo, md, indices)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
