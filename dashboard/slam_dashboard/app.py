@@ -23,9 +23,21 @@ if auth.uses_proxy():
                  "dashboard is meant to be reached through its sign-in proxy.")
         st.stop()
     st.session_state.update(role=who.role, rater=who.name)
+elif "role" not in st.session_state and (
+        who := auth.from_session_token(st.query_params.get(auth.SESSION_PARAM))):
+    # A refresh, the Back button or a bookmarked page: a new Streamlit session, same person.
+    st.session_state.update(role=who.role, rater=who.name)
 role = st.session_state.get("role")
 if role is not None:
     st.sidebar.text(f"Signed in as {st.session_state['rater']} ({role})")
+    if not auth.uses_proxy():
+        me = auth.Identity(st.session_state["rater"], role)
+        if auth.from_session_token(st.query_params.get(auth.SESSION_PARAM)) != me:
+            st.query_params[auth.SESSION_PARAM] = auth.session_token(me)
+        if st.sidebar.button("Sign out", key="sign-out"):
+            st.session_state.clear()
+            st.query_params.clear()
+            st.rerun()
 sign_in = st.Page(HERE / "pages" / "sign_in.py", title="Sign in", default=role is None)
 rate = st.Page(HERE / "pages" / "rate.py", title="Rate", default=role is not None)
 admin_pages = [st.Page(HERE / "pages" / f"{name}.py", title=title) for name, title in (

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
 import os
 import threading
 import time
@@ -95,6 +98,46 @@ def proxy_identity(headers) -> Identity | None:
 
 def uses_proxy() -> bool:
     return bool(os.environ.get(HEADER_VAR, "").strip())
+
+
+# --- staying signed in across a refresh or the Back button ---------------------------------------
+# Streamlit starts a new session on every page load, so the sign-in is carried in the page's
+# address as `?s=<session>`: the name, the role and an expiry, signed with a key derived from the
+# invite tokens (changing the tokens signs everyone out). It is not the invite token: it expires,
+# and it cannot be turned back into one.
+SESSION_PARAM = "s"
+SESSION_HOURS = 12.0
+
+
+def _session_key(env: Mapping[str, str]) -> bytes:
+    material = "|".join(f"{var}={env.get(var, '')}" for var in (ADMIN_VAR, RATER_VAR))
+    return hashlib.sha256(b"slam-dashboard-session|" + material.encode()).digest()
+
+
+def session_token(who: Identity, now: float | None = None,
+                  env: Mapping[str, str] = os.environ) -> str:
+    expires = int((time.time() if now is None else now) + SESSION_HOURS * 3600)
+    body = base64.urlsafe_b64encode(
+        json.dumps([who.name, who.role, expires]).encode()).decode().rstrip("=")
+    mac = hmac.new(_session_key(env), body.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{body}.{mac}"
+
+
+def from_session_token(token: str | None, now: float | None = None,
+                       env: Mapping[str, str] = os.environ) -> Identity | None:
+    """Who a session token from the address is, or None (tampered, expired, or the tokens
+    changed since it was issued)."""
+    body, _, mac = (token or "").partition(".")
+    want = hmac.new(_session_key(env), body.encode(), hashlib.sha256).hexdigest()[:32]
+    if not body or not hmac.compare_digest(mac.encode(), want.encode()):
+        return None
+    try:
+        name, role, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if (time.time() if now is None else now) > expires or role not in ("admin", "rater"):
+        return None
+    return Identity(name, role)
 
 
 class Throttle:

@@ -68,16 +68,40 @@ def _prompts(url: str, run_pk: int) -> dict[str, list[dict]]:
     return {p["prompt_id"]: p["messages"] for p in store(url).prompts(run_pk)}
 
 
-def rater_session(url: str, run: RunChoice, rater: str, size: int = 20
-                  ) -> list[rating.Assignment]:
-    items = rating.items(_responses(url, run.run_pk))
+def _serving(url: str, run: RunChoice) -> dict:
+    """What the rating queue depends on: every item, the reference, the candidates whose human
+    decision is reached (no longer served against the reference)."""
     rep = summary.build(store(url), run.run_pk)
     decided = frozenset(t.target for t in rep.targets if t.decision is not None
                         and t.decision.evidence == decision.HUMAN
                         and t.decision.verdict != decision.UNDECIDED)
-    return rating.session(rater, run.run_key, items, store(url).ratings(run.run_pk), size=size,
-                          control_pairs=run.control_pairs, reference=rep.reference,
-                          decided=decided)
+    return {"all_items": rating.items(_responses(url, run.run_pk)), "reference": rep.reference,
+            "decided": decided}
+
+
+def rater_session(url: str, run: RunChoice, rater: str, size: int = 20
+                  ) -> list[rating.Assignment]:
+    """The rater's next batch."""
+    return rating.session(rater, run.run_key, ratings=store(url).ratings(run.run_pk), size=size,
+                          control_pairs=run.control_pairs, **_serving(url, run))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a rater and the whole evaluation have come (main pairs; control pairs aside)."""
+
+    mine: int
+    everyone: int
+    raters: int
+    left_for_me: int  # pairs this rater could still be served (0: nothing more is needed)
+
+
+def rating_progress(url: str, run: RunChoice, rater: str) -> Progress:
+    everything = store(url).ratings(run.run_pk)
+    ratings = [r for r in everything if not r.get("is_control")]
+    left = rating.open_items(rater, run.run_key, ratings=everything, **_serving(url, run))
+    return Progress(mine=sum(r["rater"] == rater for r in ratings), everyone=len(ratings),
+                    raters=len({r["rater"] for r in ratings}), left_for_me=len(left))
 
 
 @dataclass(frozen=True)

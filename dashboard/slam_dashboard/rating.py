@@ -1,10 +1,11 @@
 """Blind pairwise rating: what a rater sees next, and how a choice maps back. Pure functions.
 
-An item is one prompt answered by two targets. A rater's session is a list of assignments: items
-least rated so far first (so ratings spread evenly over model pairs and prompts), in an order of
-their own, each with its sides drawn at random, plus `control_pairs` earlier items repeated with
-the sides swapped to measure the rater's consistency. Target names stay on the server; the page
-only ever gets the two answer texts and a position number.
+An item is one prompt answered by two targets. A rater's session (a batch) is a list of
+assignments: items least rated so far first (so ratings spread evenly over model pairs and
+prompts), in an order of their own, one per prompt, each with its sides drawn at random, plus
+`control_pairs` earlier items repeated with the sides swapped to measure the rater's consistency.
+Target names stay on the server; the page only ever gets the two answer texts and a position
+number. Answers are shown as Markdown without HTML and without images (`answer_html`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from markdown_it import MarkdownIt
 
 from slam.summary import winner
 
@@ -61,15 +64,15 @@ def rated_counts(ratings: Sequence[dict]) -> Counter[Item]:
     return c
 
 
-def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
-            size: int = 20, control_pairs: int = 2, reference: str | None = None,
-            decided: frozenset[str] = frozenset()) -> list[Assignment]:
-    """The rater's assignments for this run. Deterministic for (rater, run) and the ratings
-    already in the store, so a refresh shows the same pages; items the rater already rated are
-    skipped. With the `reference` named: pairs of the reference with a candidate whose human
-    decision is reached (`decided`) are no longer served, and pairs of the reference with an
-    undecided candidate come before pairs of two candidates (which only refine the ranking)."""
-    rng = random.Random(f"{rater}|{run_key}")
+def open_items(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
+               reference: str | None = None, decided: frozenset[str] = frozenset(),
+               rng: random.Random | None = None) -> list[Item]:
+    """The items this rater could still be served, in serving order: least rated first; with
+    the `reference` named, pairs of the reference with a candidate whose human decision is
+    reached (`decided`) are dropped, and pairs of the reference with an undecided candidate come
+    before pairs of two candidates (which only refine the ranking). Items the rater already rated
+    are left out."""
+    rng = rng or random.Random(f"{rater}|{run_key}")
     mine = {(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
             for r in ratings if r["rater"] == rater and not r.get("is_control")}
     counts = rated_counts(ratings)
@@ -80,6 +83,7 @@ def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequen
     pair_counts: Counter[tuple[str, str]] = Counter()
     for it, n in counts.items():
         pair_counts[(it.first, it.second)] += n
+
     def group(it: Item) -> int:  # pairs with the reference first, when it is named
         return int(reference is not None and reference not in (it.first, it.second))
 
@@ -87,8 +91,33 @@ def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequen
         order = [it for it in order if reference not in (it.first, it.second)
                  or ({it.first, it.second} - {reference}).isdisjoint(decided)]
     order.sort(key=lambda it: (group(it), counts[it], pair_counts[(it.first, it.second)]))
-    todo = [it for it in order if (it.prompt_id, it.sample, it.first, it.second) not in mine]
-    chosen = todo[:size]
+    return [it for it in order if (it.prompt_id, it.sample, it.first, it.second) not in mine]
+
+
+def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
+            size: int = 20, control_pairs: int = 2, reference: str | None = None,
+            decided: frozenset[str] = frozenset()) -> list[Assignment]:
+    """The rater's next batch for this run (`open_items`, one per prompt). Deterministic for
+    (rater, run) and the ratings already in the store, so a refresh shows the same pages; items
+    the rater already rated are skipped, so after a refresh the rater goes on where they were."""
+    rng = random.Random(f"{rater}|{run_key}")
+    todo = open_items(rater, run_key, all_items, ratings, reference=reference, decided=decided,
+                      rng=rng)
+    # One pair per prompt in a batch (control pairs aside): the same question again a few pairs
+    # later reads as a trick and anchors the second answer on the first.
+    # Within the batch, model pairs take turns (the first in serving order among the pairs
+    # served least in this batch so far).
+    chosen: list[Item] = []
+    prompts: set[str] = set()
+    in_batch: Counter[tuple[str, str]] = Counter()
+    while len(chosen) < size:
+        free = [it for it in todo if it.prompt_id not in prompts]
+        if not free:
+            break
+        it = min(free, key=lambda it: in_batch[(it.first, it.second)])
+        chosen.append(it)
+        prompts.add(it.prompt_id)
+        in_batch[(it.first, it.second)] += 1
     out = []
     for i, it in enumerate(chosen, start=1):
         left, right = (it.first, it.second) if rng.random() < 0.5 else (it.second, it.first)
@@ -133,3 +162,16 @@ def consistency(ratings: Sequence[dict]) -> dict[str, float]:
             if key in firsts:
                 agree.setdefault(r["rater"], []).append(firsts[key] == (winner(r) or r["choice"]))
     return {rater: sum(v) / len(v) for rater, v in agree.items()}
+
+
+# CommonMark with tables and strikethrough; raw HTML is escaped (html=False) and images are not
+# parsed (their syntax stays text), so an answer can fetch nothing: a remote image would tell its
+# host who is rating, and when. Links are kept as links (markdown-it refuses javascript: and
+# similar schemes).
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable(
+    "image")
+
+
+def answer_html(text: str) -> str:
+    """A model's answer as HTML that shows its Markdown and runs or loads nothing."""
+    return _MARKDOWN.render(text)

@@ -66,3 +66,22 @@ def test_the_throttle_pauses_after_five_failures_doubling_and_forgives_a_success
     assert t.wait("10.0.0.9", now=0.0) == 60
     t.succeeded("10.0.0.9")  # the right token, once the pause was over
     assert t.wait("10.0.0.9", now=0.0) == 0
+
+
+def test_a_session_link_keeps_its_holder_signed_in_and_nothing_else(monkeypatch) -> None:
+    """What a refresh restores: the same person until the link expires; a link edited to name
+    someone else, an expired one, or one issued before the invite tokens changed, is nobody."""
+    env = {auth.RATER_VAR: "ana=t-ana-0123456789", auth.ADMIN_VAR: "lee=t-lee-0123456789"}
+    ana = auth.Identity("ana", "rater")
+    link = auth.session_token(ana, now=1_000, env=env)
+    assert auth.from_session_token(link, now=1_000 + 3600, env=env) == ana
+    assert "t-ana" not in link  # not the invite token
+    assert auth.from_session_token(link, now=1_000 + 13 * 3600, env=env) is None  # expired
+    body, mac = link.split(".")
+    forged = auth.session_token(auth.Identity("lee", "admin"), now=1_000, env=env)
+    assert auth.from_session_token(forged.split(".")[0] + "." + mac, now=1_000, env=env) is None
+    assert auth.from_session_token(body + ".", now=1_000, env=env) is None
+    assert auth.from_session_token("garbage", env=env) is None
+    assert auth.from_session_token(None, env=env) is None
+    rotated = {**env, auth.RATER_VAR: "ana=t-ana-new-0123456789"}
+    assert auth.from_session_token(link, now=1_000, env=rotated) is None

@@ -7,6 +7,7 @@ stakeholder pages. Screenshots go to artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -15,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
 from slam.store import Store
 from slam_dashboard import rating
@@ -24,6 +24,9 @@ from tests.dashboard.conftest import (
     ADMIN_TOKEN,
     ADMIN_TOKENS,
     BO_TOKEN,
+    HOSTS,
+    MODELS,
+    PROMPTS,
     RATER_TOKEN,
     RATER_TOKENS,
     TARGETS,
@@ -36,10 +39,12 @@ SHOTS = REPO / "artifacts" / "screenshots"
 # Debian's Chromium, installed by `make system-deps` (part of `make test`); never downloaded.
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
+@contextlib.contextmanager
+def streamlit(tmp_path: Path, env: dict[str, str] | None = None,
+              **seeding) -> Iterator[tuple[str, str, int]]:
+    """`streamlit run` of the dashboard on a seeded store: (base URL, store URL, run)."""
     url = f"sqlite:///{tmp_path / 'results.db'}"
-    run = seed(url)
+    run = seed(url, **seeding)
     port = free_port()
     log = tmp_path / "streamlit.log"
     proc = spawn([sys.executable, "-m", "streamlit", "run",
@@ -49,12 +54,18 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
                   "--client.toolbarMode", "viewer"],
                  log, marker=tmp_path,
                  env={"SLAM_STORE_URL": url, "SLAM_RATER_TOKENS": RATER_TOKENS,
-                      "SLAM_ADMIN_TOKENS": ADMIN_TOKENS})
+                      "SLAM_ADMIN_TOKENS": ADMIN_TOKENS, **(env or {})})
     try:
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log, timeout=60)
         yield f"http://127.0.0.1:{port}", url, run
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
+    with streamlit(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
@@ -89,9 +100,22 @@ def wait_idle(page) -> None:
     page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')")
 
 
+SECRET_WORDS = (*TARGETS, *MODELS, *HOSTS)
+
+
 def assert_blind(html: str) -> None:
-    for target in TARGETS:
-        assert target not in html, f"{target} leaked into the page"
+    for word in SECRET_WORDS:
+        assert word not in html, f"{word} leaked into the page"
+
+
+def choose(page, which: str) -> None:
+    """Click one of the four choice buttons ("A", "B", "About the same", "Both bad")."""
+    page.get_by_role("button", name=re.compile(f"^{re.escape(which)}")).click()
+
+
+def at_pair(page, n: int, batch: int = 1) -> None:
+    page.get_by_text(f"Batch {batch}: pair {n} of").wait_for()
+    wait_idle(page)
 
 
 def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
@@ -102,8 +126,7 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
     page.get_by_text("Which answer is better?").wait_for()
     shown_a = []
     for n in range(1, 6):
-        page.get_by_text(f"Pair {n} of").wait_for()
-        wait_idle(page)
+        at_pair(page, n)
         html = page.content()
         assert_blind(html)
         assert_blind(page.url)
@@ -111,11 +134,8 @@ def test_rater_completes_five_blind_ratings(dashboard, browser) -> None:
         shown_a.append((int(a_text.group(1)), f"p{a_text.group(2)}"))
         if n == 1:
             page.screenshot(path=str(SHOTS / "rating-page.png"), full_page=True)
-        overall = page.get_by_role("radiogroup", name="Which is better overall?")
-        overall.locator("label").filter(has_text=re.compile(r"^A$")).click()
-        expect(overall.get_by_role("radio", name="A", exact=True)).to_be_checked()
-        page.get_by_role("button", name="Submit and next").click()
-    page.get_by_text("Pair 6 of").wait_for()
+        choose(page, "A is better")
+    at_pair(page, 6)
     assert_blind(page.content())
     rows = Store.open(url).ratings(run)
     assert len(rows) == 5 and all(r["choice"] == "left" for r in rows)
@@ -149,10 +169,8 @@ def test_a_token_is_one_person_and_wrong_tokens_are_throttled(dashboard, browser
     page.get_by_text("Which answer is better?").wait_for()
     page.get_by_text("Signed in as bo (rater)").wait_for()
     wait_idle(page)
-    overall = page.get_by_role("radiogroup", name="Which is better overall?")
-    overall.locator("label").filter(has_text=re.compile(r"^B$")).click()
-    page.get_by_role("button", name="Submit and next").click()
-    page.get_by_text("Pair 2 of").wait_for()
+    choose(page, "B is better")
+    at_pair(page, 2)
     assert [r["rater"] for r in Store.open(url).ratings(run)] == ["bo"]
 
     other = browser.new_page()  # a new session from the same address
@@ -212,6 +230,137 @@ def test_admin_sees_the_leaderboard(dashboard, browser) -> None:
     rows = json.loads(Path(download.value.path()).read_text())
     assert len(rows) == 25 and {r["reason"] for r in rows} == {None, hostile}
     assert {r["winner"] for r in rows if r["rater"] == "cy"} == {item.first}
+
+
+KEYS = {"1": "left", "2": "right", "3": "tie", "4": "both_bad"}
+
+
+def batch_size(page) -> int:
+    text = page.get_by_text(re.compile(r"Batch \d+: pair \d+ of \d+")).inner_text()
+    return int(text.rsplit(" ", 1)[1])
+
+
+def test_a_rater_goes_on_after_a_refresh_batch_after_batch_with_the_keyboard(
+        dashboard, browser) -> None:
+    """Keys 1-4 choose and submit, Enter starts the next batch; a refresh keeps the rater
+    signed in and serves the next pair they have not rated; a batch asks each prompt once."""
+    base, url, run = dashboard
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base, RATER_TOKEN)
+    at_pair(page, 1)
+    pressed = ["1"]
+    page.keyboard.press("1")
+    at_pair(page, 2)
+    page.reload()  # mid-batch
+    page.get_by_text("Signed in as ana (rater)").wait_for()
+    page.get_by_text("You: 1 rated in this evaluation").wait_for()
+    assert page.get_by_label("Invite token").count() == 0
+    at_pair(page, 1)
+    # Digits typed into the reason box are text, not choices.
+    page.get_by_role("textbox", name=re.compile(r"^Why\?")).fill("answer 1 is warmer, 2 is stiff")
+    wait_idle(page)
+    assert len(Store.open(url).ratings(run)) == 1
+    page.get_by_role("textbox", name=re.compile(r"^Why\?")).press("Tab")
+    total = batch_size(page)
+    for n in range(1, total + 1):
+        at_pair(page, n)
+        key = "1234"[n % 4]
+        pressed.append(key)
+        page.keyboard.press(key)
+    page.get_by_text("Batch 1 done").wait_for()
+    wait_idle(page)
+    page.screenshot(path=str(SHOTS / "rating-batch-done.png"), full_page=True)
+    page.keyboard.press("Enter")
+    at_pair(page, 1, batch=2)
+    pressed.append("4")
+    page.keyboard.press("4")
+    at_pair(page, 2, batch=2)
+    rows = Store.open(url).ratings(run)
+    assert [r["choice"] for r in rows] == [KEYS[k] for k in pressed]
+    assert {r["rater"] for r in rows} == {"ana"}
+    assert rows[1]["reason"] == "answer 1 is warmer, 2 is stiff"
+    main = [(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
+            for r in rows if not r["is_control"]]
+    assert len(set(main)) == len(main), "a pair was served again after the refresh"
+    # The batch after the refresh: one pair per prompt, then its control pairs.
+    after_refresh = [r for r in rows[1:1 + total]]
+    assert len({r["prompt_id"] for r in after_refresh if not r["is_control"]}) == PROMPTS
+    assert sum(r["is_control"] for r in after_refresh) == 2
+
+
+def test_blindness_holds_in_every_websocket_frame(dashboard, browser) -> None:
+    """Not only the HTML: every frame the server sends a rater over the websocket is scanned
+    for target names, model names and endpoint hosts."""
+    base, url, run = dashboard
+    frames: list[bytes] = []
+    page = browser.new_page()
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda p: frames.append(p if isinstance(p, bytes) else p.encode())))
+    sign_in(page, base, RATER_TOKEN)
+    for n in range(1, 4):
+        at_pair(page, n)
+        choose(page, ("A is better", "B is better", "About the same")[n - 1])
+    at_pair(page, 4)
+    page.reload()
+    at_pair(page, 1)
+    received = b"".join(frames)
+    assert b"Answer number" in received and len(frames) > 10  # the scan sees the page's data
+    for word in SECRET_WORDS:
+        assert word.encode() not in received, f"{word} was sent to a rater's browser"
+
+
+def test_answers_show_markdown_and_fetch_or_run_nothing(tmp_path: Path, browser) -> None:
+    hostile = (" <script>window.pwned = 1</script> ![pic](http://127.0.0.1:9/pic.png) "
+               "**bold** `code`")
+    with streamlit(tmp_path, answer_extra=hostile) as (base, _, _):
+        page = browser.new_page()
+        fetched: list[str] = []
+        page.on("request", lambda r: fetched.append(r.url))
+        sign_in(page, base, RATER_TOKEN)
+        at_pair(page, 1)
+        assert page.locator("strong", has_text="bold").count() == 2  # Markdown, both answers
+        assert page.locator("code", has_text="code").count() == 2
+        body = page.inner_text("body")
+        assert body.count("<script>window.pwned = 1</script>") == 2  # shown as text
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("img[src*='127.0.0.1:9']").count() == 0
+        assert not [u for u in fetched if "127.0.0.1:9/" in u], fetched
+
+
+def test_behind_a_proxy_the_user_header_is_who_rates(tmp_path: Path, browser) -> None:
+    """oauth2-proxy's convention: the dashboard takes the user from the header it is told to
+    trust, shows no sign-in form, and a user cannot rate as another (not even with the other's
+    page address)."""
+    env = {"SLAM_AUTH_USER_HEADER": "X-Forwarded-User", "SLAM_ADMIN_USERS": "boss",
+           "SLAM_RATER_TOKENS": "", "SLAM_ADMIN_TOKENS": ""}
+    with streamlit(tmp_path, env=env) as (base, url, run):
+        nobody = browser.new_page()
+        nobody.goto(base)
+        nobody.get_by_text("No user in the request's X-Forwarded-User header").wait_for()
+        assert nobody.get_by_label("Invite token").count() == 0
+
+        def as_user(name: str):
+            page = browser.new_context(
+                extra_http_headers={"X-Forwarded-User": name}).new_page()
+            page.goto(base)
+            page.get_by_text(f"Signed in as {name} (").wait_for()
+            return page
+
+        alice = as_user("alice")
+        at_pair(alice, 1)
+        choose(alice, "A is better")
+        at_pair(alice, 2)
+        assert alice.get_by_label("Invite token").count() == 0
+        mallory = as_user("mallory")
+        mallory.goto(alice.url)  # alice's address gives mallory nothing of alice's
+        mallory.get_by_text("Signed in as mallory (rater)").wait_for()
+        at_pair(mallory, 1)
+        choose(mallory, "B is better")
+        at_pair(mallory, 2)
+        boss = as_user("boss")
+        boss.get_by_text("Signed in as boss (admin)").wait_for()
+        boss.get_by_role("link", name="Leaderboard").wait_for()
+        assert [r["rater"] for r in Store.open(url).ratings(run)] == ["alice", "mallory"]
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for a look at the pages

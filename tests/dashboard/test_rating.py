@@ -17,10 +17,14 @@ def pair(a: rating.Assignment) -> frozenset[str]:
     return frozenset((a.left, a.right))
 
 
+def item_pair(it: rating.Item) -> frozenset[str]:
+    return frozenset((it.first, it.second))
+
+
 def test_decided_candidates_are_no_longer_served_and_undecided_ones_come_first() -> None:
-    got = rating.session("ann", "/ev/1", items(), [], size=30, control_pairs=0,
-                         reference=REF, decided=frozenset({"alpha"}))
-    pairs = [pair(a) for a in got]
+    got = rating.open_items("ann", "/ev/1", items(), [], reference=REF,
+                            decided=frozenset({"alpha"}))
+    pairs = [item_pair(it) for it in got]
     assert frozenset((REF, "alpha")) not in pairs  # alpha is decided: no more of its pairs
     # Every (reference, beta) pair before any (alpha, beta) pair, which only refines the ranking.
     assert pairs[:12] == [frozenset((REF, "beta"))] * 12
@@ -28,10 +32,29 @@ def test_decided_candidates_are_no_longer_served_and_undecided_ones_come_first()
 
 
 def test_without_decisions_every_pair_is_served_reference_pairs_first() -> None:
-    got = rating.session("ann", "/ev/1", items(), [], size=36, control_pairs=0, reference=REF)
-    pairs = [pair(a) for a in got]
+    got = rating.open_items("ann", "/ev/1", items(), [], reference=REF)
+    pairs = [item_pair(it) for it in got]
     assert len(pairs) == 36 and set(pairs[:24]) == {frozenset((REF, "alpha")),
                                                     frozenset((REF, "beta"))}
     assert set(pairs[24:]) == {frozenset(("alpha", "beta"))}
     # Sides are still drawn at random: the reference is not always A.
-    assert {a.left == REF for a in got if REF in pair(a)} == {True, False}
+    batch = rating.session("ann", "/ev/1", items(), [], size=12, control_pairs=0, reference=REF)
+    assert {a.left == REF for a in batch if REF in pair(a)} == {True, False}
+
+
+def test_a_batch_never_asks_the_same_prompt_twice_except_as_a_control_pair() -> None:
+    """12 prompts x 3 pairs: a batch of 20 holds 12 pairs, one per prompt, then 2 controls
+    (earlier pairs again, sides swapped); the next batch serves the other pairs."""
+    batch = rating.session("ann", "/ev/1", items(), [], size=20, control_pairs=2, reference=REF)
+    main = [a for a in batch if not a.is_control]
+    assert len(main) == 12 and len({a.item.prompt_id for a in main}) == 12
+    controls = [a for a in batch if a.is_control]
+    assert len(controls) == 2 and all(
+        any(m.item == c.item and (m.left, m.right) == (c.right, c.left) for m in main)
+        for c in controls)
+    rated = [{"rater": "ann", "prompt_id": a.item.prompt_id, "sample": a.item.sample,
+              "left": a.left, "right": a.right, "choice": "left", "is_control": a.is_control}
+             for a in batch]
+    second = rating.session("ann", "/ev/1", items(), rated, size=20, control_pairs=0,
+                            reference=REF)
+    assert len(second) == 12 and not {a.item for a in second} & {a.item for a in main}

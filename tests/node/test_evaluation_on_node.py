@@ -110,17 +110,15 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             sign_in(page, base, RATER_TOKEN)
             page.get_by_text("Which answer is better?").wait_for(timeout=60_000)
-            page.get_by_text("Pair 1 of").wait_for()
+            page.get_by_text("Batch 1: pair 1 of").wait_for()
             wait_idle(page)
             text, html = page.inner_text("body"), page.content()
             assert not re.search(r"\b(api|smollm2)\b", text), text  # blind in the cluster too
             assert "smollm2" not in html and "svc.cluster.local" not in html
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / "node-rating-page.png"), full_page=True)
-            overall = page.get_by_role("radiogroup", name="Which is better overall?")
-            overall.locator("label").filter(has_text=re.compile(r"^A$")).click()
-            page.get_by_role("button", name="Submit and next").click()
-            page.get_by_text("Pair 2 of").wait_for()
+            page.get_by_role("button", name=re.compile(r"^A is better")).click()
+            page.get_by_text("Batch 1: pair 2 of").wait_for()
         finally:
             browser.close()
     ratings = store.ratings(run.id)
