@@ -240,10 +240,11 @@ def batch_size(page) -> int:
     return int(text.rsplit(" ", 1)[1])
 
 
-def test_a_rater_goes_on_after_a_refresh_batch_after_batch_with_the_keyboard(
+def test_a_rater_goes_on_after_a_refresh_or_back_batch_after_batch_with_the_keyboard(
         dashboard, browser) -> None:
     """Keys 1-4 choose and submit, Enter starts the next batch; a refresh keeps the rater
-    signed in and serves the next pair they have not rated; a batch asks each prompt once."""
+    signed in and serves the next pair they have not rated, and so does Back from another
+    page; a batch asks each prompt once."""
     base, url, run = dashboard
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, base, RATER_TOKEN)
@@ -255,6 +256,12 @@ def test_a_rater_goes_on_after_a_refresh_batch_after_batch_with_the_keyboard(
     page.get_by_text("Signed in as ana (rater)").wait_for()
     page.get_by_text("You: 1 rated in this evaluation").wait_for()
     assert page.get_by_label("Invite token").count() == 0
+    at_pair(page, 1)
+    # Away (say, a link in an answer) and Back: still ana, still where she was.
+    page.goto(f"{base}/_stcore/health")
+    page.go_back()
+    page.get_by_text("Signed in as ana (rater)").wait_for()
+    page.get_by_text("You: 1 rated in this evaluation").wait_for()
     at_pair(page, 1)
     # Digits typed into the reason box are text, not choices.
     page.get_by_role("textbox", name=re.compile(r"^Why\?")).fill("answer 1 is warmer, 2 is stiff")
