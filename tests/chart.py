@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.controlplane.cluster import GOMOD, REPO, binary_dir
+from tests.controlplane.cluster import GOMOD, REPO, binary_dir, go_mod_version
 
 CHART = REPO / "charts" / "slam-operator"
 BASE = REPO / "manifests" / "base"
@@ -29,19 +29,11 @@ HEADER = ("# Generated from charts/slam-operator by `make manifests` (tests/char
           "# edit: change the chart, or patch this base in an overlay.\n")
 
 
-def _pinned(gomod: Path, module: str) -> str:
-    for line in (gomod / "go.mod").read_text().splitlines():
-        parts = line.split()
-        if module in parts:
-            return parts[parts.index(module) + 1]
-    raise RuntimeError(f"{module} is not pinned in {gomod / 'go.mod'}")
-
-
 def tool(name: str) -> Path:
     """The cached helm or kube-score binary (`make control-plane` builds them)."""
     module = {"helm": ("helm", "helm.sh/helm/v4"),
               "kube-score": ("kubescore", "github.com/zegl/kube-score")}[name]
-    path = binary_dir() / f"{name}-{_pinned(GOMOD / module[0], module[1])}"
+    path = binary_dir() / f"{name}-{go_mod_version(module[1], GOMOD / module[0])}"
     if not path.exists():
         raise RuntimeError(f"{path} is missing: run `make control-plane`")
     return path
@@ -75,14 +67,17 @@ def documents(text: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+def _without_helm_labels(text: str) -> str:
+    return "\n".join(line for line in text.splitlines()
+                     if not any(line.strip().startswith(f"{k}:") for k in HELM_LABELS))
+
+
 def base_files() -> dict[str, str]:
     """manifests/base/'s rendered files, by name, from the chart (not the committed copy).
     Text, not re-dumped YAML, so the chart's comments (why each RBAC rule) stay."""
     rbac, rest = [], []
     for chunk in render(BASE_VALUES).stdout.split("\n---\n"):
-        lines = [line for line in chunk.strip("-\n").splitlines()
-                 if not any(line.strip().startswith(f"{k}:") for k in HELM_LABELS)]
-        text = "\n".join(lines).strip() + "\n"
+        text = _without_helm_labels(chunk.strip("-\n")).strip() + "\n"
         doc = yaml.safe_load(text)
         if not doc:
             continue
@@ -95,9 +90,7 @@ def dev_postgresql() -> str:
     """manifests/overlays/dev/postgresql.yaml: the chart's trial PostgreSQL."""
     out = helm("template", BASE_RELEASE, str(CHART), "--namespace", BASE_NAMESPACE,
                "--set", "postgresql.enabled=true", "--show-only", "templates/postgresql.yaml")
-    lines = [line for line in out.stdout.splitlines()
-             if not any(line.strip().startswith(f"{k}:") for k in HELM_LABELS)]
-    return HEADER + "\n".join(lines).lstrip("-\n") + "\n"
+    return HEADER + _without_helm_labels(out.stdout).lstrip("-\n") + "\n"
 
 
 def generated() -> dict[Path, str]:

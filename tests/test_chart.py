@@ -239,8 +239,8 @@ def test_each_value_set_applies_with_server_side_apply(
     # Applying the same render again changes nothing (no field fights, no drift).
     again = _apply(control_plane, text)
     assert all("serverside-applied" in line for line in again.splitlines()), again
-    deployment = client.AppsV1Api(k8s).read_namespaced_deployment(
-        f"{release}-slam-operator" if "slam-operator" not in release else release, ns)
+    deployment = client.AppsV1Api(k8s).read_namespaced_deployment(f"{release}-slam-operator",
+                                                                 ns)
     env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
     if name == "namespaced":
         assert env["SLAM_WATCH_NAMESPACES"] == "team-a,team-b"

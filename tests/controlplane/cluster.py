@@ -35,19 +35,20 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 MARKER_ENV = "SLAM_TEST_CONTROL_PLANE"
 
 
-def _go_mod_version(module: str) -> str:
-    for line in (GOMOD / "go.mod").read_text().splitlines():
+def go_mod_version(module: str, gomod: Path = GOMOD) -> str:
+    """The version of `module` pinned in `gomod`/go.mod (the control plane's, or a tool's)."""
+    for line in (gomod / "go.mod").read_text().splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0] in (module, "require") and module in parts:
             return parts[parts.index(module) + 1]
-    raise RuntimeError(f"{module} is not pinned in {GOMOD / 'go.mod'}")
+    raise RuntimeError(f"{module} is not pinned in {gomod / 'go.mod'}")
 
 
 def binary_dir() -> Path:
     """Where build.sh caches the binaries for the pinned versions."""
     cache = Path(os.environ.get("SLAM_CACHE", Path.home() / ".cache" / "slam"))
-    k8s = _go_mod_version("k8s.io/kubernetes")
-    etcd = _go_mod_version("go.etcd.io/etcd/server/v3")
+    k8s = go_mod_version("k8s.io/kubernetes")
+    etcd = go_mod_version("go.etcd.io/etcd/server/v3")
     return cache / "controlplane" / f"k8s-{k8s}_etcd-{etcd}"
 
 
