@@ -68,14 +68,16 @@ def _prompts(url: str, run_pk: int) -> dict[str, list[dict]]:
     return {p["prompt_id"]: p["messages"] for p in store(url).prompts(run_pk)}
 
 
-def _serving(url: str, run: RunChoice) -> dict:
+@st.cache_data(ttl=10, show_spinner=False)
+def _serving(url: str, run_pk: int) -> dict:
     """What the rating queue depends on: every item, the reference, the candidates whose human
-    decision is reached (no longer served against the reference)."""
-    rep = summary.build(store(url), run.run_pk)
+    decision is reached (no longer served against the reference). Cached briefly: the page
+    asks for it on every choice, and building the summary is the costly part."""
+    rep = summary.build(store(url), run_pk)
     decided = frozenset(t.target for t in rep.targets if t.decision is not None
                         and t.decision.evidence == decision.HUMAN
                         and t.decision.verdict != decision.UNDECIDED)
-    return {"all_items": rating.items(_responses(url, run.run_pk)), "reference": rep.reference,
+    return {"all_items": rating.items(_responses(url, run_pk)), "reference": rep.reference,
             "decided": decided}
 
 
@@ -83,7 +85,7 @@ def rater_session(url: str, run: RunChoice, rater: str, size: int = 20
                   ) -> list[rating.Assignment]:
     """The rater's next batch."""
     return rating.session(rater, run.run_key, ratings=store(url).ratings(run.run_pk), size=size,
-                          control_pairs=run.control_pairs, **_serving(url, run))
+                          control_pairs=run.control_pairs, **_serving(url, run.run_pk))
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class Progress:
 def rating_progress(url: str, run: RunChoice, rater: str) -> Progress:
     everything = store(url).ratings(run.run_pk)
     ratings = [r for r in everything if not r.get("is_control")]
-    left = rating.open_items(rater, run.run_key, ratings=everything, **_serving(url, run))
+    left = rating.open_items(rater, run.run_key, ratings=everything, **_serving(url, run.run_pk))
     return Progress(mine=sum(r["rater"] == rater for r in ratings), everyone=len(ratings),
                     raters=len({r["rater"] for r in ratings}), left_for_me=len(left))
 

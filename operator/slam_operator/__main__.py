@@ -13,14 +13,13 @@ import os
 
 import kopf
 
-import slam_operator.handlers  # noqa: F401 - registers the handlers
+import slam_operator.handlers  # registers the handlers
 
 
 def main() -> None:
     kopf.configure(verbose=os.environ.get("SLAM_LOG_LEVEL", "info") == "debug")
     port = os.environ.get("SLAM_HEALTH_PORT", "8080")
-    namespaces = [n.strip() for n in os.environ.get("SLAM_WATCH_NAMESPACES", "").split(",")
-                  if n.strip()]
+    namespaces = slam_operator.handlers.watch_namespaces()
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True,
              liveness_endpoint=None if port == "0" else f"http://0.0.0.0:{port}/healthz")
 

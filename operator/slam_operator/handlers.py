@@ -186,8 +186,14 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.watching.reconnect_backoff = 1.0
     # Limited to listed namespaces (the chart's watchNamespaces): serve exactly those, without
     # scanning the cluster's namespaces, which the namespaced RBAC does not allow.
-    if os.environ.get("SLAM_WATCH_NAMESPACES", "").strip():
+    if watch_namespaces():
         settings.scanning.disabled = True
+
+
+def watch_namespaces() -> list[str]:
+    """$SLAM_WATCH_NAMESPACES (comma-separated; the chart's watchNamespaces); empty: all."""
+    return [n.strip() for n in os.environ.get("SLAM_WATCH_NAMESPACES", "").split(",")
+            if n.strip()]
 
 
 @kopf.index(*EVALUATIONS)
@@ -229,9 +235,9 @@ def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: 
 @kopf.on.startup()
 async def modeldeployment_resync(memo: kopf.Memo, md_ready: kopf.Index, **kw: Any) -> None:
     """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
-    the Hub. One loop for the whole operator rather than a kopf timer per object (a task and a
-    held copy of each object: most of the operator's memory at thousands of objects). Each pass
-    re-reads each ModelDeployment (one GET) and reconciles it from the watched children."""
+    the Hub. One loop for the whole operator rather than a kopf timer per object (a task per
+    object); each pass re-reads each ModelDeployment (one GET: at most one API call per object
+    per period) and reconciles it from the watched children."""
     indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods")}
     memo.resync_task = asyncio.create_task(_resync_forever(memo, md_ready, indices))
 
