@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any
 
+import aiohttp
 import kopf
 from kubernetes import client, config
 
@@ -27,12 +28,18 @@ from slam_operator.kube import Kube
 from slam_operator.modeldeployment import reconcile as model_deployment
 from slam_operator.modeldeployment.hub import CachedHub
 from slam_operator.names import (
+    CLAIMS,
+    DEPLOYMENTS,
     EVALUATION_LABEL,
     EVALUATIONS,
+    JOBS,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MODEL_DEPLOYMENT_LABEL,
     MODEL_DEPLOYMENTS,
+    PODS,
+    SERVICES,
+    WATCHED,
     owner_name,
 )
 
@@ -40,6 +47,11 @@ from slam_operator.names import (
 RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
 # How often a running Evaluation's progress is read from the store.
 PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
+# Connections kopf may open for its requests (its patches of the custom resources and the Events
+# it posts), on top of one per watch stream. kopf's own pool is unbounded: 2,000 ModelDeployments
+# applied at once made it open ~1,700 TLS connections together, ~0.25 MB of buffers each, and
+# that burst set the operator's memory (issue 17). Requests beyond the limit wait their turn.
+API_CONNECTIONS = int(os.environ.get("SLAM_API_CONNECTIONS", "32"))
 CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
 log = logging.getLogger("slam_operator")
 
@@ -99,31 +111,31 @@ def _child(kind: str, namespace: str, labels: kopf.Labels, body: kopf.Body
     return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): kept}
 
 
-@kopf.index("apps", "v1", "deployments", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.index(*DEPLOYMENTS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 def md_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
     """Deployments by owning ModelDeployment."""
     return _child("Deployment", namespace, labels, body)
 
 
-@kopf.index("", "v1", "services", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.index(*SERVICES, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 def md_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
     """Services by owning ModelDeployment."""
     return _child("Service", namespace, labels, body)
 
 
-@kopf.index("", "v1", "persistentvolumeclaims", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.index(*CLAIMS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 def md_claims(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any):
     """Model-cache PVCs by owning ModelDeployment."""
     return _child("PersistentVolumeClaim", namespace, labels, body)
 
 
-@kopf.index("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.index(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 def md_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any):
     """Server pods by owning ModelDeployment: why they wait, how they last ended."""
     return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): podstatus.pod_view(name, _plain(status))}
 
 
-@kopf.index("", "v1", "pods", labels={EVALUATION_LABEL: kopf.PRESENT, "job-name": kopf.PRESENT})
+@kopf.index(*PODS, labels={EVALUATION_LABEL: kopf.PRESENT, "job-name": kopf.PRESENT})
 def ev_job_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any):
     """Scoring pods by their Job: whether they wait for a node or an image."""
     return {(namespace, labels["job-name"]): podstatus.pod_view(name, _plain(status))}
@@ -161,9 +173,29 @@ def _live(obj: dict[str, Any] | None) -> bool:
 
 
 @kopf.on.login()
-def operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod: its service account. Elsewhere: $KUBECONFIG, read when the operator starts."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def operator_login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """In a pod: its service account. Elsewhere: $KUBECONFIG, read when the operator starts.
+    kopf's requests go through a pool of bounded size (API_CONNECTIONS)."""
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    if info is None:
+        return None
+    return kopf.AiohttpSession(
+        server=info.server, default_namespace=info.default_namespace, priority=info.priority,
+        expiration=info.expiration, aiohttp_session=_bounded_session(info, connection_limit()))
+
+
+def connection_limit() -> int:
+    """kopf's connections: one per watch stream (each watched kind, in each served namespace,
+    and its scans of CRDs and namespaces) plus API_CONNECTIONS for its requests."""
+    streams = len(WATCHED) * max(1, len(watch_namespaces())) + 2
+    return streams + API_CONNECTIONS
+
+
+def _bounded_session(info: kopf.ConnectionInfo, limit: int) -> aiohttp.ClientSession:
+    """The session kopf would make from `info`, with at most `limit` connections."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(), proxy=info.proxy_url, trust_env=info.trust_env)
 
 
 @kopf.on.startup()
@@ -266,8 +298,8 @@ def _resync_one(memo: kopf.Memo, namespace: str, name: str, indices: dict[str, A
         _reconcile_model_deployment(memo, md, indices)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+@kopf.on.event(*DEPLOYMENTS, labels=CHILD_LABELS)
+@kopf.on.event(*SERVICES, labels=CHILD_LABELS)
 def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
@@ -276,7 +308,7 @@ def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> 
         _reconcile_model_deployment(memo, md, kw)
 
 
-@kopf.on.event("", "v1", "pods", labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
+@kopf.on.event(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
                when=lambda status, **_: podstatus.stuck(_plain(status)))
 def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """A server pod that will not start (crash loop, image pull, missing Secret) changes no
@@ -317,7 +349,7 @@ def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     _reconcile_evaluation(memo, _plain(body), kw)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={EVALUATION_LABEL: kopf.PRESENT})
+@kopf.on.event(*JOBS, labels={EVALUATION_LABEL: kopf.PRESENT})
 def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
     owner = owner_name(_plain(body), "Evaluation")

@@ -40,6 +40,15 @@ MD_PLURAL = "modeldeployments"
 EV_PLURAL = "evaluations"
 MODEL_DEPLOYMENTS = (GROUP, VERSION, MD_PLURAL)
 EVALUATIONS = (GROUP, VERSION, EV_PLURAL)
+# The built-in kinds the operator watches, as (group, version, plural).
+DEPLOYMENTS = ("apps", "v1", "deployments")
+SERVICES = ("", "v1", "services")
+CLAIMS = ("", "v1", "persistentvolumeclaims")
+PODS = ("", "v1", "pods")
+JOBS = ("batch", "v1", "jobs")
+# Every kind the operator's handlers watch: kopf keeps one watch stream open per kind (per
+# namespace when it serves a list of namespaces).
+WATCHED = (MODEL_DEPLOYMENTS, EVALUATIONS, DEPLOYMENTS, SERVICES, CLAIMS, PODS, JOBS)
 
 # Longest label value Kubernetes accepts; also the longest DNS label (Jobs, Services).
 MAX_LABEL = 63
