@@ -35,6 +35,9 @@ def test_operator_runs_in_listed_namespaces_with_roles_only(
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
     monkeypatch.setenv("SLAM_WATCH_NAMESPACES", namespace)
+    # No /metrics server from this run: it would bind the default port for the whole test
+    # process, and the `operator` fixture's later runs read metrics from their own port.
+    monkeypatch.setenv("SLAM_METRICS_PORT", "0")
     ignored = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
                "metadata": {"name": "not-mine"},
                "spec": {"model": {"id": "mistralai/Mistral-7B-Instruct-v0.2"},
