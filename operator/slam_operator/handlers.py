@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,7 @@ from kubernetes import client, config
 
 from slam.api.common import ProbeSpec
 from slam.api.evaluation import EvaluationSpec
-from slam_operator import metrics, probes
+from slam_operator import metrics, probes, resync
 from slam_operator import pods as podstatus
 from slam_operator.evaluation import job as evaluation_job
 from slam_operator.evaluation import reconcile as evaluation
@@ -153,10 +154,13 @@ def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
 
 def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
                                 kwargs: dict[str, Any]):
+    meta = body["metadata"]
     with _locked(memo, "ModelDeployment", body):
         metrics.RECONCILES.labels("ModelDeployment").inc()
-        return model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
-                                          _children(kwargs))
+        result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
+                                            _children(kwargs))
+        memo.reconciled[(meta["namespace"], meta["name"])] = time.monotonic()
+        return result
 
 
 def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
@@ -207,6 +211,7 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     memo.hub = CachedHub()
     memo.locks = {}
+    memo.reconciled = {}  # (namespace, name) -> monotonic time of its last reconcile
     # kopf would otherwise post an Event for every handler run; ours say what changed.
     settings.posting.level = logging.WARNING
     # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that
@@ -274,8 +279,9 @@ def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: 
 async def modeldeployment_resync(memo: kopf.Memo, md_ready: kopf.Index, **kw: Any) -> None:
     """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
     the Hub. One loop for the whole operator rather than a kopf timer per object (a task per
-    object); each pass re-reads each ModelDeployment (one GET: at most one API call per object
-    per period) and reconciles it from the watched children."""
+    object); each pass re-reads each ModelDeployment that no event reconciled within the period
+    (one GET: at most one API call per object per period) and reconciles it from the watched
+    children."""
     indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods")}
     memo.resync_task = asyncio.create_task(_resync_forever(memo, md_ready, indices))
 
@@ -290,7 +296,8 @@ async def modeldeployment_resync_stop(memo: kopf.Memo, **_: Any) -> None:
 async def _resync_forever(memo: kopf.Memo, known: kopf.Index, indices: dict[str, Any]) -> None:
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
-        names = sorted({key for store in list(known.values()) for key in list(store)})
+        names = resync.due([key for store in list(known.values()) for key in list(store)],
+                           memo.reconciled, time.monotonic(), RESYNC_SECONDS)
         for namespace, name in names:
             try:
                 await asyncio.to_thread(_resync_one, memo, namespace, name, indices)

@@ -96,8 +96,8 @@ def reconcile(
         settled = old.get("observedGeneration") == generation
         actions = plan(desired, existing, MANAGED_KINDS, owner_settled=settled)
         result.actions = kube.execute(namespace, actions)
-        for a in result.actions:
-            event(body, "Normal", "ChildUpdated", a)
+        if result.actions:  # one Event for the whole change, e.g. "create Service x; create ..."
+            event(body, "Normal", "ChildUpdated", "; ".join(result.actions))
         if result.actions:  # what the watches have seen of these writes so far
             existing = children(namespace, name)
     # Otherwise leave any running children alone: a failed lookup must not take a model down.
