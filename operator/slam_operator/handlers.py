@@ -85,11 +85,10 @@ def _kube() -> Kube:
     return _local.kube
 
 
-def _locked(memo: kopf.Memo, kind: str, body: dict[str, Any]) -> threading.Lock:
+def _locked(memo: kopf.Memo, kind: str, namespace: str, name: str) -> threading.Lock:
     """One lock per object: a timer and an event never reconcile it at the same time.
     dict.setdefault is atomic, so two threads never get different locks for one object."""
-    meta = body["metadata"]
-    return memo.locks.setdefault((kind, meta["namespace"], meta["name"]), threading.Lock())
+    return memo.locks.setdefault((kind, namespace, name), threading.Lock())
 
 
 # --- a ModelDeployment's children, from the watches ----------------------------------------------
@@ -155,17 +154,33 @@ def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
 def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
                                 kwargs: dict[str, Any]):
     meta = body["metadata"]
-    with _locked(memo, "ModelDeployment", body):
-        metrics.RECONCILES.labels("ModelDeployment").inc()
-        result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
-                                            _children(kwargs))
-        memo.reconciled[(meta["namespace"], meta["name"])] = time.monotonic()
-        return result
+    with _locked(memo, "ModelDeployment", meta["namespace"], meta["name"]):
+        return _reconcile_locked(memo, body, kwargs)
+
+
+def _reconcile_model_deployment_now(memo: kopf.Memo, namespace: str, name: str,
+                                    kwargs: dict[str, Any]) -> None:
+    """Reconcile the ModelDeployment as the API server has it now, read under its lock: two
+    child events at once would otherwise both start from the status before either wrote it,
+    and post the same Events twice."""
+    with _locked(memo, "ModelDeployment", namespace, name):
+        md = _kube().get_model_deployment(namespace, name)
+        if _live(md):
+            _reconcile_locked(memo, md, kwargs)
+
+
+def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
+    meta = body["metadata"]
+    metrics.RECONCILES.labels("ModelDeployment").inc()
+    result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
+                                        _children(kwargs))
+    memo.reconciled[(meta["namespace"], meta["name"])] = time.monotonic()
+    return result
 
 
 def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
     index = kwargs["ev_job_pods"]
-    with _locked(memo, "Evaluation", body):
+    with _locked(memo, "Evaluation", body["metadata"]["namespace"], body["metadata"]["name"]):
         metrics.RECONCILES.labels("Evaluation").inc()
         return evaluation.reconcile_evaluation(
             _kube(), body, _adopt, _post_event,
@@ -300,15 +315,10 @@ async def _resync_forever(memo: kopf.Memo, known: kopf.Index, indices: dict[str,
                            memo.reconciled, time.monotonic(), RESYNC_SECONDS)
         for namespace, name in names:
             try:
-                await asyncio.to_thread(_resync_one, memo, namespace, name, indices)
+                await asyncio.to_thread(_reconcile_model_deployment_now, memo, namespace, name,
+                                        indices)
             except Exception:  # one object's failure must not stop the others' resync
                 log.exception("resync of ModelDeployment %s/%s failed", namespace, name)
-
-
-def _resync_one(memo: kopf.Memo, namespace: str, name: str, indices: dict[str, Any]) -> None:
-    md = _kube().get_model_deployment(namespace, name)
-    if _live(md):
-        _reconcile_model_deployment(memo, md, indices)
 
 
 @kopf.on.event(*DEPLOYMENTS, labels=CHILD_LABELS)
@@ -316,9 +326,8 @@ def _resync_one(memo: kopf.Memo, namespace: str, name: str, indices: dict[str, A
 def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
-    md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
-    if _live(md):
-        _reconcile_model_deployment(memo, md, kw)
+    if owner:
+        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
 
 
 @kopf.on.event(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
@@ -327,9 +336,8 @@ def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> No
     """A server pod that will not start (crash loop, image pull, missing Secret) changes no
     Deployment field after the first failure: report it from the pod's own events."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
-    md = _kube().get_model_deployment(body.metadata.namespace, owner) if owner else None
-    if _live(md):
-        _reconcile_model_deployment(memo, md, kw)
+    if owner:
+        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
 
 
 @kopf.daemon(*MODEL_DEPLOYMENTS, when=lambda spec, **_: bool(spec.get("probe")),
