@@ -7,9 +7,10 @@ For each size, in a namespace of its own: seconds until every Deployment and Ser
 and as a baseline measured in the same run the seconds this client needs to create the same
 objects directly (the ratio is the operator's overhead over raw API writes); API reads and writes
 per reconcile while converging; API calls per object per resync period in steady state (two
-periods, every ModelDeployment so far included, once the controller manager has caught up with
-every Deployment: until then their status changes are events, not a steady state). The operator runs as users run it, in a process
-of its own (`python -m slam_operator`); its API requests and reconciles are read from its
+periods, every ModelDeployment so far included). Each burst and each steady-state measurement
+starts once the controller manager has caught up with every Deployment so far (it makes a
+ReplicaSet and a pod for each, and lags behind a burst). The operator runs as users run it, in a
+process of its own (`python -m slam_operator`); its API requests and reconciles are read from its
 Prometheus metrics (`slam_api_requests_total`, `slam_reconciles_total`) and its memory from
 /proc (resident now and at peak), so the benchmark client's own memory is not in the figure.
 """
@@ -103,6 +104,19 @@ def main() -> None:
                                            + log.read_text()[-3000:]) from None
                     time.sleep(0.5)
             time.sleep(2)  # let the operator start watching
+            # The controller manager lags behind a burst: it makes a ReplicaSet and a pod per
+            # Deployment. Whether it has caught up with every Deployment of a namespace:
+            def caught_up(ns: str) -> bool:
+                token = None
+                while True:
+                    page = apps.list_namespaced_deployment(ns, limit=250, _continue=token)
+                    if any((d.status.observed_generation or 0) < d.metadata.generation
+                           or (d.status.updated_replicas or 0) < 1 for d in page.items):
+                        return False
+                    token = page.metadata._continue
+                    if not token:
+                        return True
+
             total = 0
             for n in counts:
                 bench, base = f"bench-{n}", f"baseline-{n}"
@@ -126,6 +140,10 @@ def main() -> None:
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(direct, range(n)))
                 baseline = time.perf_counter() - t0
+                # The operator's burst must not share the machine with the controller manager
+                # still working through the baseline's.
+                while not caught_up(base):
+                    time.sleep(2)
 
                 def body(i: int) -> dict:
                     return {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
@@ -169,20 +187,8 @@ def main() -> None:
                 reconciles = max(scrape()["reconciles"] - reconciles0, 1)
                 total += n
 
-                # The controller manager lags behind a burst (it makes a ReplicaSet and a pod
-                # per Deployment, and their status changes are events the operator must
-                # follow): wait until it has caught up with every Deployment so far.
-                def caught_up(ns: str) -> bool:
-                    token = None
-                    while True:
-                        page = apps.list_namespaced_deployment(ns, limit=250, _continue=token)
-                        if any((d.status.observed_generation or 0) < d.metadata.generation
-                               or (d.status.updated_replicas or 0) < 1 for d in page.items):
-                            return False
-                        token = page.metadata._continue
-                        if not token:
-                            return True
-
+                # Wait until it has caught up with every Deployment so far (their status
+                # changes are events the operator must follow, not a steady state).
                 while not all(caught_up(f"bench-{m}") for m in counts[:len(rows) + 1]):
                     time.sleep(2)
                 # Steady state: once a whole resync period passes without a write (the
