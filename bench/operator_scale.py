@@ -3,13 +3,16 @@ several sizes in one run (issue 17: the operator's cost must grow linearly).
 
     .venv/bin/python bench/operator_scale.py [--counts 200,1000,2000] [--resync 20]
 
-For each size, in a namespace of its own: seconds until every Deployment and Service exists,
-and as a baseline measured in the same run the seconds this client needs to create the same
-objects directly (the ratio is the operator's overhead over raw API writes); API reads and writes
-per reconcile while converging; API calls per object per resync period in steady state (two
-periods, every ModelDeployment so far included). Each burst and each steady-state measurement
-starts once the controller manager has caught up with every Deployment so far (it makes a
-ReplicaSet and a pod for each, and lags behind a burst). The operator runs as users run it, in a
+For each size, in namespaces of its own that are deleted before the next size (converging N is
+measured with N ModelDeployments in the cluster): seconds until every Deployment and Service
+exists, and as a baseline measured in the same run the seconds this client needs to create the
+same objects directly (the ratio is the operator's overhead over raw API writes); API reads and
+writes per reconcile while converging; API calls per object per resync period in steady state
+(two periods); CPU seconds of the operator, API server, etcd and controller manager while
+converging; requests the API server answered per ModelDeployment while converging (all
+clients, from its metrics). Each burst and each steady-state measurement starts once the
+controller manager has caught up with the Deployments (it makes a ReplicaSet and a pod for
+each, and lags behind a burst). The operator runs as users run it, in a
 process of its own (`python -m slam_operator`); its API requests and reconciles are read from its
 Prometheus metrics (`slam_api_requests_total`, `slam_reconciles_total`) and its memory from
 /proc (resident now and at peak), so the benchmark client's own memory is not in the figure.
@@ -62,9 +65,28 @@ def main() -> None:
                     out["reconciles"] += sample.value
         return out
 
+    def api_requests(cp) -> dict[str, float]:
+        """Requests the API server has answered so far, by verb and resource (all clients)."""
+        text = httpx.get(f"{cp.url}/metrics", verify=str(cp.workdir / "ca.crt"), timeout=30,
+                         headers={"Authorization": f"Bearer {cp.admin.token}"}).text
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "apiserver_request_total":
+                    lb = sample.labels
+                    key = " ".join(x for x in (lb["verb"], lb["resource"],
+                                               lb.get("subresource", "")) if x)
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out
+
     def calls() -> tuple[float, float]:
         m = scrape()
         return m["read"], m["write"]
+
+    def cpu_seconds(pid: int) -> float:
+        """User + system CPU seconds a process has used so far, from /proc."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory_mb(pid: int) -> tuple[float, float]:
         """(resident now, peak resident) of a process, from /proc."""
@@ -117,7 +139,16 @@ def main() -> None:
                     if not token:
                         return True
 
-            total = 0
+            def namespace_exists(ns: str) -> bool:
+                """Whether namespace `ns` still exists (it goes once everything in it is)."""
+                try:
+                    core.read_namespace(ns)
+                    return True
+                except client.ApiException as e:
+                    if e.status == 404:
+                        return False
+                    raise
+
             for n in counts:
                 bench, base = f"bench-{n}", f"baseline-{n}"
                 for ns in (bench, base):
@@ -136,10 +167,15 @@ def main() -> None:
                     apps.create_namespaced_deployment(
                         ns, unlabelled(builders.build_deployment(t)))
 
+                pids = {"operator": operator.pid, "apiserver": cp.procs["kube-apiserver"].pid,
+                        "etcd": cp.procs["etcd"].pid,
+                        "controller-manager": cp.procs["kube-controller-manager"].pid}
+                cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
                 t0 = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(direct, range(n)))
                 baseline = time.perf_counter() - t0
+                cpu_base = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
                 # The operator's burst must not share the machine with the controller manager
                 # still working through the baseline's.
                 while not caught_up(base):
@@ -153,6 +189,8 @@ def main() -> None:
 
                 reads0, writes0 = calls()
                 reconciles0 = scrape()["reconciles"]
+                cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+                requests0 = api_requests(cp)
                 t0 = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
@@ -167,6 +205,10 @@ def main() -> None:
                        or count(core.list_namespaced_service) < n):
                     time.sleep(0.25)
                 converged = time.perf_counter() - t0
+                cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+                requests = {k: v - requests0.get(k, 0.0) for k, v in api_requests(cp).items()}
+                busiest = sorted(((v, k) for k, v in requests.items() if v >= n / 10),
+                                 reverse=True)
                 # Every status written (Available=False: no kubelet here), page by page.
                 while True:
                     token, done = None, 0
@@ -185,11 +227,10 @@ def main() -> None:
                 time.sleep(2)
                 reads1, writes1 = calls()
                 reconciles = max(scrape()["reconciles"] - reconciles0, 1)
-                total += n
 
                 # Wait until it has caught up with every Deployment so far (their status
                 # changes are events the operator must follow, not a steady state).
-                while not all(caught_up(f"bench-{m}") for m in counts[:len(rows) + 1]):
+                while not caught_up(bench):
                     time.sleep(2)
                 # Steady state: once a whole resync period passes without a write (the
                 # last child events settle), two more periods, every ModelDeployment so far.
@@ -204,13 +245,28 @@ def main() -> None:
                 rss, peak = memory_mb(operator.pid)
                 rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
                              (writes1 - writes0) / reconciles,
-                             (reads3 - reads2 + writes3 - writes2) / (2 * total),
-                             int(writes3 - writes2), total, rss, peak))
+                             (reads3 - reads2 + writes3 - writes2) / (2 * n),
+                             int(writes3 - writes2), n, rss, peak))
+                # The next size starts on an empty cluster, as this one did: converging N is
+                # measured with N ModelDeployments in the cluster, not N on top of the sizes
+                # before it (the API server and controller manager slow with every object held).
+                if n != counts[-1]:
+                    for ns in (bench, base):
+                        core.delete_namespace(ns)
+                    while any(namespace_exists(ns) for ns in (bench, base)):
+                        time.sleep(2)
                 r = rows[-1]
                 print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
                       f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
                       f"{r[5]:.3f} calls/object/resync, operator {r[8]:.0f} MB resident "
-                      f"({r[9]:.0f} MB peak)", file=sys.stderr, flush=True)
+                      f"({r[9]:.0f} MB peak); CPU s while converging: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                      + "; while creating directly: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in cpu_base.items())
+                      + f"; API requests per ModelDeployment while converging (all clients): "
+                      f"{sum(requests.values()) / n:.1f}: "
+                      + ", ".join(f"{k} {v / n:.2f}" for v, k in busiest),
+                      file=sys.stderr, flush=True)
         finally:
             if operator is not None:
                 operator.terminate()
@@ -231,8 +287,8 @@ def main() -> None:
               f"{cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
     for (n1, c1, *_), (n2, c2, *_) in zip(rows, rows[1:], strict=False):
         print(f"converging {n2} took {c2 / c1:.2f}x the time of {n1} ({n2 / n1:g}x the objects)")
-    print(f"operator memory with {sum(counts)} ModelDeployments and {2 * sum(counts)} children "
-          f"watched: {rows[-1][8]:.0f} MB resident, {rows[-1][9]:.0f} MB at peak")
+    print(f"operator memory with {counts[-1]} ModelDeployments and {2 * counts[-1]} children "
+          f"watched: {rows[-1][8]:.0f} MB resident, {rows[-1][9]:.0f} MB at peak over the run")
 
 
 if __name__ == "__main__":
