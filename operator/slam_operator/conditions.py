@@ -54,9 +54,14 @@ def roll_up(parts: list[Cond], ready_reason: str = "Ready", ready_message: str =
 
 
 def transitions(old: list[dict] | None, new: list[dict]) -> list[dict]:
-    """Conditions whose status or reason changed (what deserves an Event)."""
+    """Conditions whose status or reason changed (what deserves an Event). A Ready that is not
+    True repeats the reason of the part that blocks it (roll_up): when that part changed too,
+    its Event already says it, and Ready's would only be a copy."""
     previous = {c["type"]: (c.get("status"), c.get("reason")) for c in old or []}
-    return [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
+    changed = [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
+    causes = {c["reason"] for c in changed if c["type"] != "Ready"}
+    return [c for c in changed
+            if not (c["type"] == "Ready" and c["status"] != "True" and c["reason"] in causes)]
 
 
 def is_true(conditions: Iterable[dict] | None, type_: str) -> bool:

@@ -54,6 +54,8 @@ PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
 # that burst set the operator's memory (issue 17). Requests beyond the limit wait their turn.
 API_CONNECTIONS = int(os.environ.get("SLAM_API_CONNECTIONS", "32"))
 CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
+# How long a created child is taken as existing before its watch event arrives.
+EXPECT_SECONDS = 30.0
 log = logging.getLogger("slam_operator")
 
 
@@ -141,13 +143,23 @@ def ev_job_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Sta
     return {(namespace, labels["job-name"]): podstatus.pod_view(name, _plain(status))}
 
 
-def _children(kwargs: dict[str, Any]) -> model_deployment.Children:
+def _children(memo: kopf.Memo, kwargs: dict[str, Any]) -> model_deployment.Children:
     indices = [kwargs["md_deployments"], kwargs["md_services"], kwargs["md_claims"],
                kwargs["md_pods"]]
 
     def of(namespace: str, owner: str) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(c["kind"], c["metadata"]["name"]): c for index in indices
+        seen = {(c["kind"], c["metadata"]["name"]): c for index in indices
                 for c in index.get((namespace, owner), ())}
+        # Children this operator created that the watches have not reported yet: the Service's
+        # event can come before the Deployment's, and a reconcile in between must not take the
+        # Deployment for missing (status "Creating" again, and its Events twice). Expected for
+        # EXPECT_SECONDS at most: a child deleted before its watch event is recreated then.
+        deadline, created = memo.expected.get((namespace, owner), (0.0, {}))
+        missing = {k: v for k, v in created.items() if k not in seen}
+        if not missing or time.monotonic() > deadline:
+            memo.expected.pop((namespace, owner), None)
+            return seen
+        return {**missing, **seen}
     return of
 
 
@@ -160,31 +172,70 @@ def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
 
 def _reconcile_model_deployment_now(memo: kopf.Memo, namespace: str, name: str,
                                     kwargs: dict[str, Any]) -> None:
-    """Reconcile the ModelDeployment as the API server has it now, read under its lock: two
-    child events at once would otherwise both start from the status before either wrote it,
-    and post the same Events twice."""
+    """Reconcile the ModelDeployment as the API server has it now (one GET, under its lock):
+    the resync's safety net, which also takes in a status someone else changed."""
     with _locked(memo, "ModelDeployment", namespace, name):
         md = _kube().get_model_deployment(namespace, name)
+        if _live(md):
+            _reconcile_locked(memo, md, kwargs, fresh=True)
+
+
+def _reconcile_model_deployment_watched(memo: kopf.Memo, namespace: str, name: str,
+                                        kwargs: dict[str, Any]) -> None:
+    """Reconcile the ModelDeployment as the watch last delivered it (a child changed): no API
+    call, so a burst of child events costs the API server nothing but the writes needed."""
+    with _locked(memo, "ModelDeployment", namespace, name):
+        md = next(iter(kwargs["md_bodies"].get((namespace, name), ())), None)
         if _live(md):
             _reconcile_locked(memo, md, kwargs)
 
 
-def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
+def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any],
+                      fresh: bool = False):
+    """Reconcile under the object's lock. A body from an event may predate the status this
+    operator wrote since (the watch lags behind the writes): two reconciles in a row would
+    then both start from the status before either wrote, and post the same Events twice. Only
+    the operator writes this status, so the one it wrote last is the current one, unless the
+    body was just read from the API server (`fresh`) or is another object of the same name."""
     meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    written = memo.statuses.get(key)
+    if not fresh and written is not None and written[0] == meta.get("uid"):
+        body = {**body, "status": written[1]}
     metrics.RECONCILES.labels("ModelDeployment").inc()
     result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
-                                        _children(kwargs))
-    memo.reconciled[(meta["namespace"], meta["name"])] = time.monotonic()
+                                        _children(memo, kwargs))
+    memo.reconciled[key] = time.monotonic()
+    if result.created:
+        memo.expected[key] = (time.monotonic() + EXPECT_SECONDS, result.created)
+    # The status the object has now: what this reconcile wrote, or else what it started from.
+    memo.statuses[key] = (meta.get("uid"), result.status if result.status is not None
+                          else body.get("status") or {})
     return result
 
 
 def _reconcile_evaluation(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any]):
-    index = kwargs["ev_job_pods"]
     with _locked(memo, "Evaluation", body["metadata"]["namespace"], body["metadata"]["name"]):
-        metrics.RECONCILES.labels("Evaluation").inc()
-        return evaluation.reconcile_evaluation(
-            _kube(), body, _adopt, _post_event,
-            lambda namespace, job: list(index.get((namespace, job), ())))
+        return _reconcile_evaluation_locked(body, kwargs)
+
+
+def _reconcile_evaluation_now(memo: kopf.Memo, namespace: str, name: str,
+                              kwargs: dict[str, Any]) -> None:
+    """Reconcile the Evaluation as the API server has it now, read under its lock (as for a
+    ModelDeployment: a read before the lock could predate the status a reconcile holding it
+    is about to write)."""
+    with _locked(memo, "Evaluation", namespace, name):
+        ev = _kube().get_evaluation(namespace, name)
+        if _live(ev):
+            _reconcile_evaluation_locked(ev, kwargs)
+
+
+def _reconcile_evaluation_locked(body: dict[str, Any], kwargs: dict[str, Any]):
+    index = kwargs["ev_job_pods"]
+    metrics.RECONCILES.labels("Evaluation").inc()
+    return evaluation.reconcile_evaluation(
+        _kube(), body, _adopt, _post_event,
+        lambda namespace, job: list(index.get((namespace, job), ())))
 
 
 def _live(obj: dict[str, Any] | None) -> bool:
@@ -227,6 +278,8 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     memo.hub = CachedHub()
     memo.locks = {}
     memo.reconciled = {}  # (namespace, name) -> monotonic time of its last reconcile
+    memo.statuses = {}  # (namespace, name) -> (uid, the status this operator last wrote)
+    memo.expected = {}  # (namespace, name) -> (deadline, children created, not yet watched)
     # kopf would otherwise post an Event for every handler run; ours say what changed.
     settings.posting.level = logging.WARNING
     # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that
@@ -261,6 +314,14 @@ def ev_phases(namespace: str, name: str, status: kopf.Status, **_: Any):
 
 
 @kopf.index(*MODEL_DEPLOYMENTS)
+def md_bodies(namespace: str, name: str, body: kopf.Body, **_: Any):
+    """ModelDeployments as the watch last delivered them, for a child event's reconcile."""
+    md = _plain(body)
+    md["metadata"].pop("managedFields", None)
+    return {(namespace, name): md}
+
+
+@kopf.index(*MODEL_DEPLOYMENTS)
 def md_ready(namespace: str, name: str, status: kopf.Status, **_: Any):
     """ModelDeployments by their Ready condition (for slam_model_deployments)."""
     ready = next((c.get("status") for c in status.get("conditions") or []
@@ -291,14 +352,15 @@ def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: 
 
 
 @kopf.on.startup()
-async def modeldeployment_resync(memo: kopf.Memo, md_ready: kopf.Index, **kw: Any) -> None:
+async def modeldeployment_resync(memo: kopf.Memo, **kw: Any) -> None:
     """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
     the Hub. One loop for the whole operator rather than a kopf timer per object (a task per
     object); each pass re-reads each ModelDeployment that no event reconciled within the period
     (one GET: at most one API call per object per period) and reconciles it from the watched
     children."""
-    indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods")}
-    memo.resync_task = asyncio.create_task(_resync_forever(memo, md_ready, indices))
+    indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods",
+                                  "md_bodies")}
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, indices))
 
 
 @kopf.on.cleanup()
@@ -308,11 +370,21 @@ async def modeldeployment_resync_stop(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
 
 
-async def _resync_forever(memo: kopf.Memo, known: kopf.Index, indices: dict[str, Any]) -> None:
+async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
+    bodies = indices["md_bodies"]
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
-        names = resync.due([key for store in list(known.values()) for key in list(store)],
-                           memo.reconciled, time.monotonic(), RESYNC_SECONDS)
+        # Keyed by (namespace, name): an object never leaves it while it exists (it moves
+        # between md_ready's keys as its Ready changes, and is briefly in neither).
+        # What this operator remembers of each, taken before the list of objects: an entry
+        # is made only after its object is in the index, so none is dropped as deleted
+        # because it was made between the two.
+        remembered = set(memo.statuses)
+        keys = list(bodies)
+        for gone in remembered - set(keys):  # deleted ModelDeployments
+            memo.statuses.pop(gone, None)
+            memo.expected.pop(gone, None)
+        names = resync.due(keys, memo.reconciled, time.monotonic(), RESYNC_SECONDS)
         for namespace, name in names:
             try:
                 await asyncio.to_thread(_reconcile_model_deployment_now, memo, namespace, name,
@@ -327,7 +399,7 @@ def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> 
     """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
     if owner:
-        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
+        _reconcile_model_deployment_watched(memo, body.metadata.namespace, owner, kw)
 
 
 @kopf.on.event(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
@@ -337,7 +409,7 @@ def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> No
     Deployment field after the first failure: report it from the pod's own events."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
     if owner:
-        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
+        _reconcile_model_deployment_watched(memo, body.metadata.namespace, owner, kw)
 
 
 @kopf.daemon(*MODEL_DEPLOYMENTS, when=lambda spec, **_: bool(spec.get("probe")),
@@ -374,9 +446,8 @@ def evaluation_progress(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
 def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
     """Reconcile the owning Evaluation when its Job changes (completes, fails, is deleted)."""
     owner = owner_name(_plain(body), "Evaluation")
-    ev = _kube().get_evaluation(body.metadata.namespace, owner) if owner else None
-    if _live(ev):
-        _reconcile_evaluation(memo, ev, kw)
+    if owner:
+        _reconcile_evaluation_now(memo, body.metadata.namespace, owner, kw)
 
 
 @kopf.daemon(*EVALUATIONS, when=lambda spec, **_: bool(spec.get("probe")),

@@ -33,3 +33,20 @@ def test_transition_time_moves_only_on_status_change() -> None:
     assert flipped[0]["lastTransitionTime"] == "t3"
     assert transitions(same, flipped) == flipped
     assert transitions(flipped, merge(flipped, [Cond("Ready", "True", "Ready")], 2, "t4")) == []
+
+
+def test_a_blocked_ready_gets_no_event_of_its_own_when_its_cause_has_one() -> None:
+    resolved = Cond("ModelResolved", "True", "Resolved")
+    loading = Cond("Available", "False", "ReplicasNotReady", "0/1 available")
+    first = merge(None, [resolved, loading, roll_up([resolved, loading])], 1, "t1")
+    # Ready=False ReplicasNotReady says what Available's Event says: one Event, Available's.
+    assert [c["type"] for c in transitions(None, first)] == ["ModelResolved", "Available"]
+    stuck = Cond("Available", "False", "Unschedulable", "no node")
+    later = merge(first, [resolved, stuck, roll_up([resolved, stuck])], 1, "t2")
+    assert [c["type"] for c in transitions(first, later)] == ["Available"]
+    # Ready changing alone, or becoming True, is an Event of its own.
+    ready = merge(later, [resolved, Cond("Available", "True", "MinimumReplicasAvailable"),
+                          Cond("Ready", "True", "Ready")], 1, "t3")
+    assert [c["type"] for c in transitions(later, ready)] == ["Available", "Ready"]
+    quiet = merge(first, [resolved, loading, Cond("Ready", "False", "Paused")], 1, "t4")
+    assert [c["type"] for c in transitions(first, quiet)] == ["Ready"]

@@ -41,6 +41,10 @@ Adopt = Callable[[dict[str, Any], dict[str, Any]], None]
 class Result:
     actions: list[str] = field(default_factory=list)
     status_written: bool = False
+    status: dict[str, Any] | None = None  # the object's status once this reconcile wrote it
+    # Children this reconcile created, by (kind, name): until the watches report them, the next
+    # reconciles take them as existing (Kubernetes controllers' "expectations").
+    created: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     hub_unknown: bool = False  # the Hub could not be asked: retry with backoff
 
 
@@ -98,8 +102,14 @@ def reconcile(
         result.actions = kube.execute(namespace, actions)
         if result.actions:  # one Event for the whole change, e.g. "create Service x; create ..."
             event(body, "Normal", "ChildUpdated", "; ".join(result.actions))
-        if result.actions:  # what the watches have seen of these writes so far
-            existing = children(namespace, name)
+        if result.actions:
+            # What was just created, as far as the watches have not reported it yet: the
+            # status says at once that the Deployment exists (endpoint, ReplicasNotReady)
+            # rather than "Creating", which the Deployment's own event would change again: a
+            # second status write and two more Events for every new ModelDeployment.
+            result.created = {(a.kind, a.name): a.obj for a in actions
+                              if a.verb == "create" and str(a) in result.actions}
+            existing = {**result.created, **children(namespace, name)}
     # Otherwise leave any running children alone: a failed lookup must not take a model down.
 
     deployment = existing.get(("Deployment", name))
@@ -123,6 +133,7 @@ def reconcile(
     if cleared or any(old.get(k) != v for k, v in status.items()):
         kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
         result.status_written = True
+        result.status = {**{k: v for k, v in old.items() if k not in cleared}, **status}
         for c in transitions(old.get("conditions"), status["conditions"]):
             kind = "Warning" if c["status"] == "False" and (
                 c["type"] != "Available" or c["reason"] in STUCK_REASONS) else "Normal"

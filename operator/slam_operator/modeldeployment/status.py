@@ -106,9 +106,12 @@ def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,
     problem = pod_problem(list(pods))
     if problem is not None:
         return problem, ready
+    # How many run the current spec matters while older replicas still serve (a rollout);
+    # before any serves it would only change the message, and so the status, once more.
+    rollout = f", {updated}/{want} updated" if avail and updated < want else ""
     return Cond("Available", "False", "ReplicasNotReady",
-                f"{avail}/{want} replicas available, {updated} updated: waiting for the server "
-                "to load the model and pass its health check"), ready
+                f"{avail}/{want} replicas available{rollout}: waiting for the server to load "
+                "the model and pass its health check"), ready
 
 
 def compose(

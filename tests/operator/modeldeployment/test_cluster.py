@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -174,13 +175,16 @@ def test_a_server_pod_without_a_gpu_node_says_so_until_it_is_scheduled(
     assert msg.startswith(f"pod {pod.metadata.name} cannot be scheduled: {verdict[:-1]}; check "
                           "spec.resources, spec.gpuCount and spec.instanceType"), msg
     assert condition(obj, "Ready")["status"] == "False"
-    # A stuck pod is a Warning (what `kubectl get events --field-selector type=Warning` shows).
-    for type_ in ("Available", "Ready"):
-        event = eventually(lambda type_=type_: next((e for e in events_for(k8s, namespace, "big")
-                                         if e.message.startswith(f"{type_}=False")
-                                         and verdict[:-1] in e.message), None),
-                           what=f"the {type_} Event")
-        assert (event.type, event.reason) == ("Warning", "Unschedulable")
+    # A stuck pod is a Warning (what `kubectl get events --field-selector type=Warning` shows),
+    # once: Ready=False Unschedulable, which only repeats it, gets no Event of its own.
+    event = eventually(lambda: next((e for e in events_for(k8s, namespace, "big")
+                                     if e.message.startswith("Available=False")
+                                     and verdict[:-1] in e.message), None),
+                       what="the Available Event")
+    assert (event.type, event.reason) == ("Warning", "Unschedulable")
+    time.sleep(2)  # Events are posted in the background, a reconcile's together
+    assert [e.message for e in events_for(k8s, namespace, "big")
+            if e.reason == "Unschedulable"] == [event.message]
     play_kubelet(k8s, namespace, "big")
     wait_condition(k8s, namespace, "big", "Available", "True")
 
@@ -209,6 +213,28 @@ def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
     grown = {k: v - reads.get(k, 0) for k, v in Kube.reads.items()
              if k.endswith(children) and v != reads.get(k, 0)}
     assert not grown, grown
+
+
+def test_a_burst_gets_each_event_once(k8s, namespace, operator) -> None:
+    """Twelve ModelDeployments applied together, whose children's events (created, then their
+    status from the controller manager) arrive in bursts: each gets each Event once - its
+    children made, the model resolved, it fits, replicas not ready - with no "Creating" before
+    it and no Ready copy of it."""
+    names = [f"burst-{i:02d}" for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda n: create_md(k8s, namespace, md(n)), names))
+    for n in names:
+        wait_condition(k8s, namespace, n, "Available", "False", "ReplicasNotReady")
+    apps = client.AppsV1Api(k8s)
+    eventually(lambda: len(ds := apps.list_namespaced_deployment(namespace).items) == 12 and all(
+        (d.status.updated_replicas or 0) >= 1 for d in ds), what="the controller manager's pods")
+    time.sleep(2)  # Events are posted in the background
+    events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
+    for n in names:
+        got = sorted((e.reason, e.count or 1) for e in events
+                     if (e.involved_object.kind, e.involved_object.name) == ("ModelDeployment", n))
+        assert got == [("ChildUpdated", 1), ("Fits", 1), ("ReplicasNotReady", 1),
+                       ("Resolved", 1)], (n, got)
 
 
 @pytest.mark.parametrize(
