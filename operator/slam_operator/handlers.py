@@ -395,10 +395,16 @@ async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
 
 @kopf.on.event(*DEPLOYMENTS, labels=CHILD_LABELS)
 @kopf.on.event(*SERVICES, labels=CHILD_LABELS)
-def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    """Reconcile the owner when a child changes (status, a hand edit) or is deleted."""
+def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
+                                **kw: Any) -> None:
+    """Reconcile the owner when a child changes (status, a hand edit) or is deleted. A
+    deletion is checked against the API server: the child may be going because its owner is
+    (the garbage collector, a namespace being deleted), and the owner's own deletion can reach
+    the operator after the child's."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
-    if owner:
+    if owner and type == "DELETED":
+        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
+    elif owner:
         _reconcile_model_deployment_watched(memo, body.metadata.namespace, owner, kw)
 
 

@@ -172,8 +172,14 @@ class Kube:
         done = []
         for a in actions:
             if a.verb == "create":
-                reply = write(self._method("create", a.kind), namespace, a.obj,
-                              field_manager=FIELD_MANAGER, tolerate=EXISTS_OK)
+                try:
+                    reply = write(self._method("create", a.kind), namespace, a.obj,
+                                  field_manager=FIELD_MANAGER, tolerate=EXISTS_OK)
+                except client.ApiException as e:
+                    # The namespace is being deleted, its objects with it: nothing to repair.
+                    if e.status == 403 and "NamespaceTerminating" in str(e.body):
+                        return done
+                    raise
             elif a.verb == "apply":
                 if a.kind not in _APPLIED:
                     raise ValueError(f"cannot apply kind {a.kind}")

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -235,6 +236,34 @@ def test_a_burst_gets_each_event_once(k8s, namespace, operator) -> None:
                      if (e.involved_object.kind, e.involved_object.name) == ("ModelDeployment", n))
         assert got == [("ChildUpdated", 1), ("Fits", 1), ("ReplicasNotReady", 1),
                        ("Resolved", 1)], (n, got)
+
+
+def test_a_namespace_deleted_with_its_model_deployments_logs_no_error(k8s, operator) -> None:
+    """Deleting a namespace deletes its Deployments and Services while their ModelDeployments
+    may still be there: the operator does not try to put them back (the API server refuses
+    anything new in a terminating namespace), so it logs no error about them."""
+    core = client.CoreV1Api(k8s)
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    names = [f"gone-{i}" for i in range(6)]
+    for n in names:
+        create_md(k8s, ns, md(n))
+    for n in names:
+        wait_condition(k8s, ns, n, "Available", "False", "ReplicasNotReady")
+    seen = len(operator.lines)
+    core.delete_namespace(ns)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(ns)
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+    eventually(gone, 120, "the namespace deleted")
+    time.sleep(2)
+    errors = [line for line in operator.lines[seen:]
+              if line.split(" ", 2)[1] in ("ERROR", "CRITICAL") and ns in line]
+    assert not errors, errors[:3]
 
 
 @pytest.mark.parametrize(
