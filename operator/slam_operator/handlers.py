@@ -374,11 +374,10 @@ async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     bodies = indices["md_bodies"]
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
-        # Keyed by (namespace, name): an object never leaves it while it exists (it moves
-        # between md_ready's keys as its Ready changes, and is briefly in neither).
-        # What this operator remembers of each, taken before the list of objects: an entry
-        # is made only after its object is in the index, so none is dropped as deleted
-        # because it was made between the two.
+        # The objects come from md_bodies, keyed by (namespace, name): an object stays in it
+        # while it exists (md_ready moves it between keys as Ready changes, briefly in
+        # neither). What is remembered of each is taken first: an entry is made only once its
+        # object is in the index, so none made in between is dropped as deleted.
         remembered = set(memo.statuses)
         keys = list(bodies)
         for gone in remembered - set(keys):  # deleted ModelDeployments
