@@ -40,8 +40,7 @@ Adopt = Callable[[dict[str, Any], dict[str, Any]], None]
 @dataclass
 class Result:
     actions: list[str] = field(default_factory=list)
-    status_written: bool = False
-    status: dict[str, Any] | None = None  # the object's status once this reconcile wrote it
+    status: dict[str, Any] | None = None  # the object's status, when this reconcile wrote it
     # Children this reconcile created, by (kind, name): until the watches report them, the next
     # reconciles take them as existing (Kubernetes controllers' "expectations").
     created: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -132,7 +131,6 @@ def reconcile(
     cleared = {k: None for k in OWNED_STATUS_KEYS if k in old and k not in status}
     if cleared or any(old.get(k) != v for k, v in status.items()):
         kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
-        result.status_written = True
         result.status = {**{k: v for k, v in old.items() if k not in cleared}, **status}
         for c in transitions(old.get("conditions"), status["conditions"]):
             kind = "Warning" if c["status"] == "False" and (
