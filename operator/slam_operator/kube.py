@@ -8,6 +8,7 @@ that a steady state makes none.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -34,6 +35,21 @@ _KINDS = {
 }
 # Children whose spec we re-assert by server-side apply; the others are create-only.
 _APPLIED = frozenset({"Deployment", "Service"})
+
+
+def _namespace_going(e: client.ApiException) -> bool:
+    """A create refused because its namespace is being deleted (403) or is already gone (404)."""
+    try:
+        details = json.loads(e.body or "{}").get("details") or {}
+    except ValueError:
+        details = {}
+    return (e.status == 403 and "NamespaceTerminating" in str(e.body)) or (
+        e.status == 404 and details.get("kind") == "namespaces")
+
+
+class NamespaceTerminating(Exception):
+    """The API server refused a create because the namespace is being deleted: its objects go
+    with it, so there is nothing to repair and nothing (status, Event) worth writing."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +184,8 @@ class Kube:
 
     def execute(self, namespace: str, actions: list[Action]) -> list[str]:
         """Carry out a plan; 409 on create and 404 on delete are the outcomes wanted anyway.
-        Returns what was done, one line per action."""
+        Returns what was done, one line per action. Raises NamespaceTerminating when the
+        namespace is being deleted."""
         done = []
         for a in actions:
             if a.verb == "create":
@@ -176,9 +193,8 @@ class Kube:
                     reply = write(self._method("create", a.kind), namespace, a.obj,
                                   field_manager=FIELD_MANAGER, tolerate=EXISTS_OK)
                 except client.ApiException as e:
-                    # The namespace is being deleted, its objects with it: nothing to repair.
-                    if e.status == 403 and "NamespaceTerminating" in str(e.body):
-                        return done
+                    if _namespace_going(e):
+                        raise NamespaceTerminating(namespace) from None
                     raise
             elif a.verb == "apply":
                 if a.kind not in _APPLIED:

@@ -18,7 +18,7 @@ from slam_operator.conditions import is_true, now, transitions
 from slam_operator.evaluation import job, status
 from slam_operator.evaluation.plan import plan
 from slam_operator.evaluation.status import Decision, Observed
-from slam_operator.kube import Kube
+from slam_operator.kube import Kube, NamespaceTerminating
 from slam_operator.names import EV_PLURAL
 from slam_operator.stores import store_for
 
@@ -84,7 +84,10 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
     actions = plan(obs, d, IMAGE)
     for a in actions:
         adopt(a.obj, body)
-    kube.execute(obs.namespace, actions)
+    try:
+        kube.execute(obs.namespace, actions)
+    except NamespaceTerminating:  # the namespace goes, this Evaluation with it: write nothing
+        return d
     new = status.compose(obs, d)
     patch = status.changes(obs.status, new)
     if patch:

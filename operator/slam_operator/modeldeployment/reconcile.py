@@ -12,7 +12,7 @@ from typing import Any
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from slam_operator import runtimes
 from slam_operator.conditions import Cond, find, now, timestamp, transitions
-from slam_operator.kube import Kube
+from slam_operator.kube import Kube, NamespaceTerminating
 from slam_operator.modeldeployment import builders
 from slam_operator.modeldeployment import status as mdstatus
 from slam_operator.modeldeployment.hub import CachedHub, HubOutcome, endpoint
@@ -98,7 +98,12 @@ def reconcile(
             adopt(child, body)
         settled = old.get("observedGeneration") == generation
         actions = plan(desired, existing, MANAGED_KINDS, owner_settled=settled)
-        result.actions = kube.execute(namespace, actions)
+        try:
+            result.actions = kube.execute(namespace, actions)
+        except NamespaceTerminating:
+            # The namespace goes, this object with it: no status to write, and an Event could
+            # not even be posted there ("Creating" for children that will never come back).
+            return result
         if result.actions:  # one Event for the whole change, e.g. "create Service x; create ..."
             event(body, "Normal", "ChildUpdated", "; ".join(result.actions))
         if result.actions:
