@@ -65,7 +65,13 @@ def _plain(body: Any) -> dict[str, Any]:
 
 
 def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """Through kopf's poster: queued, posted off the handler's thread. It exists only in kopf's
+    handlers; the resync posts with _post_event_directly."""
     kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def _post_event_directly(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    _kube().post_event(body, type_, reason, message)
 
 
 def _adopt(child: dict[str, Any], owner: dict[str, Any]) -> None:
@@ -171,13 +177,14 @@ def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
 
 
 def _reconcile_model_deployment_now(memo: kopf.Memo, namespace: str, name: str,
-                                    kwargs: dict[str, Any]) -> None:
+                                    kwargs: dict[str, Any],
+                                    event: model_deployment.EventSink = _post_event) -> None:
     """Reconcile the ModelDeployment as the API server has it now (one GET, under its lock):
     the resync's safety net, which also takes in a status someone else changed."""
     with _locked(memo, "ModelDeployment", namespace, name):
         md = _kube().get_model_deployment(namespace, name)
         if _live(md):
-            _reconcile_locked(memo, md, kwargs, fresh=True)
+            _reconcile_locked(memo, md, kwargs, fresh=True, event=event)
 
 
 def _reconcile_model_deployment_watched(memo: kopf.Memo, namespace: str, name: str,
@@ -191,7 +198,7 @@ def _reconcile_model_deployment_watched(memo: kopf.Memo, namespace: str, name: s
 
 
 def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any],
-                      fresh: bool = False):
+                      fresh: bool = False, event: model_deployment.EventSink = _post_event):
     """Reconcile under the object's lock. A body from an event may predate the status this
     operator wrote since (the watch lags behind the writes): two reconciles in a row would
     then both start from the status before either wrote, and post the same Events twice. Only
@@ -203,7 +210,7 @@ def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, A
     if not fresh and written is not None and written[0] == meta.get("uid"):
         body = {**body, "status": written[1]}
     metrics.RECONCILES.labels("ModelDeployment").inc()
-    result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, _post_event,
+    result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, event,
                                         _children(memo, kwargs))
     memo.reconciled[key] = time.monotonic()
     if result.created:
@@ -285,11 +292,10 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that
     # hundreds of ModelDeployments converge without queueing behind each other.
     settings.execution.max_workers = int(os.environ.get("SLAM_MAX_WORKERS", "32"))
-    # At most this many objects of each kind are worked on at once; the events of the others
-    # wait in their queues, a few KB each, instead of each holding kopf's working set (its
-    # copies of the body, the diff, the patch): without a limit, 2,000 ModelDeployments applied
-    # together meant 2,000 workers at once (issue 17). A finished worker frees its place soon.
-    settings.queueing.worker_limit = 4 * settings.execution.max_workers
+    # No limit on kopf's per-object workers (settings.queueing.worker_limit): when the operator
+    # starts, every listed object's worker waits until all watched kinds are indexed, so a kind
+    # with more objects than the limit (pods, cluster-wide) never finishes its listing and the
+    # operator never reconciles anything. An idle worker ends after a second.
     settings.queueing.idle_timeout = 1.0
     # Recover quickly when the API server restarts or a watch silently stalls.
     settings.watching.server_timeout = 60
@@ -387,7 +393,7 @@ async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
         for namespace, name in names:
             try:
                 await asyncio.to_thread(_reconcile_model_deployment_now, memo, namespace, name,
-                                        indices)
+                                        indices, _post_event_directly)
             except Exception:  # one object's failure must not stop the others' resync
                 log.exception("resync of ModelDeployment %s/%s failed", namespace, name)
 

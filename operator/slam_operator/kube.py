@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from kubernetes import client
@@ -210,6 +211,21 @@ class Kube:
                 self._count(f"{a.verb} {a.kind}")
                 done.append(str(a))
         return done
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """An Event about `obj`, as kopf posts those of its handlers (same source, so `kubectl
+        describe` shows one "From"). For the resync, which runs outside kopf's handlers, where
+        kopf has no poster."""
+        meta, now = obj["metadata"], datetime.now(UTC).isoformat()
+        write(self.core.create_namespaced_event, meta["namespace"], {
+            "metadata": {"generateName": "kopf-event-", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta.get("uid")},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": "kopf"}, "firstTimestamp": now, "lastTimestamp": now,
+            "count": 1})
+        self._count("create Event")
 
     def patch_status(self, plural: str, namespace: str, name: str,
                      status: dict[str, Any]) -> None:

@@ -16,8 +16,12 @@ Key = tuple[str, str]  # (namespace, name)
 def due(known: Iterable[Key], last: MutableMapping[Key, float], now: float,
         period: float) -> list[Key]:
     """The objects of `known` not reconciled within `period` seconds before `now`, in a stable
-    order. Entries of `last` for objects no longer known (deleted) are dropped."""
+    order. Entries of `last` for objects no longer known (deleted) are dropped.
+
+    An object never reconciled is not due: its create or resume handler has not run yet. kopf
+    runs it once it has listed every watched kind; before that the operator's view of the
+    children is incomplete, and a reconcile would take the missing ones for deleted."""
     known = set(known)
     for key in [k for k in list(last) if k not in known]:  # handler threads add to it
         del last[key]
-    return sorted(k for k in known if now - last.get(k, float("-inf")) >= period)
+    return sorted(k for k in known if k in last and now - last[k] >= period)

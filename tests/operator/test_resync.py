@@ -7,8 +7,11 @@ from slam_operator.resync import due
 A, B, C = ("team-a", "a"), ("team-a", "b"), ("team-b", "c")
 
 
-def test_never_reconciled_objects_are_due() -> None:
-    assert due([C, A, B], {}, now=100.0, period=20.0) == [A, B, C]
+def test_objects_no_handler_has_reconciled_yet_are_left_to_it() -> None:
+    """Right after a restart kopf lists the cluster before it runs any handler: the resync must
+    not reconcile from a half-filled view (it would write "Creating" over a running server)."""
+    assert due([C, A, B], {}, now=100.0, period=20.0) == []
+    assert due([C, A, B], {A: 50.0}, now=100.0, period=20.0) == [A]
 
 
 def test_an_object_an_event_reconciled_within_the_period_is_skipped() -> None:
@@ -17,7 +20,7 @@ def test_an_object_an_event_reconciled_within_the_period_is_skipped() -> None:
 
 
 def test_the_pass_skips_what_events_keep_fresh_and_returns_to_it_when_they_stop() -> None:
-    last: dict = {}
+    last: dict = {A: 0.0, B: 0.0}  # both reconciled by their create handlers at first
     visits: list[tuple[float, tuple[str, str]]] = []
     for now in (20.0, 40.0, 60.0, 80.0, 100.0):
         if now <= 60.0:

@@ -216,6 +216,30 @@ def test_steady_state_makes_no_writes(k8s, namespace, operator) -> None:
     assert not grown, grown
 
 
+def test_the_resync_repairs_a_status_someone_else_wrote_and_says_so(k8s, namespace,
+                                                                    operator) -> None:
+    """Only the operator writes a ModelDeployment's status, and no watch event makes it look
+    again when someone else does: the periodic resync puts it back, with the Events of the
+    conditions it restores (posted by the operator itself: the resync runs outside kopf's
+    handlers, where kopf has no poster), and logs no error."""
+    create_md(k8s, namespace, md("tampered"))
+    wait_condition(k8s, namespace, "tampered", "Available", "False", "ReplicasNotReady")
+    time.sleep(RESYNC_SECONDS)  # let the last child events settle
+    seen = len(operator.lines)
+    obj = get_md(k8s, namespace, "tampered")
+    conditions = [{**c, "status": "True", "reason": "EditedByHand", "message": "not so"}
+                  if c["type"] == "Available" else c for c in obj["status"]["conditions"]]
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, MDS, "tampered", {"status": {"conditions": conditions}})
+    wait_condition(k8s, namespace, "tampered", "Available", "False", "ReplicasNotReady",
+                   timeout=10 * RESYNC_SECONDS)
+    eventually(lambda: [e.reason for e in events_for(k8s, namespace, "tampered")].count(
+        "ReplicasNotReady") == 2, 10, "a second ReplicasNotReady Event")
+    errors = [line for line in operator.lines[seen:]
+              if line.split(" ", 2)[1] in ("ERROR", "CRITICAL")]
+    assert not errors, errors[:3]
+
+
 def test_a_burst_gets_each_event_once(k8s, namespace, operator) -> None:
     """Twelve ModelDeployments applied together, whose children's events (created, then their
     status from the controller manager) arrive in bursts: each gets each Event once - its
@@ -251,6 +275,10 @@ def test_a_namespace_deleted_with_its_model_deployments_logs_no_error(k8s, opera
         create_md(k8s, ns, md(n))
     for n in names:
         wait_condition(k8s, ns, n, "Available", "False", "ReplicasNotReady")
+    # kopf posts Events from a queue, after the status is written: the last ones are out
+    # before the namespace goes (a namespace being deleted refuses new Events).
+    eventually(lambda: all("ReplicasNotReady" in [e.reason for e in events_for(k8s, ns, n)]
+                           for n in names), 30, "each ModelDeployment's ReplicasNotReady Event")
     seen = len(operator.lines)
     core.delete_namespace(ns)
 
