@@ -5,17 +5,19 @@ several sizes in one run (issue 17: the operator's cost must grow linearly).
 
 For each size, in namespaces of its own that are deleted before the next size (converging N is
 measured with N ModelDeployments in the cluster): seconds until every Deployment and Service
-exists, and as a baseline measured in the same run the seconds this client needs to create the
-same objects directly (the ratio is the operator's overhead over raw API writes); API reads and
-writes per reconcile while converging; API calls per object per resync period in steady state
-(two periods); CPU seconds of the operator, API server, etcd and controller manager while
-converging; requests the API server answered per ModelDeployment while converging (all
-clients, from its metrics). Each burst and each steady-state measurement starts once the
-controller manager has caught up with the Deployments (it makes a ReplicaSet and a pod for
-each, and lags behind a burst). The operator runs as users run it, in a
-process of its own (`python -m slam_operator`); its API requests and reconciles are read from its
-Prometheus metrics (`slam_api_requests_total`, `slam_reconciles_total`) and its memory from
-/proc (resident now and at peak), so the benchmark client's own memory is not in the figure.
+exists (seen arrive by a watch), and as a baseline measured in the same run the seconds this
+client needs to create the same objects directly (the ratio is the operator's overhead over raw
+API writes); API reads and writes per reconcile while converging; the operator's memory; its
+writes when it restarts, and its API calls per object per resync period in steady state (two
+periods of `--resync` seconds; it converges with its default period, 300 s, as users run it);
+CPU seconds of the operator, API server, etcd and controller manager while converging; requests
+the API server answered per ModelDeployment while converging (all clients, from its metrics).
+Each burst and each steady-state measurement starts once the controller manager has caught up
+with the Deployments (it makes a ReplicaSet and a pod for each, and lags behind a burst). The
+operator runs as users run it, in a process of its own (`python -m slam_operator`); its API
+requests and reconciles are read from its Prometheus metrics (`slam_api_requests_total`,
+`slam_reconciles_total`) and its memory from /proc (resident now and at peak), so the benchmark
+client's own memory is not in the figure.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,10 +42,9 @@ def main() -> None:
     parser.add_argument("--resync", type=float, default=20.0)
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    os.environ["SLAM_RESYNC_SECONDS"] = str(args.resync)
 
     import httpx
-    from kubernetes import client, config
+    from kubernetes import client, config, watch
     from prometheus_client.parser import text_string_to_metric_families
 
     from slam.api.modeldeployment import ModelDeploymentSpec
@@ -108,24 +110,61 @@ def main() -> None:
             spec = ModelDeploymentSpec.model_validate(
                 {"model": {"id": "org/model"}, "instanceType": "g5.xlarge"})
             log = Path(tmp) / "operator.log"
-            with log.open("wb") as out:
-                operator = subprocess.Popen(
-                    [sys.executable, "-m", "slam_operator"], stdout=out, stderr=subprocess.STDOUT,
-                    cwd=REPO, env={**os.environ, "KUBECONFIG": str(cp.kubeconfig),
-                                   "HF_ENDPOINT": hub.url, "SLAM_HEALTH_PORT": "0",
-                                   "SLAM_METRICS_PORT": str(metrics_port),
-                                   "SLAM_METRICS_ADDR": "127.0.0.1"})
-            deadline = time.monotonic() + 60
-            while True:
+
+            def start_operator(resync: float | None) -> subprocess.Popen:
+                """The operator in a process of its own, as users run it; `resync` None: its
+                default period."""
+                env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "HF_ENDPOINT": hub.url,
+                       "SLAM_HEALTH_PORT": "0", "SLAM_METRICS_PORT": str(metrics_port),
+                       "SLAM_METRICS_ADDR": "127.0.0.1"}
+                env.pop("SLAM_RESYNC_SECONDS", None)
+                if resync is not None:
+                    env["SLAM_RESYNC_SECONDS"] = str(resync)
+                with log.open("ab") as out:
+                    proc = subprocess.Popen([sys.executable, "-m", "slam_operator"], stdout=out,
+                                            stderr=subprocess.STDOUT, cwd=REPO, env=env)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        scrape()
+                        break
+                    except httpx.HTTPError:
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise RuntimeError("the operator did not start:\n"
+                                               + log.read_text()[-3000:]) from None
+                        time.sleep(0.5)
+                time.sleep(2)  # let the operator start watching
+                return proc
+
+            def stop_operator(proc: subprocess.Popen) -> None:
+                proc.terminate()
                 try:
-                    scrape()
-                    break
-                except httpx.HTTPError:
-                    if operator.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the operator did not start:\n"
-                                           + log.read_text()[-3000:]) from None
-                    time.sleep(0.5)
-            time.sleep(2)  # let the operator start watching
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+            def all_added(lister, ns: str, n: int) -> threading.Thread:
+                """A thread that returns once `n` objects have been added to `ns`, told by a
+                watch from the namespace's current version: no listing of thousands of objects
+                many times a second while the burst runs (that grows with the square of n)."""
+                rv = lister(ns, limit=1).metadata.resource_version
+
+                def run() -> None:
+                    names: set[str] = set()
+                    w = watch.Watch()
+                    while len(names) < n:
+                        for ev in w.stream(lister, ns, resource_version=rv, deserialize=False,
+                                           allow_watch_bookmarks=False, timeout_seconds=600):
+                            if ev["type"] == "ADDED":
+                                names.add(ev["object"]["metadata"]["name"])
+                                if len(names) >= n:
+                                    w.stop()
+                                    break
+                thread = threading.Thread(target=run, daemon=True)
+                thread.start()
+                return thread
+
             # The controller manager lags behind a burst: it makes a ReplicaSet and a pod per
             # Deployment. Whether it has caught up with every Deployment of a namespace:
             def caught_up(ns: str) -> bool:
@@ -167,6 +206,9 @@ def main() -> None:
                     apps.create_namespaced_deployment(
                         ns, unlabelled(builders.build_deployment(t)))
 
+                # The operator converges with its default resync period, as users run it (a
+                # short one would re-read every object many times while thousands converge).
+                operator = start_operator(None)
                 pids = {"operator": operator.pid, "apiserver": cp.procs["kube-apiserver"].pid,
                         "etcd": cp.procs["etcd"].pid,
                         "controller-manager": cp.procs["kube-controller-manager"].pid}
@@ -191,19 +233,14 @@ def main() -> None:
                 reconciles0 = scrape()["reconciles"]
                 cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
                 requests0 = api_requests(cp)
+                watchers = [all_added(apps.list_namespaced_deployment, bench, n),
+                            all_added(core.list_namespaced_service, bench, n)]
                 t0 = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
                         "slam.dev", "v1alpha1", ns, "modeldeployments", body(i)), range(n)))
-                # Counted with limit=1 (remainingItemCount): listing thousands of objects
-                # here would put the benchmark's own memory into the operator's figure.
-                def count(lister, ns: str = bench) -> int:
-                    meta = lister(ns, limit=1).metadata
-                    return (meta.remaining_item_count or 0) + 1
-
-                while (count(apps.list_namespaced_deployment) < n
-                       or count(core.list_namespaced_service) < n):
-                    time.sleep(0.25)
+                for w in watchers:
+                    w.join()
                 converged = time.perf_counter() - t0
                 cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
                 requests = {k: v - requests0.get(k, 0.0) for k, v in api_requests(cp).items()}
@@ -232,8 +269,13 @@ def main() -> None:
                 # changes are events the operator must follow, not a steady state).
                 while not caught_up(bench):
                     time.sleep(2)
-                # Steady state: once a whole resync period passes without a write (the
-                # last child events settle), two more periods, every ModelDeployment so far.
+                rss, peak = memory_mb(operator.pid)
+                # Steady state, with a short resync period so that periods pass quickly: the
+                # operator restarts with it (a restart itself must write nothing: every
+                # object's status is already right). Once a whole period passes without a
+                # write (the restart's reconciles settle), two more periods.
+                stop_operator(operator)
+                operator = start_operator(args.resync)
                 for _ in range(6):
                     before = calls()[1]
                     time.sleep(args.resync)
@@ -242,11 +284,12 @@ def main() -> None:
                 reads2, writes2 = calls()
                 time.sleep(2 * args.resync)
                 reads3, writes3 = calls()
-                rss, peak = memory_mb(operator.pid)
+                stop_operator(operator)
+                operator = None
                 rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
                              (writes1 - writes0) / reconciles,
                              (reads3 - reads2 + writes3 - writes2) / (2 * n),
-                             int(writes3 - writes2), n, rss, peak))
+                             int(writes3 - writes2), int(writes2), rss, peak))
                 # The next size starts on an empty cluster, as this one did: converging N is
                 # measured with N ModelDeployments in the cluster, not N on top of the sizes
                 # before it (the API server and controller manager slow with every object held).
@@ -257,9 +300,9 @@ def main() -> None:
                         time.sleep(2)
                 r = rows[-1]
                 print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
-                      f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, steady "
-                      f"{r[5]:.3f} calls/object/resync, operator {r[8]:.0f} MB resident "
-                      f"({r[9]:.0f} MB peak); CPU s while converging: "
+                      f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, {r[7]} writes on "
+                      f"restart, steady {r[5]:.3f} calls/object/resync, operator "
+                      f"{r[8]:.0f} MB resident ({r[9]:.0f} MB peak); CPU s while converging: "
                       + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
                       + "; while creating directly: "
                       + ", ".join(f"{k} {v:.1f}" for k, v in cpu_base.items())
@@ -269,26 +312,22 @@ def main() -> None:
                       file=sys.stderr, flush=True)
         finally:
             if operator is not None:
-                operator.terminate()
-                try:
-                    operator.wait(30)
-                except subprocess.TimeoutExpired:  # thousands of timers to cancel
-                    operator.kill()
-                    operator.wait()
+                stop_operator(operator)
             hub.stop()
             cp.stop()
 
-    print(f"\nsizes {counts}, resync every {args.resync:g} s; the operator in its own process")
+    print(f"\nsizes {counts}; the operator in its own process, converging with its default "
+          f"resync period, restarted with a {args.resync:g} s period for the steady state")
     print(f"{'MDs':>6} {'converge s':>10} {'direct s':>9} {'ratio':>6} {'reads/rec':>9} "
-          f"{'writes/rec':>10} {'calls/obj/resync':>16} {'steady writes':>13} "
-          f"{'operator MB':>11} {'peak MB':>7}")
-    for n, conv, base, rpr, wpr, cpo, sw, _, rss, peak in rows:
+          f"{'writes/rec':>10} {'restart writes':>14} {'calls/obj/resync':>16} "
+          f"{'steady writes':>13} {'operator MB':>11} {'peak MB':>7}")
+    for n, conv, base, rpr, wpr, cpo, sw, rw, rss, peak in rows:
         print(f"{n:>6} {conv:>10.1f} {base:>9.1f} {conv / base:>6.2f} {rpr:>9.2f} {wpr:>10.2f} "
-              f"{cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
+              f"{rw:>14} {cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
     for (n1, c1, *_), (n2, c2, *_) in zip(rows, rows[1:], strict=False):
         print(f"converging {n2} took {c2 / c1:.2f}x the time of {n1} ({n2 / n1:g}x the objects)")
     print(f"operator memory with {counts[-1]} ModelDeployments and {2 * counts[-1]} children "
-          f"watched: {rows[-1][8]:.0f} MB resident, {rows[-1][9]:.0f} MB at peak over the run")
+          f"watched: {rows[-1][8]:.0f} MB resident, {rows[-1][9]:.0f} MB at peak while converging")
 
 
 if __name__ == "__main__":
