@@ -7,17 +7,17 @@ For each size, in namespaces of its own that are deleted before the next size (c
 measured with N ModelDeployments in the cluster): seconds until every Deployment and Service
 exists (seen arrive by a watch), and as a baseline measured in the same run the seconds this
 client needs to create the same objects directly (the ratio is the operator's overhead over raw
-API writes); API reads and writes per reconcile while converging; the operator's memory; its
-writes when it restarts, and its API calls per object per resync period in steady state (two
-periods of `--resync` seconds; it converges with its default period, 300 s, as users run it);
-CPU seconds of the operator, API server, etcd and controller manager while converging; requests
-the API server answered per ModelDeployment while converging (all clients, from its metrics).
-Each burst and each steady-state measurement starts once the controller manager has caught up
-with the Deployments (it makes a ReplicaSet and a pod for each, and lags behind a burst). The
-operator runs as users run it, in a process of its own (`python -m slam_operator`); its API
-requests and reconciles are read from its Prometheus metrics (`slam_api_requests_total`,
-`slam_reconciles_total`) and its memory from /proc (resident now and at peak), so the benchmark
-client's own memory is not in the figure.
+API writes); API reads and writes per reconcile while converging; the operator's memory; the
+seconds a restarted operator takes to resume every object, its writes then, and its API calls
+per object per resync period in steady state (two periods of `--resync` seconds; it converges
+with its default period, 300 s, as users run it); CPU seconds of the operator, API server, etcd
+and controller manager while converging; requests the API server answered per ModelDeployment
+while converging (all clients, from its metrics). Each burst and each steady-state measurement
+starts once the controller manager has caught up with the Deployments (it makes a ReplicaSet
+and a pod for each, and lags behind a burst). The operator runs as users run it, in a process
+of its own (`python -m slam_operator`); its API requests and reconciles are read from its
+Prometheus metrics (`slam_api_requests_total`, `slam_reconciles_total`) and its memory from
+/proc (resident now and at peak), so the benchmark client's own memory is not in the figure.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
 
     from slam.api.modeldeployment import ModelDeploymentSpec
     from slam_operator.modeldeployment import builders
-    from slam_operator.names import MODEL_DEPLOYMENT_LABEL
+    from slam_operator.names import MANAGED_BY_LABEL, MODEL_DEPLOYMENT_LABEL
     from tests.controlplane.cluster import REPO, ControlPlane, apply_crds, free_port
     from tests.fakes.hub import FakeHub, Repo
 
@@ -197,8 +197,10 @@ def main() -> None:
                 # operator's label keys renamed: the operator must not watch and index them
                 # (they would double its view and its memory).
                 def unlabelled(obj: dict) -> dict:
-                    return json.loads(json.dumps(obj).replace(f'"{MODEL_DEPLOYMENT_LABEL}"',
-                                                              '"bench.slam.dev/baseline"'))
+                    text = json.dumps(obj).replace(f'"{MODEL_DEPLOYMENT_LABEL}"',
+                                                   '"bench.slam.dev/baseline"')
+                    return json.loads(text.replace(f'"{MANAGED_BY_LABEL}"',
+                                                   '"bench.slam.dev/managed-by"'))
 
                 def direct(i: int, ns: str = base) -> None:
                     t = builders.ServedModel(f"m{i:04d}", ns, spec, "0" * 40)
@@ -275,7 +277,12 @@ def main() -> None:
                 # object's status is already right). Once a whole period passes without a
                 # write (the restart's reconciles settle), two more periods.
                 stop_operator(operator)
+                t1 = time.perf_counter()
                 operator = start_operator(args.resync)
+                # Restarted, it resumes every object once kopf has listed them all.
+                while scrape()["reconciles"] < n and time.perf_counter() - t1 < 1800:
+                    time.sleep(1)
+                resumed = time.perf_counter() - t1
                 for _ in range(6):
                     before = calls()[1]
                     time.sleep(args.resync)
@@ -289,7 +296,7 @@ def main() -> None:
                 rows.append((n, converged, baseline, (reads1 - reads0) / reconciles,
                              (writes1 - writes0) / reconciles,
                              (reads3 - reads2 + writes3 - writes2) / (2 * n),
-                             int(writes3 - writes2), int(writes2), rss, peak))
+                             int(writes3 - writes2), int(writes2), rss, peak, resumed))
                 # The next size starts on an empty cluster, as this one did: converging N is
                 # measured with N ModelDeployments in the cluster, not N on top of the sizes
                 # before it (the API server and controller manager slow with every object held).
@@ -300,8 +307,9 @@ def main() -> None:
                         time.sleep(2)
                 r = rows[-1]
                 print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
-                      f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, {r[7]} writes on "
-                      f"restart, steady {r[5]:.3f} calls/object/resync, operator "
+                      f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, restarted and "
+                      f"resumed every object in {r[10]:.1f} s with {r[7]} writes, steady "
+                      f"{r[5]:.3f} calls/object/resync, operator "
                       f"{r[8]:.0f} MB resident ({r[9]:.0f} MB peak); CPU s while converging: "
                       + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
                       + "; while creating directly: "
@@ -319,11 +327,11 @@ def main() -> None:
     print(f"\nsizes {counts}; the operator in its own process, converging with its default "
           f"resync period, restarted with a {args.resync:g} s period for the steady state")
     print(f"{'MDs':>6} {'converge s':>10} {'direct s':>9} {'ratio':>6} {'reads/rec':>9} "
-          f"{'writes/rec':>10} {'restart writes':>14} {'calls/obj/resync':>16} "
-          f"{'steady writes':>13} {'operator MB':>11} {'peak MB':>7}")
-    for n, conv, base, rpr, wpr, cpo, sw, rw, rss, peak in rows:
+          f"{'writes/rec':>10} {'restart s':>9} {'restart writes':>14} "
+          f"{'calls/obj/resync':>16} {'steady writes':>13} {'operator MB':>11} {'peak MB':>7}")
+    for n, conv, base, rpr, wpr, cpo, sw, rw, rss, peak, resumed in rows:
         print(f"{n:>6} {conv:>10.1f} {base:>9.1f} {conv / base:>6.2f} {rpr:>9.2f} {wpr:>10.2f} "
-              f"{rw:>14} {cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
+              f"{resumed:>9.1f} {rw:>14} {cpo:>16.3f} {sw:>13} {rss:>11.0f} {peak:>7.0f}")
     for (n1, c1, *_), (n2, c2, *_) in zip(rows, rows[1:], strict=False):
         print(f"converging {n2} took {c2 / c1:.2f}x the time of {n1} ({n2 / n1:g}x the objects)")
     print(f"operator memory with {counts[-1]} ModelDeployments and {2 * counts[-1]} children "

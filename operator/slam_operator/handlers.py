@@ -54,6 +54,8 @@ PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
 # that burst set the operator's memory (issue 17). Requests beyond the limit wait their turn.
 API_CONNECTIONS = int(os.environ.get("SLAM_API_CONNECTIONS", "32"))
 CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
+# What the operator makes (and the pods of what it makes): all carry CHILD_LABELS.
+CHILD_KINDS = (DEPLOYMENTS, SERVICES, CLAIMS, PODS, JOBS)
 # How long a created child is taken as existing before its watch event arrives.
 EXPECT_SECONDS = 30.0
 log = logging.getLogger("slam_operator")
@@ -297,6 +299,11 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     # with more objects than the limit (pods, cluster-wide) never finishes its listing and the
     # operator never reconciles anything. An idle worker ends after a second.
     settings.queueing.idle_timeout = 1.0
+    # Only this operator's children are listed and watched (the API server filters them): kopf
+    # would otherwise list every pod, Deployment, Service, PVC and Job of the cluster when it
+    # starts, and index each before it runs a handler.
+    for kind in CHILD_KINDS:
+        settings.watching.label_selectors[kind] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     # Recover quickly when the API server restarts or a watch silently stalls.
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
