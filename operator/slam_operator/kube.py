@@ -39,18 +39,22 @@ _APPLIED = frozenset({"Deployment", "Service"})
 
 
 def _namespace_going(e: client.ApiException) -> bool:
-    """A create refused because its namespace is being deleted (403) or is already gone (404)."""
-    try:
-        details = json.loads(e.body or "{}").get("details") or {}
-    except ValueError:
-        details = {}
-    return (e.status == 403 and "NamespaceTerminating" in str(e.body)) or (
-        e.status == 404 and details.get("kind") == "namespaces")
+    """A create refused because its namespace is being deleted (403 with cause
+    NamespaceTerminating) or is already gone (404 for the namespace itself)."""
+    if e.status == 403:
+        return "NamespaceTerminating" in str(e.body)
+    if e.status == 404:
+        try:
+            return (json.loads(e.body or "{}").get("details") or {}).get("kind") == "namespaces"
+        except ValueError:
+            return False
+    return False
 
 
 class NamespaceTerminating(Exception):
-    """The API server refused a create because the namespace is being deleted: its objects go
-    with it, so there is nothing to repair and nothing (status, Event) worth writing."""
+    """The API server refused a create because the namespace is being deleted or is gone: its
+    objects go with it, so there is nothing to repair and nothing (status, Event) worth
+    writing."""
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,6 @@ def reconcile(
             return result
         if result.actions:  # one Event for the whole change, e.g. "create Service x; create ..."
             event(body, "Normal", "ChildUpdated", "; ".join(result.actions))
-        if result.actions:
             # What was just created, as far as the watches have not reported it yet: the
             # status says at once that the Deployment exists (endpoint, ReplicasNotReady)
             # rather than "Creating", which the Deployment's own event would change again: a
