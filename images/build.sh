@@ -21,6 +21,9 @@ targets=("$@")
 (( ${#targets[@]} )) || targets=(operator scoring llamacpp)
 
 command -v podman >/dev/null || { echo "images/build.sh: podman is needed (make system-deps)" >&2; exit 1; }
+# The pip cache mounted into the builds: podman refuses a missing source folder, and a fresh
+# machine's pip may not have made one (pip stores nothing when the index answers "no-store").
+mkdir -p "$HOME/.cache/pip"
 base="$(bash images/base.sh "$cache")"
 wheel="$(bash requirements/llama-cpp-wheel.sh "${PYTHON:-python3.11}" "$cache")"
 
