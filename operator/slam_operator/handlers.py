@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import Executor
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,7 @@ from slam_operator.names import (
     WATCHED,
     owner_name,
 )
+from slam_operator.workqueue import WorkQueue
 
 # How often every ModelDeployment is re-checked even without events (drift, Hub retries).
 RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
@@ -96,8 +98,9 @@ def _kube() -> Kube:
 
 
 def _locked(memo: kopf.Memo, kind: str, namespace: str, name: str) -> threading.Lock:
-    """One lock per object: a timer and an event never reconcile it at the same time.
-    dict.setdefault is atomic, so two threads never get different locks for one object."""
+    """One lock per Evaluation: its timer and an event never reconcile it at the same time
+    (ModelDeployments have the work queue). dict.setdefault is atomic, so two threads never get
+    different locks for one object."""
     return memo.locks.setdefault((kind, namespace, name), threading.Lock())
 
 
@@ -171,55 +174,36 @@ def _children(memo: kopf.Memo, kwargs: dict[str, Any]) -> model_deployment.Child
     return of
 
 
-def _reconcile_model_deployment(memo: kopf.Memo, body: dict[str, Any],
-                                kwargs: dict[str, Any]):
-    meta = body["metadata"]
-    with _locked(memo, "ModelDeployment", meta["namespace"], meta["name"]):
-        return _reconcile_locked(memo, body, kwargs)
-
-
-def _reconcile_model_deployment_now(memo: kopf.Memo, namespace: str, name: str,
-                                    kwargs: dict[str, Any],
-                                    event: model_deployment.EventSink = _post_event) -> None:
-    """Reconcile the ModelDeployment as the API server has it now (one GET, under its lock):
-    the resync's safety net, which also takes in a status someone else changed."""
-    with _locked(memo, "ModelDeployment", namespace, name):
+def _reconcile_queued(memo: kopf.Memo, key: tuple[str, str], fresh: bool,
+                      kwargs: dict[str, Any]) -> model_deployment.Result | None:
+    """Reconcile a ModelDeployment the work queue handed out (no other worker has it): as the
+    watch last delivered it, or, `fresh`, as the API server has it now (one GET: after a child's
+    deletion, which may be its owner's going, and in the resync, which also takes in a status
+    someone else changed). Events are posted directly: this runs outside kopf's handlers."""
+    namespace, name = key
+    if fresh:
         md = _kube().get_model_deployment(namespace, name)
-        if _live(md):
-            _reconcile_locked(memo, md, kwargs, fresh=True, event=event)
-
-
-def _reconcile_model_deployment_watched(memo: kopf.Memo, namespace: str, name: str,
-                                        kwargs: dict[str, Any]) -> None:
-    """Reconcile the ModelDeployment as the watch last delivered it (a child changed): no API
-    call, so a burst of child events costs the API server nothing but the writes needed."""
-    with _locked(memo, "ModelDeployment", namespace, name):
-        md = next(iter(kwargs["md_bodies"].get((namespace, name), ())), None)
-        if _live(md):
-            _reconcile_locked(memo, md, kwargs)
-
-
-def _reconcile_locked(memo: kopf.Memo, body: dict[str, Any], kwargs: dict[str, Any],
-                      fresh: bool = False, event: model_deployment.EventSink = _post_event):
-    """Reconcile under the object's lock. A body from an event may predate the status this
-    operator wrote since (the watch lags behind the writes): two reconciles in a row would
-    then both start from the status before either wrote, and post the same Events twice. Only
-    the operator writes this status, so the one it wrote last is the current one, unless the
-    body was just read from the API server (`fresh`) or is another object of the same name."""
-    meta = body["metadata"]
-    key = (meta["namespace"], meta["name"])
+    else:
+        md = next(iter(kwargs["md_bodies"].get(key, ())), None)
+    if not _live(md):
+        return None
+    # A body from the watch may predate the status this operator wrote since (the watch lags
+    # behind the writes): two reconciles in a row would then both start from the status before
+    # either wrote, and post the same Events twice. Only the operator writes this status, so
+    # the one it wrote last is the current one, unless the body was just read from the API
+    # server or is another object of the same name.
     written = memo.statuses.get(key)
-    if not fresh and written is not None and written[0] == meta.get("uid"):
-        body = {**body, "status": written[1]}
+    if not fresh and written is not None and written[0] == md["metadata"].get("uid"):
+        md = {**md, "status": written[1]}
     metrics.RECONCILES.labels("ModelDeployment").inc()
-    result = model_deployment.reconcile(_kube(), memo.hub, body, _adopt, event,
+    result = model_deployment.reconcile(_kube(), memo.hub, md, _adopt, _post_event_directly,
                                         _children(memo, kwargs))
     memo.reconciled[key] = time.monotonic()
     if result.created:
         memo.expected[key] = (time.monotonic() + EXPECT_SECONDS, result.created)
     # The status the object has now: what this reconcile wrote, or else what it started from.
-    memo.statuses[key] = (meta.get("uid"), result.status if result.status is not None
-                          else body.get("status") or {})
+    memo.statuses[key] = (md["metadata"].get("uid"), result.status if result.status is not None
+                          else md.get("status") or {})
     return result
 
 
@@ -354,36 +338,63 @@ def operator_metrics(memo: kopf.Memo, ev_phases: kopf.Index, md_ready: kopf.Inde
 # --- ModelDeployment -----------------------------------------------------------------------------
 
 
-@kopf.on.resume(*MODEL_DEPLOYMENTS)
-@kopf.on.create(*MODEL_DEPLOYMENTS)
-@kopf.on.update(*MODEL_DEPLOYMENTS)
-def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **kw: Any) -> None:
-    """Reconcile a created, changed or resumed ModelDeployment."""
-    result = _reconcile_model_deployment(memo, _plain(body), kw)
-    if result.hub_unknown:
-        raise kopf.TemporaryError("the Hugging Face Hub did not answer", delay=_backoff(retry))
-
-
 @kopf.on.startup()
-async def modeldeployment_resync(memo: kopf.Memo, **kw: Any) -> None:
-    """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
-    the Hub. One loop for the whole operator rather than a kopf timer per object (a task per
-    object); each pass re-reads each ModelDeployment that no event reconciled within the period
-    (one GET: at most one API call per object per period) and reconciles it from the watched
-    children."""
+async def modeldeployment_workers(memo: kopf.Memo, settings: kopf.OperatorSettings,
+                                  **kw: Any) -> None:
+    """The work queue of ModelDeployments and its workers (SLAM_MAX_WORKERS, on the handler
+    threads), and the resync loop that feeds it."""
     indices = {k: kw[k] for k in ("md_deployments", "md_services", "md_claims", "md_pods",
                                   "md_bodies")}
-    memo.resync_task = asyncio.create_task(_resync_forever(memo, indices))
+    memo.queue = WorkQueue(_backoff)
+    metrics.QUEUE_DEPTH.set_function(lambda: len(memo.queue))
+    memo.tasks = [asyncio.create_task(_reconcile_from_queue(memo, indices,
+                                                            settings.execution.executor))
+                  for _ in range(settings.execution.max_workers or 1)]
+    memo.tasks.append(asyncio.create_task(_resync_forever(memo, indices)))
 
 
 @kopf.on.cleanup()
-async def modeldeployment_resync_stop(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "resync_task", None)
-    if task is not None:
+async def modeldeployment_workers_stop(memo: kopf.Memo, **_: Any) -> None:
+    for task in getattr(memo, "tasks", ()):
         task.cancel()
+    if hasattr(memo, "queue"):
+        memo.queue.close()
+
+
+async def _reconcile_from_queue(memo: kopf.Memo, indices: dict[str, Any],
+                                executor: Executor) -> None:
+    """One worker: reconcile the ModelDeployments the queue hands out, one at a time."""
+    loop = asyncio.get_running_loop()
+    while True:
+        key, fresh = await memo.queue.get()
+        retry = True
+        try:
+            result = await loop.run_in_executor(executor, _reconcile_queued, memo, key, fresh,
+                                                indices)
+            retry = result is not None and result.hub_unknown
+        except Exception:  # one object's failure must not stop the others
+            log.exception("reconciling ModelDeployment %s/%s failed", *key)
+        finally:
+            delay = memo.queue.done(key, retry)
+        if delay is not None:
+            log.info("ModelDeployment %s/%s: retrying in %.0f s", *key, delay)
+
+
+@kopf.on.resume(*MODEL_DEPLOYMENTS)
+@kopf.on.create(*MODEL_DEPLOYMENTS)
+@kopf.on.update(*MODEL_DEPLOYMENTS)
+async def modeldeployment_changed(namespace: str, name: str, memo: kopf.Memo,
+                                  **_: Any) -> None:
+    """A created, changed or resumed ModelDeployment: queue its reconcile."""
+    memo.queue.add((namespace, name))
 
 
 async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
+    """Re-check every ModelDeployment on a schedule: repairs drift no event reported and retries
+    the Hub. One loop for the whole operator rather than a kopf timer per object (a task per
+    object); each pass queues each ModelDeployment that no event reconciled within the period,
+    to be read fresh (one GET: at most one API call per object per period) and reconciled from
+    the watched children."""
     bodies = indices["md_bodies"]
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
@@ -396,38 +407,31 @@ async def _resync_forever(memo: kopf.Memo, indices: dict[str, Any]) -> None:
         for gone in remembered - set(keys):  # deleted ModelDeployments
             memo.statuses.pop(gone, None)
             memo.expected.pop(gone, None)
-        names = resync.due(keys, memo.reconciled, time.monotonic(), RESYNC_SECONDS)
-        for namespace, name in names:
-            try:
-                await asyncio.to_thread(_reconcile_model_deployment_now, memo, namespace, name,
-                                        indices, _post_event_directly)
-            except Exception:  # one object's failure must not stop the others' resync
-                log.exception("resync of ModelDeployment %s/%s failed", namespace, name)
+        for key in resync.due(keys, memo.reconciled, time.monotonic(), RESYNC_SECONDS):
+            memo.queue.add(key, fresh=True)
 
 
 @kopf.on.event(*DEPLOYMENTS, labels=CHILD_LABELS)
 @kopf.on.event(*SERVICES, labels=CHILD_LABELS)
-def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
-                                **kw: Any) -> None:
-    """Reconcile the owner when a child changes (status, a hand edit) or is deleted. A
-    deletion is checked against the API server: the child may be going because its owner is
-    (the garbage collector, a namespace being deleted), and the owner's own deletion can reach
-    the operator after the child's."""
+async def modeldeployment_child_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
+                                      **_: Any) -> None:
+    """Queue the owner when a child changes (status, a hand edit) or is deleted. After a
+    deletion the owner is read from the API server: the child may be going because its owner
+    is (the garbage collector, a namespace being deleted), and the owner's own deletion can
+    reach the operator after the child's."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
-    if owner and type == "DELETED":
-        _reconcile_model_deployment_now(memo, body.metadata.namespace, owner, kw)
-    elif owner:
-        _reconcile_model_deployment_watched(memo, body.metadata.namespace, owner, kw)
+    if owner:
+        memo.queue.add((body.metadata.namespace, owner), fresh=type == "DELETED")
 
 
 @kopf.on.event(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT},
                when=lambda status, **_: podstatus.stuck(_plain(status)))
-def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
+async def modeldeployment_pod_stuck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A server pod that will not start (crash loop, image pull, missing Secret) changes no
     Deployment field after the first failure: report it from the pod's own events."""
     owner = (body.metadata.labels or {}).get(MODEL_DEPLOYMENT_LABEL)
     if owner:
-        _reconcile_model_deployment_watched(memo, body.metadata.namespace, owner, kw)
+        memo.queue.add((body.metadata.namespace, owner))
 
 
 @kopf.daemon(*MODEL_DEPLOYMENTS, when=lambda spec, **_: bool(spec.get("probe")),

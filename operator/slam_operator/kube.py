@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -23,6 +24,7 @@ from slam_operator import metrics
 from slam_operator.names import EV_PLURAL, FIELD_MANAGER, MD_PLURAL
 from slam_operator.plan import Action
 
+log = logging.getLogger("slam_operator")
 MISSING_OK = (404,)
 EXISTS_OK = (409,)
 
@@ -218,17 +220,25 @@ class Kube:
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """An Event about `obj`, as kopf posts those of its handlers (same source, so `kubectl
-        describe` shows one "From"). For the resync, which runs outside kopf's handlers, where
-        kopf has no poster."""
+        describe` shows one "From"). For ModelDeployment reconciles, which run outside kopf's
+        handlers, where kopf has no poster. An Event the API server refuses is logged, not
+        raised: what the reconcile wrote stands (and none is logged for a namespace being
+        deleted, which takes its Events with it)."""
         meta, now = obj["metadata"], datetime.now(UTC).isoformat()
-        write(self.core.create_namespaced_event, meta["namespace"], {
-            "metadata": {"generateName": "kopf-event-", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
-                               "name": meta["name"], "namespace": meta["namespace"],
-                               "uid": meta.get("uid")},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": "kopf"}, "firstTimestamp": now, "lastTimestamp": now,
-            "count": 1})
+        try:
+            write(self.core.create_namespaced_event, meta["namespace"], {
+                "metadata": {"generateName": "kopf-event-", "namespace": meta["namespace"]},
+                "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                                   "name": meta["name"], "namespace": meta["namespace"],
+                                   "uid": meta.get("uid")},
+                "type": type_, "reason": reason, "message": message[:1024],
+                "source": {"component": "kopf"}, "firstTimestamp": now, "lastTimestamp": now,
+                "count": 1})
+        except client.ApiException as e:
+            if not _namespace_going(e):
+                log.warning("could not post Event %s about %s %s/%s: %s %s", reason,
+                            obj["kind"], meta["namespace"], meta["name"], e.status, e.reason)
+            return
         self._count("create Event")
 
     def patch_status(self, plural: str, namespace: str, name: str,

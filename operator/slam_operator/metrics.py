@@ -23,6 +23,8 @@ RECONCILES = Counter("slam_reconciles_total", "Reconciles by kind.", ["kind"])
 API_REQUESTS = Counter("slam_api_requests_total",
                        "Kubernetes API requests of the operator's reconciles (not kopf's watches)",
                        ["kind", "call"])  # kind: read or write; call: e.g. "create Service"
+QUEUE_DEPTH = Gauge("slam_workqueue_depth",
+                    "ModelDeployments waiting for a reconcile (each once, however many events).")
 
 
 # Objects by state, read from the operator's kopf indices when /metrics is scraped.
