@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from slam_operator.kube import Kube
 from tests.argocd import health
-from tests.fakes.hub import SHA
+from tests.fakes.hub import SHA, Repo
 from tests.operator.conftest import GROUP, MDS, RESYNC_SECONDS, VERSION, eventually
 
 TOKEN = "test-token-do-not-leak"
@@ -330,6 +330,19 @@ def test_hub_unreachable_with_pinned_sha_deploys(k8s, namespace, operator) -> No
     assert pinned in dep.spec.template.spec.containers[0].args
     obj = wait_condition(k8s, namespace, "pinned", "ModelResolved", "Unknown", "HubUnreachable")
     assert "deploying the pinned commit" in condition(obj, "ModelResolved")["message"]
+
+
+def test_a_hub_that_comes_back_is_retried_without_a_new_apply(k8s, namespace, operator,
+                                                              fake_hub) -> None:
+    """The Hub does not answer: the ModelDeployment waits (HubUnreachable, no Deployment) and is
+    retried on its own; once the Hub answers it resolves and deploys, with no edit or re-apply."""
+    fake_hub.repos["org/flaky"] = Repo(behaviour="error")
+    create_md(k8s, namespace, md("flaky", model="org/flaky"))
+    wait_condition(k8s, namespace, "flaky", "ModelResolved", "Unknown", "HubUnreachable")
+    assert no_deployment(k8s, namespace, "flaky")
+    fake_hub.repos["org/flaky"] = Repo(parameters=1_000_000_000)
+    wait_condition(k8s, namespace, "flaky", "ModelResolved", "True", timeout=60)
+    eventually(lambda: deployment(k8s, namespace, "flaky"), 30, "the Deployment")
 
 
 def test_gated_model_with_token_secret_and_no_leak(k8s, namespace, operator) -> None:
