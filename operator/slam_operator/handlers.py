@@ -50,6 +50,8 @@ from slam_operator.workqueue import WorkQueue
 RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
 # How often a running Evaluation's progress is read from the store.
 PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
+# Reconciles at once: the work queue's workers, on kopf's handler threads (as many).
+MAX_WORKERS = int(os.environ.get("SLAM_MAX_WORKERS", "32"))
 # Connections kopf may open for its requests (its patches of the custom resources and the Events
 # it posts), on top of one per watch stream. kopf's own pool is unbounded: 2,000 ModelDeployments
 # applied at once made it open ~1,700 TLS connections together, ~0.25 MB of buffers each, and
@@ -277,7 +279,7 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.posting.level = logging.WARNING
     # Handlers are synchronous (the kubernetes client blocks on I/O): run enough at once that
     # hundreds of ModelDeployments converge without queueing behind each other.
-    settings.execution.max_workers = int(os.environ.get("SLAM_MAX_WORKERS", "32"))
+    settings.execution.max_workers = MAX_WORKERS
     # No limit on kopf's per-object workers (settings.queueing.worker_limit): when the operator
     # starts, every listed object's worker waits until all watched kinds are indexed, so a kind
     # with more objects than the limit (pods, cluster-wide) never finishes its listing and the
@@ -349,7 +351,7 @@ async def modeldeployment_workers(memo: kopf.Memo, settings: kopf.OperatorSettin
     metrics.QUEUE_DEPTH.set_function(lambda: len(memo.queue))
     memo.tasks = [asyncio.create_task(_reconcile_from_queue(memo, indices,
                                                             settings.execution.executor))
-                  for _ in range(settings.execution.max_workers or 1)]
+                  for _ in range(MAX_WORKERS)]
     memo.tasks.append(asyncio.create_task(_resync_forever(memo, indices)))
 
 
