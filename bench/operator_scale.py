@@ -4,7 +4,8 @@ several sizes in one run (issue 17: the operator's cost must grow linearly).
     .venv/bin/python bench/operator_scale.py [--counts 200,1000,2000] [--resync 20]
 
 For each size, in namespaces of its own that are deleted before the next size (converging N is
-measured with N ModelDeployments in the cluster): seconds until every Deployment and Service
+measured with N ModelDeployments in the cluster, and the baseline's objects are deleted before
+the operator's burst): seconds until every Deployment and Service
 exists (seen arrive by a watch), and as a baseline measured in the same run the seconds this
 client needs to create the same objects directly (the ratio is the operator's overhead over raw
 API writes); API reads and writes per reconcile while converging; the operator's memory; the
@@ -220,9 +221,14 @@ def main() -> None:
                     list(pool.map(direct, range(n)))
                 baseline = time.perf_counter() - t0
                 cpu_base = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
-                # The operator's burst must not share the machine with the controller manager
-                # still working through the baseline's.
-                while not caught_up(base):
+                # The operator's burst must not share the cluster with the baseline's objects:
+                # the API server's cost of each Service grows with the Services in the cluster
+                # (its ClusterIP allocator lists every IPAddress twice per allocation, for its
+                # metrics; pprof of kube-apiserver), so N baseline Services would inflate the
+                # burst's cost in proportion to N. Deleting the namespace also waits for the
+                # controller manager to finish with the baseline's Deployments.
+                core.delete_namespace(base)
+                while namespace_exists(base):
                     time.sleep(2)
 
                 def body(i: int) -> dict:
@@ -301,9 +307,8 @@ def main() -> None:
                 # measured with N ModelDeployments in the cluster, not N on top of the sizes
                 # before it (the API server and controller manager slow with every object held).
                 if n != counts[-1]:
-                    for ns in (bench, base):
-                        core.delete_namespace(ns)
-                    while any(namespace_exists(ns) for ns in (bench, base)):
+                    core.delete_namespace(bench)
+                    while namespace_exists(bench):
                         time.sleep(2)
                 r = rows[-1]
                 print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
