@@ -12,10 +12,10 @@ minutes only waking workers before its first reconcile (py-spy: `Condition.notif
 
 The fix notifies only when the set's state (on/off) changes. That is exact: a waiter waits for
 the state, so when it does not change no waiter could proceed; a toggle turned on or off still
-notifies through `Toggle.turn_to`, unchanged. It replaces two methods of
-`kopf._cogs.aiokits.aiotoggles.ToggleSet` and checks first that the class still has the shape
-it was written for; if a kopf release changes it, the fix is skipped with a warning (and kopf
-behaves as it ships).
+notifies through `Toggle.turn_to`, unchanged. It replaces the three methods of
+`kopf._cogs.aiokits.aiotoggles.ToggleSet` that add or drop toggles, and checks first that they
+are still the ones it was written for; if a kopf release changes them, the fix is skipped with a
+warning (and kopf behaves as it ships).
 """
 
 from __future__ import annotations
@@ -38,36 +38,35 @@ def apply() -> bool:
     if getattr(cls, "_slam_fixed", False):
         return True
     expected = {"make_toggle": "notify_all", "drop_toggle": "notify_all",
-                "drop_toggles": "notify_all", "is_on": "_toggles"}
+                "drop_toggles": "notify_all", "__init__": "_toggles"}
     for name, needle in expected.items():
-        method = getattr(cls, name, None)
-        if method is None or needle not in inspect.getsource(method):
+        try:
+            shaped = needle in inspect.getsource(getattr(cls, name))
+        except (AttributeError, OSError, TypeError):
+            shaped = False
+        if not shaped:
             log.warning("kopf's ToggleSet.%s is not the one this fix was written for; "
                         "not applied", name)
             return False
 
-    async def make_toggle(self, __val: bool = False, *, name: str | None = None):
-        toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
+    async def changed(self, change) -> None:
+        """Change the set's toggles; wake the waiters only if that turned the set on or off."""
         async with self._condition:
             before = self.is_on()
-            self._toggles.add(toggle)
+            change()
             if self.is_on() != before:
                 self._condition.notify_all()
+
+    async def make_toggle(self, __val: bool = False, *, name: str | None = None):
+        toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
+        await changed(self, lambda: self._toggles.add(toggle))
         return toggle
 
     async def drop_toggle(self, toggle) -> None:
-        async with self._condition:
-            before = self.is_on()
-            self._toggles.discard(toggle)
-            if self.is_on() != before:
-                self._condition.notify_all()
+        await changed(self, lambda: self._toggles.discard(toggle))
 
     async def drop_toggles(self, toggles) -> None:
-        async with self._condition:
-            before = self.is_on()
-            self._toggles.difference_update(toggles)
-            if self.is_on() != before:
-                self._condition.notify_all()
+        await changed(self, lambda: self._toggles.difference_update(toggles))
 
     cls.make_toggle = make_toggle
     cls.drop_toggle = drop_toggle
