@@ -44,19 +44,22 @@ from slam_operator.names import (
     WATCHED,
     owner_name,
 )
+from slam_operator.settings import from_env as settings_from_env
 from slam_operator.workqueue import WorkQueue
 
+# Checked once, here: an unusable value stops the operator with a message naming it (settings.py).
+SETTINGS = settings_from_env()
 # How often every ModelDeployment is re-checked even without events (drift, Hub retries).
-RESYNC_SECONDS = float(os.environ.get("SLAM_RESYNC_SECONDS", "300"))
+RESYNC_SECONDS = SETTINGS.resync_seconds
 # How often a running Evaluation's progress is read from the store.
-PROGRESS_SECONDS = float(os.environ.get("SLAM_PROGRESS_SECONDS", "10"))
+PROGRESS_SECONDS = SETTINGS.progress_seconds
 # Reconciles at once: the work queue's workers, on kopf's handler threads (as many).
-MAX_WORKERS = int(os.environ.get("SLAM_MAX_WORKERS", "32"))
+MAX_WORKERS = SETTINGS.max_workers
 # Connections kopf may open for its requests (its patches of the custom resources and the Events
 # it posts), on top of one per watch stream. kopf's own pool is unbounded: 2,000 ModelDeployments
 # applied at once made it open ~1,700 TLS connections together, ~0.25 MB of buffers each, and
 # that burst set the operator's memory (issue 17). Requests beyond the limit wait their turn.
-API_CONNECTIONS = int(os.environ.get("SLAM_API_CONNECTIONS", "32"))
+API_CONNECTIONS = SETTINGS.api_connections
 CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
 # What the operator makes (and the pods of what it makes): all carry CHILD_LABELS.
 CHILD_KINDS = (DEPLOYMENTS, SERVICES, CLAIMS, PODS, JOBS)
@@ -305,8 +308,7 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
 
 def watch_namespaces() -> list[str]:
     """$SLAM_WATCH_NAMESPACES (comma-separated; the chart's watchNamespaces); empty: all."""
-    return [n.strip() for n in os.environ.get("SLAM_WATCH_NAMESPACES", "").split(",")
-            if n.strip()]
+    return settings_from_env().watch_namespaces
 
 
 @kopf.index(*EVALUATIONS)
@@ -336,7 +338,7 @@ def operator_metrics(memo: kopf.Memo, ev_phases: kopf.Index, md_ready: kopf.Inde
                      **_: Any) -> None:
     """Serve Prometheus metrics."""
     metrics.count_from(ev_phases, md_ready)
-    if os.environ.get("SLAM_METRICS_PORT") != "0":
+    if settings_from_env().metrics_port != 0:
         memo.metrics_port = metrics.serve()
 
 

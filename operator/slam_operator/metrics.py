@@ -5,10 +5,11 @@ by readiness. Served on $SLAM_METRICS_PORT (default
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from slam_operator import settings
 
 # Seconds: from a fast local model's TTFT to a slow API's full answer.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -51,8 +52,9 @@ _serving: list[int] = []
 def serve() -> int:
     """Start the /metrics server once per process (an operator restarted in-process keeps it)."""
     if not _serving:
-        port = int(os.environ.get("SLAM_METRICS_PORT", "9090"))
-        start_http_server(port, addr=os.environ.get("SLAM_METRICS_ADDR", "0.0.0.0"))
+        s = settings.from_env()
+        port = s.metrics_port
+        start_http_server(port, addr=s.metrics_addr)
         _serving.append(port)
     return _serving[0]
 

@@ -7,13 +7,13 @@ the Secret the spec (or the operator) names and is never written anywhere.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from slam import summary
 from slam.api.evaluation import EvaluationSpec
 from slam.store import Store
+from slam_operator import settings
 from slam_operator.conditions import is_true, now, transitions
 from slam_operator.evaluation import job, status
 from slam_operator.evaluation.plan import plan
@@ -23,8 +23,7 @@ from slam_operator.names import EV_PLURAL
 from slam_operator.stores import store_for
 
 # The scoring Jobs' image (Dockerfile target `scoring`); SLAM_IMAGE is its older name.
-IMAGE = os.environ.get("SLAM_SCORING_IMAGE") or os.environ.get(
-    "SLAM_IMAGE", "ghcr.io/slam-operator/slam-scoring:0.1.0")
+IMAGE = settings.from_env().scoring_job_image
 
 
 JobPods = Callable[[str, str], list[dict]]  # (namespace, Job name) -> pods.pod_view()s

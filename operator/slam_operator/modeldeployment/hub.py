@@ -21,10 +21,12 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from slam_operator import settings
+
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_ENDPOINT = "https://huggingface.co"
-# A Hub call that takes longer than this is treated as "unreachable" and retried with backoff.
-DEFAULT_TIMEOUT_SECONDS = 10.0
+# A Hub call that takes longer than $SLAM_HUB_TIMEOUT_SECONDS (settings.py) is treated as
+# "unreachable" and retried with backoff.
 # Found facts are stable for a commit; a branch may move, so re-resolve now and then.
 CACHE_TTL_SECONDS = 600.0
 
@@ -65,7 +67,7 @@ def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
     """Resolve `revision` of `model_id` to a commit and read its facts."""
     api = HfApi(endpoint=endpoint(), token=token or False)
     try:
-        timeout = float(os.environ.get("SLAM_HUB_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
+        timeout = settings.from_env().hub_timeout_seconds
         info = api.model_info(model_id, revision=revision, timeout=timeout)
     except GatedRepoError:
         if token:
