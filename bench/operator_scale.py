@@ -2,6 +2,11 @@
 several sizes in one run (issue 17: the operator's cost must grow linearly).
 
     .venv/bin/python bench/operator_scale.py [--counts 200,1000,2000] [--resync 20]
+                                             [--namespaces 1]
+
+`--namespaces K` spreads each size's ModelDeployments evenly over K namespaces (as teams would
+hold them); the default, 1, puts them all in one namespace, where the controller manager's
+per-namespace work grows with their number.
 
 For each size, in namespaces of its own that are deleted before the next size (converging N is
 measured with N ModelDeployments in the cluster, and the baseline's objects are deleted before
@@ -41,8 +46,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="200,1000,2000")
     parser.add_argument("--resync", type=float, default=20.0)
+    parser.add_argument("--namespaces", type=int, default=1,
+                        help="namespaces each size's ModelDeployments are spread over")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
+    spread = args.namespaces
+    if spread < 1 or any(n % spread for n in counts):
+        parser.error(f"--namespaces {spread}: must be at least 1 and divide every count")
 
     import httpx
     from kubernetes import client, config, watch
@@ -145,20 +155,25 @@ def main() -> None:
                     proc.kill()
                     proc.wait()
 
-            def all_added(lister, ns: str, n: int) -> threading.Thread:
-                """A thread that returns once `n` objects have been added to `ns`, told by a
-                watch from the namespace's current version: no listing of thousands of objects
-                many times a second while the burst runs (that grows with the square of n)."""
-                rv = lister(ns, limit=1).metadata.resource_version
+            def all_added(lister, n: int) -> threading.Thread:
+                """A thread that returns once the operator has added `n` objects (its label),
+                told by a cluster-wide watch from the current version: no listing of thousands
+                of objects many times a second while the burst runs (that grows with the square
+                of n). The sizes before are gone by then; the baseline's objects lack the
+                label."""
+                rv = lister(label_selector=MODEL_DEPLOYMENT_LABEL,
+                            limit=1).metadata.resource_version
 
                 def run() -> None:
                     names: set[str] = set()
                     w = watch.Watch()
                     while len(names) < n:
-                        for ev in w.stream(lister, ns, resource_version=rv, deserialize=False,
+                        for ev in w.stream(lister, label_selector=MODEL_DEPLOYMENT_LABEL,
+                                           resource_version=rv, deserialize=False,
                                            allow_watch_bookmarks=False, timeout_seconds=600):
                             if ev["type"] == "ADDED":
-                                names.add(ev["object"]["metadata"]["name"])
+                                meta = ev["object"]["metadata"]
+                                names.add((meta["namespace"], meta["name"]))
                                 if len(names) >= n:
                                     w.stop()
                                     break
@@ -179,6 +194,13 @@ def main() -> None:
                     if not token:
                         return True
 
+            def delete_namespaces(names: list[str]) -> None:
+                """Delete namespaces and wait until they are gone (everything in them is)."""
+                for ns in names:
+                    core.delete_namespace(ns)
+                while any(namespace_exists(ns) for ns in names):
+                    time.sleep(2)
+
             def namespace_exists(ns: str) -> bool:
                 """Whether namespace `ns` still exists (it goes once everything in it is)."""
                 try:
@@ -190,8 +212,10 @@ def main() -> None:
                     raise
 
             for n in counts:
-                bench, base = f"bench-{n}", f"baseline-{n}"
-                for ns in (bench, base):
+                suffixes = [""] if spread == 1 else [f"-{j:03d}" for j in range(spread)]
+                benches = [f"bench-{n}{x}" for x in suffixes]
+                bases = [f"baseline-{n}{x}" for x in suffixes]
+                for ns in benches + bases:
                     core.create_namespace({"metadata": {"name": ns}})
 
                 # Baseline: the same children, created directly by this client, with the
@@ -203,7 +227,8 @@ def main() -> None:
                     return json.loads(text.replace(f'"{MANAGED_BY_LABEL}"',
                                                    '"bench.slam.dev/managed-by"'))
 
-                def direct(i: int, ns: str = base) -> None:
+                def direct(i: int, bases: list[str] = bases) -> None:
+                    ns = bases[i % spread]
                     t = builders.ServedModel(f"m{i:04d}", ns, spec, "0" * 40)
                     core.create_namespaced_service(ns, unlabelled(builders.build_service(t)))
                     apps.create_namespaced_deployment(
@@ -227,9 +252,7 @@ def main() -> None:
                 # metrics; pprof of kube-apiserver), so N baseline Services would inflate the
                 # burst's cost in proportion to N. Deleting the namespace also waits for the
                 # controller manager to finish with the baseline's Deployments.
-                core.delete_namespace(base)
-                while namespace_exists(base):
-                    time.sleep(2)
+                delete_namespaces(bases)
 
                 def body(i: int) -> dict:
                     return {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
@@ -241,12 +264,15 @@ def main() -> None:
                 reconciles0 = scrape()["reconciles"]
                 cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
                 requests0 = api_requests(cp)
-                watchers = [all_added(apps.list_namespaced_deployment, bench, n),
-                            all_added(core.list_namespaced_service, bench, n)]
+                watchers = [all_added(apps.list_deployment_for_all_namespaces, n),
+                            all_added(core.list_service_for_all_namespaces, n)]
                 t0 = time.perf_counter()
+                def apply(i: int, benches: list[str] = benches) -> None:
+                    objects.create_namespaced_custom_object(
+                        "slam.dev", "v1alpha1", benches[i % spread], "modeldeployments", body(i))
+
                 with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(lambda i, ns=bench: objects.create_namespaced_custom_object(
-                        "slam.dev", "v1alpha1", ns, "modeldeployments", body(i)), range(n)))
+                    list(pool.map(apply, range(n)))
                 for w in watchers:
                     w.join()
                 converged = time.perf_counter() - t0
@@ -258,8 +284,8 @@ def main() -> None:
                 while True:
                     token, done = None, 0
                     while True:
-                        page = objects.list_namespaced_custom_object(
-                            "slam.dev", "v1alpha1", bench, "modeldeployments", limit=250,
+                        page = objects.list_cluster_custom_object(
+                            "slam.dev", "v1alpha1", "modeldeployments", limit=250,
                             _continue=token)
                         done += sum(1 for i in page["items"]
                                     if i.get("status", {}).get("conditions"))
@@ -275,7 +301,7 @@ def main() -> None:
 
                 # Wait until it has caught up with every Deployment so far (their status
                 # changes are events the operator must follow, not a steady state).
-                while not caught_up(bench):
+                while not all(caught_up(ns) for ns in benches):
                     time.sleep(2)
                 rss, peak = memory_mb(operator.pid)
                 # Steady state, with a short resync period so that periods pass quickly: the
@@ -307,9 +333,7 @@ def main() -> None:
                 # measured with N ModelDeployments in the cluster, not N on top of the sizes
                 # before it (the API server and controller manager slow with every object held).
                 if n != counts[-1]:
-                    core.delete_namespace(bench)
-                    while namespace_exists(bench):
-                        time.sleep(2)
+                    delete_namespaces(benches)
                 r = rows[-1]
                 print(f"{n}: converged in {r[1]:.1f} s (direct {r[2]:.1f} s), "
                       f"{r[3]:.2f} reads + {r[4]:.2f} writes/reconcile, restarted and "
@@ -329,8 +353,9 @@ def main() -> None:
             hub.stop()
             cp.stop()
 
-    print(f"\nsizes {counts}; the operator in its own process, converging with its default "
-          f"resync period, restarted with a {args.resync:g} s period for the steady state")
+    print(f"\nsizes {counts}, each spread over {spread} namespace(s); the operator in its own "
+          f"process, converging with its default resync period, restarted with a "
+          f"{args.resync:g} s period for the steady state")
     print(f"{'MDs':>6} {'converge s':>10} {'direct s':>9} {'ratio':>6} {'reads/rec':>9} "
           f"{'writes/rec':>10} {'restart s':>9} {'restart writes':>14} "
           f"{'calls/obj/resync':>16} {'steady writes':>13} {'operator MB':>11} {'peak MB':>7}")
