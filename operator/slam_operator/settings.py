@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_SCORING_IMAGE = "ghcr.io/slam-operator/slam-scoring:0.1.0"
 
@@ -55,6 +55,11 @@ class Settings(BaseModel):
     watch_namespaces_csv: str = Field("", alias="SLAM_WATCH_NAMESPACES")
     scoring_image: str = Field("", alias="SLAM_SCORING_IMAGE")
     legacy_image: str = Field("", alias="SLAM_IMAGE")  # the scoring image's older name
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def watch_namespaces(self) -> list[str]:

@@ -23,8 +23,9 @@ def test_unset_and_empty_variables_give_the_defaults() -> None:
 def test_values_are_read_and_converted() -> None:
     s = from_env({"SLAM_RESYNC_SECONDS": "12.5", "SLAM_MAX_WORKERS": " 8 ",
                   "SLAM_WATCH_NAMESPACES": "team-a, team-b,,", "SLAM_METRICS_PORT": "0",
-                  "SLAM_IMAGE": "old/scoring:1", "SLAM_LOG_LEVEL": "debug"})
+                  "SLAM_IMAGE": "old/scoring:1", "SLAM_LOG_LEVEL": "DEBUG"})
     assert (s.resync_seconds, s.max_workers, s.metrics_port) == (12.5, 8, 0)
+    assert s.log_level == "debug"
     assert s.watch_namespaces == ["team-a", "team-b"]
     assert s.scoring_job_image == "old/scoring:1"  # the older name still works
     assert from_env({"SLAM_IMAGE": "old/scoring:1",
