@@ -260,6 +260,10 @@ def main() -> None:
                             "spec": {"model": {"id": "org/model"},
                                      "instanceType": "g5.xlarge"}}
 
+                def apply(i: int, benches: list[str] = benches) -> None:
+                    objects.create_namespaced_custom_object(
+                        "slam.dev", "v1alpha1", benches[i % spread], "modeldeployments", body(i))
+
                 reads0, writes0 = calls()
                 reconciles0 = scrape()["reconciles"]
                 cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
@@ -267,10 +271,6 @@ def main() -> None:
                 watchers = [all_added(apps.list_deployment_for_all_namespaces, n),
                             all_added(core.list_service_for_all_namespaces, n)]
                 t0 = time.perf_counter()
-                def apply(i: int, benches: list[str] = benches) -> None:
-                    objects.create_namespaced_custom_object(
-                        "slam.dev", "v1alpha1", benches[i % spread], "modeldeployments", body(i))
-
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(apply, range(n)))
                 for w in watchers:

@@ -53,9 +53,8 @@ def serve() -> int:
     """Start the /metrics server once per process (an operator restarted in-process keeps it)."""
     if not _serving:
         s = settings.from_env()
-        port = s.metrics_port
-        start_http_server(port, addr=s.metrics_addr)
-        _serving.append(port)
+        start_http_server(s.metrics_port, addr=s.metrics_addr)
+        _serving.append(s.metrics_port)
     return _serving[0]
 
 

@@ -66,8 +66,8 @@ def _license(info) -> str | None:
 def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
     """Resolve `revision` of `model_id` to a commit and read its facts."""
     api = HfApi(endpoint=endpoint(), token=token or False)
+    timeout = settings.from_env().hub_timeout_seconds
     try:
-        timeout = settings.from_env().hub_timeout_seconds
         info = api.model_info(model_id, revision=revision, timeout=timeout)
     except GatedRepoError:
         if token:
