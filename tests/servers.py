@@ -88,6 +88,7 @@ class Postgres:
     port: int = 0
     proc: subprocess.Popen | None = None
     home: Path | None = None
+    _ids: tuple[int | None, int | None] = (None, None)
 
     def start(self) -> Postgres:
         initdb = PG_BIN / "initdb"
@@ -117,6 +118,13 @@ class Postgres:
         if r.returncode:
             raise RuntimeError(f"initdb failed:\n{r.stdout}\n{r.stderr}")
         self.port = free_port()
+        self._ids = (uid, gid)
+        return self.start_server()
+
+    def start_server(self) -> Postgres:
+        """Start the server on its data (again, after stop_server), on the same port."""
+        uid, gid = self._ids
+        data, sock = self.home / "data", self.home / "sock"
         self.proc = spawn(
             [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1",
              "-k", str(sock), "-c", "fsync=off", "-c", "max_connections=200"],
@@ -132,6 +140,13 @@ class Postgres:
                 break
             time.sleep(0.2)
         raise RuntimeError((self.workdir / "postgres.log").read_text())
+
+    def stop_server(self) -> None:
+        """PostgreSQL's fast shutdown (SIGINT): open connections are ended, the data kept, as
+        when a managed database restarts for maintenance or fails over."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://slam:{self.password}@127.0.0.1:{self.port}/{database}"

@@ -286,6 +286,7 @@ def run(
                 with Bars(err) as listener:
                     result = runner.run(plan, store, retry_failed=retry_failed,
                                         listener=listener, down=down)
+                    _check_stored(result, "run the same command again: it asks only for those")
                     scored = _score(store, result.run_pk, cfg, listener)
             else:
                 # Not a terminal (CI, a pipe): a progress line per target every 10 s instead.
@@ -293,9 +294,13 @@ def run(
                 listener = LogLines()
                 result = runner.run(plan, store, retry_failed=retry_failed, listener=listener,
                                     down=down)
+                _check_stored(result, "run the same command again: it asks only for those")
                 scored = _score(store, result.run_pk, cfg, listener)
     except localserve.LocalServeError as e:
         raise _fail(str(e)) from None
+    except runner.StoreError as e:
+        raise _fail(f"{e}; what was stored is kept: run the same command again to resume") \
+            from None
     except KeyboardInterrupt:
         err.print("interrupted: finished requests are stored; run the same command to resume")
         raise typer.Exit(130) from None
@@ -312,6 +317,13 @@ def run(
                     "the endpoint, the model name and the API key, then run the same command "
                     "with --retry-failed")
     _apply_gate(summary.build(store, result.run_pk) if gate else None, gate, max_failure_rate)
+
+
+def _check_stored(result: runner.RunResult, fix: str) -> None:
+    """Exit 1 naming the count when an answer received is not in the store (the end-of-run
+    invariant: stored = received, nothing received twice)."""
+    if not result.invariant.ok:
+        raise _fail(f"{result.invariant.message()}: {fix}")
 
 
 def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
@@ -457,11 +469,15 @@ def job_run(
         help="The Evaluation as JSON or YAML (default: $SLAM_EVALUATION, JSON)."),
     store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
     shards: int = typer.Option(
-        int(os.environ.get("SLAM_SHARDS", "1")), "--shards", min=1,
+        1, "--shards", min=1, envvar="SLAM_SHARDS",
         help="Shards of the prompt set (Indexed Job completions; default $SLAM_SHARDS)."),
     shard: int = typer.Option(
-        int(os.environ.get("JOB_COMPLETION_INDEX", "0")), "--shard", min=0,
+        0, "--shard", min=0, envvar="JOB_COMPLETION_INDEX",
         help="This pod's shard (default $JOB_COMPLETION_INDEX)."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", envvar="SLAM_RETRY_FAILED",
+        help="Send again the requests that ended in an error (an Evaluation's "
+             "slam.dev/retry annotation sets it)."),
 ) -> None:
     """Generate one evaluation run (or one shard of it) into the store: the scoring Job's command.
 
@@ -499,7 +515,24 @@ def job_run(
         _termination_message(str(e))
         raise _fail(str(e)) from None
     listener = LogLines()
-    result = asyncio.run(runner.execute(plan, store, listener=listener))
+    try:
+        result = asyncio.run(runner.execute(plan, store, listener=listener,
+                                            retry_failed=retry_failed))
+    except runner.StoreError as e:
+        message = f"{e}; the answers stored are kept and the Job's next pod resumes"
+        _termination_message(message)
+        raise _fail(message) from None
+    except KeyboardInterrupt:  # SIGTERM: the pod is being deleted or its node drained
+        message = "stopped by SIGTERM: the answers stored are kept; the Job's next pod resumes"
+        _termination_message(message)
+        raise _fail(message, 143) from None
+    if not result.invariant.ok:
+        # Not Succeeded with an answer missing: the Job's next pod (or a retry) asks for it.
+        message = (f"{result.invariant.message()}; the Job's next pod asks for them again "
+                   "(or: kubectl annotate evaluation "
+                   f"{plan.evaluation} slam.dev/retry=$(date +%s) --overwrite)")
+        _termination_message(message)
+        raise _fail(message)
     try:
         asyncio.run(pipeline.score(store, result.run_pk, cfg, listener.task))
     except EmbeddingModelError as e:

@@ -63,6 +63,33 @@ class Bars(Listener):
         self.progress.update(self.tasks[record.target], advance=1,
                              failed=self.failed[record.target])
 
+    def store_unavailable(self, seconds: float, waiting: int, error: str) -> None:
+        self.progress.console.print(
+            f"[yellow]warning[/yellow] {unavailable(seconds, waiting, error)}", highlight=False,
+            soft_wrap=True)
+
+    def store_available(self, seconds: float, waiting: int) -> None:
+        self.progress.console.print(available(seconds, waiting), highlight=False)
+
+    def store_unsaved(self, count: int, error: str) -> None:
+        self.progress.console.print(f"[red]error[/red] {unsaved(count, error)}",
+                                    highlight=False, soft_wrap=True)
+
+
+def unavailable(seconds: float, waiting: int, error: str) -> str:
+    return (f"the results store is not answering ({seconds:.0f} s; {error}): {waiting} "
+            "answer(s) wait in memory and are saved when it is back; generation pauses while "
+            "they are at the limit")
+
+
+def unsaved(count: int, error: str) -> str:
+    return (f"{count} answer(s) could not be stored before the run stopped ({error}); the next "
+            "run asks for them again")
+
+
+def available(seconds: float, waiting: int) -> str:
+    return f"the results store answers again after {seconds:.0f} s; {waiting} answer(s) waiting"
+
 
 class LogLines(Listener):
     """A line per target every `every` seconds and at the end: for pod logs and CI."""
@@ -100,3 +127,12 @@ class LogLines(Listener):
             for t in self.totals:
                 log.info("progress %s %d/%d (%d failed)", t, self.done[t], self.totals[t],
                          self.failed[t])
+
+    def store_unavailable(self, seconds: float, waiting: int, error: str) -> None:
+        log.warning("%s", unavailable(seconds, waiting, error))
+
+    def store_available(self, seconds: float, waiting: int) -> None:
+        log.info("%s", available(seconds, waiting))
+
+    def store_unsaved(self, count: int, error: str) -> None:
+        log.error("%s", unsaved(count, error))

@@ -1,15 +1,15 @@
 """Run an evaluation's generation: every (target, prompt, sample) once, resumably.
 
 The plan is built once (`RunPlan`); `execute` skips the keys the store already holds, drives each
-target concurrently, and writes records in small batches from a background thread so the event
-loop keeps its schedule. A record that was in flight when the process died is generated again on
-the next run: nothing is lost, and the store's key makes duplicates impossible.
+target concurrently, and hands records to a RecordWriter (writer.py), which saves them in small
+batches off the event loop and waits out store outages. A record that was in flight or waiting
+when the process died is generated again on the next run: the store's key makes duplicates
+impossible, and the writer's bound limits what is asked twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +18,7 @@ from slam.generate import Endpoint, GenerationParams, RequestRecord
 from slam.loadgen import Arrival, Work, drive
 from slam.promptsets import PromptSet
 from slam.store import Store
-
-FLUSH_SECONDS = 0.25
+from slam.writer import INTERRUPT_GRACE, MAX_UNSTORED, Invariant, RecordWriter, StoreListener
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,18 @@ class RunResult:
     skipped: int = 0  # already in the store when the run started
     records: list[RequestRecord] = field(default_factory=list)
     seconds: float = 0.0
+    invariant: Invariant = Invariant(0, 0, [])
 
     @property
     def failed(self) -> int:
         return sum(1 for r in self.records if not r.ok)
 
 
-class Listener:
+class StoreError(RuntimeError):
+    """The results store failed in a way that waiting does not cure."""
+
+
+class Listener(StoreListener):
     """Progress callbacks (the CLI draws bars; the scoring Job logs)."""
 
     def start(self, target: str, total: int, already: int) -> None: ...
@@ -97,8 +101,13 @@ async def execute(
     retry_failed: bool = False,
     listener: Listener | None = None,
     down: Callable[[RequestRecord], BaseException | None] | None = None,
+    max_unstored: int = MAX_UNSTORED,
 ) -> RunResult:
     """Generate what the store does not hold yet for this run (and shard).
+
+    Records go to the store through a RecordWriter (writer.py): kept until saved, retried
+    through store outages, generation paused while `max_unstored` wait. `result.invariant`
+    says whether every answer received was stored; the run is marked finished only then.
 
     `down` is asked about every failed record: when it returns an error (the server behind the
     target is gone, see localserve.watchdog), the run stops at once with that error, keeping
@@ -114,35 +123,27 @@ async def execute(
     )
     done = await asyncio.to_thread(store.done_keys, run_pk, include_failed=not retry_failed)
     result = RunResult(run_pk)
-    pending: list[RequestRecord] = []
-    lock = threading.Lock()
-
-    def flush() -> None:
-        with lock:
-            batch = pending[:]
-            del pending[: len(batch)]
-            if batch:
-                store.save(run_pk, batch, replace_failed=retry_failed)
-
-    async def flusher() -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            await asyncio.to_thread(flush)
-
+    writer = RecordWriter(store, run_pk, replace_failed=retry_failed, listener=listener,
+                          limit=max_unstored)
     stopped: list[BaseException] = []
     generating: asyncio.Future | None = None
 
-    def on_record(record: RequestRecord) -> None:
+    def stop(reason: BaseException) -> None:
+        stopped.append(reason)
+        assert generating is not None
+        generating.cancel()
+
+    async def on_record(record: RequestRecord) -> None:
         if stopped:
             return
         if not record.ok and down is not None and (reason := down(record)) is not None:
-            stopped.append(reason)
-            assert generating is not None
-            generating.cancel()
+            stop(reason)
             return
-        pending.append(record)
         result.records.append(record)
         listener.record(record)
+        # Waits while the store is away and MAX_UNSTORED answers wait: this request's
+        # concurrency slot stays taken, so no further request goes out meanwhile.
+        await writer.put(record)
 
     drivers = []
     for t in plan.targets:
@@ -152,19 +153,27 @@ async def execute(
         listener.start(t.name, mine, mine - len(work))
         drivers.append(drive(t.endpoint, work, plan.params, concurrency=t.concurrency,
                              arrival=t.arrival, on_record=on_record, seed=plan.shard[0]))
-    flushing = asyncio.create_task(flusher())
+    flushing = asyncio.create_task(writer.run())
+    flushing.add_done_callback(
+        lambda task: None if task.cancelled() or task.exception() is None
+        else stop(StoreError(f"the results store failed: "
+                             f"{store.describe_error(task.exception())}")))
     generating = asyncio.gather(*drivers)
+    interrupted = True
     try:
         await generating
+        interrupted = False
     except asyncio.CancelledError:
         if not stopped:
             raise
         raise stopped[0] from None
     finally:
         flushing.cancel()
-        # Whatever finished is kept, even when the run is interrupted (Ctrl-C, SIGTERM).
-        flush()
-    if plan.shard[1] == 1:
+        # Whatever finished is kept, even when the run is interrupted (Ctrl-C, SIGTERM): the
+        # last save waits for the store as long as it takes, or INTERRUPT_GRACE when stopped.
+        writer.close(INTERRUPT_GRACE if interrupted else None)
+        result.invariant = writer.check()
+    if plan.shard[1] == 1 and result.invariant.ok:
         await asyncio.to_thread(store.finish_run, run_pk)
     result.seconds = time.perf_counter() - t0
     return result

@@ -97,6 +97,21 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def display_url(self) -> str:
+        """This store's URL with the password masked."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def describe_error(self, e: BaseException) -> str:
+        """One line for a store error, safe for logs, status and Events: the driver's first
+        line, without the SQL, parameters or the password."""
+        inner = getattr(e, "orig", None) or e
+        text = (str(inner).strip().splitlines() or [""])[0]
+        password = self.engine.url.password
+        if password:
+            text = text.replace(str(password), "***")
+        return f"{type(inner).__name__}: {text}"[:300] if text else type(inner).__name__
+
     # --- runs ----------------------------------------------------------------------------------
 
     def begin_run(
