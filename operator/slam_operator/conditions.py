@@ -53,12 +53,16 @@ def roll_up(parts: list[Cond], ready_reason: str = "Ready", ready_message: str =
     return Cond("Ready", status, first.reason, f"{first.type}: {first.message}")
 
 
-def transitions(old: list[dict] | None, new: list[dict]) -> list[dict]:
+def transitions(old: list[dict] | None, new: list[dict], quiet: tuple[str, ...] = ()
+                ) -> list[dict]:
     """Conditions whose status or reason changed (what deserves an Event). A Ready that is not
     True repeats the reason of the part that blocks it (roll_up): when that part changed too,
-    its Event already says it, and Ready's would only be a copy."""
+    its Event already says it, and Ready's would only be a copy. A `quiet` condition's first
+    appearance as True is no news either."""
     previous = {c["type"]: (c.get("status"), c.get("reason")) for c in old or []}
-    changed = [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
+    changed = [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])
+               and not (c["type"] in quiet and c["type"] not in previous
+                        and c["status"] == "True")]
     causes = {c["reason"] for c in changed if c["type"] != "Ready"}
     return [c for c in changed
             if not (c["type"] == "Ready" and c["status"] != "True" and c["reason"] in causes)]

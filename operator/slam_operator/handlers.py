@@ -40,6 +40,7 @@ from slam_operator.names import (
     MODEL_DEPLOYMENT_LABEL,
     MODEL_DEPLOYMENTS,
     PODS,
+    RETRY_ANNOTATION,
     SERVICES,
     WATCHED,
     owner_name,
@@ -459,8 +460,9 @@ async def modeldeployment_probe(name: str, namespace: str, spec: kopf.Spec,
 @kopf.on.resume(*EVALUATIONS)
 @kopf.on.create(*EVALUATIONS)
 @kopf.on.update(*EVALUATIONS, field="spec")
+@kopf.on.update(*EVALUATIONS, field=("metadata", "annotations", RETRY_ANNOTATION))
 def evaluation_changed(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    """Reconcile a created, changed or resumed Evaluation."""
+    """Reconcile a created, changed, retried or resumed Evaluation."""
     _reconcile_evaluation(memo, _plain(body), kw)
 
 

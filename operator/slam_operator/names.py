@@ -32,6 +32,9 @@ REVISION_ANNOTATION = "slam.dev/revision"  # the resolved commit, on the model p
 # stamping it restarts nothing): an upgrade does not rebuild children whose owner did not change.
 BUILT_BY_ANNOTATION = "slam.dev/built-by"
 SKIP_FIT_ANNOTATION = "slam.dev/skip-fit-check"  # "true": deploy a model that may not fit
+# On an Evaluation: a new value (kubectl annotate ... slam.dev/retry=$(date +%s) --overwrite)
+# sends again, in the same run, only the answers that failed or are missing.
+RETRY_ANNOTATION = "slam.dev/retry"
 
 GPU_RESOURCE = "nvidia.com/gpu"
 

@@ -575,6 +575,19 @@ class Recommendation(ApiModel):
     reason: str = Field(description="Why, with the test used.", max_length=4096)
 
 
+class RetryStatus(ApiModel):
+    """Retries of the run's failed or missing answers (the slam.dev/retry annotation)."""
+
+    token: str | None = Field(
+        default=None, description="The slam.dev/retry value last taken in: another value "
+        "starts a retry once the run has ended.", max_length=253)
+    attempt: int = Field(default=0, description="Retries of this run so far (0: none); the "
+                         "Job of retry N is <evaluation>-run-<runId>-retry-N.", ge=0)
+    start_time: str | None = Field(
+        default=None, description="When the latest retry started.",
+        json_schema_extra={"format": "date-time"})
+
+
 class EvaluationStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -587,7 +600,8 @@ class EvaluationStatus(ApiModel):
     run_id: str | None = Field(default=None, description="Run the status describes.", max_length=63)
     conditions: list[Condition] | None = Field(
         default=None,
-        description="TargetsResolved, TargetsReady, JobComplete, the roll-up Ready, and "
+        description="TargetsResolved, TargetsReady, JobComplete, the roll-up Ready, "
+        "StoreReachable (once the store is read: False while it does not answer), and "
         "JudgeIndependent (with a judge: False when it may favour a target's answers).",
         max_length=16,
         json_schema_extra={**LIST_MAP, "x-kubernetes-list-map-keys": ["type"]},
@@ -606,8 +620,10 @@ class EvaluationStatus(ApiModel):
     plan: list[Annotated[str, Field(max_length=512)]] | None = Field(
         default=None, description="Per kind of evidence: the prompts its margin needs for the "
         "planned power, and what the prompt set has (slam plan).", max_length=4)
-    job_name: str | None = Field(default=None, description="Scoring Job of this run.",
-                                 max_length=253)
+    job_name: str | None = Field(default=None, description="Scoring Job of this run (of its "
+                                 "latest retry).", max_length=253)
+    retry: RetryStatus | None = Field(default=None, description="Retries of this run's failed "
+                                      "or missing answers.")
     start_time: str | None = Field(
         default=None, description="When the run started.", json_schema_extra={"format": "date-time"}
     )

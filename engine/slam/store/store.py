@@ -58,6 +58,16 @@ def display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def describe_error(e: BaseException, password: object = None) -> str:
+    """One line for a store error, safe for logs, status and Events: the driver's first line,
+    without SQLAlchemy's SQL and parameters, and without `password` should the driver quote it."""
+    inner = getattr(e, "orig", None) or e
+    text = (str(inner).strip().splitlines() or [""])[0]
+    if password:
+        text = text.replace(str(password), "***")
+    return f"{type(inner).__name__}: {text}"[:300] if text else type(inner).__name__
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     # WAL: the dashboard can read while a run writes; NORMAL is durable across process crashes.
@@ -103,14 +113,8 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def describe_error(self, e: BaseException) -> str:
-        """One line for a store error, safe for logs, status and Events: the driver's first
-        line, without the SQL, parameters or the password."""
-        inner = getattr(e, "orig", None) or e
-        text = (str(inner).strip().splitlines() or [""])[0]
-        password = self.engine.url.password
-        if password:
-            text = text.replace(str(password), "***")
-        return f"{type(inner).__name__}: {text}"[:300] if text else type(inner).__name__
+        """One line for an error of this store, safe for logs, status and Events."""
+        return describe_error(e, self.engine.url.password)
 
     # --- runs ----------------------------------------------------------------------------------
 

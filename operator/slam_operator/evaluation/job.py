@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from slam import secrets
 from slam.api.common import SecretKeyRef
@@ -37,7 +37,7 @@ class JobInput:
     endpoints: dict[str, str]  # target name -> base URL (…/v1) of its ModelDeployment
     image: str
     default_store: SecretKeyRef = DEFAULT_STORE
-    extra_env: dict[str, str] = field(default_factory=dict)
+    attempt: int = 0  # a retry (> 0) sends only the answers that failed or are missing
 
 
 def service_account_name(evaluation: str, spec: EvaluationSpec) -> str:
@@ -67,9 +67,11 @@ def build_service_account(evaluation: str, namespace: str) -> dict:
     }
 
 
-def job_name(evaluation: str, run_id: str) -> str:
-    """<evaluation>-run-<runId>, cut to 63 characters with a hash when too long."""
-    name = re.sub(r"[^a-z0-9-]", "-", f"{evaluation}-run-{run_id}".lower()).strip("-")
+def job_name(evaluation: str, run_id: str, attempt: int = 0) -> str:
+    """<evaluation>-run-<runId> (retry N: ...-retry-N), cut to 63 characters with a hash when
+    too long."""
+    suffix = f"-retry-{attempt}" if attempt else ""
+    name = re.sub(r"[^a-z0-9-]", "-", f"{evaluation}-run-{run_id}{suffix}".lower()).strip("-")
     return shortened(name, MAX_LABEL)
 
 
@@ -136,7 +138,8 @@ def build_scoring_job(inp: JobInput) -> dict:
         if name not in seen:
             seen.add(name)
             env.append(_env_from_secret(name, ref))
-    env += [{"name": k, "value": v} for k, v in sorted(inp.extra_env.items())]
+    if inp.attempt:
+        env.append({"name": "SLAM_RETRY_FAILED", "value": "true"})
     container = {
         "name": "scoring",
         "image": inp.image,
@@ -166,7 +169,7 @@ def build_scoring_job(inp: JobInput) -> dict:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(inp.evaluation, spec.run_id), "namespace": inp.namespace,
-                     "labels": labels(inp)},
+        "metadata": {"name": job_name(inp.evaluation, spec.run_id, inp.attempt),
+                     "namespace": inp.namespace, "labels": labels(inp)},
         "spec": job_spec,
     }

@@ -20,7 +20,7 @@ def plan(obs: Observed, d: Decision, image: str) -> list[Action]:
         sa = job.build_service_account(obs.name, obs.namespace)
         actions.append(Action("create", "ServiceAccount", sa["metadata"]["name"], sa))
     if d.create_job:
-        built = job.build_scoring_job(
-            job.JobInput(obs.name, obs.namespace, obs.spec, d.endpoints, image))
+        built = job.build_scoring_job(job.JobInput(
+            obs.name, obs.namespace, obs.spec, d.endpoints, image, attempt=obs.attempt.number))
         actions.append(Action("create", "Job", built["metadata"]["name"], built))
     return actions

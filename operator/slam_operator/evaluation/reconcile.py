@@ -19,8 +19,8 @@ from slam_operator.evaluation import job, status
 from slam_operator.evaluation.plan import plan
 from slam_operator.evaluation.status import Decision, Observed
 from slam_operator.kube import Kube, NamespaceTerminating
-from slam_operator.names import EV_PLURAL
-from slam_operator.stores import store_for
+from slam_operator.names import EV_PLURAL, RETRY_ANNOTATION
+from slam_operator.stores import STORE_ERRORS, open_store
 
 # The scoring Jobs' image (Dockerfile target `scoring`); SLAM_IMAGE is its older name.
 IMAGE = settings.from_env().scoring_job_image
@@ -44,13 +44,13 @@ def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
     for md in mds:
         mds[md] = kube.get_model_deployment(ns, md)
     missing = []
-    store = None
+    store = store_problem = None
     for field, ref in job.secret_refs(spec):
         value, problem = kube.secret_value(ns, ref.name, ref.key)
         if problem:
             missing.append(f"{field}: {problem}")
         elif field == "spec.store.urlSecretRef":
-            store = store_for(value)
+            store, store_problem = open_store(value)
     cm = spec.prompt_set.config_map
     cm_problem = kube.config_map_problem(ns, cm.name, cm.key) if cm is not None else None
     sa = job.service_account_name(name, spec)
@@ -58,21 +58,31 @@ def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
     missing_sa = None
     if spec.service_account_name and not sa_present:
         missing_sa = f"spec.serviceAccountName: ServiceAccount {sa} not found in namespace {ns}"
-    job_name = job.job_name(name, spec.run_id)
-    found_job = kube.get("Job", ns, job_name)
-    run = store.find_run(name, spec.run_id, ns) if store is not None else None
-    progress = store.progress(run.id) if run is not None else None
+    requested = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+    attempt = status.attempt(spec, old, requested)
+    job_name = job.job_name(name, spec.run_id, attempt.number)
+    found_job = None if attempt.starting else kube.get("Job", ns, job_name)
     message = None
     if found_job is not None and is_true((found_job.get("status") or {}).get("conditions"),
                                          "Failed"):
         message = kube.job_termination_message(ns, job_name)
-    report = None
-    if store is not None and status.needs_summary(spec, old, found_job):
-        report = status.summary_status(summary.build(store, run.id)) if run is not None else {}
+    run = progress = report = None
+    if store is not None:
+        try:
+            run = store.find_run(name, spec.run_id, ns)
+            progress = store.progress(run.id) if run is not None else None
+            if status.needs_summary(spec, old, found_job):
+                report = status.summary_status(summary.build(store, run.id)) \
+                    if run is not None else {}
+        except STORE_ERRORS as e:  # the store is away: a condition, not a traceback
+            store_problem = f"{store.display_url}: {store.describe_error(e)}"
+            run = progress = report = None
     return Observed(name, ns, meta.get("generation") or 0, spec, old, mds, missing, found_job,
                     progress, message, now(), missing_sa, sa_present, report,
                     f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None,
-                    tuple(job_pods(ns, job_name)) if found_job is not None else ()), store
+                    tuple(job_pods(ns, job_name)) if found_job is not None else (),
+                    store_problem, store is not None and store_problem is None,
+                    requested), store
 
 
 def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
@@ -92,10 +102,15 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
     if patch:
         kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch)
         old_conditions = obs.status.get("conditions") if obs.same_run else None
-        for c in transitions(old_conditions, new.get("conditions") or []):
+        for c in transitions(old_conditions, new.get("conditions") or [], quiet=QUIET):
             post_event(body, "Normal" if c["status"] == "True" else "Warning", c["reason"],
                        f"{c['type']}: {c['message']}"[:1024])
     return d
+
+
+# Conditions whose first appearance as True is no news (an Event only when they turn False and
+# when they come back).
+QUIET = ("StoreReachable",)
 
 
 def delete_results(kube: Kube, body: dict[str, Any]) -> int:
@@ -106,7 +121,11 @@ def delete_results(kube: Kube, body: dict[str, Any]) -> int:
     url, problem = kube.secret_value(ns, ref.name, ref.key)
     if problem:
         raise RuntimeError(f"cannot delete results: {problem}")
-    store = store_for(url)
+    store, problem = open_store(url)
     if store is None:
-        raise RuntimeError("cannot delete results: the store is unavailable")
-    return store.delete_evaluation(name, ns)
+        raise RuntimeError(f"cannot delete results: {problem}")
+    try:
+        return store.delete_evaluation(name, ns)
+    except STORE_ERRORS as e:
+        raise RuntimeError(f"cannot delete results: {store.display_url}: "
+                           f"{store.describe_error(e)}") from None

@@ -23,13 +23,23 @@ from slam import judgebias, summary
 from slam.api.evaluation import DecisionSpec, EvaluationSpec
 from slam.summary import EvaluationReport
 from slam_operator import pods as podstatus
-from slam_operator.conditions import Cond, is_true, merge, parse_timestamp, roll_up, timestamp
+from slam_operator.conditions import (
+    Cond,
+    find,
+    is_true,
+    merge,
+    parse_timestamp,
+    roll_up,
+    timestamp,
+)
 from slam_operator.evaluation.job import job_name
+from slam_operator.names import RETRY_ANNOTATION
 
 TERMINAL = ("Succeeded", "Failed")
 MAX_REASON = 1024  # keeps status well under 16 KB whatever the evaluation's size
 # Status keys that belong to one run: cleared when a new run starts without them.
-RUN_KEYS = ("summary", "leader", "recommendation", "plan", "progress", "completionTime")
+RUN_KEYS = ("summary", "leader", "recommendation", "plan", "progress", "completionTime",
+            "retry")
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,44 @@ class Observed:
     summary: dict[str, Any] | None = None  # summary_status() of the store, once it is needed
     missing_config_map: str | None = None  # spec.promptSet.configMap: absent, or no such key
     job_pods: tuple[dict, ...] = ()  # pods.pod_view() of this run's Job's pods
+    store_problem: str | None = None  # the store could not be opened or read: masked URL, error
+    store_read: bool = False  # the store was opened and read (progress is what it holds)
+    retry_requested: str | None = None  # the slam.dev/retry annotation's value
 
     @property
     def same_run(self) -> bool:
         return self.status.get("runId") == self.spec.run_id
+
+    @property
+    def attempt(self) -> Attempt:
+        return attempt(self.spec, self.status, self.retry_requested)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt of the run this is: 0, then one more per slam.dev/retry value."""
+
+    number: int
+    token: str | None  # the annotation value this attempt took in
+    starting: bool  # a new value asks for a retry of the ended run now
+
+
+def attempt(spec: EvaluationSpec, status: Mapping[str, Any], requested: str | None) -> Attempt:
+    """A new run takes in the annotation as it is (a value set before does not retry it); a
+    later new value retries the run once it has ended (Succeeded or Failed)."""
+    if status.get("runId") != spec.run_id:
+        return Attempt(0, requested, False)
+    retry = status.get("retry") or {}
+    number, token = int(retry.get("attempt") or 0), retry.get("token")
+    if requested and requested != token and status.get("phase") in TERMINAL:
+        return Attempt(number + 1, requested, True)
+    return Attempt(number, token, False)
+
+
+def retry_hint(name: str) -> str:
+    """The command that sends only the failed or missing answers again, in the same run."""
+    return (f"kubectl annotate evaluation {name} {RETRY_ANNOTATION}=$(date +%s) --overwrite "
+            "sends again only the answers that failed or are missing")
 
 
 @dataclass
@@ -66,6 +110,7 @@ class Decision:
     endpoints: dict[str, str] = field(default_factory=dict)  # target -> ModelDeployment URL
     start_time: str | None = None
     completion_time: str | None = None
+    unavailable: tuple[str, ...] = ()  # targets whose ModelDeployment is not Ready mid-run
 
 
 def in_flight(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> bool:
@@ -108,11 +153,16 @@ def decide(obs: Observed) -> Decision:
     spec, status = obs.spec, obs.status
     start = status.get("startTime") if obs.same_run and status.get("startTime") \
         else timestamp(obs.now)
-    # A finished run stays finished until runId changes.
+    retry = obs.attempt
+    # A finished run stays finished until runId changes or a retry is asked for.
     if obs.same_run and status.get("phase") in TERMINAL and obs.job is None \
-            and status.get("jobName"):
+            and status.get("jobName") and not retry.starting:
         return Decision(status["phase"], [], start_time=start,
                         completion_time=status.get("completionTime"))
+    # A retry waits for its targets from when it was asked for, not from the run's start.
+    waiting_since = ((status.get("retry") or {}).get("startTime") if retry.number
+                     and not retry.starting else None) or \
+        (timestamp(obs.now) if retry.starting else start)
 
     refs = {t.name: t.model_deployment_ref.name for t in spec.targets
             if t.model_deployment_ref is not None}
@@ -143,7 +193,7 @@ def decide(obs: Observed) -> Decision:
     endpoints = {t: mds[md]["status"]["endpoint"] for t, md in refs.items() if _ready(mds[md])}
     pending = sorted({md for md in refs.values() if not _ready(mds[md])})
     if pending and obs.job is None:
-        waited = (obs.now - parse_timestamp(start)).total_seconds()
+        waited = (obs.now - parse_timestamp(waiting_since)).total_seconds()
         limit = spec.ready_timeout_seconds
         if waited > limit:
             ready = Cond("TargetsReady", "False", "TargetsNotReady",
@@ -158,6 +208,14 @@ def decide(obs: Observed) -> Decision:
         parts = [resolved, ready, Cond("JobComplete", "Unknown", "NotStarted")]
         return Decision("WaitingForTargets", [*parts, roll_up(parts)], start_time=start)
     ready = Cond("TargetsReady", "True", "Ready", "every ModelDeployment is Ready")
+    unavailable = tuple(sorted(t for t, md in refs.items() if not _ready(mds[md])))
+    if pending:
+        # Mid-run (the Job exists): said as it is, for the whole run; the run goes on.
+        ready = Cond("TargetsReady", "False", "TargetUnavailable",
+                     "not Ready during the run: " + "; ".join(
+                         f"{md} ({_not_ready_why(mds[md])})" for md in pending)
+                     + ". Requests to it are retried by the scoring pod's client and recorded "
+                     "as failed when it stays away; once the run ends, " + retry_hint(obs.name))
 
     if obs.job is None:
         parts = [resolved, ready, Cond("JobComplete", "False", "Starting", "creating the Job")]
@@ -165,24 +223,67 @@ def decide(obs: Observed) -> Decision:
                         endpoints=endpoints, start_time=start)
     name = obs.job["metadata"]["name"]
     if _job_is(obs.job, "Complete"):
-        job = Cond("JobComplete", "True", "Completed", f"Job {name} succeeded")
-        parts = [resolved, ready, job]
-        return Decision("Succeeded", [*parts, roll_up(parts)], endpoints=endpoints,
-                        start_time=start, completion_time=timestamp(obs.now))
+        phase, job = _completed(obs, name)
+        # An ended run is judged on its answers; a target gone after the end does not matter.
+        parts = [resolved, job] if phase in TERMINAL else [resolved, ready, job]
+        return Decision(phase, [resolved, ready, job, roll_up(parts)], endpoints=endpoints,
+                        start_time=start, completion_time=timestamp(obs.now)
+                        if phase in TERMINAL else None, unavailable=unavailable)
     if _job_is(obs.job, "Failed"):
         why = (obs.termination_message or "").strip() or "no termination message"
         job = Cond("JobComplete", "False", "JobFailed",
-                   f"Job {name} failed: {why[-1500:]} (kubectl logs job/{name})")
-        parts = [resolved, ready, job]
-        return Decision("Failed", [*parts, roll_up(parts)], endpoints=endpoints,
-                        start_time=start, completion_time=timestamp(obs.now))
+                   f"Job {name} failed: {why[-1400:]} (kubectl logs job/{name}); "
+                   + retry_hint(obs.name))
+        parts = [resolved, job]
+        return Decision("Failed", [resolved, ready, job, roll_up(parts)], endpoints=endpoints,
+                        start_time=start, completion_time=timestamp(obs.now),
+                        unavailable=unavailable)
     done = f" ({obs.progress[0]}/{obs.progress[2]} requests)" if obs.progress else ""
     job = Cond("JobComplete", "False", "Running", f"Job {name} running{done}")
     if found := podstatus.problem(list(obs.job_pods), crash_hint=f"kubectl logs job/{name}",
                                   unschedulable_hint=_room(obs.job)):
         job = Cond("JobComplete", "False", found[0], f"Job {name} cannot run: {found[1]}")
     parts = [resolved, ready, job]
-    return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start)
+    return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start,
+                    unavailable=unavailable)
+
+
+def _not_ready_why(md: dict) -> str:
+    ready = find((md.get("status") or {}).get("conditions"), "Ready") or {}
+    why = ready.get("reason") or "not Ready"
+    if ready.get("message"):
+        why += f": {ready['message'][:200]}"
+    return why
+
+
+def _completed(obs: Observed, name: str) -> tuple[str, Cond]:
+    """A Job that succeeded: Succeeded only when the store holds every answer of the run."""
+    if obs.store_problem:
+        return "Running", Cond(
+            "JobComplete", "Unknown", "Verifying",
+            f"Job {name} succeeded; waiting for the results store to confirm that it holds "
+            "every answer (see StoreReachable)")
+    done, _, total = obs.progress or (0, 0, 0)
+    if obs.progress is None or done < total:
+        held = f"{done} of {total} answers ({total - done} missing)" if obs.progress \
+            else f"no answer of run {obs.spec.run_id}"
+        return "Failed", Cond(
+            "JobComplete", "False", "AnswersMissing",
+            f"Job {name} succeeded, but the results store holds {held}; {retry_hint(obs.name)}")
+    return "Succeeded", Cond("JobComplete", "True", "Completed", f"Job {name} succeeded")
+
+
+def store_condition(obs: Observed) -> Cond | None:
+    """StoreReachable, once the store has been tried: False with the masked URL and the error
+    while it does not answer. Informational: the run's own phase says what it means."""
+    if obs.store_problem:
+        return Cond("StoreReachable", "False", "StoreUnreachable",
+                    f"cannot read the results store {obs.store_problem}; a running scoring pod "
+                    "keeps its answers in memory, pauses when 32 wait, and saves them when the "
+                    "store is back (README: store outages)")
+    if obs.store_read:
+        return Cond("StoreReachable", "True", "Reachable", "the results store answers")
+    return None
 
 
 def judge_condition(obs: Observed) -> Cond | None:
@@ -236,14 +337,21 @@ def compose(obs: Observed, d: Decision) -> dict[str, Any]:
         "phase": d.phase,
         "runId": run_id,
         "startTime": d.start_time,
-        "jobName": job_name(obs.name, run_id)
+        "jobName": job_name(obs.name, run_id, obs.attempt.number)
         if (obs.job or d.create_job or (same_run and old.get("jobName"))) else None,
     }
+    retry = obs.attempt
+    if retry.number or retry.token:
+        status["retry"] = {"attempt": retry.number, **({"token": retry.token} if retry.token
+                                                      else {})}
+        if retry.number:
+            status["retry"]["startTime"] = timestamp(obs.now) if retry.starting else \
+                (old.get("retry") or {}).get("startTime") or timestamp(obs.now)
     if d.conditions:
-        judge = judge_condition(obs)
+        extra = [c for c in (store_condition(obs), judge_condition(obs)) if c is not None]
         status["conditions"] = merge(old.get("conditions") if same_run else None,
-                                     [*d.conditions, *([judge] if judge else [])],
-                                     obs.generation, timestamp(obs.now))
+                                     [*d.conditions, *extra], obs.generation,
+                                     timestamp(obs.now))
     elif same_run:
         status["conditions"] = old.get("conditions")
     terminal = d.phase in TERMINAL

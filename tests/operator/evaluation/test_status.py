@@ -83,15 +83,35 @@ ROWS = [
     ("the Job runs",
      observed(started(3, "Running"), job=job(), progress=(3, 0, 10)), "Running",
      {"JobComplete": ("False", "Running"), "Ready": ("False", "Running")}, False),
-    ("a target stops being Ready mid-run: the run goes on",
+    ("a target stops being Ready mid-run: the run goes on, and TargetsReady says so",
      observed(started(3, "Running"), job=job(), model_deployments={"mistral-7b": md(False)}),
-     "Running", {"JobComplete": ("False", "Running")}, False),
-    ("the Job completed",
-     observed(started(9, "Running"), job=job("Complete")), "Succeeded",
+     "Running", {"TargetsReady": ("False", "TargetUnavailable"),
+                 "JobComplete": ("False", "Running")}, False),
+    ("the Job completed with every answer in the store",
+     observed(started(9, "Running"), job=job("Complete"), progress=(10, 1, 10)), "Succeeded",
      {"JobComplete": ("True", "Completed"), "Ready": ("True", "Ready")}, False),
+    ("the Job completed, an answer missing from the store",
+     observed(started(9, "Running"), job=job("Complete"), progress=(9, 0, 10)), "Failed",
+     {"JobComplete": ("False", "AnswersMissing"), "Ready": ("False", "AnswersMissing")}, False),
+    ("the Job completed and the store does not answer: not Succeeded until it confirms",
+     observed(started(9, "Running"), job=job("Complete"), store_problem="db: refused"),
+     "Running", {"JobComplete": ("Unknown", "Verifying")}, False),
+    ("a target gone after the run ended does not fail it",
+     observed(started(9, "Running"), job=job("Complete"), progress=(10, 0, 10),
+              model_deployments={"mistral-7b": md(False)}), "Succeeded",
+     {"TargetsReady": ("False", "TargetUnavailable"), "Ready": ("True", "Ready")}, False),
     ("the Job failed",
      observed(started(9, "Running"), job=job("Failed"), termination_message="store: refused"),
      "Failed", {"JobComplete": ("False", "JobFailed")}, False),
+    ("a new slam.dev/retry value after the run ended starts a retry",
+     observed(started(60, "Failed", jobName="pep-run-1", retry={"token": "1"}),
+              retry_requested="2"), "Running", {"JobComplete": ("False", "Starting")}, True),
+    ("a slam.dev/retry value already taken in retries nothing",
+     observed(started(60, "Failed", jobName="pep-run-1", retry={"token": "2"}),
+              retry_requested="2"), "Failed", {}, False),
+    ("a retry asked for while the run is still running waits for its end",
+     observed(started(3, "Running", retry={"token": "1"}), job=job(), retry_requested="2",
+              progress=(3, 0, 10)), "Running", {"JobComplete": ("False", "Running")}, False),
     ("a finished run whose Job was deleted stays finished",
      observed(started(60, "Succeeded", jobName="pep-run-1")), "Succeeded", {}, False),
     ("a new runId after a finished run starts a new run",
@@ -156,8 +176,75 @@ def test_running_endpoints_and_times() -> None:
     d = status.decide(observed(started(1)))
     assert d.endpoints == {"mistral": URL}
     assert d.start_time == "2026-11-28T11:59:00Z" and d.completion_time is None
-    done = status.decide(observed(started(9, "Running"), job=job("Complete")))
+    done = status.decide(observed(started(9, "Running"), job=job("Complete"),
+                                  progress=(10, 0, 10)))
     assert done.completion_time == "2026-11-28T12:00:00Z"
+
+
+def test_an_ended_run_says_how_to_retry_and_a_retry_sends_only_what_is_missing() -> None:
+    missing = observed(started(9, "Running"), job=job("Complete"), progress=(37, 2, 40))
+    d = status.decide(missing)
+    message = conditions_msg(d, "JobComplete")
+    assert "holds 37 of 40 answers (3 missing)" in message
+    assert "kubectl annotate evaluation pep slam.dev/retry=$(date +%s) --overwrite" in message
+    ended = status.compose(missing, d)
+    assert ended["phase"] == "Failed" and ended["completionTime"]
+    # The annotation is set: retry 1 of the same run, its own Job, sending only what is missing.
+    retried = observed(ended, retry_requested="1764", job=None, progress=(37, 2, 40))
+    d = status.decide(retried)
+    new = status.compose(retried, d)
+    assert new["phase"] == "Running" and new["runId"] == "1"
+    assert new["jobName"] == "pep-run-1-retry-1"
+    assert new["retry"] == {"attempt": 1, "token": "1764", "startTime": "2026-11-28T12:00:00Z"}
+    patch = status.changes(ended, new)
+    assert patch["completionTime"] is None  # the run is running again
+    [action] = [a for a in plan(retried, d, "slam:test") if a.kind == "Job"]
+    assert action.name == "pep-run-1-retry-1"
+    env = {e["name"]: e.get("value") for e in
+           action.obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SLAM_RETRY_FAILED"] == "true"
+    # The next reconcile follows retry 1's Job, and its end ends the run.
+    following = observed(new, retry_requested="1764", job=job("Complete"),
+                         progress=(40, 0, 40))
+    assert following.attempt == status.Attempt(1, "1764", False)
+    done = status.compose(following, status.decide(following))
+    assert done["phase"] == "Succeeded" and done["retry"]["attempt"] == 1
+    # A new runId starts at attempt 0 and takes the annotation in as it is: no retry of it.
+    fresh = observed(done, spec={"runId": "2"}, retry_requested="1764")
+    assert fresh.attempt == status.Attempt(0, "1764", False)
+    assert status.compose(fresh, status.decide(fresh))["jobName"] == "pep-run-2"
+
+
+def conditions_msg(d: status.Decision, type_: str) -> str:
+    return next(c.message for c in d.conditions if c.type == type_)
+
+
+def test_the_store_condition_names_the_store_without_its_password_and_events_once() -> None:
+    from slam_operator.conditions import transitions
+    from slam_operator.stores import unreachable
+    url = "postgresql+psycopg://slam:s3cret@db.team:5432/slam"
+    problem = unreachable(url, OSError("connection to db.team failed: refused (s3cret)"))
+    assert "s3cret" not in problem and "postgresql+psycopg://slam:***@db.team:5432/slam" in problem
+    running = observed(started(3, "Running"), job=job(), progress=None, store_problem=problem)
+    st = status.compose(running, status.decide(running))
+    cond = next(c for c in st["conditions"] if c["type"] == "StoreReachable")
+    assert (cond["status"], cond["reason"]) == ("False", "StoreUnreachable")
+    assert "***@db.team" in cond["message"] and "s3cret" not in str(st)
+    # Reachable from the start: no Event; unreachable: one Warning; back: one Normal.
+    fine = observed(started(3, "Running"), job=job(), progress=(3, 0, 10), store_read=True)
+    ok = status.compose(fine, status.decide(fine))["conditions"]
+    assert "StoreReachable" not in [c["type"] for c in transitions(
+        None, ok, quiet=("StoreReachable",))]
+    down = [c for c in transitions(ok, st["conditions"], quiet=("StoreReachable",))
+            if c["type"] == "StoreReachable"]
+    assert [c["status"] for c in down] == ["False"]
+    again = status.compose(replace(running, store_problem=problem + " (2)"),
+                           status.decide(running))["conditions"]
+    assert not [c for c in transitions(st["conditions"], again, quiet=("StoreReachable",))
+                if c["type"] == "StoreReachable"]
+    back = [c for c in transitions(st["conditions"], ok, quiet=("StoreReachable",))
+            if c["type"] == "StoreReachable"]
+    assert [c["status"] for c in back] == ["True"]
 
 
 def test_compose_progress_summary_and_clearing_a_new_run() -> None:
