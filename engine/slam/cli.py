@@ -494,11 +494,12 @@ def job_run(
             raw = json.loads(os.environ["SLAM_EVALUATION"])
         ev = Evaluation.model_validate(raw)
         endpoints = json.loads(os.environ.get("SLAM_ENDPOINTS", "{}"))
+        details = json.loads(os.environ.get("SLAM_TARGET_DETAILS", "{}"))
         # A ConfigMap prompt set arrives as a mounted file (the Job's spec says so).
         prompts = promptsets.load(ev.spec.prompt_set)
         if shard >= shards:
             raise PlanError(f"--shard {shard} must be below --shards {shards}")
-        plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards))
+        plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards), details=details)
         cfg = scoring_config(ev, plan)
         if shards > 1:  # each pod scores the prompts it generated
             cfg = dataclasses.replace(cfg, prompt_ids=frozenset(

@@ -56,8 +56,10 @@ def build(
     secret_objects: Sequence[Mapping[str, Any]] = (),
     env: Mapping[str, str] | None = None,
     shard: tuple[int, int] = (0, 1),
+    details: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunPlan:
-    """`endpoints` maps a target name to the base URL (…/v1) serving its ModelDeployment."""
+    """`endpoints` maps a target name to the base URL (…/v1) serving its ModelDeployment;
+    `details` what serves it (the operator passes the ModelDeployments' spec and status)."""
     env = os.environ if env is None else env
     mds = model_deployments or {}
     targets: list[TargetRun] = []
@@ -88,11 +90,11 @@ def build(
             continue
         md = mds.get(md_name)
         model = md.spec.served_model_name if md else md_name
-        details = {}
+        details = dict((details or {}).get(t.name) or {})
         if md is not None:
-            details = {"modelDeployment": md_name, "runtime": md.spec.runtime,
-                       "model": md.spec.model.id, "instanceType": md.spec.instance_type,
-                       "gpus": md.spec.gpu_count, "replicas": md.spec.replicas}
+            details |= {"modelDeployment": md_name, "runtime": md.spec.runtime,
+                        "model": md.spec.model.id, "instanceType": md.spec.instance_type,
+                        "gpus": md.spec.gpu_count, "replicas": md.spec.replicas}
         targets.append(TargetRun(Endpoint(t.name, endpoints[t.name].rstrip("/"), model),
                                  t.concurrency, arrival, "modelDeployment", details))
     if problems:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from slam import cost, decision, judgebias, pricing, stats
+from slam import cost, decision, judgebias, pricing, stats, timeline
 from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
@@ -175,12 +175,14 @@ class RunData:
     scores: list[dict]
     judgments: list[dict]
     ratings: list[dict]
+    states: list[dict] = field(default_factory=list)  # target_states (cluster runs)
 
 
 def load(store: Store, run_pk: int) -> RunData:
     """Read one run's rows from the store."""
     return RunData(store.run(run_pk), store.targets(run_pk), store.responses(run_pk),
-                   store.scores(run_pk), store.judgments(run_pk), store.ratings(run_pk))
+                   store.scores(run_pk), store.judgments(run_pk), store.ratings(run_pk),
+                   store.target_states(run_pk))
 
 
 def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = None
@@ -268,6 +270,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     if notes and notes[-1].startswith(UNTRUSTED):
         for c in candidates:
             available[c][decision.JUDGE] = None
+    notes += timeline.notes(data.responses, data.states, getattr(run, "finished_at", None))
     chosen = {c: decision.choose(available[c], dspec.evidence) for c in candidates}
     # Human ratings keep coming and owners keep looking: those decisions are sequential
     # (anytime-valid). Alpha is split by Bonferroni between the sequential candidates (alpha/m

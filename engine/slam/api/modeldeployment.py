@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -242,6 +242,20 @@ class ReplicaStatus(ApiModel):
     ready: int = Field(default=0, description="Replicas passing their readiness probe.", ge=0)
 
 
+class ServedStatus(ApiModel):
+    """What the pods serving now run: the spec generation and configuration last rolled out
+    (during a rollout, the previous one)."""
+
+    generation: int = Field(description="metadata.generation whose spec the serving pods run.",
+                            ge=0)
+    revision: str | None = Field(default=None, description="The commit they serve.",
+                                 max_length=64)
+    image: str | None = Field(default=None, description="The server's image.", max_length=1024)
+    args: list[Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None, description="The server's arguments (values of key, token, secret and "
+        "password flags masked).", max_length=128)
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -250,7 +264,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     conditions: list[Condition] | None = Field(
         default=None,
-        description="ModelResolved, Fits, Available and their roll-up Ready.",
+        description="ModelResolved, Fits, Available and their roll-up Ready; RolledOut "
+        "(False while the latest spec is not yet running on every replica, with the reason "
+        "`kubectl rollout status` and the pending pod give).",
         max_length=16,
         json_schema_extra={
             "x-kubernetes-list-type": "map",
@@ -290,6 +306,8 @@ class ModelDeploymentStatus(ApiModel):
         ge=0,
     )
     replicas: ReplicaStatus | None = Field(default=None, description="Desired and ready pods.")
+    served: ServedStatus | None = Field(
+        default=None, description="The generation and configuration the serving pods run.")
     hourly_cost_usd: float | None = Field(
         default=None,
         alias="hourlyCostUSD",

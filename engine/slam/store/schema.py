@@ -105,6 +105,29 @@ class Response(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     schedule_lag_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The target_states row in effect when the request started (ModelDeployment targets of a
+    # cluster run): which generation, revision and arguments served this answer.
+    served_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class TargetState(Base):
+    """How a ModelDeployment target served during a run, from `at` on: whether it was
+    available, and the generation, revision and arguments its pods ran (the operator appends a
+    row at each change, timed by the ModelDeployment's own condition transitions)."""
+
+    __tablename__ = "target_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    available: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why not, when not
+    generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revision: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    args: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    rolling_to: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a rollout under way
 
 
 class Score(Base):

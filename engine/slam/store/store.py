@@ -31,6 +31,7 @@ from slam.store.schema import (
     RunPrompt,
     RunTarget,
     Score,
+    TargetState,
 )
 
 RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
@@ -254,6 +255,47 @@ class Store:
             total = conn.execute(select(Run.total).where(Run.id == run_pk)).scalar_one()
         return int(done), int(failed), int(total)
 
+    # --- target states (which configuration served each answer) -------------------------------
+
+    def target_states(self, run_pk: int) -> list[dict]:
+        q = select(TargetState).filter_by(run_pk=run_pk).order_by(TargetState.at, TargetState.id)
+        return self._rows(q)
+
+    def record_target_states(self, run_pk: int, states: Sequence[dict]) -> int:
+        """Append each target's state (target, at, available, reason, generation, revision,
+        image, args, rolling_to) when it differs from the last one recorded; returns rows
+        written."""
+        from slam import timeline
+        last = {}
+        for s in self.target_states(run_pk):
+            last[s["target"]] = s
+        rows = [{**s, "run_pk": run_pk} for s in states
+                if timeline.changed(last.get(s["target"]), s)]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(TargetState).values(rows))
+        return len(rows)
+
+    def attribute_responses(self, run_pk: int) -> int:
+        """Set each response's `served_by` to the target state in effect when it started;
+        returns the rows changed."""
+        from slam import timeline
+        states = self.target_states(run_pk)
+        if not states:
+            return 0
+        rows = self._rows(select(Response.id, Response.target, Response.started_at,
+                                 Response.served_by).filter_by(run_pk=run_pk))
+        changes = {rid: sid for rid, sid in timeline.served_by(rows, states).items()}
+        current = {r["id"]: r["served_by"] for r in rows}
+        todo = [{"rid": rid, "sid": sid} for rid, sid in changes.items() if current[rid] != sid]
+        if todo:
+            from sqlalchemy import bindparam
+            with self.engine.begin() as conn:
+                conn.execute(update(Response).where(Response.id == bindparam("rid"))
+                             .values(served_by=bindparam("sid")), todo)
+        return len(todo)
+
     # --- scores, judgments, embeddings -----------------------------------------------------------
 
     def save_scores(self, rows: Sequence[dict]) -> int:
@@ -336,7 +378,7 @@ class Store:
             # explicit deletes keep the behaviour identical on every backend.
             response_ids = select(Response.id).where(Response.run_pk.in_(runs))
             conn.execute(delete(Score).where(Score.response_id.in_(response_ids)))
-            for table in (Response, Judgment, Rating, RunPrompt, RunTarget):
+            for table in (Response, Judgment, Rating, RunPrompt, RunTarget, TargetState):
                 conn.execute(delete(table).where(table.run_pk.in_(runs)))
             conn.execute(delete(Run).where(Run.id.in_(runs)))
         return len(runs)

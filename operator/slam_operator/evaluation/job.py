@@ -38,6 +38,7 @@ class JobInput:
     image: str
     default_store: SecretKeyRef = DEFAULT_STORE
     attempt: int = 0  # a retry (> 0) sends only the answers that failed or are missing
+    details: dict[str, dict] | None = None  # target -> what serves it (stored with the run)
 
 
 def service_account_name(evaluation: str, spec: EvaluationSpec) -> str:
@@ -130,6 +131,7 @@ def build_scoring_job(inp: JobInput) -> dict:
         {"name": "SLAM_EVALUATION", "value": json.dumps(evaluation, sort_keys=True)},
         {"name": "SLAM_ENDPOINTS", "value": json.dumps(inp.endpoints, sort_keys=True)},
         {"name": "SLAM_SHARDS", "value": str(spec.parallelism)},
+        {"name": "SLAM_TARGET_DETAILS", "value": json.dumps(inp.details or {}, sort_keys=True)},
         _env_from_secret("SLAM_STORE_URL", store_ref(spec, inp.default_store)),
     ]
     seen = {"SLAM_STORE_URL"}

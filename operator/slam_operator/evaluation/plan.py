@@ -21,6 +21,7 @@ def plan(obs: Observed, d: Decision, image: str) -> list[Action]:
         actions.append(Action("create", "ServiceAccount", sa["metadata"]["name"], sa))
     if d.create_job:
         built = job.build_scoring_job(job.JobInput(
-            obs.name, obs.namespace, obs.spec, d.endpoints, image, attempt=obs.attempt.number))
+            obs.name, obs.namespace, obs.spec, d.endpoints, image, attempt=obs.attempt.number,
+            details=d.details))
         actions.append(Action("create", "Job", built["metadata"]["name"], built))
     return actions

@@ -82,13 +82,13 @@ def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
                     f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None,
                     tuple(job_pods(ns, job_name)) if found_job is not None else (),
                     store_problem, store is not None and store_problem is None,
-                    requested), store
+                    requested, run.id if run is not None else None), store
 
 
 def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
                          post_event: Callable[[dict, str, str, str], None],
                          job_pods: JobPods = no_pods) -> Decision:
-    obs, _ = observe(kube, body, job_pods)
+    obs, store = observe(kube, body, job_pods)
     d = status.decide(obs)
     actions = plan(obs, d, IMAGE)
     for a in actions:
@@ -97,6 +97,8 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
         kube.execute(obs.namespace, actions)
     except NamespaceTerminating:  # the namespace goes, this Evaluation with it: write nothing
         return d
+    if store is not None and obs.run_pk is not None and obs.job is not None:
+        record_targets(store, obs, d)
     new = status.compose(obs, d)
     patch = status.changes(obs.status, new)
     if patch:
@@ -111,6 +113,18 @@ def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], N
 # Conditions whose first appearance as True is no news (an Event only when they turn False and
 # when they come back).
 QUIET = ("StoreReachable",)
+
+
+def record_targets(store: Store, obs: Observed, d: Decision) -> None:
+    """While the run's Job runs, and once more when it ends: each ModelDeployment target's
+    state into the store (a row per change), and, at the end, each answer's configuration.
+    Best effort: a store that does not answer is StoreReachable's business."""
+    try:
+        store.record_target_states(obs.run_pk, status.target_states(obs))
+        if d.phase in status.TERMINAL:
+            store.attribute_responses(obs.run_pk)
+    except STORE_ERRORS:
+        pass
 
 
 def delete_results(kube: Kube, body: dict[str, Any]) -> int:

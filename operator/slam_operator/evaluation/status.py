@@ -65,6 +65,7 @@ class Observed:
     store_problem: str | None = None  # the store could not be opened or read: masked URL, error
     store_read: bool = False  # the store was opened and read (progress is what it holds)
     retry_requested: str | None = None  # the slam.dev/retry annotation's value
+    run_pk: int | None = None  # this run's key in the store, once the scoring pod began it
 
     @property
     def same_run(self) -> bool:
@@ -108,6 +109,7 @@ class Decision:
     conditions: list[Cond]
     create_job: bool = False
     endpoints: dict[str, str] = field(default_factory=dict)  # target -> ModelDeployment URL
+    details: dict[str, dict] = field(default_factory=dict)  # target -> what serves it (Job)
     start_time: str | None = None
     completion_time: str | None = None
     unavailable: tuple[str, ...] = ()  # targets whose ModelDeployment is not Ready mid-run
@@ -220,7 +222,8 @@ def decide(obs: Observed) -> Decision:
     if obs.job is None:
         parts = [resolved, ready, Cond("JobComplete", "False", "Starting", "creating the Job")]
         return Decision("Running", [*parts, roll_up(parts)], create_job=True,
-                        endpoints=endpoints, start_time=start)
+                        endpoints=endpoints, start_time=start,
+                        details={t: target_details(md, mds[md]) for t, md in refs.items()})
     name = obs.job["metadata"]["name"]
     if _job_is(obs.job, "Complete"):
         phase, job = _completed(obs, name)
@@ -246,6 +249,54 @@ def decide(obs: Observed) -> Decision:
     parts = [resolved, ready, job]
     return Decision("Running", [*parts, roll_up(parts)], endpoints=endpoints, start_time=start,
                     unavailable=unavailable)
+
+
+def target_details(name: str, md: dict) -> dict[str, Any]:
+    """What the run stores about a ModelDeployment target (the report's cost and the answers'
+    configuration): its runtime, model, instance type, GPUs and replicas, and the generation,
+    revision, image and arguments its pods serve."""
+    spec, st = md.get("spec") or {}, md.get("status") or {}
+    served = st.get("served") or {}
+    details = {"modelDeployment": name, "runtime": spec.get("runtime"),
+               "model": (spec.get("model") or {}).get("id"),
+               "instanceType": spec.get("instanceType"), "gpus": spec.get("gpuCount"),
+               "replicas": spec.get("replicas"), "generation": served.get("generation"),
+               "revision": served.get("revision") or st.get("resolvedRevision"),
+               "image": served.get("image"), "args": served.get("args")}
+    return {k: v for k, v in details.items() if v is not None}
+
+
+def target_states(obs: Observed) -> list[dict[str, Any]]:
+    """Each ModelDeployment target's state now, for the store's target_states: available or
+    not (and why), the generation, revision and arguments its pods serve, a rollout under way,
+    timed by the ModelDeployment's own last condition transition (Ready or RolledOut)."""
+    out = []
+    for t in obs.spec.targets:
+        if t.model_deployment_ref is None:
+            continue
+        md = obs.model_deployments.get(t.model_deployment_ref.name)
+        if md is None:
+            out.append({"target": t.name, "at": obs.now, "available": False,
+                        "reason": f"ModelDeployment {t.model_deployment_ref.name} not found"})
+            continue
+        st = md.get("status") or {}
+        conditions = st.get("conditions")
+        times = [parse_timestamp(c["lastTransitionTime"]) for c in
+                 (find(conditions, "Ready"), find(conditions, "RolledOut"))
+                 if c and c.get("lastTransitionTime")]
+        served = st.get("served") or {}
+        rolled = find(conditions, "RolledOut") or {}
+        generation = (md.get("metadata") or {}).get("generation")
+        rolling = rolled.get("status") == "False" and served and generation is not None \
+            and served.get("generation") != generation
+        available = _ready(md)
+        out.append({
+            "target": t.name, "at": max(times) if times else obs.now, "available": available,
+            "reason": None if available else _not_ready_why(md),
+            "generation": served.get("generation"), "revision": served.get("revision"),
+            "image": served.get("image"), "args": served.get("args"),
+            "rolling_to": generation if rolling else None})
+    return out
 
 
 def _not_ready_why(md: dict) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from slam_operator import runtimes
-from slam_operator.conditions import Cond, find, now, timestamp, transitions
+from slam_operator.conditions import Cond, find, is_true, now, timestamp, transitions
 from slam_operator.kube import Kube, NamespaceTerminating
 from slam_operator.modeldeployment import builders
 from slam_operator.modeldeployment import status as mdstatus
@@ -118,6 +118,10 @@ def reconcile(
     deployment = existing.get(("Deployment", name))
     pods = [c for (kind, _), c in existing.items() if kind == "Pod"]
     avail, ready_replicas = mdstatus.available(spec, deployment, deploying, pods)
+    # A Deployment this reconcile created or changed has not started rolling out yet.
+    applied = any(a.startswith(("create Deployment", "apply Deployment"))
+                  for a in result.actions)
+    rollout = mdstatus.rolled_out(spec, deployment, applied, pods)
     status = mdstatus.compose(
         spec=spec,
         generation=generation,
@@ -130,15 +134,22 @@ def reconcile(
         license=outcome.license if outcome else None,
         ready_replicas=ready_replicas,
         now=timestamp(now()),
+        rollout=rollout,
+        served_config=mdstatus.served(generation, revision, deployment, rollout,
+                                      old.get("served")),
     )
     # A merge patch keeps keys it does not mention: clear ours that no longer apply (endpoint).
     cleared = {k: None for k in OWNED_STATUS_KEYS if k in old and k not in status}
     if cleared or any(old.get(k) != v for k, v in status.items()):
         kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
         result.status = {**{k: v for k, v in old.items() if k not in cleared}, **status}
+        was_ready = is_true(old.get("conditions"), "Ready")
         for c in transitions(old.get("conditions"), status["conditions"]):
+            if c["type"] == "RolledOut" and not was_ready:
+                continue  # bringing a model up: Available and Ready tell that story
             kind = "Warning" if c["status"] == "False" and (
-                c["type"] != "Available" or c["reason"] in STUCK_REASONS) else "Normal"
+                c["type"] not in ("Available", "RolledOut")
+                or c["reason"] in (*STUCK_REASONS, "ProgressDeadlineExceeded")) else "Normal"
             event(body, kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}")
     result.hub_unknown = resolved.status == "Unknown"
     return result

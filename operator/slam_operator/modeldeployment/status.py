@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slam.api.modeldeployment import GPU_RUNTIMES, ModelDeploymentSpec
 from slam_operator import pods as podstatus
-from slam_operator.conditions import Cond, merge, roll_up
+from slam_operator.conditions import Cond, find, merge, roll_up
 from slam_operator.modeldeployment import gpu
 from slam_operator.modeldeployment.hub import FULL_SHA, HubOutcome
 from slam_operator.names import SKIP_FIT_ANNOTATION
@@ -114,6 +115,84 @@ def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,
                 "the model and pass its health check"), ready
 
 
+def rolled_out(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None, applied: bool,
+               pods: list[dict[str, Any]] = ()) -> Cond:
+    """RolledOut: whether every replica runs the latest spec, in `kubectl rollout status`'s
+    words (kubectl's DeploymentStatusViewer), with the first pod that keeps it from finishing.
+    Informational: while older replicas serve, the model is Ready on the older configuration
+    (status.served says which)."""
+    if deployment is None:
+        return Cond("RolledOut", "False", "NotDeployed", "no Deployment yet")
+    name = deployment["metadata"]["name"]
+    st = deployment.get("status") or {}
+    if applied or (st.get("observedGeneration") or 0) < deployment["metadata"].get(
+            "generation", 0):
+        return Cond("RolledOut", "False", "RolloutPending",
+                    f'Waiting for deployment "{name}" spec update to be observed')
+    want = spec.replicas
+    replicas, updated = int(st.get("replicas") or 0), int(st.get("updatedReplicas") or 0)
+    avail = int(st.get("availableReplicas") or 0)
+    progressing = find(st.get("conditions"), "Progressing") or {}
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        reason, message = "ProgressDeadlineExceeded", \
+            f'deployment "{name}" exceeded its progress deadline'
+    elif updated < want:
+        reason, message = "RolloutInProgress", (
+            f'Waiting for deployment "{name}" rollout to finish: {updated} out of {want} new '
+            "replicas have been updated")
+    elif replicas > updated:
+        reason, message = "RolloutInProgress", (
+            f'Waiting for deployment "{name}" rollout to finish: {replicas - updated} old '
+            "replicas are pending termination")
+    elif avail < updated:
+        reason, message = "RolloutInProgress", (
+            f'Waiting for deployment "{name}" rollout to finish: {avail} of {updated} updated '
+            "replicas are available")
+    else:
+        return Cond("RolledOut", "True", "RolledOut", f'deployment "{name}" successfully rolled '
+                    "out")
+    problem = pod_problem(list(pods))
+    if problem is not None:  # the rollout is stuck on that pod: its reason is the condition's
+        return Cond("RolledOut", "False", problem.reason, f"{message}; {problem.message}")
+    return Cond("RolledOut", "False", reason, message)
+
+
+SECRET_FLAG = re.compile(r"key|token|secret|password", re.IGNORECASE)
+
+
+def masked_args(args: list[str]) -> list[str]:
+    """A server's arguments with the value of any key, token, secret or password flag masked
+    (`--api-key X`, `--api-key=X`): they go into the status and the results store."""
+    out, hide = [], False
+    for a in args:
+        if hide and not a.startswith("-"):
+            out.append("***")
+        elif a.startswith("-") and "=" in a and SECRET_FLAG.search(a.split("=", 1)[0]):
+            out.append(a.split("=", 1)[0] + "=***")
+        else:
+            out.append(a)
+        hide = a.startswith("-") and "=" not in a and bool(SECRET_FLAG.search(a))
+    return out
+
+
+def served(generation: int, revision: str | None, deployment: dict[str, Any] | None,
+           rollout: Cond, old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """status.served: this generation's configuration once it is rolled out; until then, what
+    was rolled out before."""
+    if rollout.status != "True" or deployment is None:
+        return old
+    container = (deployment["spec"]["template"]["spec"].get("containers") or [{}])[0]
+    out: dict[str, Any] = {"generation": generation}
+    if revision:
+        out["revision"] = revision
+    if container.get("image"):
+        out["image"] = container["image"]
+    args = [*(container.get("command") or [])[1:], *(container.get("args") or [])]
+    if args:
+        out["args"] = masked_args([str(a) for a in args])[:128]
+    return out
+
+
 def compose(
     *,
     spec: ModelDeploymentSpec,
@@ -127,17 +206,27 @@ def compose(
     license: str | None,
     ready_replicas: int,
     now: str,
+    rollout: Cond | None = None,
+    served_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole status. Fields that are unknown keep their previous value."""
-    ready = roll_up(parts, "Ready", f"serving {spec.served_model_name} at {endpoint}")
+    serving = f"serving {spec.served_model_name} at {endpoint}"
+    if rollout is not None and rollout.status != "True" and served_config:
+        serving += (f" (generation {served_config['generation']}; generation {generation} is "
+                    "not rolled out yet: see RolledOut)")
+    ready = roll_up(parts, "Ready", serving)
+    informational = [rollout] if rollout is not None else []
     status: dict[str, Any] = {
         "observedGeneration": generation,
-        "conditions": merge(old.get("conditions"), [*parts, ready], generation, now),
+        "conditions": merge(old.get("conditions"), [*parts, *informational, ready],
+                            generation, now),
         "replicas": {"desired": spec.replicas, "ready": ready_replicas},
         "servedModelName": spec.served_model_name,
     }
     if endpoint:
         status["endpoint"] = endpoint
+    if served_config:
+        status["served"] = served_config
     facts = {
         "resolvedRevision": revision,
         "parameters": parameters,

@@ -325,3 +325,49 @@ def test_an_inline_prompt_set_gets_its_plan_in_the_status_before_the_run() -> No
     assert "the prompt set has 30 (short by 590" in st["plan"][0]
     assert "similarity difference > -0.05" in st["plan"][2] and "has 30 (enough" in st["plan"][2]
     assert "plan" not in status.compose(observed(), status.decide(observed()))  # a file: unknown
+
+
+def md_serving(generation: int, served: int, ready: bool = True, rolled: bool = True,
+               reason: str = "MinimumReplicasAvailable") -> dict:
+    conditions = [
+        {"type": "Ready", "status": "True" if ready else "False",
+         "reason": "Ready" if ready else reason, "message": "" if ready else "0/1 available",
+         "lastTransitionTime": "2026-11-28T11:58:00Z"},
+        {"type": "RolledOut", "status": "True" if rolled else "False",
+         "reason": "RolledOut" if rolled else "Unschedulable",
+         "lastTransitionTime": "2026-11-28T11:59:30Z"}]
+    return {"metadata": {"generation": generation},
+            "spec": {"runtime": "vllm", "model": {"id": "mistralai/Mistral-7B"},
+                     "instanceType": "g5.xlarge", "gpuCount": 1, "replicas": 1},
+            "status": {"conditions": conditions, **({"endpoint": URL} if ready else {}),
+                       "resolvedRevision": "f00d",
+                       "served": {"generation": served, "revision": "beef", "image": "vllm:1",
+                                  "args": ["--max-model-len", "4096"]}}}
+
+
+def test_the_job_is_told_what_serves_each_target_and_states_are_timed_by_the_target() -> None:
+    obs = observed(started(1), model_deployments={"mistral-7b": md_serving(3, 3)})
+    d = status.decide(obs)
+    assert d.details == {"mistral": {
+        "modelDeployment": "mistral-7b", "runtime": "vllm", "model": "mistralai/Mistral-7B",
+        "instanceType": "g5.xlarge", "gpus": 1, "replicas": 1, "generation": 3,
+        "revision": "beef", "image": "vllm:1", "args": ["--max-model-len", "4096"]}}
+    [action] = [a for a in plan(obs, d, "slam:test") if a.kind == "Job"]
+    env = {e["name"]: e.get("value") for e in
+           action.obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert '"generation": 3' in env["SLAM_TARGET_DETAILS"]
+    # Mid-run, generation 4 is applied and its surge pod cannot start: the old pods serve.
+    rolling = observed(started(3, "Running"), job=job(),
+                       model_deployments={"mistral-7b": md_serving(4, 3, rolled=False)})
+    [s] = status.target_states(rolling)
+    assert (s["available"], s["generation"], s["rolling_to"]) == (True, 3, 4)
+    assert s["at"] == dt.datetime(2026, 11, 28, 11, 59, 30, tzinfo=dt.UTC)
+    assert s["args"] == ["--max-model-len", "4096"] and s["reason"] is None
+    gone = observed(started(3, "Running"), job=job(),
+                    model_deployments={"mistral-7b": md_serving(3, 3, ready=False,
+                                                                reason="ReplicasNotReady")})
+    [s] = status.target_states(gone)
+    assert s["available"] is False and s["reason"].startswith("ReplicasNotReady")
+    [s] = status.target_states(observed(started(3, "Running"), job=job(),
+                                        model_deployments={"mistral-7b": None}))
+    assert s["available"] is False and s["reason"] == "ModelDeployment mistral-7b not found"

@@ -199,3 +199,76 @@ def test_compose_rolls_up_ready_and_reports_facts() -> None:
     # lastTransitionTime moves only when a status changes
     later = compose(md, ok, old=st, now="2026-11-28T13:00:00Z")
     assert later["conditions"][-1]["lastTransitionTime"] == NOW
+
+
+def rollout_deployment(replicas: int, updated: int, available: int, *, generation: int = 3,
+                       observed: int = 3, deadline: bool = False) -> dict:
+    conditions = [{"type": "Progressing", "status": "False",
+                   "reason": "ProgressDeadlineExceeded"}] if deadline else []
+    return {"metadata": {"name": "m", "generation": generation},
+            "spec": {"template": {"spec": {"containers": [{
+                "image": "vllm/vllm-openai:v0.11.0", "command": ["vllm", "serve"],
+                "args": ["org/model", "--api-key", "sk-live", "--max-model-len=4096",
+                         "--hf-token=hf_x"]}]}}},
+            "status": {"replicas": replicas, "updatedReplicas": updated,
+                       "availableReplicas": available, "observedGeneration": observed,
+                       "conditions": conditions}}
+
+
+# (case, Deployment, applied now, pods, RolledOut (status, reason), message starts with)
+ROLLOUTS = [
+    ("no Deployment", None, False, [], ("False", "NotDeployed"), "no Deployment yet"),
+    ("just applied by this reconcile", rollout_deployment(1, 1, 1), True, [],
+     ("False", "RolloutPending"), 'Waiting for deployment "m" spec update to be observed'),
+    ("not observed by the Deployment controller yet", rollout_deployment(1, 1, 1, observed=2),
+     False, [], ("False", "RolloutPending"), "Waiting for deployment"),
+    ("new replicas not all updated", rollout_deployment(2, 0, 2), False, [],
+     ("False", "RolloutInProgress"),
+     'Waiting for deployment "m" rollout to finish: 0 out of 1 new replicas have been updated'),
+    ("the surge pod cannot be scheduled, the old one serves",
+     rollout_deployment(2, 1, 1), False,
+     [pods.pod_view("m-new", {"phase": "Pending", "conditions": [{
+         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/1 nodes are available: 1 Insufficient cpu."}]})],
+     ("False", "Unschedulable"),
+     'Waiting for deployment "m" rollout to finish: 1 old replicas are pending termination; '
+     "pod m-new cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
+    ("updated but not yet available", rollout_deployment(1, 1, 0), False, [],
+     ("False", "RolloutInProgress"), "Waiting for deployment \"m\" rollout to finish: 0 of 1 "
+     "updated replicas are available"),
+    ("past its progress deadline", rollout_deployment(2, 1, 1, deadline=True), False, [],
+     ("False", "ProgressDeadlineExceeded"), 'deployment "m" exceeded its progress deadline'),
+    ("rolled out", rollout_deployment(1, 1, 1), False, [], ("True", "RolledOut"),
+     'deployment "m" successfully rolled out'),
+]
+
+
+@pytest.mark.parametrize(("dep", "applied", "views", "expected", "message"),
+                         [r[1:] for r in ROLLOUTS], ids=[r[0] for r in ROLLOUTS])
+def test_rolled_out_says_what_kubectl_rollout_status_says(dep, applied, views, expected,
+                                                          message) -> None:
+    cond = status.rolled_out(spec(), dep, applied, views)
+    assert (cond.status, cond.reason) == expected
+    assert cond.message.startswith(message), cond.message
+
+
+def test_served_is_what_was_last_rolled_out_and_never_shows_a_key() -> None:
+    dep = rollout_deployment(1, 1, 1)
+    done = status.rolled_out(spec(), dep, False)
+    served = status.served(3, SHA, dep, done, None)
+    assert served == {"generation": 3, "revision": SHA, "image": "vllm/vllm-openai:v0.11.0",
+                      "args": ["serve", "org/model", "--api-key", "***",
+                               "--max-model-len=4096", "--hf-token=***"]}
+    # Generation 4 is rolling out (its surge pod waits): the pods still serve generation 3.
+    rolling = status.rolled_out(spec(), rollout_deployment(2, 1, 1, generation=4), False)
+    assert status.served(4, SHA, dep, rolling, served) == served
+    ok = [Cond("ModelResolved", "True", "Resolved"), Cond("Fits", "True", "Fits"),
+          Cond("Available", "True", "MinimumReplicasAvailable")]
+    st = compose(spec(), ok, generation=4, rollout=rolling, served_config=served)
+    ready = st["conditions"][-1]
+    assert (ready["type"], ready["status"]) == ("Ready", "True")
+    assert "(generation 3; generation 4 is not rolled out yet: see RolledOut)" in \
+        ready["message"]
+    assert [c["type"] for c in st["conditions"]] == ["ModelResolved", "Fits", "Available",
+                                                     "RolledOut", "Ready"]
+    assert st["served"]["generation"] == 3 and "sk-live" not in str(st)
