@@ -24,7 +24,7 @@ from slam.evalplan import PlanError, build, scoring_config
 from slam.progress import Bars, LogLines
 from slam.scoring import pipeline
 from slam.scoring.similarity import EmbeddingModelError
-from slam.store import Store, default_url, display_url
+from slam.store import Store, default_url, describe_error, display_url
 
 app = typer.Typer(
     help=(
@@ -70,6 +70,31 @@ def _open_store(url: str, *, field: str = "--store") -> Store:
 
 class StoreOpenError(RuntimeError):
     pass
+
+
+def _open_store_waiting(url: str, seconds: float) -> Store:
+    """The store, waiting up to `seconds` (spec.store.waitSeconds) with backoff while it does
+    not answer (a database restarting); other problems (a bad URL) fail at once, and either way
+    the error names the field and the URL with its password masked."""
+    from sqlalchemy.engine import make_url
+    from tenacity import Retrying, retry_if_exception, stop_after_delay
+
+    from slam.writer import WAIT, transient
+
+    def waiting(state) -> None:
+        e = state.outcome.exception()
+        logging.getLogger("slam.run").warning(
+            "the results store %s is not answering (%s); trying again for up to %g s "
+            "(spec.store.waitSeconds)", display_url(url),
+            describe_error(e, make_url(url).password), seconds)
+    try:
+        for tried in Retrying(retry=retry_if_exception(transient), wait=WAIT, reraise=True,
+                              stop=stop_after_delay(seconds), before_sleep=waiting):
+            with tried:
+                return Store.open(url)
+    except Exception:  # noqa: BLE001 - the last try below says what is wrong, in one line
+        pass
+    return _open_store(url, field="spec.store.urlSecretRef ($SLAM_STORE_URL)")
 
 
 def _parse_endpoints(values: list[str]) -> dict[str, str]:
@@ -510,12 +535,12 @@ def job_run(
         raise _fail(message) from None
     url = store_url or default_url()
     _sigterm_as_interrupt()
+    listener = LogLines()
     try:
-        store = _open_store(url, field="spec.store.urlSecretRef ($SLAM_STORE_URL)")
+        store = _open_store_waiting(url, ev.spec.store.wait_seconds if ev.spec.store else 120)
     except StoreOpenError as e:
         _termination_message(str(e))
         raise _fail(str(e)) from None
-    listener = LogLines()
     try:
         result = asyncio.run(runner.execute(plan, store, listener=listener,
                                             retry_failed=retry_failed))

@@ -233,3 +233,28 @@ def test_a_run_stopped_during_an_outage_exits_non_zero_and_the_next_run_asks_onl
     asked_again = sum(own_stub.hits().values()) - 80
     assert asked_again == lost, (sent, asked_again, lost)
     assert max(own_stub.hits().values()) <= 2
+
+
+def test_a_scoring_pod_that_starts_during_an_outage_waits_for_the_store(
+        pg: Postgres, own_stub: Stub, tmp_path: Path) -> None:
+    """The Job's next pod (after a kill, a node drain) may start while the store is still
+    away: it waits spec.store.waitSeconds for it, saying so, rather than failing at once and
+    using up the Job's backoffLimit."""
+    url = pg.create_database()
+    path = manifests(tmp_path, own_stub, 5, rate=20)
+    pg.stop_server()
+    log = tmp_path / "job.log"
+    proc = subprocess.Popen([SLAM, "job", "run", "--evaluation-file", str(path)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "SLAM_STORE_URL": url})
+    try:
+        wait_for("the pod saying it waits", lambda: "is not answering" in log.read_text(), 30)
+        time.sleep(2)
+        assert proc.poll() is None, log.read_text()
+        assert "(spec.store.waitSeconds)" in log.read_text()
+        pg.start_server()
+        assert proc.wait(120) == 0, log.read_text()
+    finally:
+        proc.kill()
+    assert stored(url) == 10
+    assert pg.password not in log.read_text()

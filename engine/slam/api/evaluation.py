@@ -427,6 +427,11 @@ class StoreSpec(ApiModel):
     delete_results_on_delete: bool = Field(
         default=False, description="Delete this evaluation's results when it is deleted."
     )
+    wait_seconds: int = Field(
+        default=120, ge=0, le=86400,
+        description="How long a scoring pod that starts while the store does not answer keeps "
+        "trying (with backoff) before it fails. A pod already running waits as long as it "
+        "takes, keeping its answers in memory (at most 32 wait before generation pauses).")
 
 
 class EvaluationSpec(ApiModel):

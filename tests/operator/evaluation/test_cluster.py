@@ -357,7 +357,8 @@ FAILURES = {
     "prompts": ({"promptSet": {"file": "/no/such/prompts.yaml"}}, None,
                 "/no/such/prompts.yaml: no such prompt-set file"),
     # a store nobody listens on: the field to fix, the URL with its password masked
-    "store": ({}, f"postgresql://slam:{STORE_PASSWORD}@127.0.0.1:1/results",
+    "store": ({"store": {"waitSeconds": 1}},
+              f"postgresql://slam:{STORE_PASSWORD}@127.0.0.1:1/results",
               "spec.store.urlSecretRef ($SLAM_STORE_URL): cannot open the results store "
               "postgresql://slam:***@127.0.0.1:1/results"),
 }
