@@ -28,9 +28,10 @@ CHOICE_VALUE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
 SEQUENTIAL = ("anytime-valid on the human win rate for {m} candidate(s): a betting test "
               "(Waudby-Smith & Ramdas 2023) on the first rating of each prompt, alpha {alpha:g} "
               "each (Bonferroni), valid whenever the result is looked at")
-METHOD = ("non-inferiority against the reference on {evidence}: one-sided bounds from the "
-          "prompt-clustered standard error (t, prompts - 1 df), Holm over {m} candidate(s) at "
-          "family-wise alpha {alpha:g}; at least {min} prompts")
+METHOD = ("non-inferiority against the reference on {evidence}: a betting test on the mean "
+          "over prompts (each prompt weighs the same; valid for any bounded data, Waudby-Smith "
+          "& Ramdas 2023), Holm over {m} candidate(s) at family-wise alpha {alpha:g}; at least "
+          "{min} prompts")
 
 
 @dataclass
@@ -265,7 +266,14 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
                 rep.cost, ref.cost, hpm)
     dspec = DecisionSpec.model_validate(spec.get("decision") or {})
     candidates = [n for n in names if n != run.reference]
-    available = evidence_data(data, candidates, sim_by_key)
+    # A value the decision cannot use (NaN, infinite, out of range) leaves that candidate
+    # undecided with the value named, and the rest of the report stands.
+    available, refused = {}, {}
+    for c in candidates:
+        try:
+            available |= evidence_data(data, [c], sim_by_key)
+        except decision.DecisionInputError as e:
+            available[c], refused[c] = dict.fromkeys(decision.EVIDENCE), str(e)
     notes = judge_notes(data, dspec)
     if notes and notes[-1].startswith(UNTRUSTED):
         for c in candidates:
@@ -287,6 +295,9 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         decided[c], sequences[c] = decision.sequential_decision(
             c, first_ratings(data, c), available[c][decision.HUMAN],
             margin(dspec, decision.HUMAN), alpha=dspec.alpha / m, power=dspec.power)
+    for c, problem in refused.items():
+        decided[c] = decision.refused(c, chosen[c], margin(dspec, chosen[c]), problem)
+        notes.append(f"{c}: not decided: {problem}")
     for rep in reports:
         rep.decision = decided.get(rep.target)
         rep.sequence = sequences.get(rep.target)
@@ -426,7 +437,8 @@ def evidence_data(data: RunData, candidates: list[str],
             return [(p, v - by_key[(ref, p, smp)]) for (tg, p, smp), v in by_key.items()
                     if tg == c and (ref, p, smp) in by_key]
 
-        out[c] = {kind: decision.clustered_mean([v for _, v in rows], [p for p, _ in rows])
+        out[c] = {kind: decision.clustered_mean([v for _, v in rows], [p for p, _ in rows],
+                                                kind=kind, candidate=c)
                   for kind, rows in ((decision.HUMAN, human),
                                      (decision.JUDGE, [(p, o) for p, o, _ in judge]),
                                      (decision.SIMILARITY, paired(sim_by_key)),

@@ -220,7 +220,8 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
             return list(xs)
         assert [points(t["x"]) for t in bounds["data"]] == [list(range(1, PROMPTS + 1))] * 4
         # The plan, in its expander: two candidates split alpha (Holm's first step).
-        need = decision.prompts_needed(0.5, 0.5, 0.45, alpha=0.025, power=0.8)
+        need = decision.prompts_needed(decision.Margin(0.45, 0.5, 0.5), decision.HUMAN,
+                                       alpha=0.025, power=0.8)
         assert f"{need} prompts, each rated once per candidate" in text
     if page == "agreement":
         assert [m.value for m in admin.metric][:2] == ["1.00", "100%"]  # judge agrees with all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,8 @@ def test_the_gate_passes_a_non_inferior_candidate_and_the_report_shows_the_decis
         judged_stores: dict[str, str]) -> None:
     passed = gate(judged_stores["smart"], "good")
     assert passed.returncode == 0, passed.stderr
-    assert "gate passed: good is non-inferior: judge win rate 1.000 over 12 judged pairs on 12 " \
-        "prompts" in passed.stderr
+    assert "gate passed: good is non-inferior: judge win rate 1.000 (mean over 12 prompts, 12 " \
+        "judged pairs)" in passed.stderr
     assert "## Decision" in passed.stdout
     assert "- **bland**: inferior:" in passed.stdout
     assert "Holm over 2 candidate(s) at family-wise alpha 0.05" in passed.stdout
@@ -50,9 +51,9 @@ def test_the_gate_fails_an_inferior_candidate_with_one_line(judged_stores: dict[
     assert failed.returncode == 3
     lines = [x for x in failed.stderr.splitlines() if x.strip()]
     assert len(lines) == 1, failed.stderr
-    assert lines[0].startswith("error gate failed: bland is inferior: judge win rate 0.000 over "
-                               "12 judged pairs")
-    assert "upper bound 0.000 < 0.45" in lines[0]
+    assert lines[0].startswith("error gate failed: bland is inferior: judge win rate 0.000 (mean "
+                               "over 12 prompts, 12 judged pairs)")
+    assert re.search(r"upper bound 0\.[0-3]\d\d < 0\.45", lines[0]), lines[0]
     assert "## Decision" in failed.stdout  # the report is still written for the CI log
 
 
@@ -106,10 +107,11 @@ def test_slam_plan_says_how_many_prompts_each_margin_needs(tmp_path: Path) -> No
     assert "40 prompts × 1 sample(s), 2 candidate(s) against gpt4; alpha 0.1 family-wise, " \
         "power 90%" in out.stdout
     from slam import decision
-    need = decision.prompts_needed(0.1, 0.0, -0.05, alpha=0.05, power=0.9)
+    need = decision.prompts_needed(decision.Margin(-0.05, 0.0, 0.1), decision.SIMILARITY,
+                                   alpha=0.05, power=0.9)
     assert (f"similarity difference > -0.05 (assuming 0, sd 0.1 per prompt): {need} prompts "
-            f"for 90% power at alpha 0.05 per candidate; the prompt set has 40 (enough; "
-            in out.stdout)
+            f"for 90% power at alpha 0.05 per candidate; the prompt set has 40 (short by "
+            f"{need - 40}; " in out.stdout)
     assert "human win rate > 0.45 (assuming 0.5, sd 0.5 per prompt): " in out.stdout
     assert "short by" in out.stdout
     # The same numbers in `slam validate`, for the evidence the decision uses first.

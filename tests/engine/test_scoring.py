@@ -88,7 +88,7 @@ def test_a_consistent_judge_ranks_and_the_recommendation_follows(
     assert good.decision.evidence == bland.decision.evidence == "judgeWinRate"
     # bland is cheapest but inferior; good is cheaper than GPT-4 and non-inferior
     assert rep.recommendation == "good" and rep.leader == "good"
-    assert "bland: inferior: judge win rate 0.000 over 12 judged pairs on 12 prompts" \
+    assert "bland: inferior: judge win rate 0.000 (mean over 12 prompts, 12 judged pairs)" \
         in rep.reason
     assert "Holm over 2 candidate(s)" in rep.reason
     assert good.cost.per_1k_usd == pytest.approx(1000 * (20 * 1 + 10 * 2) / 1e6)

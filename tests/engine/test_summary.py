@@ -148,7 +148,7 @@ def test_human_decisions_are_sequential_on_first_ratings_unless_the_spec_says_fi
     assert small.decision.estimate == pytest.approx(0.4) and small.sequence is None
     assert small.decision.verdict == "inferior" and small.decision.prompts == 60
     assert small.decision.upper < 0.45
-    assert "prompt-clustered standard error" in fixed.method
+    assert "a betting test on the mean over prompts" in fixed.method
     assert fixed.recommendation == REF and fixed.reason.startswith(f"keep {REF}")
 
 

@@ -250,10 +250,16 @@ def test_a_target_gone_and_edited_mid_run(
     assert ready["status"] == "True" and "generation 2 is not rolled out yet" in \
         ready["message"]
     assert md_status()["served"]["generation"] == 1
-    warned = [e for e in cluster.core.list_namespaced_event(ns).items
-              if e.involved_object.name == "smollm2" and e.reason == "Unschedulable"
-              and (e.message or "").startswith("RolledOut=False")]
-    assert warned and warned[0].type == "Warning"
+    def rollout_events() -> list:
+        return [e for e in cluster.core.list_namespaced_event(ns).items
+                if e.involved_object.name == "smollm2"
+                and (e.message or "").startswith("RolledOut=False")]
+
+    # kopf posts Events from its own queue: a moment after the status says so.
+    cluster.wait("the RolledOut=False Event", lambda: any(
+        e.reason == "Unschedulable" for e in rollout_events()), 60,
+        lambda: str([(e.type, e.reason, e.message) for e in rollout_events()]))
+    assert all(e.type == "Warning" for e in rollout_events() if e.reason == "Unschedulable")
     time.sleep(15)  # answers served by generation 1 while generation 2 waits
 
     # 3. Edited again into one that fits: it rolls out, and generation 3 serves.

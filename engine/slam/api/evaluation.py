@@ -372,9 +372,9 @@ def _margin(evidence: str) -> Any:
 
 
 class DecisionSpec(ApiModel):
-    """The pre-registered decision: a candidate is non-inferior when the one-sided confidence
-    bound of its mean (clustered by prompt, Holm over the candidates) clears atLeast, inferior
-    when the other bound falls below it, else undecided."""
+    """The pre-registered decision: a candidate is non-inferior when the one-sided bound of its
+    mean over prompts (a betting test for bounded means, Holm over the candidates) clears
+    atLeast, inferior when the other bound falls below it, else undecided."""
 
     evidence: Literal["auto", "humanWinRate", "judgeWinRate", "similarity", "judgeGrade"] = Field(
         default="auto",
@@ -407,6 +407,22 @@ class DecisionSpec(ApiModel):
             field_path=f".{key}.atLeast",
         ) for key, attr in (("humanWinRate", "human_win_rate"),
                             ("judgeWinRate", "judge_win_rate"))),
+        # The test's error holds within the range a value can take: margins outside it are
+        # a typo (a grade difference of -12 on a 1-10 scale), refused by field.
+        *(Rule(
+            cel=f"!has(self.{key}) || ({'' if wins else f'self.{key}.atLeast >= {lo} && '}"
+                f"self.{key}.assumed >= {lo} && self.{key}.assumed <= {hi})",
+            message=f"{key}: {what}, between {lo:g} and {hi:g}",
+            check=lambda d, attr=attr, lo=lo, hi=hi: getattr(d, attr) is None or (
+                getattr(d, attr).at_least >= lo and lo <= getattr(d, attr).assumed <= hi),
+            field_path=f".{key}",
+        ) for key, attr, lo, hi, what, wins in (
+            ("humanWinRate", "human_win_rate", 0.0, 1.0, "assumed is a win rate", True),
+            ("judgeWinRate", "judge_win_rate", 0.0, 1.0, "assumed is a win rate", True),
+            ("similarity", "similarity", -2.0, 2.0,
+             "atLeast and assumed are differences of two similarities", False),
+            ("judgeGrade", "judge_grade", -9.0, 9.0,
+             "atLeast and assumed are differences of two 1-10 grades", False))),
     )
 
     def margin(self, evidence: str) -> EvidenceMargin:

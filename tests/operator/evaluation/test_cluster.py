@@ -184,8 +184,8 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
     assert "covers 3 prompts, 10 are needed" in status["recommendation"]["reason"]
     assert len(status["plan"]) == 4
     assert status["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per "
-                                        "prompt): 620 prompts")
-    assert "the prompt set has 3 (short by 617" in status["plan"][0]
+                                        "prompt): 1078 prompts")
+    assert "the prompt set has 3 (short by 1075" in status["plan"][0]
     assert len(json.dumps(status)) < 16 * 1024
     assert cond(ev, "Ready")["status"] == "True"
     assert health("Evaluation", ev) == {"status": "Healthy",
@@ -540,8 +540,8 @@ def test_a_self_judging_evaluation_is_flagged_and_planned_as_soon_as_it_is_appli
     assert argo["message"].startswith("Pending: SecretNotFound: TargetsResolved: "
                                       "ModelDeployment smollm2 not found;")
     assert ev["status"]["plan"][0].startswith("human win rate > 0.45 (assuming 0.5, sd 0.5 per "
-                                              "prompt): 620 prompts")
-    assert "the prompt set has 3 (short by 617" in ev["status"]["plan"][0]
+                                              "prompt): 1078 prompts")
+    assert "the prompt set has 3 (short by 1075" in ev["status"]["plan"][0]
     events = eventually(lambda: [e for e in client.CoreV1Api(k8s).list_namespaced_event(
         namespace, field_selector="involvedObject.name=selfjudge").items
         if e.reason == "SelfJudging"], 30, "the SelfJudging Event")
