@@ -12,7 +12,7 @@ a false claim; the family-wise rate is the share of experiments with at least on
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,3 +250,49 @@ POWER_CELLS: list[tuple[Cell, decision.Margin]] = [
           lambda rng, r, n, c, t: constant(r, n, c, t), differences(2.0, -9, 9)),
      decision.Margin(-0.5, 0.0, 2.0)),
 ]
+
+
+# --- raters of different leniency and speed (the sequential human decision) ------------------
+
+def rater_cell(*, runs: int, prompts: int, leniency: Sequence[float], speed: Sequence[float],
+               ratings: int, assigned: bool, seed: int, true_mean: float = 0.45,
+               threshold: float = 0.45, alpha: float = ALPHA) -> float:
+    """How often the sequential test ever claims non-inferiority (looking after every rating)
+    when raters differ: rater r says "candidate wins" with probability true_mean + leniency[r]
+    (the leniencies average to 0, so the win rate over the roster is `true_mean`) and rates at
+    `speed[r]` ratings per unit of time; the raters together give `ratings` ratings.
+
+    assigned=False: the rating queue serves prompts nobody has rated first, and the first
+    rating of each prompt counts in arrival order (the decision before issue 33).
+    assigned=True: each prompt's counted rating is assigned in advance uniformly to a rater
+    (slam.roster) and counted in a fixed order; the queue serves each rater their assigned
+    prompts first, so the counted sequence is a prefix of the fixed one."""
+    rng = np.random.default_rng(seed)
+    lean = np.asarray(leniency, dtype=np.float64)
+    rate = np.asarray(speed, dtype=np.float64)
+    k = len(lean)
+    # Who rates when: rater r's j-th rating at time (j + jitter) / speed[r].
+    times = np.concatenate([(np.arange(ratings) + rng.random(ratings)) / rate[r]
+                            for r in range(k)])
+    who = np.concatenate([np.full(ratings, r) for r in range(k)])
+    first = np.argsort(times, kind="stable")[:ratings]
+    horizon = times[first[-1]]
+    if not assigned:
+        raters = who[first][:prompts]  # each new rating is a new prompt's first rating
+        p = np.clip(true_mean + lean[raters], 0, 1)
+        x = (rng.random((runs, len(raters))) < p).astype(float)
+    else:
+        done = np.floor(horizon * rate)  # ratings each rater has given by the horizon
+        a = rng.integers(0, k, size=(runs, prompts))  # the assigned rater of each prompt
+        rank = np.zeros((runs, prompts))
+        for r in range(k):
+            mine = a == r
+            rank[mine] = (np.cumsum(mine, axis=1) - 1)[mine]
+        ready = rank < done[a]
+        prefix = np.where(ready.all(axis=1), prompts, np.argmin(ready, axis=1))
+        p = np.clip(true_mean + lean[a], 0, 1)
+        x = (rng.random((runs, prompts)) < p).astype(float)
+        # past the prefix the sequence has not been seen: neutral values cannot cross
+        x = np.where(np.arange(prompts)[None, :] < prefix[:, None], x, threshold)
+    wealth = decision.log_wealth(x, threshold, alpha=alpha, side=1)
+    return float(np.mean((wealth >= math.log(1 / alpha)).any(axis=1)))

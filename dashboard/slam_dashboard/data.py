@@ -77,8 +77,9 @@ def _serving(url: str, run_pk: int) -> dict:
     decided = frozenset(t.target for t in rep.targets if t.decision is not None
                         and t.decision.evidence == decision.HUMAN
                         and t.decision.verdict != decision.UNDECIDED)
+    hr = (store(url).run(run_pk).spec or {}).get("humanRating") or {}
     return {"all_items": rating.items(_responses(url, run_pk)), "reference": rep.reference,
-            "decided": decided}
+            "decided": decided, "roster": tuple(hr.get("raters") or ())}
 
 
 def rater_session(url: str, run: RunChoice, rater: str, size: int = 20

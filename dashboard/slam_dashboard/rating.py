@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
+from slam import roster as rosters
 from slam.summary import winner
 
 CHOICES = {"A": "left", "B": "right", "About the same": "tie", "Both bad": "both_bad"}
@@ -64,14 +65,24 @@ def rated_counts(ratings: Sequence[dict]) -> Counter[Item]:
     return c
 
 
+def assigned_first(rater: str, run_key: str, it: Item, reference: str | None,
+                   roster: Sequence[str]) -> bool:
+    """Whether the item is one whose rating by this rater counts for the sequential decision
+    (slam.roster: the prompt is assigned to them, the pair is a candidate against the
+    reference)."""
+    return bool(roster) and rater in roster and reference in (it.first, it.second) \
+        and rosters.assigned(run_key, it.prompt_id, sorted(set(roster))) == rater
+
+
 def open_items(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
                reference: str | None = None, decided: frozenset[str] = frozenset(),
-               rng: random.Random | None = None) -> list[Item]:
-    """The items this rater could still be served, in serving order: least rated first; with
-    the `reference` named, pairs of the reference with a candidate whose human decision is
-    reached (`decided`) are dropped, and pairs of the reference with an undecided candidate come
-    before pairs of two candidates (which only refine the ranking). Items the rater already rated
-    are left out."""
+               rng: random.Random | None = None, roster: Sequence[str] = ()) -> list[Item]:
+    """The items this rater could still be served, in serving order: with a `roster`, the
+    pairs whose rating by this rater counts (their assigned prompts) first, in the run's fixed
+    counting order; then least rated first; with the `reference` named, pairs of the reference
+    with a candidate whose human decision is reached (`decided`) are dropped, and pairs of the
+    reference with an undecided candidate come before pairs of two candidates (which only
+    refine the ranking). Items the rater already rated are left out."""
     rng = rng or random.Random(f"{rater}|{run_key}")
     mine = {(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
             for r in ratings if r["rater"] == rater and not r.get("is_control")}
@@ -90,19 +101,26 @@ def open_items(rater: str, run_key: str, all_items: Sequence[Item], ratings: Seq
     if reference is not None:
         order = [it for it in order if reference not in (it.first, it.second)
                  or ({it.first, it.second} - {reference}).isdisjoint(decided)]
-    order.sort(key=lambda it: (group(it), counts[it], pair_counts[(it.first, it.second)]))
+    def counting(it: Item) -> tuple[int, str]:  # assigned pairs first, in counting order
+        if assigned_first(rater, run_key, it, reference, roster):
+            return 0, rosters.position(run_key, it.prompt_id)
+        return 1, ""
+
+    order.sort(key=lambda it: (counting(it), group(it), counts[it],
+                               pair_counts[(it.first, it.second)]))
     return [it for it in order if (it.prompt_id, it.sample, it.first, it.second) not in mine]
 
 
 def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequence[dict], *,
             size: int = 20, control_pairs: int = 2, reference: str | None = None,
-            decided: frozenset[str] = frozenset()) -> list[Assignment]:
+            decided: frozenset[str] = frozenset(), roster: Sequence[str] = ()
+            ) -> list[Assignment]:
     """The rater's next batch for this run (`open_items`, one per prompt). Deterministic for
     (rater, run) and the ratings already in the store, so a refresh shows the same pages; items
     the rater already rated are skipped, so after a refresh the rater goes on where they were."""
     rng = random.Random(f"{rater}|{run_key}")
     todo = open_items(rater, run_key, all_items, ratings, reference=reference, decided=decided,
-                      rng=rng)
+                      rng=rng, roster=roster)
     # One pair per prompt in a batch (control pairs aside): the same question again a few pairs
     # later reads as a trick and anchors the second answer on the first.
     # Within the batch, model pairs take turns (the first in serving order among the pairs
@@ -114,7 +132,8 @@ def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequen
         free = [it for it in todo if it.prompt_id not in prompts]
         if not free:
             break
-        it = min(free, key=lambda it: in_batch[(it.first, it.second)])
+        it = min(free, key=lambda it: (not assigned_first(rater, run_key, it, reference, roster),
+                                       in_batch[(it.first, it.second)]))
         chosen.append(it)
         prompts.add(it.prompt_id)
         in_batch[(it.first, it.second)] += 1

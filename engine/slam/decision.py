@@ -612,10 +612,11 @@ def _why(verdict: str, label: str, unit: str, d: Clustered, lower: float, upper:
 # Waudby-Smith & Ramdas (2023, "Estimating means of bounded random variables by betting", the
 # predictable plug-in bet) is valid at every rating: the wealth of a bettor against H0 "mean <=
 # threshold" is a nonnegative supermartingale under H0, so by Ville's inequality it ever reaches
-# 1/alpha with probability at most alpha. Its observations must have the same conditional mean:
-# the first rating of each prompt for the pair (prompts drawn from the feature's traffic, served
-# in an order that does not depend on the answers: the rating queue's order depends only on
-# counts and a per-rater shuffle). Several candidates: Bonferroni (alpha / candidates).
+# 1/alpha with probability at most alpha. Its observations must have the same conditional mean,
+# whoever rates and whenever: with a roster (spec.humanRating.raters) each prompt's counted
+# rating is the one by a rater assigned in advance, in an order fixed in advance (slam.roster),
+# so neither speed nor leniency decides which ratings count; without one, the first rating of
+# each prompt counts (valid when raters are alike). Several candidates: Bonferroni.
 
 @dataclass(frozen=True)
 class Sequential:
@@ -670,17 +671,21 @@ def sequential(x: Sequence[float], threshold: float, *, alpha: float) -> Sequent
 
 
 def sequential_decision(candidate: str, first: Sequence[float], data: Clustered | None,
-                        margin: Margin, *, alpha: float, power: float = 0.8
+                        margin: Margin, *, alpha: float, power: float = 0.8,
+                        basis: str = "first ratings", waiting: str | None = None
                         ) -> tuple[Decision, Sequential]:
-    """The anytime-valid decision on a candidate's first ratings per prompt (time order), at
-    level `alpha` (already split over the candidates); `data`: all its ratings, for the counts."""
+    """The anytime-valid decision on one counted rating per prompt (the first ratings in time
+    order, or the assigned ratings in the run's fixed order: `basis`), at level `alpha`
+    (already split over the candidates); `data`: all its ratings, for the counts; `waiting`:
+    what holds the counted sequence up, if anything."""
     s = sequential(first, margin.threshold, alpha=alpha)
     conf = f"{100 * (1 - alpha):.4g}%"
     lower = float(s.lower[-1]) if s.n else None
     upper = float(s.upper[-1]) if s.n else None
     ratings = data.observations if data else 0
-    head = (f"human win rate {s.estimate:.3f} over the first ratings of {s.n} prompts "
-            f"({ratings} ratings)" if s.n else "no human ratings yet")
+    head = (f"human win rate {s.estimate:.3f} over the {basis} of {s.n} prompts "
+            f"({ratings} ratings)" if s.n else "no human ratings yet" if not ratings
+            else f"no {basis} yet ({ratings} ratings)")
     if s.verdict == NON_INFERIOR:
         why = (f"non-inferior: {head}; decided at rating {s.decided_at}, when the anytime-valid "
                f"{conf} lower bound cleared {margin.threshold:g}")
@@ -704,6 +709,8 @@ def sequential_decision(candidate: str, first: Sequence[float], data: Clustered 
                f"include {margin.threshold:g}: keep rating, {expect} (looking after every "
                "rating is allowed)")
     elif s.verdict == UNDECIDED:
-        why = "undecided: no human ratings yet"
+        why = f"undecided: {head}"
+    if waiting and s.verdict == UNDECIDED:
+        why += f"; {waiting}"
     return Decision(candidate, HUMAN, s.verdict, margin.threshold, s.estimate, lower, upper,
                     alpha, None, None, s.n, ratings, more, more, why), s

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from slam import cost, decision, judgebias, pricing, stats, timeline
+from slam import cost, decision, judgebias, pricing, roster, stats, timeline
 from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
@@ -26,8 +26,11 @@ JUDGE_MIN_CONSISTENCY = 0.5
 # A human choice as the outcome for the answer shown left: a tie or "both bad" counts half.
 CHOICE_VALUE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
 SEQUENTIAL = ("anytime-valid on the human win rate for {m} candidate(s): a betting test "
-              "(Waudby-Smith & Ramdas 2023) on the first rating of each prompt, alpha {alpha:g} "
+              "(Waudby-Smith & Ramdas 2023) on {basis}, alpha {alpha:g} "
               "each (Bonferroni), valid whenever the result is looked at")
+BASIS_ASSIGNED = ("each prompt's rating by the rater assigned to it in advance "
+                  "(spec.humanRating.raters), in an order fixed in advance")
+BASIS_FIRST = "the first rating of each prompt"
 METHOD = ("non-inferiority against the reference on {evidence}: a betting test on the mean "
           "over prompts (each prompt weighs the same; valid for any bounded data, Waudby-Smith "
           "& Ramdas 2023), Holm over {m} candidate(s) at family-wise alpha {alpha:g}; at least "
@@ -291,10 +294,26 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
          for c in fixed}, alpha=dspec.alpha * len(fixed) / m if m else dspec.alpha,
         power=dspec.power)
     sequences = {}
+    raters = ((spec.get("humanRating") or {}).get("raters")) or []
     for c in seq:
+        if raters:
+            got = assigned_ratings(data, c, raters)
+            values, basis = got.values, "assigned ratings"
+            waiting = None if got.waiting_for is None else (
+                f"the next count waits for {got.waiting_for[0]}'s rating of prompt "
+                f"{got.waiting_for[1]}" + (f" ({got.behind} more are rated and wait behind it)"
+                                           if got.behind else ""))
+        else:
+            values, basis, waiting = first_ratings(data, c), "first ratings", None
         decided[c], sequences[c] = decision.sequential_decision(
-            c, first_ratings(data, c), available[c][decision.HUMAN],
-            margin(dspec, decision.HUMAN), alpha=dspec.alpha / m, power=dspec.power)
+            c, values, available[c][decision.HUMAN], margin(dspec, decision.HUMAN),
+            alpha=dspec.alpha / m, power=dspec.power, basis=basis, waiting=waiting)
+    if seq and not raters and len({r["rater"] for r in data.ratings
+                                    if not r.get("is_control")}) > 1:
+        notes.append("The sequential human decision counts the first rating of each prompt, "
+                     "whoever gives it: a rater who is both faster and more lenient than the "
+                     "others can steer it. List the raters in spec.humanRating.raters to count "
+                     "each prompt's rating by a rater assigned in advance.")
     for c, problem in refused.items():
         decided[c] = decision.refused(c, chosen[c], margin(dspec, chosen[c]), problem)
         notes.append(f"{c}: not decided: {problem}")
@@ -307,7 +326,8 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         parts.append(METHOD.format(evidence=" / ".join(kinds), m=len(fixed),
                                    alpha=dspec.alpha * len(fixed) / m, min=decision.MIN_PROMPTS))
     if seq:
-        parts.append(SEQUENTIAL.format(m=len(seq), alpha=dspec.alpha / m))
+        parts.append(SEQUENTIAL.format(m=len(seq), alpha=dspec.alpha / m,
+                                       basis=BASIS_ASSIGNED if raters else BASIS_FIRST))
     method = "; ".join(parts) or "no candidates"
     target, reason = recommend(reports, run.reference, method)
     basis = rank(reports)
@@ -411,6 +431,29 @@ def first_ratings(data: RunData, candidate: str) -> list[float]:
         left = CHOICE_VALUE[r["choice"]]
         out.append(left if r["left"] == candidate else 1.0 - left)
     return out
+
+
+def rateable(data: RunData, candidate: str) -> list[str]:
+    """Prompts the candidate and the reference both answered (what raters can be shown)."""
+    answered: dict[str, set[str]] = {}
+    for r in data.responses:
+        if r["error_class"] is None and (r.get("text") or "").strip():
+            answered.setdefault(r["prompt_id"], set()).add(r["target"])
+    return [p for p, t in answered.items() if {candidate, data.run.reference} <= t]
+
+
+def assigned_ratings(data: RunData, candidate: str, raters: Sequence[str]) -> roster.Counted:
+    """The candidate's outcomes in the ratings of the raters assigned in advance to each prompt
+    (slam.roster), in the run's fixed counting order: what the sequential test needs when the
+    spec lists the raters."""
+    ref = data.run.reference
+
+    def value(r: dict) -> float:
+        left = CHOICE_VALUE[r["choice"]]
+        return left if r["left"] == candidate else 1.0 - left
+
+    return roster.counted(data.ratings, candidate, ref, raters, roster.run_key(data.run),
+                          rateable(data, candidate), value)
 
 
 def evidence_data(data: RunData, candidates: list[str],

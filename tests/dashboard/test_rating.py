@@ -58,3 +58,27 @@ def test_a_batch_never_asks_the_same_prompt_twice_except_as_a_control_pair() -> 
     second = rating.session("ann", "/ev/1", items(), rated, size=20, control_pairs=0,
                             reference=REF)
     assert len(second) == 12 and not {a.item for a in second} & {a.item for a in main}
+
+
+def test_with_a_roster_each_rater_is_served_the_prompts_assigned_to_them_first() -> None:
+    from slam import roster
+
+    raters = ("ann", "bo", "cy")
+    for who in raters:
+        got = rating.open_items(who, "/ev/1", items(), [], reference=REF, roster=raters)
+        mine = [it.prompt_id for it in got
+                if roster.assigned("/ev/1", it.prompt_id, sorted(raters)) == who
+                and REF in (it.first, it.second)]
+        # Their assigned pairs against the reference first, in the run's counting order.
+        head = [it.prompt_id for it in got[:len(mine)]]
+        assert head == mine == sorted(mine, key=lambda p: roster.position("/ev/1", p))
+        batch = rating.session(who, "/ev/1", items(), [], size=20, control_pairs=0,
+                               reference=REF, roster=raters)
+        assigned = [a.item.prompt_id for a in batch if rating.assigned_first(
+            who, "/ev/1", a.item, REF, raters)]
+        # One pair per prompt in a batch: each assigned prompt once, before anything else.
+        assert assigned == list(dict.fromkeys(mine))[:len(assigned)]
+        assert [a.item.prompt_id for a in batch[:len(assigned)]] == assigned
+    # Someone not on the roster is served as before (least rated first).
+    other = rating.open_items("dee", "/ev/1", items(), [], reference=REF, roster=raters)
+    assert other == rating.open_items("dee", "/ev/1", items(), [], reference=REF)

@@ -170,3 +170,88 @@ def test_a_candidate_held_back_by_holms_step_down_is_told_so() -> None:
     # b would clear at its own level (0.05) but Holm stopped at a: said so, not "straddle".
     assert "Holm's step-down stopped before it: a (p 0.0391 > 0.025)" in out["b"].why
     assert "straddle" not in out["b"].why and "include" not in out["b"].why
+
+
+# --- raters of different leniency and speed (issue 33, defect 6) --------------------------------
+
+RATERS = [  # (leniencies averaging to 0, speeds): the lenient one is the fast one
+    ([0.3, -0.15, -0.15], [10, 1, 1]),
+    ([0.2, -0.2], [5, 1]),
+    ([0.4, -0.1, -0.1, -0.1, -0.1], [20, 1, 1, 1, 1]),
+]
+
+
+@pytest.mark.parametrize("leniency, speed", RATERS)
+@pytest.mark.parametrize("prompts", [100, 400])
+def test_a_fast_lenient_rater_cannot_steer_the_sequential_verdict_with_assigned_ratings(
+        leniency: list[float], speed: list[float], prompts: int) -> None:
+    """The raters' win rate, averaged over the roster, is on the margin. Counting the first
+    rating of each prompt (what the queue's fastest rater gives) claims non-inferiority most
+    of the time; counting each prompt's rating by the rater assigned to it in advance, in a
+    fixed order, stays within alpha whoever is fast."""
+    kw = dict(runs=RUNS, prompts=prompts, leniency=leniency, speed=speed, ratings=2 * prompts,
+              seed=prompts)
+    first = sim.rater_cell(assigned=False, **kw)
+    assigned = sim.rater_cell(assigned=True, **kw)
+    print(f"leniency {leniency}, speed {speed}, {prompts} prompts: first ratings {first:.3f}, "
+          f"assigned ratings {assigned:.3f}")
+    assert first > 0.4
+    assert assigned <= BOUND
+
+
+def test_the_counted_sequence_does_not_depend_on_the_order_ratings_arrive_in() -> None:
+    """Through the real queue and report: three raters work through their batches at different
+    speeds; the counted sequence is the fixed one, whatever the arrival order, and a prompt
+    whose assigned rater has not rated it holds the sequence up, said in the verdict."""
+    import random
+
+    from slam_dashboard import rating
+    from tests.engine.test_summary import REF, run_data
+
+    raters = ["ann", "bo", "cy"]
+    spec = {"humanRating": {"raters": raters}}
+    base = run_data([], 40, spec)
+    items = rating.items(base.responses)
+    key = "/ev/1"
+    rows: list[dict] = []
+    rng = random.Random(3)
+    lenient = {"ann": 0.9, "bo": 0.2, "cy": 0.2}  # ann says "small wins" far more often
+    for turn in range(60):
+        who = ["ann"] * 8 + ["bo", "cy"]
+        who = who[turn % len(who)]
+        batch = rating.session(who, key, items, rows, size=1, control_pairs=0, reference=REF,
+                               roster=raters)
+        if not batch:
+            continue
+        a = batch[0]
+        wins = rng.random() < lenient[who]
+        choice = ("left" if a.left == "small" else "right") if wins else \
+            ("right" if a.left == "small" else "left")
+        rows.append({"rater": who, "prompt_id": a.item.prompt_id, "sample": 0, "left": a.left,
+                     "right": a.right, "choice": choice, "is_control": False})
+    from dataclasses import replace
+
+    data = replace(base, ratings=rows)
+    got = summary.assigned_ratings(data, "small", raters)
+    for seed in range(5):  # the same ratings arriving in another order count the same
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        assert summary.assigned_ratings(replace(base, ratings=shuffled), "small",
+                                        raters).values == got.values
+    # ann rated 8 times as often: she gives most first ratings, but counts only for the prompts
+    # assigned to her, and the sequence waits for bo's and cy's.
+    firsts = {}
+    for r in rows:
+        firsts.setdefault(r["prompt_id"], r["rater"])
+    assert sum(w == "ann" for w in firsts.values()) > 0.7 * len(firsts)
+    assert got.waiting_for is not None and got.waiting_for[0] in ("bo", "cy")
+    assert len(got.values) < 40 and got.behind > 0
+    assert got.per_rater["ann"] <= len(got.values) // 2 + 2
+    rep = summary.compute(data)
+    small = next(t for t in rep.targets if t.target == "small")
+    assert "over the assigned ratings of" in small.decision.why
+    assert "each prompt's rating by the rater assigned to it in advance" in rep.method
+    assert small.decision.verdict == "undecided"
+    assert (f"the next count waits for {got.waiting_for[0]}'s rating of prompt "
+            f"{got.waiting_for[1]} ({got.behind} more are rated and wait behind it)"
+            in small.decision.why)

@@ -141,12 +141,19 @@ def test_human_decisions_are_sequential_on_first_ratings_unless_the_spec_says_fi
     assert seq.decided_at == int(d.why.split("decided at rating ")[1].split(",")[0])
     assert seq.lower[seq.decided_at - 1] > 0.45 - 0.0025 > seq.lower[seq.decided_at - 2] - 0.0025
     assert "anytime-valid on the human win rate for 1 candidate(s)" in rep.method
+    # Two raters and no roster: the report says who rates first can steer it, and how to fix.
+    assert any("a rater who is both faster and more lenient" in n and
+               "spec.humanRating.raters" in n for n in rep.notes)
     assert rep.recommendation == "small"
-    # The fixed-sample test, asked for, sees every rating, clustered by prompt: 0.4 on average.
-    fixed = summary.compute(run_data(first + again, 60, {"decision": {"sequential": False}}))
+    # The fixed-sample test, asked for, sees every rating, each prompt's mean once: 0.4 on
+    # average (200 prompts: the betting test needs more than 60 to call it).
+    first = [rating("small", REF, "right" if i % 5 == 0 else "left", f"p{i:03d}", rater="ann")
+             for i in range(200)]
+    again = [rating(REF, "small", "left", f"p{i:03d}", rater="bob") for i in range(200)]
+    fixed = summary.compute(run_data(first + again, 200, {"decision": {"sequential": False}}))
     small = next(t for t in fixed.targets if t.target == "small")
     assert small.decision.estimate == pytest.approx(0.4) and small.sequence is None
-    assert small.decision.verdict == "inferior" and small.decision.prompts == 60
+    assert small.decision.verdict == "inferior" and small.decision.prompts == 200
     assert small.decision.upper < 0.45
     assert "a betting test on the mean over prompts" in fixed.method
     assert fixed.recommendation == REF and fixed.reason.startswith(f"keep {REF}")

@@ -314,6 +314,16 @@ class HumanRatingSpec(ApiModel):
         ge=0,
         le=50,
     )
+    raters: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None,
+        description="The raters whose ratings count for the sequential human decision (their "
+        "sign-in names). Each prompt's counted rating is assigned in advance to one of them and "
+        "prompts are counted in an order fixed in advance, so a fast or lenient rater cannot "
+        "steer the verdict; the rating queue serves each their assigned prompts first. Unset: "
+        "the first rating of each prompt counts, whoever gives it.",
+        max_length=200,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class CostSpec(ApiModel):
