@@ -210,7 +210,7 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         # The anytime-valid bounds after each rated prompt, per candidate, beside the forest.
         charts = [json.loads(c.proto.spec) for c in admin.get("plotly_chart")]
         bounds = next(c for c in charts if c["layout"]["xaxis"]["title"]["text"]
-                      == "first ratings of a prompt")
+                      == "prompts counted (one rating each)")
         assert {t["name"] for t in bounds["data"]} == {
             f"{c}, {b}" for c in TARGETS[1:] for b in ("lower", "upper")}
 

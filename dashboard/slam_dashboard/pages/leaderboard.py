@@ -43,14 +43,17 @@ if not sequences.empty:
     long = sequences.melt(id_vars=["candidate", "rating", "margin"],
                           value_vars=["lower", "upper"], var_name="bound")
     fig = px.line(long, x="rating", y="value", color="candidate", line_dash="bound",
-                  labels={"rating": "first ratings of a prompt", "value": "human win rate"})
+                  labels={"rating": "prompts counted (one rating each)",
+                          "value": "human win rate"})
     for margin in sorted(set(sequences["margin"])):
         fig.add_hline(y=margin, line_dash="dot", annotation_text=f"margin {margin:g}")
     fig.update_yaxes(range=[0, 1])
     st.plotly_chart(fig, width="stretch")
     st.caption("Each candidate's anytime-valid bounds on its human win rate against the "
-               "reference, after each new prompt rated: non-inferior once the lower bound "
-               "clears the margin, inferior once the upper bound falls below it. Looking at this "
+               "reference, after each prompt counted (its first rating; with "
+               "spec.humanRating.raters, the rating by the rater assigned to it in advance): "
+               "non-inferior once the lower bound clears the margin, inferior once the upper "
+               "bound falls below it. Looking at this "
                "after every rating does not inflate the error; decided candidates are no longer "
                "served to raters.")
 with st.expander("How many prompts the margins need (planning)"):
