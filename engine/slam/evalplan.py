@@ -74,11 +74,11 @@ def build(
             except PlanError as e:
                 problems.append(str(e))
                 continue
-            details = {"pricing": t.external.pricing.model_dump(by_alias=True)
-                       if t.external.pricing else None}
+            info = {"pricing": t.external.pricing.model_dump(by_alias=True)
+                    if t.external.pricing else None}
             targets.append(TargetRun(
                 Endpoint(t.name, t.external.base_url.rstrip("/"), t.external.model, key),
-                t.concurrency, arrival, "external", details))
+                t.concurrency, arrival, "external", info))
             continue
         assert t.model_deployment_ref is not None
         md_name = t.model_deployment_ref.name
@@ -90,13 +90,15 @@ def build(
             continue
         md = mds.get(md_name)
         model = md.spec.served_model_name if md else md_name
-        details = dict((details or {}).get(t.name) or {})
+        # `details` is per target: each target's own dict (the name is not reused, so an
+        # earlier target cannot hide a later one's).
+        info = dict((details or {}).get(t.name) or {})
         if md is not None:
-            details |= {"modelDeployment": md_name, "runtime": md.spec.runtime,
-                        "model": md.spec.model.id, "instanceType": md.spec.instance_type,
-                        "gpus": md.spec.gpu_count, "replicas": md.spec.replicas}
+            info |= {"modelDeployment": md_name, "runtime": md.spec.runtime,
+                     "model": md.spec.model.id, "instanceType": md.spec.instance_type,
+                     "gpus": md.spec.gpu_count, "replicas": md.spec.replicas}
         targets.append(TargetRun(Endpoint(t.name, endpoints[t.name].rstrip("/"), model),
-                                 t.concurrency, arrival, "modelDeployment", details))
+                                 t.concurrency, arrival, "modelDeployment", info))
     if problems:
         raise PlanError("\n".join(problems))
     g = evaluation.spec.generation

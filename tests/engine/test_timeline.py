@@ -87,3 +87,26 @@ def test_only_changes_are_recorded_and_answers_are_stamped_in_the_store(
     assert summary.load(store, run_pk).states == rows
     store.delete_evaluation("timeline")
     assert store.target_states(run_pk) == []
+
+
+def test_each_target_keeps_its_own_details_whatever_comes_before_it() -> None:
+    """What the operator says serves each ModelDeployment target (SLAM_TARGET_DETAILS) reaches
+    the run for every target, also after an external target (whose pricing is its details)."""
+    from slam.api.evaluation import Evaluation
+    from slam.evalplan import build
+    from slam.promptsets import PromptSet
+
+    ev = Evaluation.model_validate({
+        "apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation", "metadata": {"name": "e"},
+        "spec": {"promptSet": {"file": "p.jsonl"}, "reference": "api", "targets": [
+            {"name": "api", "external": {"baseUrl": "http://x/v1", "model": "gpt-4"}},
+            {"name": "a", "modelDeploymentRef": {"name": "md-a"}},
+            {"name": "b", "modelDeploymentRef": {"name": "md-b"}}]}})
+    prompts = PromptSet("p", "p.jsonl", ())
+    plan = build(ev, prompts, endpoints={"a": "http://a/v1", "b": "http://b/v1"}, env={},
+                 details={"a": {"generation": 2, "runtime": "vllm"},
+                          "b": {"generation": 5, "runtime": "llamacpp"}})
+    got = {t.name: t.details for t in plan.targets}
+    assert got["a"] == {"generation": 2, "runtime": "vllm"}
+    assert got["b"] == {"generation": 5, "runtime": "llamacpp"}
+    assert got["api"] == {"pricing": None}

@@ -137,12 +137,6 @@ def _ready(md: dict) -> bool:
     return is_true(st.get("conditions"), "Ready") and bool(st.get("endpoint"))
 
 
-def _startable(md: dict) -> bool:
-    """Ready, and what serves it known (status.served): a run starts only on a configuration
-    it can name, so every answer says which one served it."""
-    return _ready(md) and bool((md.get("status") or {}).get("served"))
-
-
 def _job_is(job: dict, type_: str) -> bool:
     return is_true((job.get("status") or {}).get("conditions"), type_)
 
@@ -200,22 +194,19 @@ def decide(obs: Observed) -> Decision:
     mds = {n: obs.model_deployments[n] for n in refs.values()}
     endpoints = {t: mds[md]["status"]["endpoint"] for t, md in refs.items() if _ready(mds[md])}
     pending = sorted({md for md in refs.values() if not _ready(mds[md])})
-    # Before the Job: Ready is not enough until the ModelDeployment says what serves it.
-    unnamed = sorted({md for md in refs.values() if _ready(mds[md]) and not _startable(mds[md])})
-    if (pending or unnamed) and obs.job is None:
+    if pending and obs.job is None:
         waited = (obs.now - parse_timestamp(waiting_since)).total_seconds()
         limit = spec.ready_timeout_seconds
         if waited > limit:
             ready = Cond("TargetsReady", "False", "TargetsNotReady",
                          f"not Ready after {limit} s (spec.readyTimeoutSeconds): "
-                         f"{', '.join(pending + unnamed)}; see kubectl describe modeldeployment")
+                         f"{', '.join(pending)}; see kubectl describe modeldeployment")
             parts = [resolved, ready, Cond("JobComplete", "False", "NotStarted")]
             return Decision("Failed", [*parts, roll_up(parts)], start_time=start,
                             completion_time=timestamp(obs.now))
-        waiting = ([f"{', '.join(pending)} to be Ready"] if pending else []) + \
-            ([f"{', '.join(unnamed)} to report what serves it (status.served)"] if unnamed else [])
         ready = Cond("TargetsReady", "False", "WaitingForTargets",
-                     f"waiting for {' and '.join(waiting)} ({int(waited)} s of {limit} s)")
+                     f"waiting for {', '.join(pending)} to be Ready "
+                     f"({int(waited)} s of {limit} s)")
         parts = [resolved, ready, Cond("JobComplete", "Unknown", "NotStarted")]
         return Decision("WaitingForTargets", [*parts, roll_up(parts)], start_time=start)
     ready = Cond("TargetsReady", "True", "Ready", "every ModelDeployment is Ready")

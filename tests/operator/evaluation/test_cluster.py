@@ -174,6 +174,13 @@ def test_evaluation_runs_to_success_with_summary(k8s, namespace, operator, llama
     ev = wait_phase(k8s, namespace, "pep", "Succeeded")
     status = ev["status"]
     assert status["progress"] == {"done": 6, "failed": 0, "total": 6, "display": "6/6"}
+    # The run names what served the model: the generation its pods run, and how.
+    from slam.store import Store
+    store = Store.open(store_url)
+    details = {t["name"]: t["details"] for t in store.targets(store.find_run(
+        "pep", "1", namespace).id)}["smollm2"]
+    assert details.get("generation") == 1 and details.get("runtime") == "llamacpp", details
+    assert "--alias" in details["args"], details
     summary = {s["target"]: s for s in status["summary"]}
     assert set(summary) == {"api", "smollm2"}
     assert summary["smollm2"]["successRate"] == 1.0 and summary["smollm2"]["e2eP50Ms"] > 0
