@@ -151,8 +151,17 @@ def test_holm_and_the_sequential_test_refuse_a_bad_value_instead_of_being_steere
         decision.sequential([1.0, 0.5, math.nan, 1.0], 0.45, alpha=ALPHA)
     with pytest.raises(decision.DecisionInputError, match=r"rating 1 of 1 is 2\.0"):
         decision.sequential([2.0], 0.45, alpha=ALPHA)
-    # Ties in p-values are ordered by position, so the result never depends on dict order.
-    assert decision.holm([0.02, 0.01, 0.02]) == decision.holm([0.02, 0.01, 0.02])
+    # The verdicts do not depend on the order the candidates are listed in.
+    rng = np.random.default_rng(5)
+    data = {c: decision.clustered_mean((rng.random(300) < q).astype(float), range(300))
+            for c, q in (("a", 0.58), ("b", 0.6), ("c", 0.5))}
+    margin = Margin(0.45, 0.5, 0.5)
+    one = decision.decide({c: Evidence(decision.HUMAN, data[c], margin) for c in "abc"},
+                          alpha=ALPHA, power=0.8)
+    other = decision.decide({c: Evidence(decision.HUMAN, data[c], margin) for c in "cba"},
+                            alpha=ALPHA, power=0.8)
+    assert {c: (d.verdict, d.p_non_inferior) for c, d in one.items()} == \
+        {c: (d.verdict, d.p_non_inferior) for c, d in other.items()}
 
 
 def test_a_candidate_held_back_by_holms_step_down_is_told_so() -> None:
