@@ -139,14 +139,25 @@ class Submitted:
 def submit(url: str, run: RunChoice, rater: str, a: rating.Assignment, choice: str,
            criteria: dict[str, str] | None = None, reason: str | None = None) -> Submitted:
     """Store a rating. A pair counts once per rater: the first submission stands, and a later
-    one that chose differently is reported (`kept`), never dropped silently."""
+    one that chose a different answer (compared through the side randomisation: another tab
+    may show the pair the other way round) is reported (`kept`, in this tab's letters), never
+    dropped silently."""
     row = rating.rating_row(rater, run.run_pk, run.run_key, a, choice, criteria, reason)
     s = store(url)
     if s.save_rating(row):
         return Submitted(True)
     first = s.rating(row["submission"]) or row
-    return Submitted(False, None if first["choice"] == row["choice"] else
-                     rating.LABELS[first["choice"]])
+    return Submitted(False, None if rating.outcome(first) == rating.outcome(row) else
+                     rating.as_shown(first, a))
+
+
+def shown_sides(url: str, run: RunChoice, rater: str, a: rating.Assignment
+                ) -> rating.Assignment:
+    """The assignment as it is to be shown: a control pair with its sides swapped from the
+    main rating the rater gave, wherever they gave it."""
+    if not a.is_control:
+        return a
+    return rating.control_sides(a, store(url).rating(rating.main_key(rater, run.run_key, a)))
 
 
 @st.cache_data(ttl=10, show_spinner=False)

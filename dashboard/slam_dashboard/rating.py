@@ -156,6 +156,35 @@ def submission_key(rater: str, run_key: str, a: Assignment) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def main_key(rater: str, run_key: str, a: Assignment) -> str:
+    """The submission key of the item's main (not control) rating by this rater."""
+    return submission_key(rater, run_key, Assignment(a.position, a.item, a.left, a.right))
+
+
+def control_sides(a: Assignment, main: dict | None) -> Assignment:
+    """A control pair shows the item with the sides swapped from the main rating the rater
+    actually gave (which another tab may have shown the other way round), so it still measures
+    consistency."""
+    if not a.is_control or main is None or main["left"] != a.left:
+        return a
+    return Assignment(a.position, a.item, a.right, a.left, is_control=True)
+
+
+def outcome(row: dict) -> str:
+    """What a rating chose, whatever sides it was shown with: the target preferred, or tie /
+    both bad."""
+    return winner(row) or row["choice"]
+
+
+def as_shown(row: dict, a: Assignment) -> str:
+    """The label of a stored rating's choice as this assignment shows the pair ("A" is the
+    answer on this tab's left, whatever side it had where it was chosen)."""
+    chosen = winner(row)
+    if chosen is None:
+        return LABELS[row["choice"]]
+    return "A" if chosen == a.left else "B"
+
+
 def rating_row(rater: str, run_pk: int, run_key: str, a: Assignment, choice: str,
                criteria: dict[str, str] | None = None, reason: str | None = None) -> dict:
     """The row to store; `choice` and criteria values are the labels the rater clicked."""

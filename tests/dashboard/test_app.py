@@ -91,10 +91,45 @@ def test_a_different_answer_to_a_rated_pair_is_reported_not_dropped(seeded) -> N
     second.button(key="choice-4").click().run()
     (row,) = Store.open(url).ratings(run)
     assert row["choice"] == "left"
-    assert second.warning[0].value == ('Pair 1: you had already answered "A" in another tab or '
-                                       'window. That first answer stands; "Both bad" was not '
-                                       "saved.")
+    assert second.warning[0].value == ('Pair 1: you had already answered this pair in another '
+                                       'tab or window, choosing what this page shows as "A". '
+                                       'That first answer stands; "Both bad" was not saved.')
     assert second.session_state[f"session-{run}"]["index"] == 1
+
+
+def _swapped(at, run: int) -> None:
+    """The second tab shows its first pair the other way round (its batch was drawn after
+    other ratings were stored, so the sides came out differently)."""
+    state = at.session_state[f"session-{run}"]
+    a = state["assignments"][0]
+    state["assignments"][0] = rating.Assignment(a.position, a.item, a.right, a.left)
+    at.run()
+
+
+def test_two_tabs_with_swapped_sides_are_judged_by_the_answer_chosen(seeded) -> None:
+    url, run = seeded
+    first, second, third = (signed_in(RATER_TOKEN) for _ in range(3))
+    _swapped(second, run)
+    _swapped(third, run)
+    first.button(key="choice-1").click().run()  # A in the first tab
+    second.button(key="choice-2").click().run()  # B in the second: the same answer
+    (row,) = Store.open(url).ratings(run)
+    assert not second.warning  # the same answer, shown on the other side: nothing to say
+    third.button(key="choice-1").click().run()  # A here is the answer the first tab rejected
+    assert len(Store.open(url).ratings(run)) == 1
+    assert third.warning[0].value == ('Pair 1: you had already answered this pair in another '
+                                      'tab or window, choosing what this page shows as "B". '
+                                      'That first answer stands; "A" was not saved.')
+
+
+def test_a_control_pair_swaps_the_sides_of_the_rating_actually_stored() -> None:
+    item = rating.Item("p1", 0, "a", "b")
+    control = rating.Assignment(5, item, "b", "a", is_control=True)  # from this tab's main
+    stored = {"left": "b", "right": "a", "choice": "left"}  # another tab showed b on the left
+    shown = rating.control_sides(control, stored)
+    assert (shown.left, shown.right, shown.is_control) == ("a", "b", True)
+    assert rating.control_sides(control, {"left": "a", "right": "b"}) == control
+    assert rating.control_sides(control, None) == control
 
 
 def test_rater_cannot_open_the_leaderboard_admin_can(seeded) -> None:

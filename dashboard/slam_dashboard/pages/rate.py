@@ -55,6 +55,9 @@ if state["index"] >= len(assignments):
 
 if notice := state.pop("notice", None):
     st.warning(notice)
+# A control pair swaps the sides of the main rating actually stored (another tab may have shown
+# that pair the other way round).
+assignments[state["index"]] = data.shown_sides(url, run, rater, assignments[state["index"]])
 shown = data.screen(url, run, assignments, state["index"])
 st.progress(state["index"] / shown.total,
             text=f"Batch {state['batch']}: pair {shown.position} of {shown.total}")
@@ -91,8 +94,9 @@ if choice is not None:
                            {k: v for k, v in criteria.items() if v}, reason)
         state["saved"] += int(done.saved)
         if done.kept is not None:
-            state["notice"] = (f"Pair {shown.position}: you had already answered \"{done.kept}\" "
-                               "in another tab or window. That first answer stands; "
-                               f"\"{choice}\" was not saved.")
+            state["notice"] = (f"Pair {shown.position}: you had already answered this pair "
+                               "in another tab or window, choosing what this page shows as "
+                               f"\"{done.kept}\". That first answer stands; \"{choice}\" was "
+                               "not saved.")
         state["index"] += 1
         st.rerun()
