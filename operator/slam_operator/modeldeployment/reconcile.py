@@ -143,9 +143,10 @@ def reconcile(
     if cleared or any(old.get(k) != v for k, v in status.items()):
         kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
         result.status = {**{k: v for k, v in old.items() if k not in cleared}, **status}
-        was_ready = is_true(old.get("conditions"), "Ready")
+        serving = is_true(old.get("conditions"), "Ready") or \
+            is_true(status["conditions"], "Ready")
         for c in transitions(old.get("conditions"), status["conditions"]):
-            if c["type"] == "RolledOut" and not was_ready:
+            if c["type"] == "RolledOut" and not serving:
                 continue  # bringing a model up: Available and Ready tell that story
             kind = "Warning" if c["status"] == "False" and (
                 c["type"] not in ("Available", "RolledOut")

@@ -101,9 +101,14 @@ def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,
     want = spec.replicas
     if want == 0:
         return Cond("Available", "False", "ScaledToZero", "spec.replicas is 0"), ready
-    if current and updated >= want and avail >= want:
+    if avail >= want:
+        # Serving, also while a new spec rolls out (or is not yet observed): the older
+        # replicas answer meanwhile, as the Deployment's own Available says. RolledOut tells
+        # the rollout's story; Ready must not flap on every edit (a run would see its target
+        # go away).
+        rolling = "" if current and updated >= want else " (a rollout is under way: see RolledOut)"
         return Cond("Available", "True", "MinimumReplicasAvailable",
-                    f"{avail}/{want} replicas available"), ready
+                    f"{avail}/{want} replicas available{rolling}"), ready
     problem = pod_problem(list(pods))
     if problem is not None:
         return problem, ready

@@ -99,8 +99,14 @@ AVAILABLE = [
      ("False", "ReplicasNotReady"), 1),
     ("all replicas available", spec(replicas=2), deployment(2, 2, 2), True,
      ("True", "MinimumReplicasAvailable"), 2),
+    # Older replicas answer while a new spec rolls out: serving (RolledOut says the rest), so
+    # Ready does not flap on every edit and a run does not see its target go away.
     ("a rollout not yet observed by the Deployment controller", spec(), deployment(1, 1, 1, 3, 2),
-     True, ("False", "ReplicasNotReady"), 1),
+     True, ("True", "MinimumReplicasAvailable"), 1),
+    ("a rollout whose new replica is not created yet", spec(), deployment(1, 0, 1),
+     True, ("True", "MinimumReplicasAvailable"), 1),
+    ("two replicas wanted, one available (rollout or not): not all serving", spec(replicas=2),
+     deployment(1, 2, 1), True, ("False", "ReplicasNotReady"), 1),
 ]
 
 
