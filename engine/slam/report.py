@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from slam.decision import LABELS
 from slam.stats import Interval
 from slam.summary import EvaluationReport, TargetReport
 
@@ -131,6 +132,8 @@ def decision_lines(rep: EvaluationReport) -> list[str]:
     for t in rep.targets:
         if t.decision is not None:
             lines.append(f"- **{t.target}**: {t.decision.why}")
+            lines += [f"  - on the {LABELS[d.evidence]} (shown, not used for the recommendation):"
+                      f" {d.why}" for d in t.other_decisions]
     lines += ["", f"Method: {rep.method}.", "", "Planning (prompts needed at the margins):", ""]
     lines += [f"- {row.line()}" for row in rep.plan]
     return lines + [""]

@@ -60,6 +60,9 @@ class TargetReport:
     human_elo: Interval | None = None
     decision: decision.Decision | None = None  # candidates: the verdict against the reference
     sequence: decision.Sequential | None = None  # sequential human decisions: the bounds path
+    # The verdicts on the other kinds of evidence with data (fixed-sample, each kind its own
+    # Holm family): shown beside the one the recommendation uses, never hidden by `auto`.
+    other_decisions: list[decision.Decision] = field(default_factory=list)
     cost: cost.CostEstimate | None = None
     monthly_usd: float | None = None
     break_even_requests_per_day: float | None = None
@@ -317,9 +320,18 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     for c, problem in refused.items():
         decided[c] = decision.refused(c, chosen[c], margin(dspec, chosen[c]), problem)
         notes.append(f"{c}: not decided: {problem}")
+    others: dict[str, list[decision.Decision]] = {c: [] for c in candidates}
+    for kind in decision.EVIDENCE:
+        items = {c: decision.Evidence(kind, available[c][kind], margin(dspec, kind))
+                 for c in candidates if c not in refused and chosen[c] != kind
+                 and available[c].get(kind) is not None}
+        if items:
+            for c, d in decision.decide(items, alpha=dspec.alpha, power=dspec.power).items():
+                others[c].append(d)
     for rep in reports:
         rep.decision = decided.get(rep.target)
         rep.sequence = sequences.get(rep.target)
+        rep.other_decisions = others.get(rep.target, [])
     kinds = sorted({decision.LABELS[chosen[c]] for c in fixed})
     parts = []
     if fixed:
@@ -510,21 +522,25 @@ def _money(x: float | None) -> str:
 
 
 def verdicts(rep: EvaluationReport) -> list[dict[str, Any]]:
-    """Per candidate, the decision at a glance: the verdict against the reference, the
-    evidence, its estimate and bounds, what more would decide it, and the price."""
+    """Per candidate, the decision at a glance: the verdict against the reference on the
+    evidence that decides (`decides`), then its verdicts on every other kind of evidence with
+    data; each with its estimate and bounds, what more would decide it, and the price."""
     rows = []
     for r in rep.targets:
         if r.is_reference or r.decision is None:
             continue
-        d = r.decision
-        rows.append({
-            "candidate": r.target, "verdict": d.verdict, "evidence": decision.LABELS[d.evidence],
-            "estimate": d.estimate, "lower bound": d.lower, "upper bound": d.upper,
-            "margin": d.threshold, "prompts": d.prompts, "n": d.observations,
-            "more prompts to decide": d.more_prompts,
-            "$/1k requests": r.cost.per_1k_usd if r.cost else None,
-            "recommended": "yes" if r.target == rep.recommendation else "",
-        })
+        for d in (r.decision, *r.other_decisions):
+            rows.append({
+                "candidate": r.target, "verdict": d.verdict,
+                "evidence": decision.LABELS[d.evidence],
+                "decides": "yes" if d is r.decision else "",
+                "estimate": d.estimate, "lower bound": d.lower, "upper bound": d.upper,
+                "margin": d.threshold, "prompts": d.prompts, "n": d.observations,
+                "more prompts to decide": d.more_prompts,
+                "$/1k requests": r.cost.per_1k_usd if r.cost else None,
+                "recommended": "yes" if r.target == rep.recommendation
+                and d is r.decision else "",
+            })
     return rows
 
 

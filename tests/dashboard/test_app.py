@@ -224,8 +224,13 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         metrics = {m.label: m.value for m in admin.metric}
         assert metrics["Human ratings"] == "24" and metrics["Raters"] == "2"
         assert metrics["Prompts rated"] == f"{PROMPTS} of {PROMPTS}"
-        verdicts = next(t.value.reset_index() for t in admin.table if "verdict" in t.value)
+        every = next(t.value.reset_index() for t in admin.table if "verdict" in t.value)
+        # The verdict that decides, then every other kind of evidence with data beside it.
+        verdicts = every[every["decides"] == "yes"]
+        others = every[every["decides"] != "yes"]
         assert sorted(verdicts["candidate"]) == sorted(TARGETS[1:])
+        assert len(others) and "human win rate" not in set(others["evidence"])
+        assert metrics["Candidates"] == str(len(TARGETS) - 1)
         assert set(verdicts["evidence"]) == {"human win rate"}
         # 4 better, 8 worse over 6 prompts: the anytime-valid bounds still straddle the margin.
         assert set(verdicts["verdict"]) == {"undecided"}

@@ -199,3 +199,28 @@ def test_each_rating_criterion_gets_its_own_ranking_with_intervals() -> None:
     md = report.to_markdown(rep)
     assert "## Per criterion (human Bradley-Terry Elo, 95% CI)" in md
     assert "| target | clarity | likability |" in md
+
+
+def test_every_kind_of_evidence_gets_its_verdict_beside_the_one_that_decides() -> None:
+    """auto decides on the human ratings once there are ten prompts of them; the similarity
+    verdict (here: inferior) stays in view beside it, in the report and the verdict rows."""
+    from dataclasses import replace
+
+    from slam import report
+
+    ratings = [rating("small", REF, "left" if i % 2 else "right", f"p{i:03d}", rater="ann")
+               for i in range(40)]
+    data = run_data(ratings, 40)
+    sims = [{"target": t, "prompt_id": f"p{i:03d}", "sample": 0, "scorer": "similarity",
+             "score": 0.9 if t == REF else 0.4} for t in (REF, "small") for i in range(40)]
+    rep = summary.compute(replace(data, scores=sims))
+    small = next(t for t in rep.targets if t.target == "small")
+    assert small.decision.evidence == "humanWinRate" and small.decision.verdict == "undecided"
+    [sim] = small.other_decisions
+    assert (sim.evidence, sim.verdict) == ("similarity", "inferior")
+    rows = summary.verdicts(rep)
+    assert [(r["evidence"], r["verdict"], r["decides"]) for r in rows] == [
+        ("human win rate", "undecided", "yes"), ("similarity difference", "inferior", "")]
+    md = "\n".join(report.decision_lines(rep))
+    assert "on the similarity difference (shown, not used for the recommendation): inferior:" \
+        in md

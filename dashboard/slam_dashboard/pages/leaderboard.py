@@ -31,7 +31,8 @@ cols = st.columns(4)
 cols[0].metric("Human ratings", counts["ratings"])
 cols[1].metric("Raters", counts["raters"])
 cols[2].metric("Prompts rated", f"{counts['prompts rated']} of {counts['prompts']}")
-cols[3].metric("Candidates", len(board["verdicts"]))
+cols[3].metric("Candidates", board["verdicts"]["candidate"].nunique()
+               if not board["verdicts"].empty else 0)
 if not board["verdicts"].empty:
     table(board["verdicts"], "candidate", {
         "estimate": "{:.3f}", "lower bound": "{:.3f}", "upper bound": "{:.3f}",
