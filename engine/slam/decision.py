@@ -265,22 +265,22 @@ def p_values(c: Clustered, threshold: float, kind: str = HUMAN, *, alpha: float 
     return Test.of(c, kind).p_values(threshold, alpha)
 
 
-def _check_p(p: Sequence[float]) -> list[float]:
+def _holm_order(p: Sequence[float]) -> tuple[list[float], list[int]]:
+    """The p-values checked (NaN and values outside [0, 1] refused: DecisionInputError, they
+    would steer the others' verdicts), and Holm's order: smallest first, ties by position."""
     out = [float(v) for v in p]
     for i, v in enumerate(out):
         if not (0.0 <= v <= 1.0):  # NaN fails this too
             raise DecisionInputError(
                 f"p-value {i + 1} of {len(out)} is {v!r}, not between 0 and 1: Holm's order "
                 "would depend on it, and so would every other candidate's verdict")
-    return out
+    return out, sorted(range(len(out)), key=lambda i: (out[i], i))
 
 
 def holm(p: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (reject where adjusted p <= alpha). Refuses NaN and
-    values outside [0, 1] (DecisionInputError): they would steer the others' verdicts."""
-    p = _check_p(p)
+    """Holm's step-down adjusted p-values (reject where adjusted p <= alpha)."""
+    p, order = _holm_order(p)
     m = len(p)
-    order = sorted(range(m), key=lambda i: (p[i], i))
     adjusted = [1.0] * m
     running = 0.0
     for rank, i in enumerate(order):
@@ -291,26 +291,23 @@ def holm(p: Sequence[float]) -> list[float]:
 
 def holm_levels(p: Sequence[float], alpha: float) -> list[float]:
     """The level Holm's procedure tests each hypothesis at: alpha/(m - rank)."""
-    p = _check_p(p)
-    m = len(p)
-    order = sorted(range(m), key=lambda i: (p[i], i))
-    levels = [alpha] * m
+    p, order = _holm_order(p)
+    levels = [alpha] * len(p)
     for rank, i in enumerate(order):
-        levels[i] = alpha / (m - rank)
+        levels[i] = alpha / (len(p) - rank)
     return levels
 
 
 def holm_blocker(p: Sequence[float], alpha: float) -> list[int | None]:
     """For each hypothesis whose raw p clears its own Holm level but is not rejected: the index
     of the hypothesis at which Holm's step-down stopped (else None)."""
-    p = _check_p(p)
-    m = len(p)
-    order = sorted(range(m), key=lambda i: (p[i], i))
-    stop = next((rank for rank, i in enumerate(order) if p[i] > alpha / (m - rank)), None)
-    out: list[int | None] = [None] * m
+    p, order = _holm_order(p)
+    levels = holm_levels(p, alpha)
+    stop = next((rank for rank, i in enumerate(order) if p[i] > levels[i]), None)
+    out: list[int | None] = [None] * len(p)
     if stop is not None:
         for rank, i in enumerate(order):
-            if rank > stop and p[i] <= alpha / (m - rank):
+            if rank > stop and p[i] <= levels[i]:
                 out[i] = order[stop]
     return out
 

@@ -440,9 +440,15 @@ def first_ratings(data: RunData, candidate: str) -> list[float]:
                 or r["prompt_id"] in seen:
             continue
         seen.add(r["prompt_id"])
-        left = CHOICE_VALUE[r["choice"]]
-        out.append(left if r["left"] == candidate else 1.0 - left)
+        out.append(outcome_for(r, candidate))
     return out
+
+
+def outcome_for(r: dict, candidate: str) -> float:
+    """A rating's outcome for `candidate` (1 win, 0.5 tie or both bad, 0 loss), through the
+    side randomisation."""
+    left = CHOICE_VALUE[r["choice"]]
+    return left if r["left"] == candidate else 1.0 - left
 
 
 def rateable(data: RunData, candidate: str) -> list[str]:
@@ -458,14 +464,9 @@ def assigned_ratings(data: RunData, candidate: str, raters: Sequence[str]) -> ro
     """The candidate's outcomes in the ratings of the raters assigned in advance to each prompt
     (slam.roster), in the run's fixed counting order: what the sequential test needs when the
     spec lists the raters."""
-    ref = data.run.reference
-
-    def value(r: dict) -> float:
-        left = CHOICE_VALUE[r["choice"]]
-        return left if r["left"] == candidate else 1.0 - left
-
-    return roster.counted(data.ratings, candidate, ref, raters, roster.run_key(data.run),
-                          rateable(data, candidate), value)
+    return roster.counted(data.ratings, candidate, data.run.reference, raters,
+                          roster.run_key(data.run), rateable(data, candidate),
+                          lambda r: outcome_for(r, candidate))
 
 
 def evidence_data(data: RunData, candidates: list[str],
@@ -480,8 +481,7 @@ def evidence_data(data: RunData, candidates: list[str],
     judged = judge_outcomes_by_item(data.judgments, ref)
     out: dict[str, dict[str, decision.Clustered | None]] = {}
     for c in candidates:
-        human = [(r["prompt_id"], CHOICE_VALUE[r["choice"]] if r["left"] == c else
-                  1.0 - CHOICE_VALUE[r["choice"]]) for r in data.ratings
+        human = [(r["prompt_id"], outcome_for(r, c)) for r in data.ratings
                  if not r.get("is_control") and {r["left"], r["right"]} == {c, ref}]
         judge = [(p, o, ok) for (cand, p, _), (o, ok) in judged.items() if cand == c]
         if judge and sum(ok for _, _, ok in judge) < JUDGE_MIN_CONSISTENCY * len(judge):
