@@ -101,7 +101,8 @@ def test_holm_keeps_the_family_wise_error_with_several_candidates_on_the_margin(
     print(f"any false non-inferiority among 3 candidates: Holm {any_false:.3f}, "
           f"unadjusted {unadjusted:.3f}")
     assert any_false <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / runs)
-    assert unadjusted >= any_false
+    # Holm's correction matters here: testing each at alpha claims several times as often.
+    assert unadjusted > 3 * any_false
 
 
 def test_verdicts_bounds_and_what_more_would_decide() -> None:
