@@ -31,7 +31,8 @@ def main() -> None:
     namespaces = settings.watch_namespaces
     port = settings.health_port
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True,
-             liveness_endpoint=None if port == 0 else f"http://0.0.0.0:{port}/healthz")
+             liveness_endpoint=None if port == 0 else f"http://0.0.0.0:{port}/healthz",
+             memo=kopf.Memo(settings=settings))  # the handlers read these, not the environment
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The one place where the operator talks to the Kubernetes API (official `kubernetes` client).
 
 Every call goes through `call`, which turns the answers that are expected outcomes (404 on a read
-or delete, 409 on a create) into values. Writes are counted, so tests and benchmarks can show
-that a steady state makes none.
+or delete, 409 on a create) into values. Every request is counted (`slam_api_requests_total`), so
+tests and benchmarks can show that a steady state makes no writes. A client is used by one
+thread only (urllib3 connections are not shared between threads): `Kube.of_this_thread()`.
 """
 
 from __future__ import annotations
@@ -94,11 +95,21 @@ def write(fn: Callable[..., Any], *args: Any, tolerate: Collection[int] = (),
     return Reply(None, reply.status)
 
 
+_local = threading.local()
+
+
 class Kube:
-    # Process-wide call counts by verb and kind (read by tests and bench/operator_scale.py).
-    writes: ClassVar[Counter[str]] = Counter()
+    # Process-wide read counts by verb and kind (read by tests); every request is also counted
+    # in slam_api_requests_total (read by bench/operator_scale.py).
     reads: ClassVar[Counter[str]] = Counter()
     _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def of_this_thread(cls) -> Kube:
+        """This thread's client, made on first use from the loaded configuration."""
+        if not hasattr(_local, "kube"):
+            _local.kube = cls(client.ApiClient())
+        return _local.kube
 
     def __init__(self, api: client.ApiClient):
         self.api = api
@@ -108,14 +119,14 @@ class Kube:
         self.batch = client.BatchV1Api(api)
 
     @classmethod
-    def _count(cls, what: str, counter: Counter[str] | None = None) -> None:
-        with cls._lock:
-            (cls.writes if counter is None else counter)[what] += 1
-        metrics.API_REQUESTS.labels("write" if counter is None else "read", what).inc()
+    def _count(cls, what: str) -> None:
+        metrics.API_REQUESTS.labels("write", what).inc()
 
     @classmethod
     def _read(cls, what: str) -> None:
-        cls._count(what, cls.reads)
+        with cls._lock:
+            cls.reads[what] += 1
+        metrics.API_REQUESTS.labels("read", what).inc()
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(obj)
@@ -220,10 +231,10 @@ class Kube:
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """An Event about `obj`, as kopf posts those of its handlers (same source, so `kubectl
-        describe` shows one "From"). For ModelDeployment reconciles, which run outside kopf's
-        handlers, where kopf has no poster. An Event the API server refuses is logged, not
-        raised: what the reconcile wrote stands (and none is logged for a namespace being
-        deleted, which takes its Events with it)."""
+        describe` shows one "From"), posted at once: reconciles run on their controllers'
+        threads, outside kopf's handlers, where kopf has no poster. An Event the API server
+        refuses is logged, not raised: what the reconcile wrote stands (and none is logged for
+        a namespace being deleted, which takes its Events with it)."""
         meta, now = obj["metadata"], datetime.now(UTC).isoformat()
         try:
             write(self.core.create_namespaced_event, meta["namespace"], {

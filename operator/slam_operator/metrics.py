@@ -9,8 +9,6 @@ from collections.abc import Collection, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from slam_operator import settings
-
 # Seconds: from a fast local model's TTFT to a slow API's full answer.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 
@@ -49,12 +47,11 @@ def count_from(ev: Mapping[str, Collection], md: Mapping[str, Collection]) -> No
 _serving: list[int] = []
 
 
-def serve() -> int:
+def serve(port: int, addr: str) -> int:
     """Start the /metrics server once per process (an operator restarted in-process keeps it)."""
     if not _serving:
-        s = settings.from_env()
-        start_http_server(s.metrics_port, addr=s.metrics_addr)
-        _serving.append(s.metrics_port)
+        start_http_server(port, addr=addr)
+        _serving.append(port)
     return _serving[0]
 
 

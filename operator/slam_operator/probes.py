@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from slam.api.common import ProbeSpec, SecretKeyRef
@@ -26,10 +25,12 @@ log = logging.getLogger("slam_operator.probes")
 Targets = list[tuple[str, Endpoint]]
 
 
-def probe_store(kube: Kube, namespace: str, ref: SecretKeyRef | None) -> Store | None:
-    """The Evaluation's store (its Secret), else the operator's $SLAM_STORE_URL, else none."""
+def probe_store(kube: Kube, namespace: str, ref: SecretKeyRef | None,
+                default: str | None) -> Store | None:
+    """The Evaluation's store (its Secret), else the operator's (`default`: SLAM_STORE_URL),
+    else none."""
     url = kube.secret_value(namespace, ref.name, ref.key)[0] if ref else None
-    url = url or os.environ.get("SLAM_STORE_URL")
+    url = url or default
     return store_for(url) if url else None
 
 

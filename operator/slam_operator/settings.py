@@ -1,4 +1,7 @@
-"""The operator's settings, read from its environment and checked in one place.
+"""The operator's settings, read from its environment and checked in one place, once: when the
+process starts (`python -m slam_operator`, or kopf's start-up handler when kopf runs the
+handlers module), then passed down. No operator module reads the environment itself, and none
+reads anything at import.
 
 A value that is not usable stops the operator at start with a message that names the variable,
 the value, what it must be, and the Helm chart value that sets it: `SLAM_MAX_WORKERS='abc'`
@@ -11,14 +14,18 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 DEFAULT_SCORING_IMAGE = "ghcr.io/slam-operator/slam-scoring:0.1.0"
+DEFAULT_HUB = "https://huggingface.co"
+# What the operator reads besides its own SLAM_* variables.
+OTHER_VARIABLES = ("HF_ENDPOINT", "KUBECONFIG")
 
 # Environment variable -> the chart value that sets it (charts/slam-operator/values.yaml).
 CHART_VALUES = {
     "SLAM_RESYNC_SECONDS": "operator.resyncSeconds",
     "SLAM_MAX_WORKERS": "operator.maxWorkers",
+    "SLAM_EVALUATION_WORKERS": "operator.evaluationWorkers",
     "SLAM_API_CONNECTIONS": "operator.apiConnections",
     "SLAM_METRICS_PORT": "metrics.port",
     "SLAM_LOG_LEVEL": "operator.logLevel",
@@ -39,8 +46,10 @@ class Settings(BaseModel):
     resync_seconds: float = Field(300.0, gt=0, alias="SLAM_RESYNC_SECONDS")
     # How often a running Evaluation's progress is read from the store.
     progress_seconds: float = Field(10.0, gt=0, alias="SLAM_PROGRESS_SECONDS")
-    # Reconciles at once: the work queue's workers, on kopf's handler threads (as many).
+    # ModelDeployments reconciled at once: their controller's workers (a thread each).
     max_workers: int = Field(32, ge=1, alias="SLAM_MAX_WORKERS")
+    # Evaluations reconciled at once, on a pool of their own.
+    evaluation_workers: int = Field(8, ge=1, alias="SLAM_EVALUATION_WORKERS")
     # Connections kopf may open for its own requests, on top of one per watch stream.
     api_connections: int = Field(32, ge=1, alias="SLAM_API_CONNECTIONS")
     # Prometheus /metrics; 0 turns it off.
@@ -55,6 +64,18 @@ class Settings(BaseModel):
     watch_namespaces_csv: str = Field("", alias="SLAM_WATCH_NAMESPACES")
     scoring_image: str = Field("", alias="SLAM_SCORING_IMAGE")
     legacy_image: str = Field("", alias="SLAM_IMAGE")  # the scoring image's older name
+    # Each runtime's image, as serving operators configure their engines' images; a
+    # ModelDeployment's spec.image still wins.
+    tgi_image: str = Field("", alias="SLAM_TGI_IMAGE")
+    vllm_image: str = Field("", alias="SLAM_VLLM_IMAGE")
+    sglang_image: str = Field("", alias="SLAM_SGLANG_IMAGE")
+    llamacpp_image: str = Field("", alias="SLAM_LLAMACPP_IMAGE")
+    # The Hugging Face Hub (or a mirror): where models are resolved and pods download them.
+    hf_endpoint: str = Field(DEFAULT_HUB, pattern=r"^https?://\S+$", alias="HF_ENDPOINT")
+    # Outside a pod: the kubeconfig to connect with (unset: ~/.kube/config).
+    kubeconfig: str | None = Field(None, alias="KUBECONFIG")
+    # The latency probes' store when an Evaluation names none (a secret: never printed).
+    store_url: SecretStr | None = Field(None, alias="SLAM_STORE_URL")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -69,6 +90,17 @@ class Settings(BaseModel):
     def scoring_job_image(self) -> str:
         return self.scoring_image or self.legacy_image or DEFAULT_SCORING_IMAGE
 
+    @property
+    def hub(self) -> str:
+        return self.hf_endpoint.rstrip("/")
+
+    @property
+    def runtime_images(self) -> dict[str, str]:
+        """The configured image per runtime (runtimes.RUNTIMES keys); unset ones are absent."""
+        given = {"tgi": self.tgi_image, "vllm": self.vllm_image, "sglang": self.sglang_image,
+                 "llamacpp": self.llamacpp_image}
+        return {runtime: image for runtime, image in given.items() if image}
+
 
 def _explain(err: ValidationError, environ: Mapping[str, str]) -> str:
     lines = []
@@ -76,7 +108,8 @@ def _explain(err: ValidationError, environ: Mapping[str, str]) -> str:
         var = str(e["loc"][0]) if e["loc"] else "?"
         chart = CHART_VALUES.get(var)
         where = f" (the Helm chart's {chart})" if chart else ""
-        lines.append(f"{var}={environ.get(var, '')!r}: {e['msg']}; set {var}{where} to a "
+        shown = "(hidden)" if var == "SLAM_STORE_URL" else repr(environ.get(var, ""))
+        lines.append(f"{var}={shown}: {e['msg']}; set {var}{where} to a "
                      f"valid value or unset it for the default")
     return "\n".join(lines)
 
@@ -85,7 +118,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings in `environ` (default: this process's environment); an empty variable
     counts as unset. Raises SettingsError naming every unusable variable."""
     environ = os.environ if environ is None else environ
-    given = {k: v for k, v in environ.items() if k.startswith("SLAM_") and v.strip() != ""}
+    given = {k: v for k, v in environ.items()
+             if (k.startswith("SLAM_") or k in OTHER_VARIABLES) and v.strip() != ""}
     try:
         return Settings.model_validate(given)
     except ValidationError as e:

@@ -1,11 +1,13 @@
-"""The ModelDeployments waiting for a reconcile, in the manner of client-go's workqueue (which
-controller-runtime, and so KServe and KubeAI, reconcile from).
+"""The objects waiting for a reconcile, one queue per kind (controller.py), in the manner of
+client-go's workqueue (which controller-runtime, and so KServe and KubeAI, reconcile from).
 
 kopf's handlers only add keys: however many events name an object while it waits (its own
 changes, each of its children's), it is in the queue once and is reconciled once, by one of a
 fixed number of workers. An object is never reconciled twice at once: one added while a worker
 has it waits until that worker is done. A reconcile that asks to be retried (the Hub did not
-answer, an error) comes back after a growing delay, sooner if an event adds it first.
+answer, an error) comes back after a growing delay, sooner if an event adds it first; one that
+asks to be looked at again later (an Evaluation in flight) comes back after that delay, as
+client-go's AddAfter and controller-runtime's RequeueAfter.
 
 Why (issue 17): when each event ran its reconcile in kopf's own per-object worker, a burst of
 thousands of objects kept thousands of kopf workers waiting for a handler thread, each with the
@@ -50,9 +52,11 @@ class WorkQueue:
         self._active.add(key)
         return key, self._queued.pop(key)
 
-    def done(self, key: Hashable, retry: bool = False) -> float | None:
+    def done(self, key: Hashable, retry: bool = False, after: float | None = None
+             ) -> float | None:
         """A worker is done with `key`. `retry`: queue it again after the backoff delay
-        (returned). A key added while the worker had it is queued again now."""
+        (returned). Else `after`: queue it again after that many seconds (a success: the backoff
+        starts over). A key added while the worker had it is queued again now."""
         self._active.discard(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -65,6 +69,9 @@ class WorkQueue:
             self._timers[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
         else:
             self._failures.pop(key, None)
+            if after is not None:
+                self._timers[key] = asyncio.get_running_loop().call_later(after, self._retry,
+                                                                          key)
         again = self._again.pop(key, None)
         if again is not None:
             self.add(key, again)

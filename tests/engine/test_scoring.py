@@ -174,3 +174,13 @@ def test_a_local_model_can_judge(llama, tmp_path: Path) -> None:
     assert len(rows) == 2 * 2 * 2
     assert all(j["parse_status"] in ("ok", "unparseable") and j["raw"] for j in rows)
     assert all((j["verdict"] is None) == (j["parse_status"] == "unparseable") for j in rows)
+
+
+def test_loading_the_embedding_model_draws_no_progress_bar(capfd) -> None:
+    """`slam run`, `make demo` and the scoring Job's log show their own progress; transformers'
+    "Loading weights" bar would be drawn in the middle of it."""
+    from slam.scoring.similarity import DEFAULT_MODEL, load_model
+
+    load_model(DEFAULT_MODEL)
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err

@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +38,8 @@ class FakeHub:
     repos: dict[str, Repo] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
     hang_seconds: float = 30.0
+    # Set: hanging requests answer at once (a test ends without waiting for them).
+    release: threading.Event = field(default_factory=threading.Event)
 
     def start(self, host: str = "127.0.0.1") -> FakeHub:
         hub = self
@@ -107,7 +108,7 @@ class FakeHub:
                 if repo.behaviour == "error":
                     return self._send(500, {"error": "Internal Error"})
                 if repo.behaviour == "hang":
-                    time.sleep(hub.hang_seconds)
+                    hub.release.wait(hub.hang_seconds)
                     return self._send(504, {"error": "timeout"})
                 auth = self.headers.get("Authorization")
                 if repo.behaviour == "gated" and auth != f"Bearer {repo.token}":

@@ -56,8 +56,10 @@ def test_images_run_as_non_root_without_compilers(target: str) -> None:
 def test_the_operator_image_resolves_models_through_hf_endpoint(hub: FakeHub) -> None:
     """The operator must ask the Hub (a mirror here): an image that set HF_HUB_OFFLINE answered
     'unreachable (OfflineModeIsEnabled)' for every model."""
-    script = ("from slam_operator.modeldeployment.hub import lookup; "
-              "o = lookup('org/model', 'main', None); print(o.status, o.sha, o.parameters)")
+    script = ("from slam_operator.modeldeployment.hub import CachedHub; "
+              "from slam_operator.settings import from_env; s = from_env(); "
+              "o = CachedHub(s.hub, s.hub_timeout_seconds).lookup('org/model', 'main', None); "
+              "print(o.status, o.sha, o.parameters)")
     out = run("operator", "python", "-c", script, env={"HF_ENDPOINT": hub.url})
     assert out.stdout.split() == ["found", SHA, "7241732096"], out.stdout + out.stderr
     assert any(p.startswith("/api/models/org/model") for p, _ in hub.requests)

@@ -12,6 +12,7 @@ import pytest
 
 from slam_operator import handlers
 from slam_operator.names import WATCHED
+from slam_operator.settings import from_env
 
 
 def _watched_by_handlers() -> set[tuple[str, str, str]]:
@@ -29,10 +30,9 @@ def test_every_kind_a_handler_watches_is_counted_for_its_watch_stream() -> None:
 @pytest.mark.parametrize(("namespaces", "streams"),
                          [("", 7 + 2), ("team-a, team-b,team-c", 21 + 2)])
 def test_the_pool_has_a_connection_per_watch_stream_and_the_request_allowance(
-        monkeypatch, namespaces: str, streams: int) -> None:
-    monkeypatch.setenv("SLAM_WATCH_NAMESPACES", namespaces)
-    monkeypatch.setattr(handlers, "API_CONNECTIONS", 5)
-    assert handlers.connection_limit() == streams + 5
+        namespaces: str, streams: int) -> None:
+    settings = from_env({"SLAM_WATCH_NAMESPACES": namespaces, "SLAM_API_CONNECTIONS": "5"})
+    assert handlers.connection_limit(settings) == streams + 5
 
 
 def test_login_gives_kopf_a_bounded_session_with_the_kubeconfig_credentials(
@@ -47,16 +47,17 @@ clusters: [{name: k, cluster: {server: "https://127.0.0.1:6443", insecure-skip-t
 users: [{name: u, user: {token: the-token}}]
 """)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("SLAM_WATCH_NAMESPACES", raising=False)
+    settings = from_env({})
 
     async def login() -> kopf.AiohttpSession:
         info = await handlers.operator_login(logger=logging.getLogger("test"),
-                                            settings=kopf.OperatorSettings())
+                                            settings=kopf.OperatorSettings(),
+                                            memo=kopf.Memo(settings=settings))
         try:
             assert info.server == "https://127.0.0.1:6443"
             assert info.default_namespace == "team-a"
             session = info.aiohttp_session
-            assert session.connector.limit == handlers.connection_limit()
+            assert session.connector.limit == handlers.connection_limit(settings)
             assert session.headers["Authorization"] == "Bearer the-token"
         finally:
             await info.aiohttp_session.close()

@@ -5,10 +5,37 @@ restarted operator with 2,000 ModelDeployments spent minutes in those wake-ups).
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 
+from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.aiokits.aiotoggles import ToggleSet
 
-import slam_operator.handlers  # noqa: F401  (applies the fix, as the operator does)
+from slam_operator import kopffix
+
+
+def test_the_fix_applies_to_the_installed_kopf() -> None:
+    """Fails when a kopf upgrade changed what the fix replaces (the fix would then be skipped
+    silently at start-up): re-check the fix against the new kopf, or drop it if kopf has it."""
+    assert kopffix.mismatches(ToggleSet) == [], version("kopf")
+    assert kopffix.apply() is True
+    assert ToggleSet._slam_fixed
+
+
+def test_a_changed_kopf_is_left_as_it_ships(monkeypatch) -> None:
+    """A ToggleSet whose methods differ from those the fix was written for is not patched."""
+    class Changed(ToggleSet):
+        async def make_toggle(self, __val: bool = False, *, name: str | None = None):
+            return await super().make_toggle(__val, name=name)
+
+    ours = vars(Changed)["make_toggle"]
+    monkeypatch.setattr(aiotoggles, "ToggleSet", Changed)
+    assert kopffix.mismatches(Changed) == ["make_toggle"]
+    assert kopffix.apply() is False
+    assert vars(Changed)["make_toggle"] is ours
+    assert "_slam_fixed" not in vars(Changed)
+
+
+kopffix.apply()  # as the operator's start-up does, for the behaviour tests below
 
 
 def startup(objects: int) -> tuple[int, list[str]]:

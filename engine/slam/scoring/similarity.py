@@ -40,6 +40,12 @@ def load_model(name: str):
             "spec.scorers.similarity: sentence-transformers is not installed here; install "
             "slam-operator[scoring] (the scoring image has it), or disable the scorer"
         ) from None
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws a "Loading weights" bar on stderr: noise in `slam run`, `make demo`
+    # and the Job's log, which show their own progress.
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
     try:
         return SentenceTransformer(model_path(name), device="cpu", local_files_only=True)
     except Exception as e:  # noqa: BLE001 - say which field to change
@@ -47,6 +53,9 @@ def load_model(name: str):
             f"spec.scorers.similarity.model: cannot load {name!r} offline ({type(e).__name__}); "
             f"use {DEFAULT_MODEL} (bundled) or a sentence-transformers folder on disk"
         ) from None
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def sha(text: str) -> str:

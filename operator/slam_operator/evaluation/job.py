@@ -36,7 +36,6 @@ class JobInput:
     spec: EvaluationSpec
     endpoints: dict[str, str]  # target name -> base URL (…/v1) of its ModelDeployment
     image: str
-    default_store: SecretKeyRef = DEFAULT_STORE
     attempt: int = 0  # a retry (> 0) sends only the answers that failed or are missing
     details: dict[str, dict] | None = None  # target -> what serves it (stored with the run)
 
@@ -87,14 +86,15 @@ def labels(inp: JobInput) -> dict[str, str]:
     }
 
 
-def store_ref(spec: EvaluationSpec, default: SecretKeyRef = DEFAULT_STORE) -> SecretKeyRef:
-    return spec.store.url_secret_ref if spec.store and spec.store.url_secret_ref else default
+def store_ref(spec: EvaluationSpec) -> SecretKeyRef:
+    """spec.store.urlSecretRef, else the operator's store Secret (DEFAULT_STORE)."""
+    return spec.store.url_secret_ref if spec.store and spec.store.url_secret_ref else \
+        DEFAULT_STORE
 
 
-def secret_refs(spec: EvaluationSpec, default_store: SecretKeyRef = DEFAULT_STORE
-                ) -> list[tuple[str, SecretKeyRef]]:
+def secret_refs(spec: EvaluationSpec) -> list[tuple[str, SecretKeyRef]]:
     """(field, reference) for every Secret key the run needs, store URL first."""
-    out = [("spec.store.urlSecretRef", store_ref(spec, default_store))]
+    out = [("spec.store.urlSecretRef", store_ref(spec))]
     for i, t in enumerate(spec.targets):
         if t.external and t.external.api_key_secret_ref:
             out.append((f"spec.targets[{i}].external.apiKeySecretRef",
@@ -132,10 +132,10 @@ def build_scoring_job(inp: JobInput) -> dict:
         {"name": "SLAM_ENDPOINTS", "value": json.dumps(inp.endpoints, sort_keys=True)},
         {"name": "SLAM_SHARDS", "value": str(spec.parallelism)},
         {"name": "SLAM_TARGET_DETAILS", "value": json.dumps(inp.details or {}, sort_keys=True)},
-        _env_from_secret("SLAM_STORE_URL", store_ref(spec, inp.default_store)),
+        _env_from_secret("SLAM_STORE_URL", store_ref(spec)),
     ]
     seen = {"SLAM_STORE_URL"}
-    for _, ref in secret_refs(spec, inp.default_store)[1:]:
+    for _, ref in secret_refs(spec)[1:]:
         name = secrets.env_name(ref)
         if name not in seen:
             seen.add(name)

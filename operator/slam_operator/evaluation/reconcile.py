@@ -1,5 +1,7 @@
 """Reconcile one Evaluation: observe (API server, store) -> decide (status.py) -> plan (plan.py)
--> execute (kube.py), then write the status once, only when it changed.
+-> execute (kube.py), then write the status once, only when it changed. Run by its controller
+(controller.py), which hands it the object and the View of its Jobs' pods, and looks again every
+progress period while the run is in flight.
 
 The store is read for progress and, once the Job succeeded, for the summary; its URL comes from
 the Secret the spec (or the operator) names and is never written anywhere.
@@ -13,29 +15,17 @@ from typing import Any
 from slam import summary
 from slam.api.evaluation import EvaluationSpec
 from slam.store import Store
-from slam_operator import settings
 from slam_operator.conditions import is_true, now, transitions
+from slam_operator.controller import Outcome, View
 from slam_operator.evaluation import job, status
 from slam_operator.evaluation.plan import plan
-from slam_operator.evaluation.status import Decision, Observed
+from slam_operator.evaluation.status import Decision, Observed, in_flight
 from slam_operator.kube import Kube, NamespaceTerminating
 from slam_operator.names import EV_PLURAL, RETRY_ANNOTATION
 from slam_operator.stores import STORE_ERRORS, open_store
 
-# The scoring Jobs' image (Dockerfile target `scoring`); SLAM_IMAGE is its older name.
-IMAGE = settings.from_env().scoring_job_image
 
-
-JobPods = Callable[[str, str], list[dict]]  # (namespace, Job name) -> pods.pod_view()s
-
-
-def no_pods(namespace: str, job: str) -> list[dict]:
-    """For callers without a pod index: no pod is known to be stuck."""
-    return []
-
-
-def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
-            ) -> tuple[Observed, Store | None]:
+def observe(kube: Kube, body: dict, view: View) -> tuple[Observed, Store | None]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = EvaluationSpec.model_validate(body["spec"])
@@ -80,34 +70,54 @@ def observe(kube: Kube, body: dict, job_pods: JobPods = no_pods
     return Observed(name, ns, meta.get("generation") or 0, spec, old, mds, missing, found_job,
                     progress, message, now(), missing_sa, sa_present, report,
                     f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None,
-                    tuple(job_pods(ns, job_name)) if found_job is not None else (),
+                    tuple(c for (kind, _), c in view.children(ns, job_name).items()
+                          if kind == "Pod") if found_job is not None else (),
                     store_problem, store is not None and store_problem is None,
                     requested, run.id if run is not None else None), store
 
 
-def reconcile_evaluation(kube: Kube, body: dict, adopt: Callable[[dict, dict], None],
-                         post_event: Callable[[dict, str, str, str], None],
-                         job_pods: JobPods = no_pods) -> Decision:
-    obs, store = observe(kube, body, job_pods)
+def reconcile(kube: Kube, body: dict, view: View, *, image: str, progress_seconds: float,
+              adopt: Callable[[dict, dict], None],
+              event: Callable[[dict, str, str, str], None]) -> Outcome:
+    """`image`: the scoring Jobs' image (settings.scoring_job_image); while the run is in
+    flight its controller looks again every `progress_seconds`."""
+    obs, store = observe(kube, body, view)
     d = status.decide(obs)
-    actions = plan(obs, d, IMAGE)
+    actions = plan(obs, d, image)
     for a in actions:
         adopt(a.obj, body)
     try:
-        kube.execute(obs.namespace, actions)
+        done = kube.execute(obs.namespace, actions)
     except NamespaceTerminating:  # the namespace goes, this Evaluation with it: write nothing
-        return d
+        return Outcome()
     if store is not None and obs.run_pk is not None and obs.job is not None:
         record_targets(store, obs, d)
     new = status.compose(obs, d)
     patch = status.changes(obs.status, new)
+    result = Outcome(actions=done)
     if patch:
         kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch)
+        result.status = merged(obs.status, patch)
         old_conditions = obs.status.get("conditions") if obs.same_run else None
         for c in transitions(old_conditions, new.get("conditions") or [], quiet=QUIET):
-            post_event(body, "Normal" if c["status"] == "True" else "Warning", c["reason"],
-                       f"{c['type']}: {c['message']}"[:1024])
-    return d
+            event(body, "Normal" if c["status"] == "True" else "Warning", c["reason"],
+                  f"{c['type']}: {c['message']}"[:1024])
+    if in_flight(body["spec"], result.status if result.status is not None else obs.status):
+        result.requeue_after = progress_seconds
+    return result
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """`target` after the JSON merge patch `patch` (RFC 7386), as the API server applies it."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out.get(key), value)
+    return out
 
 
 # Conditions whose first appearance as True is no news (an Event only when they turn False and

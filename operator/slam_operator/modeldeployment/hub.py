@@ -1,12 +1,12 @@
 """Facts about a model from the Hugging Face Hub (huggingface_hub), classified into outcomes.
 
-The endpoint comes from HF_ENDPOINT (a mirror, or a local stub in tests). Lookups never raise:
-every failure is an outcome with a message that says what to do.
+The endpoint and the timeout come from the operator's settings (HF_ENDPOINT: the Hub, a mirror,
+or a local stand-in in tests; SLAM_HUB_TIMEOUT_SECONDS). Lookups never raise: every failure is an
+outcome with a message that says what to do.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -21,12 +21,12 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from slam_operator import settings
+from slam_operator.settings import DEFAULT_HUB
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
-DEFAULT_ENDPOINT = "https://huggingface.co"
-# A Hub call that takes longer than $SLAM_HUB_TIMEOUT_SECONDS (settings.py) is treated as
+# A Hub call that takes longer than the timeout (SLAM_HUB_TIMEOUT_SECONDS) is treated as
 # "unreachable" and retried with backoff.
+DEFAULT_TIMEOUT_SECONDS = 10.0
 # Found facts are stable for a commit; a branch may move, so re-resolve now and then.
 CACHE_TTL_SECONDS = 600.0
 
@@ -41,10 +41,6 @@ class HubOutcome:
     parameters: int | None = None
     gated: bool | None = None
     license: str | None = None
-
-
-def endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
 
 
 def _parameters(info) -> int | None:
@@ -63,10 +59,11 @@ def _license(info) -> str | None:
     return str(lic) if lic else None
 
 
-def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
-    """Resolve `revision` of `model_id` to a commit and read its facts."""
-    api = HfApi(endpoint=endpoint(), token=token or False)
-    timeout = settings.from_env().hub_timeout_seconds
+def lookup(model_id: str, revision: str, token: str | None, endpoint: str = DEFAULT_HUB,
+           timeout: float = DEFAULT_TIMEOUT_SECONDS) -> HubOutcome:
+    """Resolve `revision` of `model_id` to a commit and read its facts, from the Hub at
+    `endpoint`, waiting at most `timeout` seconds."""
+    api = HfApi(endpoint=endpoint, token=token or False)
     try:
         info = api.model_info(model_id, revision=revision, timeout=timeout)
     except GatedRepoError:
@@ -91,7 +88,7 @@ def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
         return HubOutcome("unreachable", f"the Hub answered HTTP {code} for {model_id}")
     except Exception as e:  # noqa: BLE001 - timeouts, refused connections, DNS: all "unreachable"
         return HubOutcome("unreachable",
-                          f"the Hub at {endpoint()} did not answer ({type(e).__name__})")
+                          f"the Hub at {endpoint} did not answer ({type(e).__name__})")
     return HubOutcome(
         "found",
         f"{model_id}@{revision} resolved to {info.sha}",
@@ -105,20 +102,23 @@ def lookup(model_id: str, revision: str, token: str | None) -> HubOutcome:
 class CachedHub:
     """Lookups with a TTL cache for found models, shared by all reconciles (thread-safe)."""
 
-    def __init__(self, ttl: float = CACHE_TTL_SECONDS):
+    def __init__(self, endpoint: str = DEFAULT_HUB, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 ttl: float = CACHE_TTL_SECONDS):
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str, bool, str], tuple[float, HubOutcome]] = {}
+        self._cache: dict[tuple[str, str, bool], tuple[float, HubOutcome]] = {}
         self.calls = 0
 
     def lookup(self, model_id: str, revision: str, token: str | None) -> HubOutcome:
-        key = (model_id, revision, bool(token), endpoint())
+        key = (model_id, revision, bool(token))
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
             if hit and now - hit[0] < self.ttl:
                 return hit[1]
-        outcome = lookup(model_id, revision, token)
+        outcome = lookup(model_id, revision, token, self.endpoint, self.timeout)
         with self._lock:
             self.calls += 1
             if outcome.status == "found":

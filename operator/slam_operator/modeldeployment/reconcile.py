@@ -1,28 +1,26 @@
-"""Reconcile one ModelDeployment: observe, decide (pure), plan, apply, write status once."""
+"""Reconcile one ModelDeployment: observe (its Secret, the Hub, the watched children), decide
+(pure, status.py), plan (plan.py), execute (kube.py), write the status once. Run by its
+controller (controller.py), which hands it the object and the children's View."""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from slam_operator import runtimes
 from slam_operator.conditions import Cond, find, is_true, now, timestamp, transitions
+from slam_operator.controller import Outcome, View
 from slam_operator.kube import Kube, NamespaceTerminating
 from slam_operator.modeldeployment import builders
 from slam_operator.modeldeployment import status as mdstatus
-from slam_operator.modeldeployment.hub import CachedHub, HubOutcome, endpoint
+from slam_operator.modeldeployment.hub import CachedHub, HubOutcome
 from slam_operator.names import MD_PLURAL
 from slam_operator.plan import plan
 from slam_operator.pods import STUCK_REASONS
 
 log = logging.getLogger("slam_operator")
-# Reconciles run in this process (read by bench/operator_scale.py to report writes per reconcile).
-STATS: Counter[str] = Counter()
 MANAGED_KINDS = ("Deployment", "Service", "PersistentVolumeClaim")
 OWNED_STATUS_KEYS = frozenset(
     f.alias or f_name for f_name, f in ModelDeploymentStatus.model_fields.items()
@@ -30,21 +28,25 @@ OWNED_STATUS_KEYS = frozenset(
 
 # (body, type "Normal"/"Warning", reason, message) -> posts an Event on the ModelDeployment.
 EventSink = Callable[[dict[str, Any], str, str, str], None]
-# (namespace, owner) -> the owner's Deployments, Services and PVCs by (kind, name). The operator
-# reads them from kopf indices over its watches (handlers.py): no API call per reconcile.
-Children = Callable[[str, str], dict[tuple[str, str], dict[str, Any]]]
 # Adds owner references to a child (kopf.adopt in the operator).
 Adopt = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
-@dataclass
-class Result:
-    actions: list[str] = field(default_factory=list)
-    status: dict[str, Any] | None = None  # the object's status, when this reconcile wrote it
-    # Children this reconcile created, by (kind, name): until the watches report them, the next
-    # reconciles take them as existing (Kubernetes controllers' "expectations").
-    created: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    hub_unknown: bool = False  # the Hub could not be asked: retry with backoff
+@dataclass(frozen=True)
+class Observed:
+    """What a reconcile reads before it decides anything."""
+
+    resolved: Cond  # ModelResolved
+    revision: str | None  # the commit to deploy
+    outcome: HubOutcome | None  # fresh Hub facts (None: the status's are reused)
+    children: dict[tuple[str, str], dict[str, Any]]  # the watched children, by (kind, name)
+
+
+def observe(kube: Kube, hub: CachedHub, spec: ModelDeploymentSpec, body: dict[str, Any],
+            view: View) -> Observed:
+    meta = body["metadata"]
+    children = view.children(meta["namespace"], meta["name"])
+    return Observed(*_resolve(kube, hub, spec, body), children)
 
 
 def _resolve(
@@ -73,25 +75,24 @@ def _resolve(
     return cond, revision, outcome
 
 
-def reconcile(
-    kube: Kube, hub: CachedHub, body: dict[str, Any], adopt: Adopt, event: EventSink,
-    children: Children,
-) -> Result:
-    STATS["reconciles"] += 1
+def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
+              images: Mapping[str, str], adopt: Adopt, event: EventSink) -> Outcome:
+    """`images`: the operator's image per runtime (settings.runtime_images)."""
     meta = body["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
     spec = ModelDeploymentSpec.model_validate(body["spec"])
     old = body.get("status") or {}
-    result = Result()
+    result = Outcome()
 
-    resolved, revision, outcome = _resolve(kube, hub, spec, body)
+    seen = observe(kube, hub, spec, body, view)
+    resolved, revision, outcome, existing = seen.resolved, seen.revision, seen.outcome, \
+        seen.children
     parameters = outcome.parameters if outcome else old.get("parameters")
     fits = mdstatus.fits(spec, parameters, meta.get("annotations") or {})
     deploying = revision is not None and fits.status != "False"
 
-    existing = children(namespace, name)
-    served = builders.ServedModel(name, namespace, spec, revision or "", endpoint(),
-                                  runtimes.images_from(os.environ).get(spec.runtime))
+    served = builders.ServedModel(name, namespace, spec, revision or "", hub.endpoint,
+                                  images.get(spec.runtime))
     if deploying:
         desired = builders.build_children(served)
         for child in desired:
@@ -112,7 +113,7 @@ def reconcile(
             # second status write and two more Events for every new ModelDeployment.
             result.created = {(a.kind, a.name): a.obj for a in actions
                               if a.verb == "create" and str(a) in result.actions}
-            existing = {**result.created, **children(namespace, name)}
+            existing = {**existing, **result.created}
     # Otherwise leave any running children alone: a failed lookup must not take a model down.
 
     deployment = existing.get(("Deployment", name))
@@ -152,5 +153,5 @@ def reconcile(
                 c["type"] not in ("Available", "RolledOut")
                 or c["reason"] in (*STUCK_REASONS, "ProgressDeadlineExceeded")) else "Normal"
             event(body, kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}")
-    result.hub_unknown = resolved.status == "Unknown"
+    result.retry = resolved.status == "Unknown"  # the Hub could not be asked
     return result

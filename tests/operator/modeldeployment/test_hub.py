@@ -9,50 +9,52 @@ from tests.fakes.hub import SHA, FakeHub, Repo
 
 
 @pytest.fixture
-def fake_hub(monkeypatch):
+def fake_hub():
     h = FakeHub(hang_seconds=5).start()
-    monkeypatch.setenv("HF_ENDPOINT", h.url)
-    monkeypatch.setenv("SLAM_HUB_TIMEOUT_SECONDS", "1")
     yield h
     h.stop()
 
 
+def lookup(fake: FakeHub, model: str, revision: str, token: str | None):
+    return hub.lookup(model, revision, token, endpoint=fake.url, timeout=1.0)
+
+
 def test_found_resolves_sha_parameters_licence(fake_hub) -> None:
     fake_hub.repos["org/model"] = Repo(parameters=135_000_000, license="apache-2.0")
-    out = hub.lookup("org/model", "main", None)
+    out = lookup(fake_hub, "org/model", "main", None)
     assert (out.status, out.sha, out.parameters, out.license, out.gated) == (
         "found", SHA, 135_000_000, "apache-2.0", False
     )
 
 
 def test_not_found_says_what_to_check(fake_hub) -> None:
-    out = hub.lookup("org/nope", "main", None)
+    out = lookup(fake_hub, "org/nope", "main", None)
     assert out.status == "not_found"
     assert "spec.model.id" in out.message and "spec.hfTokenSecretRef" in out.message
 
 
 def test_unknown_revision(fake_hub) -> None:
     fake_hub.repos["org/model"] = Repo()
-    out = hub.lookup("org/model", "v9", None)
+    out = lookup(fake_hub, "org/model", "v9", None)
     assert out.status == "revision_not_found"
     assert "spec.model.revision" in out.message
 
 
 def test_gated_without_and_with_token(fake_hub) -> None:
     fake_hub.repos["meta/llama"] = Repo(behaviour="gated", token="hf_test_good")
-    assert hub.lookup("meta/llama", "main", None).status == "gated"
-    wrong = hub.lookup("meta/llama", "main", "hf_test_wrong")
+    assert lookup(fake_hub, "meta/llama", "main", None).status == "gated"
+    wrong = lookup(fake_hub, "meta/llama", "main", "hf_test_wrong")
     assert wrong.status == "gated" and "no access" in wrong.message
     assert "hf_test_wrong" not in wrong.message
-    ok = hub.lookup("meta/llama", "main", "hf_test_good")
+    ok = lookup(fake_hub, "meta/llama", "main", "hf_test_good")
     assert ok.status == "found" and ok.gated is True
 
 
 def test_server_error_and_hang_are_unreachable(fake_hub) -> None:
     fake_hub.repos["org/broken"] = Repo(behaviour="error")
     fake_hub.repos["org/slow"] = Repo(behaviour="hang")
-    assert hub.lookup("org/broken", "main", None).status == "unreachable"
-    out = hub.lookup("org/slow", "main", None)
+    assert lookup(fake_hub, "org/broken", "main", None).status == "unreachable"
+    out = lookup(fake_hub, "org/slow", "main", None)
     # The stub answers 504 after 5 s; the 1 s client timeout must have cut it short first.
     assert out.status == "unreachable"
     assert "did not answer" in out.message, out.message
@@ -60,7 +62,7 @@ def test_server_error_and_hang_are_unreachable(fake_hub) -> None:
 
 def test_cache_keeps_found_only(fake_hub) -> None:
     fake_hub.repos["org/model"] = Repo()
-    cached = hub.CachedHub()
+    cached = hub.CachedHub(fake_hub.url, timeout=1.0)
     for _ in range(3):
         assert cached.lookup("org/model", "main", None).status == "found"
         assert cached.lookup("org/missing", "main", None).status == "not_found"
