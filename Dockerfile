@@ -1,13 +1,15 @@
-# The SLaM operator's images, one Dockerfile, three targets:
+# The SLaM operator's images, one Dockerfile, four targets:
 #
-#   operator   the kopf operator and the dashboard (`slam dashboard`); no PyTorch
+#   operator   the kopf operator and the CLI: no dashboard stack, no PyTorch
+#   dashboard  the dashboard (`slam dashboard`): Streamlit and its charts; no PyTorch
 #   scoring    the scoring Job (`slam job run`): the engine with sentence-transformers and the
 #              bundled MiniLM model, offline
 #   llamacpp   a llama.cpp server for `llamacpp` ModelDeployments, built from the same portable
 #              llama-cpp-python wheel as `make` (no -march=native, no AMX); it takes llama-server's
 #              arguments and downloads the GGUF file through the Hugging Face Hub's API
 #
-#   docker build --target operator -t <registry>/slam-operator:0.1.0 .     (and scoring, llamacpp)
+#   docker build --target operator -t <registry>/slam-operator:0.2.0 .
+#   (and dashboard, scoring, llamacpp: <registry>/slam-dashboard, slam-scoring, slam-llamacpp)
 #
 # Every final stage is the base image plus one virtual environment: no compiler (the llama.cpp
 # wheel is compiled in a build stage when needed), no pip cache, no source tree, a non-root user,
@@ -32,7 +34,8 @@ RUN set -e; \
     wheel="$(ls /wheels/llama_cpp_python-*.whl 2>/dev/null | head -n 1 || true)"; \
     if [ -z "$wheel" ]; then \
       apt-get update && apt-get install -y --no-install-recommends build-essential cmake; \
-      wheel="$(bash requirements/llama-cpp-wheel.sh python3 /tmp/slam-cache)"; \
+      python3 -m venv /tmp/wheel-venv; \
+      wheel="$(bash requirements/llama-cpp-wheel.sh /tmp/wheel-venv/bin/python /tmp/slam-cache)"; \
     fi; \
     python3 -m venv /opt/slam; \
     /opt/slam/bin/pip install --progress-bar off -c requirements/lock.txt "${wheel}[server]" \
@@ -49,18 +52,31 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp XDG_CACHE_HOME=/tmp/.
     PATH=/opt/slam/bin:/usr/local/bin:/usr/bin:/bin
 USER 65532:65532
 
-# The operator and scoring venvs need no compiler (every dependency is a wheel), so they are
-# installed in place: copying a 7 GB environment from a build stage costs minutes for nothing.
+# The operator, dashboard and scoring venvs need no compiler (every dependency is a wheel), so
+# they are installed in place: copying a 7 GB environment from a build stage costs minutes for
+# nothing. pip's own copy in the final venv is removed: nothing installs at run time.
 FROM runtime AS operator
 USER 0
 RUN --mount=type=bind,from=source,source=/src,target=/src,rw \
     python3 -m venv /opt/slam \
  && /opt/slam/bin/pip install --progress-bar off -c /src/requirements/lock.txt /src \
- && /opt/slam/bin/python -c "import slam_operator.handlers, slam_dashboard.auth, slam.cli"
+ && /opt/slam/bin/python -c "import slam_operator.handlers, slam.cli" \
+ && /opt/slam/bin/pip uninstall --yes --quiet pip
 USER 65532:65532
 # The operator resolves models on the Hub (or $HF_ENDPOINT): never offline.
-EXPOSE 8080 8501 9090
+EXPOSE 8080 9090
 CMD ["python", "-m", "slam_operator"]
+
+FROM runtime AS dashboard
+USER 0
+RUN --mount=type=bind,from=source,source=/src,target=/src,rw \
+    python3 -m venv /opt/slam \
+ && /opt/slam/bin/pip install --progress-bar off -c /src/requirements/lock.txt '/src[dashboard]' \
+ && /opt/slam/bin/python -c "import slam_dashboard.auth, streamlit, slam.cli" \
+ && /opt/slam/bin/pip uninstall --yes --quiet pip
+USER 65532:65532
+EXPOSE 8501
+CMD ["slam", "dashboard", "--address", "0.0.0.0", "--port", "8501"]
 
 FROM runtime AS scoring
 USER 0

@@ -2,7 +2,7 @@
 # Builds the project's images with podman (`make images`; `make test` calls it), each only when
 # its inputs changed, and writes their names to build/images.env for the tests.
 #
-#   images/build.sh [TARGET ...]        default: operator scoring llamacpp
+#   images/build.sh [TARGET ...]        default: operator dashboard scoring llamacpp
 #
 # An image's tag is a hash of everything it is built from: the base image, the Dockerfile,
 # requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cache="${SLAM_CACHE:-$HOME/.cache/slam}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/images/containers.conf}"
 targets=("$@")
-(( ${#targets[@]} )) || targets=(operator scoring llamacpp)
+(( ${#targets[@]} )) || targets=(operator dashboard scoring llamacpp)
 
 command -v podman >/dev/null || { echo "images/build.sh: podman is needed (make system-deps)" >&2; exit 1; }
 # The pip cache mounted into the builds: podman refuses a missing source folder, and a fresh

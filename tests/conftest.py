@@ -14,16 +14,27 @@ from tests.controlplane.cluster import REPO, ControlPlane, User, apply_crds
 from tests.servers import Llama, Postgres, Stub
 
 CLUSTER_FIXTURES = {"control_plane", "k8s", "namespace"}
+# What makes a test slow (more than a few seconds): a control plane, a real model server,
+# PostgreSQL, a browser, the demo, the images, the test node, a simulation.
+SLOW_FIXTURES = CLUSTER_FIXTURES | {"llama", "postgres", "browser", "page"}
+SLOW_MODULES = ("test_browser.py", "test_demo.py", "test_decision_sim.py",
+                "test_concurrent_raters.py", "test_store_outage.py", "test_localserve.py",
+                "test_import_reads_nothing.py")
 
 # A user with no RBAC bindings at all, for least-privilege checks.
 NOBODY = "slam-test-nobody"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the control plane carries the `cluster` marker (so -m selects it)."""
+    """Every test that uses the control plane carries the `cluster` marker, and every slow one
+    the `slow` marker (`pytest -m "not slow"` is the quick tier; README: Development)."""
     for item in items:
-        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if CLUSTER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.cluster)
+        if SLOW_FIXTURES & fixtures or item.path.name in SLOW_MODULES or \
+                item.get_closest_marker("image") or item.get_closest_marker("node"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from slam import decision, summary
+from slam import charts, decision, summary
 from slam.store import Store, default_url
 from slam_dashboard import rating
 
@@ -204,7 +204,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
                    "raters.")
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
-        "reason": reason, "verdicts": pd.DataFrame(summary.verdicts(rep)),
+        "reason": reason, "verdicts": pd.DataFrame(charts.verdicts(rep)),
         "plan": [row.line() for row in rep.plan], "warnings": rep.notes,
         "criteria": pd.DataFrame(
             [{"target": t.target + (" (reference)" if t.is_reference else ""),
@@ -274,7 +274,7 @@ def probes(url: str, run_pk: int, window: int = 10) -> tuple[pd.DataFrame, pd.Da
     for t in s.targets(run_pk):
         md = (t.get("details") or {}).get("modelDeployment")
         names[md or f"{run.evaluation}/{t['name']}"] = t["name"]
-    series, table = summary.probe_series(s.probe_samples(run.namespace), names, window)
+    series, table = charts.probe_series(s.probe_samples(run.namespace), names, window)
     columns = ["target", "at", "e2e_ms", "ttft_ms", "p50", "p95"]
     return pd.DataFrame(series, columns=columns), pd.DataFrame(table)
 
@@ -287,8 +287,8 @@ COST_GRID = [int(x) for x in np.unique(np.geomspace(100, 1_000_000, 60).round())
 def costs(url: str, run_pk: int) -> dict:
     """$/1k per target, monthly cost curves over requests/day, break-even, quality vs cost."""
     rep = summary.build(store(url), run_pk)
-    return {"curves": pd.DataFrame(summary.cost_curves(rep, COST_GRID)),
-            "points": pd.DataFrame(summary.quality_cost_points(rep)),
+    return {"curves": pd.DataFrame(charts.cost_curves(rep, COST_GRID)),
+            "points": pd.DataFrame(charts.quality_cost_points(rep)),
             "requests_per_day": rep.requests_per_day,
             "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
                         if t.cost and t.cost.per_1k_usd is None]}

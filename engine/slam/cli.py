@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -307,20 +308,16 @@ def run(
             cfg = prepared.scoring_for(plan)
             # A server that dies mid-run is reported as such, not as a column of StreamCuts.
             down = localserve.watchdog(servers, localrun.local_targets(ev, servers))
+            fix = "; run the same command again: it asks only for those"
             if progress:
                 with Bars(err) as listener:
-                    result = runner.run(plan, store, retry_failed=retry_failed,
-                                        listener=listener, down=down)
-                    _check_stored(result, "run the same command again: it asks only for those")
-                    scored = _score(store, result.run_pk, cfg, listener)
+                    result, scored = _generate_and_score(plan, store, cfg, listener, fix,
+                                                         _fail, retry_failed, down)
             else:
                 # Not a terminal (CI, a pipe): a progress line per target every 10 s instead.
                 _log_progress()
-                listener = LogLines()
-                result = runner.run(plan, store, retry_failed=retry_failed, listener=listener,
-                                    down=down)
-                _check_stored(result, "run the same command again: it asks only for those")
-                scored = _score(store, result.run_pk, cfg, listener)
+                result, scored = _generate_and_score(plan, store, cfg, LogLines(), fix, _fail,
+                                                     retry_failed, down)
     except localserve.LocalServeError as e:
         raise _fail(str(e)) from None
     except runner.StoreError as e:
@@ -344,21 +341,24 @@ def run(
     _apply_gate(summary.build(store, result.run_pk) if gate else None, gate, max_failure_rate)
 
 
-def _check_stored(result: runner.RunResult, fix: str) -> None:
-    """Exit 1 naming the count when an answer received is not in the store (the end-of-run
-    invariant: stored = received, nothing received twice)."""
+def _generate_and_score(plan: runner.RunPlan, store: Store, cfg: pipeline.ScoringConfig, listener,
+                        missing_fix: str, fail: Callable[[str], typer.Exit],
+                        retry_failed: bool, down=None
+                        ) -> tuple[runner.RunResult, pipeline.ScoringResult]:
+    """The sequence `slam run` and `slam job run` share, after their own planning: send what
+    the store does not hold yet, stop (exit 1 through `fail`, naming the count and then
+    `missing_fix`) when an answer received is not in the store (the end-of-run invariant: stored
+    = received, nothing received twice), then score what was stored."""
+    result = runner.run(plan, store, retry_failed=retry_failed, listener=listener, down=down)
     if not result.invariant.ok:
-        raise _fail(f"{result.invariant.message()}: {fix}")
-
-
-def _score(store: Store, run_pk: int, cfg: pipeline.ScoringConfig, listener
-           ) -> pipeline.ScoringResult:
+        raise fail(f"{result.invariant.message()}{missing_fix}")
     if cfg.similarity_model:
         err.print(f"scoring similarity with {cfg.similarity_model}", highlight=False)
     try:
-        return asyncio.run(pipeline.score(store, run_pk, cfg, listener.task))
+        scored = asyncio.run(pipeline.score(store, result.run_pk, cfg, listener.task))
     except EmbeddingModelError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
+    return result, scored
 
 
 def _store_and_evaluation(store_url: str | None, evaluation: str | None, namespace: str
@@ -510,6 +510,11 @@ def job_run(
     API keys and the store URL from SLAM_SECRET_* variables (the Job's secretKeyRefs). Progress is
     logged every 10 s; on failure the reason goes to the termination log.
     """
+    def fail(message: str, code: int = 1) -> typer.Exit:
+        """Exit with `message`, which also goes to the termination log (the Job's status)."""
+        _termination_message(message)
+        return _fail(message, code)
+
     _log_progress()
     try:
         if evaluation_file:
@@ -530,40 +535,23 @@ def job_run(
             cfg = dataclasses.replace(cfg, prompt_ids=frozenset(
                 p.id for p in prompts.shard(shard, shards).prompts))
     except (KeyError, ValueError, promptsets.PromptSetError, PlanError) as e:
-        message = f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)
-        _termination_message(message)
-        raise _fail(message) from None
+        raise fail(f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)) from None
     url = store_url or default_url()
     _sigterm_as_interrupt()
     listener = LogLines()
     try:
         store = _open_store_waiting(url, ev.spec.store.wait_seconds if ev.spec.store else 120)
     except StoreOpenError as e:
-        _termination_message(str(e))
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
+    fix = ("; the Job's next pod asks for them again (or: kubectl annotate evaluation "
+           f"{plan.evaluation} slam.dev/retry=$(date +%s) --overwrite)")
     try:
-        result = asyncio.run(runner.execute(plan, store, listener=listener,
-                                            retry_failed=retry_failed))
+        result, _ = _generate_and_score(plan, store, cfg, listener, fix, fail, retry_failed)
     except runner.StoreError as e:
-        message = f"{e}; the answers stored are kept and the Job's next pod resumes"
-        _termination_message(message)
-        raise _fail(message) from None
+        raise fail(f"{e}; the answers stored are kept and the Job's next pod resumes") from None
     except KeyboardInterrupt:  # SIGTERM: the pod is being deleted or its node drained
-        message = "stopped by SIGTERM: the answers stored are kept; the Job's next pod resumes"
-        _termination_message(message)
-        raise _fail(message, 143) from None
-    if not result.invariant.ok:
-        # Not Succeeded with an answer missing: the Job's next pod (or a retry) asks for it.
-        message = (f"{result.invariant.message()}; the Job's next pod asks for them again "
-                   "(or: kubectl annotate evaluation "
-                   f"{plan.evaluation} slam.dev/retry=$(date +%s) --overwrite)")
-        _termination_message(message)
-        raise _fail(message)
-    try:
-        asyncio.run(pipeline.score(store, result.run_pk, cfg, listener.task))
-    except EmbeddingModelError as e:
-        _termination_message(str(e))
-        raise _fail(str(e)) from None
+        raise fail("stopped by SIGTERM: the answers stored are kept; the Job's next pod resumes",
+                   143) from None
     done, failed, total = store.progress(result.run_pk)
     logging.getLogger("slam.run").info(
         "shard %d/%d finished: %d sent (%d failed), %d already stored; run %d/%d done",
@@ -583,8 +571,14 @@ def dashboard(
     token are made up and printed here. Behind an authenticating proxy, $SLAM_AUTH_USER_HEADER
     names the header with the user instead."""
     import secrets as token_source
+    from importlib.util import find_spec
 
     from slam_dashboard import auth
+
+    if find_spec("streamlit") is None:
+        raise _fail("the dashboard needs Streamlit, which this installation leaves out: install "
+                    "slam-operator[dashboard], or run the slam-dashboard image (the operator "
+                    "image carries only the operator and the CLI)", 2)
 
     env = dict(os.environ)
     env["SLAM_STORE_URL"] = store_url or default_url()

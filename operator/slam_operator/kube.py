@@ -253,9 +253,14 @@ class Kube:
         self._count("create Event")
 
     def patch_status(self, plural: str, namespace: str, name: str,
-                     status: dict[str, Any]) -> None:
-        """Merge-patch a custom resource's status subresource (keys set to None are removed)."""
-        write(self.objects.patch_namespaced_custom_object_status,
-              GROUP, VERSION, namespace, plural, name, {"status": status})
+                     status: dict[str, Any]) -> bool:
+        """Merge-patch a custom resource's status subresource (keys set to None are removed).
+        False: the object is gone (deleted since it was read, e.g. with its namespace)."""
+        reply = write(self.objects.patch_namespaced_custom_object_status,
+                      GROUP, VERSION, namespace, plural, name, {"status": status},
+                      tolerate=MISSING_OK)
+        if not reply.ok:
+            return False
         kind = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}[plural]
         self._count(f"status {kind}")
+        return True

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from slam import summary
+from slam import charts, summary
 
 REF = "gpt4"
 
@@ -62,7 +62,7 @@ def test_probe_series_bands_and_consistency() -> None:
                     "error_class": "Timeout"})
     samples.append({"target": "someone-else", "at": t0, "e2e_ms": 5.0, "ttft_ms": 1.0,
                     "error_class": None})
-    series, table = summary.probe_series(samples, {"m1": "small"}, window=2)
+    series, table = charts.probe_series(samples, {"m1": "small"}, window=2)
     assert [r["p50"] for r in series] == [100.0, 150.0, 250.0]
     assert table == [{"target": "small", "samples": 4, "errors": 1, "median": 200.0,
                       "mean": 200.0, "std": 100.0, "cv": 0.5}]
@@ -77,13 +77,13 @@ def test_the_break_even_is_a_traffic_or_says_why_there_is_none() -> None:
         "mistral", "self-hosted", 0.5, "table", hourly_usd=1.0),
         break_even_requests_per_day=1200.0)
     unpriced = summary.TargetReport("zephyr", False, "model_deployment", cost=None)
-    assert summary.break_even_note(gpu, api) == "cheaper above 1,200 requests/day"
-    assert summary.break_even_note(api, api) == "the reference"
-    assert summary.break_even_note(unpriced, api) == "unknown: no price for zephyr"
+    assert charts.break_even_note(gpu, api) == "cheaper above 1,200 requests/day"
+    assert charts.break_even_note(api, api) == "the reference"
+    assert charts.break_even_note(unpriced, api) == "unknown: no price for zephyr"
     hosted_ref = summary.TargetReport(REF, True, "model_deployment", cost=CostEstimate(
         REF, "self-hosted", 0.5, "table", hourly_usd=1.0))
     from dataclasses import replace
-    assert summary.break_even_note(replace(gpu, break_even_requests_per_day=None), hosted_ref
+    assert charts.break_even_note(replace(gpu, break_even_requests_per_day=None), hosted_ref
                                    ).startswith("none: both cost per hour")
 
 
@@ -99,13 +99,13 @@ def test_quality_cost_points_and_curves() -> None:
     rep = summary.EvaluationReport("ev", "1", REF, [
         target(REF, 27.0, 0.9), target("cheap", 0.5, 0.8), target("dear", 1.0, 0.7),
         target("unpriced", None, 0.95)], None, "")
-    points = summary.quality_cost_points(rep)
+    points = charts.quality_cost_points(rep)
     assert [(p["target"], p["on the frontier"]) for p in points] == [
         (REF, True), ("cheap", True), ("dear", False)]
     assert points[0]["quality basis"] == "similarity"
     assert [p["break-even"] for p in points] == ["the reference"] + 2 * [
         "none: both are priced per request, so the cheaper per request is cheaper at any traffic"]
-    curves = summary.cost_curves(rep, [1000, 10000])
+    curves = charts.cost_curves(rep, [1000, 10000])
     assert {c["target"] for c in curves} == {REF, "cheap", "dear"} and len(curves) == 6
     assert curves[1]["$/month"] == pytest.approx(10 * curves[0]["$/month"])
 
@@ -218,7 +218,7 @@ def test_every_kind_of_evidence_gets_its_verdict_beside_the_one_that_decides() -
     assert small.decision.evidence == "humanWinRate" and small.decision.verdict == "undecided"
     [sim] = small.other_decisions
     assert (sim.evidence, sim.verdict) == ("similarity", "inferior")
-    rows = summary.verdicts(rep)
+    rows = charts.verdicts(rep)
     assert [(r["evidence"], r["verdict"], r["decides"]) for r in rows] == [
         ("human win rate", "undecided", "yes"), ("similarity difference", "inferior", "")]
     md = "\n".join(report.decision_lines(rep))

@@ -45,7 +45,7 @@ def hub() -> FakeHub:
     h.stop()
 
 
-@pytest.mark.parametrize("target", ["operator", "scoring", "llamacpp"])
+@pytest.mark.parametrize("target", ["operator", "dashboard", "scoring", "llamacpp"])
 def test_images_run_as_non_root_without_compilers(target: str) -> None:
     out = run(target, "python", "-c", "import os, shutil; print(os.getuid(), os.getgid(), "
               "[t for t in ('gcc', 'cc', 'c++', 'cmake', 'make') if shutil.which(t)])",
@@ -65,11 +65,24 @@ def test_the_operator_image_resolves_models_through_hf_endpoint(hub: FakeHub) ->
     assert any(p.startswith("/api/models/org/model") for p, _ in hub.requests)
 
 
-def test_the_operator_image_serves_the_dashboard_read_only(tmp_path: Path) -> None:
+def test_the_operator_image_carries_the_operator_not_the_dashboard_or_pytorch() -> None:
+    """What a GPU node pool scaling from zero pulls: the operator and the CLI; `slam dashboard`
+    there says which image serves the dashboard."""
+    script = ("import importlib.util as u; import slam_operator.handlers, slam.cli; "
+              "print([m for m in ('streamlit', 'pandas', 'plotly', 'pyarrow', 'torch', "
+              "'sentence_transformers') if u.find_spec(m)])")
+    out = run("operator", "python", "-c", script)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    refused = run("operator", "slam", "dashboard", check=False)
+    assert refused.returncode == 2
+    assert "slam-dashboard image" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_dashboard_image_serves_the_dashboard_read_only(tmp_path: Path) -> None:
     port, name = free_port(), f"slam-dash-{uuid.uuid4().hex[:8]}"
     podman("run", "-d", "--name", name, "--network", "host", "--read-only", "--tmpfs",
            "/tmp:rw,mode=1777", "--env", "SLAM_ADMIN_TOKENS=owner=admin-t", "--env",
-           "SLAM_RATER_TOKENS=ana=rater-t", image("operator"), "slam", "dashboard", "--port",
+           "SLAM_RATER_TOKENS=ana=rater-t", image("dashboard"), "slam", "dashboard", "--port",
            str(port), "--store", "sqlite:////tmp/results.db")
     try:
         deadline, ok = time.monotonic() + 120, False
@@ -148,7 +161,7 @@ def test_the_llamacpp_image_downloads_from_the_hub_and_serves(hub: FakeHub) -> N
 
 
 
-@pytest.mark.parametrize("target", ["operator", "scoring"])
+@pytest.mark.parametrize("target", ["operator", "dashboard", "scoring"])
 def test_images_hold_the_sources_of_this_checkout(target: str) -> None:
     """An image tagged with these inputs must contain them (a layer cache once served an install
     of older sources under a new tag)."""

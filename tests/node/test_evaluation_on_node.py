@@ -92,10 +92,11 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
     secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", f"ana={RATER_TOKEN}")
     cluster.core.patch_namespaced_secret(
         "slam-dashboard-tokens", ns, {"stringData": {"admin-tokens": f"boss=admin-{RATER_TOKEN}"}})
+    cluster.node.load(image("dashboard"))  # its own image: the operator's has no Streamlit
     docs = manifests(REPO / "manifests" / "dashboard" / "deployment.yaml")
     for doc in docs:
         if doc["kind"] == "Deployment":
-            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image("operator")
+            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image("dashboard")
     cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs))
     cluster.wait("dashboard ready", lambda: (cluster.apps.read_namespaced_deployment(
         "slam-dashboard", ns).status.ready_replicas or 0) == 1, timeout=240,

@@ -38,6 +38,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{- define "slam.dashboardImage" -}}
+{{- printf "%s:%s" .Values.dashboard.image.repository (default .Chart.AppVersion .Values.dashboard.image.tag) -}}
+{{- end -}}
+
 {{- define "slam.scoringImage" -}}
 {{- printf "%s:%s" .Values.scoringImage.repository (default .Chart.AppVersion .Values.scoringImage.tag) -}}
 {{- end -}}

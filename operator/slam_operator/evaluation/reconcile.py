@@ -96,7 +96,8 @@ def reconcile(kube: Kube, body: dict, view: View, *, image: str, progress_second
     patch = status.changes(obs.status, new)
     result = Outcome(actions=done)
     if patch:
-        kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch)
+        if not kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch):
+            return result  # deleted since it was read
         result.status = merged(obs.status, patch)
         old_conditions = obs.status.get("conditions") if obs.same_run else None
         for c in transitions(old_conditions, new.get("conditions") or [], quiet=QUIET):

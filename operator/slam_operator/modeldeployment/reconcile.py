@@ -142,7 +142,8 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
     # A merge patch keeps keys it does not mention: clear ours that no longer apply (endpoint).
     cleared = {k: None for k in OWNED_STATUS_KEYS if k in old and k not in status}
     if cleared or any(old.get(k) != v for k, v in status.items()):
-        kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared})
+        if not kube.patch_status(MD_PLURAL, namespace, name, {**status, **cleared}):
+            return result  # deleted since it was read: nothing to tell anyone
         result.status = {**{k: v for k, v in old.items() if k not in cleared}, **status}
         serving = is_true(old.get("conditions"), "Ready") or \
             is_true(status["conditions"], "Ready")
