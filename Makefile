@@ -3,8 +3,10 @@
 #   make demo           run the local example evaluation (llama.cpp, two small models, SQLite)
 #   make dashboard      open the dashboard on those results
 #   make test           everything a fresh machine needs, then the whole test suite
+#   make test-quick     only the quick tests (-m "not slow": no control plane, model server,
+#                       browser, images or node)
 #   make control-plane  build the control plane, etcd and the test node's parts (cached, keyed by version)
-#   make images         build the operator, scoring and llama.cpp images with podman (cached by inputs)
+#   make images         build the operator, dashboard, scoring and llama.cpp images with podman (cached by inputs)
 #   make crds           regenerate crds/ (and the Helm chart's copy) from the typed spec models
 #   make manifests      re-render manifests/base (and the dev overlay's PostgreSQL) from the chart
 #   make lock           re-resolve requirements/lock.txt (only when pyproject.toml dependencies change)
@@ -22,7 +24,7 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv test test-unit test-cluster control-plane images system-deps crds manifests lock demo \
+.PHONY: all venv test test-quick test-unit test-cluster control-plane images system-deps crds manifests lock demo \
         dashboard lint clean-venv
 
 all: venv
@@ -95,6 +97,9 @@ lint: venv
 
 test: venv control-plane system-deps lint images
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-quick: venv
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
 
 test-unit: venv system-deps
 	$(BIN)/pytest -m 'not cluster and not image' $(PYTEST_ARGS)

@@ -18,6 +18,28 @@ def test_unset_and_empty_variables_give_the_defaults() -> None:
     assert (s.metrics_port, s.health_port, s.log_level) == (9090, 8080, "info")
     assert s.watch_namespaces == []
     assert s.scoring_job_image == "ghcr.io/slam-operator/slam-scoring:0.1.0"
+    assert (s.evaluation_workers, s.hub, s.runtime_images, s.store_url) == (
+        8, "https://huggingface.co", {}, None)
+
+
+def test_everything_the_operator_reads_is_read_here() -> None:
+    """The Hub, the kubeconfig, the runtimes' images and the probes' store come from this one
+    reading of the environment, not from modules reading it on their own."""
+    s = from_env({"HF_ENDPOINT": "http://mirror.internal:8080/", "KUBECONFIG": "/k/config",
+                  "SLAM_LLAMACPP_IMAGE": "reg/llamacpp:1", "SLAM_VLLM_IMAGE": "",
+                  "SLAM_STORE_URL": "postgresql+psycopg://slam:hunter2@db/slam",
+                  "SLAM_EVALUATION_WORKERS": "3"})
+    assert s.hub == "http://mirror.internal:8080"
+    assert s.kubeconfig == "/k/config" and s.evaluation_workers == 3
+    assert s.runtime_images == {"llamacpp": "reg/llamacpp:1"}
+    assert s.store_url.get_secret_value().endswith("@db/slam")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s)
+
+
+def test_a_bad_hub_address_is_named() -> None:
+    with pytest.raises(SettingsError) as e:
+        from_env({"HF_ENDPOINT": "huggingface.co"})
+    assert str(e.value).startswith("HF_ENDPOINT='huggingface.co': ")
 
 
 def test_values_are_read_and_converted() -> None:
@@ -35,6 +57,7 @@ def test_values_are_read_and_converted() -> None:
 @pytest.mark.parametrize("var, value, chart", [
     ("SLAM_MAX_WORKERS", "abc", "operator.maxWorkers"),
     ("SLAM_MAX_WORKERS", "0", "operator.maxWorkers"),
+    ("SLAM_EVALUATION_WORKERS", "none", "operator.evaluationWorkers"),
     ("SLAM_API_CONNECTIONS", "-1", "operator.apiConnections"),
     ("SLAM_RESYNC_SECONDS", "0", "operator.resyncSeconds"),
     ("SLAM_RESYNC_SECONDS", "5m", "operator.resyncSeconds"),
