@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 DEFAULT_SCORING_IMAGE = "ghcr.io/slam-operator/slam-scoring:0.1.0"
 DEFAULT_HUB = "https://huggingface.co"
+DEFAULT_HUB_TIMEOUT_SECONDS = 10.0
 # What the operator reads besides its own SLAM_* variables.
 OTHER_VARIABLES = ("HF_ENDPOINT", "KUBECONFIG")
 
@@ -59,7 +60,8 @@ class Settings(BaseModel):
     health_port: int = Field(8080, ge=0, le=65535, alias="SLAM_HEALTH_PORT")
     log_level: Literal["info", "debug"] = Field("info", alias="SLAM_LOG_LEVEL")
     # Seconds to wait for the Hugging Face Hub before a model counts as unresolved for now.
-    hub_timeout_seconds: float = Field(10.0, gt=0, alias="SLAM_HUB_TIMEOUT_SECONDS")
+    hub_timeout_seconds: float = Field(DEFAULT_HUB_TIMEOUT_SECONDS, gt=0,
+                                       alias="SLAM_HUB_TIMEOUT_SECONDS")
     # Comma-separated; empty: every namespace.
     watch_namespaces_csv: str = Field("", alias="SLAM_WATCH_NAMESPACES")
     scoring_image: str = Field("", alias="SLAM_SCORING_IMAGE")

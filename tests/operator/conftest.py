@@ -105,9 +105,7 @@ def operator(control_plane: ControlPlane, k8s: client.ApiClient, fake_hub: FakeH
     mp = pytest.MonkeyPatch()
     mp.setenv("KUBECONFIG", str(kubeconfig))
     mp.setenv("HF_ENDPOINT", fake_hub.url)
-    if "SLAM_METRICS_PORT" not in os.environ:  # one /metrics server per test process
-        from tests.controlplane.cluster import free_port
-        os.environ["SLAM_METRICS_PORT"] = str(free_port())
+    metrics_port()
     capture = LogCapture()
     capture.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -126,6 +124,15 @@ def operator(control_plane: ControlPlane, k8s: client.ApiClient, fake_hub: FakeH
     assert runner.exit_code == 0, runner.output
     denied = rbac_denials(capture.lines, account)
     assert not denied, f"the chart's RBAC denied the operator: {denied[:5]}"
+
+
+def metrics_port() -> int:
+    """The port of the operator's /metrics: one server per test process, however many times
+    an operator is started in it (set as SLAM_METRICS_PORT the first time)."""
+    if "SLAM_METRICS_PORT" not in os.environ:
+        from tests.controlplane.cluster import free_port
+        os.environ["SLAM_METRICS_PORT"] = str(free_port())
+    return int(os.environ["SLAM_METRICS_PORT"])
 
 
 def eventually(fn: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:

@@ -4,7 +4,6 @@ kopf's event loop), while the ModelDeployments wait their turn."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
@@ -12,9 +11,9 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.controlplane.cluster import ControlPlane, free_port
+from tests.controlplane.cluster import ControlPlane
 from tests.fakes.hub import FakeHub, Repo
-from tests.operator.conftest import GROUP, VERSION, eventually
+from tests.operator.conftest import GROUP, VERSION, eventually, metrics_port
 from tests.operator.evaluation.test_cluster import evaluation, get_ev
 from tests.operator.modeldeployment.test_cluster import create_md
 
@@ -42,9 +41,7 @@ def few_workers(control_plane: ControlPlane, hanging_hub: FakeHub) -> Iterator[i
     mp.setenv("HF_ENDPOINT", hanging_hub.url)
     mp.setenv("SLAM_MAX_WORKERS", str(WORKERS))
     mp.setenv("SLAM_HUB_TIMEOUT_SECONDS", "600")
-    if "SLAM_METRICS_PORT" not in os.environ:  # one /metrics server per test process
-        os.environ["SLAM_METRICS_PORT"] = str(free_port())
-    port = int(os.environ["SLAM_METRICS_PORT"])
+    port = metrics_port()
     runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
                          "slam_operator.handlers"], timeout=60)
     try:

@@ -22,11 +22,12 @@ from huggingface_hub.errors import (
 )
 
 from slam_operator.settings import DEFAULT_HUB
+from slam_operator.settings import DEFAULT_HUB_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
+
+# A Hub call that takes longer than the timeout (SLAM_HUB_TIMEOUT_SECONDS, default
+# DEFAULT_TIMEOUT_SECONDS) is treated as "unreachable" and retried with backoff.
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
-# A Hub call that takes longer than the timeout (SLAM_HUB_TIMEOUT_SECONDS) is treated as
-# "unreachable" and retried with backoff.
-DEFAULT_TIMEOUT_SECONDS = 10.0
 # Found facts are stable for a commit; a branch may move, so re-resolve now and then.
 CACHE_TTL_SECONDS = 600.0
 
