@@ -54,20 +54,29 @@ class Outcome:
     # Children this reconcile created, by (kind, name): until the watches report them, the next
     # reconciles take them as existing (Kubernetes controllers' "expectations").
     created: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
+    # The key the children are indexed under, when it is not the object's name (an
+    # Evaluation's Job and its pods are indexed under the Job's name).
+    created_under: str | None = None
     retry: bool = False  # something could not be asked (the Hub): again, with backoff
     requeue_after: float | None = None  # look again after this many seconds (a run in flight)
     actions: list[str] = field(default_factory=list)  # what it changed, for logs and tests
 
 
 class View:
-    """A reconcile's view of the watched children: `children(namespace, key)` is every child
-    indexed under `key` (a ModelDeployment's name; a Job's name for its pods) by (kind, name),
-    plus those its controller expects."""
+    """A reconcile's view of what the watches delivered: `children(namespace, key)` is every
+    child indexed under `key` (a ModelDeployment's name; a Job's name for the Job and its pods)
+    by (kind, name), plus those its controller expects; `get(kind, namespace, name)` is another
+    watched object (an Evaluation's ModelDeployments), None when the watch has none."""
 
     def __init__(self, indices: Iterable[Index],
-                 expected: dict[Key, tuple[float, dict[ChildKey, dict[str, Any]]]]):
+                 expected: dict[Key, tuple[float, dict[ChildKey, dict[str, Any]]]],
+                 lookups: Mapping[str, Index] | None = None):
         self._indices = list(indices)
         self._expected = expected  # the controller's: (namespace, key) -> (deadline, created)
+        self._lookups = dict(lookups or {})
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return next(iter(self._lookups[kind].get((namespace, name), ())), None)
 
     def children(self, namespace: str, key: str) -> dict[ChildKey, dict[str, Any]]:
         seen = {(c["kind"], c["metadata"]["name"]): c for index in self._indices
@@ -131,12 +140,13 @@ class Controller:
 
     # -- running ------------------------------------------------------------------------------
 
-    def start(self, bodies: Index, children: Iterable[Index] = ()) -> None:
+    def start(self, bodies: Index, children: Iterable[Index] = (),
+              lookups: Mapping[str, Index] | None = None) -> None:
         """Start the workers and the resync, on the running event loop. `bodies`: the kind's
-        objects as the watch last delivered them, by (namespace, name); `children`: the
-        indices a reconcile's View reads."""
+        objects as the watch last delivered them, by (namespace, name); `children` and
+        `lookups` (by kind): the indices a reconcile's View reads."""
         self.bodies = bodies
-        self.view = View(children, self.expected)
+        self.view = View(children, self.expected, lookups)
         self._executor = ThreadPoolExecutor(self.workers,
                                             thread_name_prefix=f"reconcile-{self.kind}")
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -186,7 +196,8 @@ class Controller:
         outcome = self._reconcile(self._kube(), body, self.view)
         self.reconciled[key] = time.monotonic()
         if outcome.created:
-            self.expected[key] = (time.monotonic() + self.expect_seconds, outcome.created)
+            self.expected[(namespace, outcome.created_under or name)] = (
+                time.monotonic() + self.expect_seconds, outcome.created)
         # The status the object has now: what this reconcile wrote, or else what it started from.
         self.statuses[key] = (body["metadata"].get("uid"), outcome.status
                               if outcome.status is not None else body.get("status") or {})
@@ -211,6 +222,9 @@ class Controller:
         for gone in remembered - set(keys):
             self.statuses.pop(gone, None)
             self.expected.pop(gone, None)
+        for key, (deadline, _) in list(self.expected.items()):
+            if deadline < now:  # children of an object deleted before they were seen
+                self.expected.pop(key, None)
         due = resync.due(keys, self.reconciled, now, self.resync_seconds)
         if not self.resyncs:
             return []

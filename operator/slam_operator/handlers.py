@@ -120,6 +120,16 @@ async def ev_job_pods(namespace: str, name: str, labels: kopf.Labels, status: ko
     return {(namespace, labels["job-name"]): podstatus.pod_view(name, _plain(status))}
 
 
+@kopf.index(*JOBS, labels={EVALUATION_LABEL: kopf.PRESENT})
+async def ev_jobs(namespace: str, name: str, body: kopf.Body, **_: Any):
+    """Scoring Jobs by name (an Evaluation's reconcile finds its run's Job here, with the Job's
+    pods): what the status reads of one, its spec and status."""
+    return {(namespace, name): {
+        "kind": "Job", "spec": _plain(body.spec), "status": _plain(body.status),
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(body.metadata.labels),
+                     "uid": body.metadata.uid}}}
+
+
 def _body(body: kopf.Body) -> dict[str, Any]:
     obj = _plain(body)
     obj["metadata"].pop("managedFields", None)
@@ -225,7 +235,8 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo,
     op.model_deployments.start(indices["md_bodies"], [
         indices["md_deployments"], indices["md_services"], indices["md_claims"],
         indices["md_pods"]])
-    op.evaluations.start(indices["ev_bodies"], [indices["ev_job_pods"]])
+    op.evaluations.start(indices["ev_bodies"], [indices["ev_jobs"], indices["ev_job_pods"]],
+                         {"ModelDeployment": indices["md_bodies"]})
     metrics.QUEUE_DEPTH.set_function(lambda: len(op.model_deployments.queue))
     metrics.count_from(indices["ev_phases"], indices["md_ready"])
     if ours.metrics_port != 0:

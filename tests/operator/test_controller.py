@@ -112,6 +112,26 @@ def test_created_children_count_as_existing_until_the_watch_reports_them() -> No
     assert c.view.children(*KEY) == {}  # taken as missing after the wait: recreated
 
 
+def test_children_indexed_under_another_key_are_expected_under_it() -> None:
+    """An Evaluation's Job is indexed (with its pods) under the Job's name: the Job it just
+    created is expected there, the next reconcile does not create it again, and an expectation
+    nobody looks at again (the Evaluation deleted at once) is dropped by the resync pass."""
+    job = {"kind": "Job", "metadata": {"name": "m-run-1"}, "spec": {}}
+    jobs: dict = {}
+    rec = Recorder(Outcome(created={("Job", "m-run-1"): job}, created_under="m-run-1"))
+    c = make(rec, {KEY: [body()]}, expect_seconds=0.3)
+    c.view = View([jobs], c.expected, {"ModelDeployment": {("team-a", "md"): [{"x": 1}]}})
+    c.reconcile(KEY, fresh=False)
+    assert c.view.children(KEY[0], "m-run-1") == {("Job", "m-run-1"): job}
+    assert c.view.children(*KEY) == {}
+    assert c.view.get("ModelDeployment", "team-a", "md") == {"x": 1}
+    assert c.view.get("ModelDeployment", "team-a", "other") is None
+    c.resync_pass(now=time.monotonic())
+    assert (KEY[0], "m-run-1") in c.expected  # not due yet
+    c.resync_pass(now=time.monotonic() + 1)
+    assert c.expected == {}
+
+
 def test_the_workers_retry_with_backoff_and_look_again_when_asked() -> None:
     """A reconcile that asks to retry comes back after the backoff; one in flight (an
     Evaluation's run) after its requeue delay; one that raised is retried, not lost."""

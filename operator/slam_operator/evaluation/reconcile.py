@@ -1,11 +1,14 @@
-"""Reconcile one Evaluation: observe (API server, store) -> decide (status.py) -> plan (plan.py)
--> execute (kube.py), then write the status once, only when it changed. Run by its controller
-(controller.py), which hands it the object and the View of its Jobs' pods, and looks again every
+"""Reconcile one Evaluation: observe -> decide (status.py) -> plan (plan.py) -> execute
+(kube.py), then write the status once, only when it changed. Run by its controller
+(controller.py), which hands it the object and a View of the watches, and looks again every
 progress period while the run is in flight.
 
+Observed from the watches: the ModelDeployments it targets, its run's Job and the Job's pods.
+Read from the API server: only what the operator does not watch, the Secrets, ConfigMap and
+ServiceAccount the spec names (a watch on every Secret of the cluster would hold them all in
+the operator's memory), and a failed scoring pod's termination message.
 The store is read for progress and, once the Job succeeded, for the summary; its URL comes from
-the Secret the spec (or the operator) names and is never written anywhere.
-"""
+the Secret the spec (or the operator) names and is never written anywhere."""
 
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ def observe(kube: Kube, body: dict, view: View) -> tuple[Observed, Store | None]
     spec = EvaluationSpec.model_validate(body["spec"])
     old = body.get("status") or {}
     mds = {t.model_deployment_ref.name: None for t in spec.targets if t.model_deployment_ref}
-    for md in mds:
-        mds[md] = kube.get_model_deployment(ns, md)
+    for md in mds:  # from the watch (the ModelDeployments' own controller writes their status)
+        mds[md] = view.get("ModelDeployment", ns, md)
     missing = []
     store = store_problem = None
     for field, ref in job.secret_refs(spec):
@@ -51,7 +54,10 @@ def observe(kube: Kube, body: dict, view: View) -> tuple[Observed, Store | None]
     requested = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
     attempt = status.attempt(spec, old, requested)
     job_name = job.job_name(name, spec.run_id, attempt.number)
-    found_job = None if attempt.starting else kube.get("Job", ns, job_name)
+    # The run's Job and its pods, from the watches (and the Job this controller just created,
+    # until its watch event arrives).
+    children = {} if attempt.starting else view.children(ns, job_name)
+    found_job = children.get(("Job", job_name))
     message = None
     if found_job is not None and is_true((found_job.get("status") or {}).get("conditions"),
                                          "Failed"):
@@ -70,7 +76,7 @@ def observe(kube: Kube, body: dict, view: View) -> tuple[Observed, Store | None]
     return Observed(name, ns, meta.get("generation") or 0, spec, old, mds, missing, found_job,
                     progress, message, now(), missing_sa, sa_present, report,
                     f"spec.promptSet.configMap: {cm_problem}" if cm_problem else None,
-                    tuple(c for (kind, _), c in view.children(ns, job_name).items()
+                    tuple(c for (kind, _), c in children.items()
                           if kind == "Pod") if found_job is not None else (),
                     store_problem, store is not None and store_problem is None,
                     requested, run.id if run is not None else None), store
@@ -93,8 +99,10 @@ def reconcile(kube: Kube, body: dict, view: View, *, image: str, progress_second
     if store is not None and obs.run_pk is not None and obs.job is not None:
         record_targets(store, obs, d)
     new = status.compose(obs, d)
+    result = Outcome(actions=done, created={(a.kind, a.name): a.obj for a in actions
+                                            if a.verb == "create" and a.kind == "Job"},
+                     created_under=next((a.name for a in actions if a.kind == "Job"), None))
     patch = status.changes(obs.status, new)
-    result = Outcome(actions=done)
     if patch:
         if not kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch):
             return result  # deleted since it was read
