@@ -162,6 +162,8 @@ def test_every_pod_runs_restricted() -> None:
     ({"store": {"url": "postgresql://a@b/c"}, "postgresql": {"enabled": True}},
      "store.url and postgresql.enabled: choose one"),
     ({"serviceAccount": {"create": False}}, "serviceAccount.name: name the existing"),
+    ({"dashboard": {"sessionHours": 0}}, "at '/dashboard/sessionHours'"),
+    ({"dashboard": {"trustedProxies": ["lb.internal"]}}, "at '/dashboard/trustedProxies/0'"),
 ])
 def test_bad_values_fail_naming_the_key(values: dict, message: str) -> None:
     out = render(values, check=False)

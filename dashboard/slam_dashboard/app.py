@@ -23,21 +23,37 @@ if auth.uses_proxy():
                  "dashboard is meant to be reached through its sign-in proxy.")
         st.stop()
     st.session_state.update(role=who.role, rater=who.name)
+elif problems := auth.config_problems():
+    # Before any page (a link from before a bad edit included): nobody is signed in on it.
+    st.error("Sign-in is not set up on this dashboard: " + "; ".join(problems))
+    st.stop()
 elif "role" not in st.session_state and (
-        who := auth.from_session_token(st.query_params.get(auth.SESSION_PARAM))):
+        link := st.query_params.get(auth.SESSION_PARAM)) and (
+        who := auth.from_session_token(link)):
     # A refresh, the Back button or a bookmarked page: a new Streamlit session, same person.
-    st.session_state.update(role=who.role, rater=who.name)
+    st.session_state.update(role=who.role, rater=who.name, session=link)
 role = st.session_state.get("role")
+if role is not None and not auth.uses_proxy():
+    me = auth.Identity(st.session_state["rater"], role)
+    link = st.session_state.get("session")
+    if link is not None and auth.from_session_token(link) != me:
+        # Expired unused, or the owner replaced or removed this person's invite token: an open
+        # page ends too, not only the links to it.
+        st.session_state.clear()
+        st.query_params.clear()
+        st.session_state["signed_out"] = ("Your sign-in has ended (unused for too long, or "
+                                          "your invite token was replaced): sign in again.")
+        st.rerun()
+    if link is None or auth.renew_due(link):  # just signed in, or past half its lifetime
+        link = st.session_state["session"] = auth.session_token(me)
+    if st.query_params.get(auth.SESSION_PARAM) != link:
+        st.query_params[auth.SESSION_PARAM] = link
 if role is not None:
     st.sidebar.text(f"Signed in as {st.session_state['rater']} ({role})")
-    if not auth.uses_proxy():
-        me = auth.Identity(st.session_state["rater"], role)
-        if auth.from_session_token(st.query_params.get(auth.SESSION_PARAM)) != me:
-            st.query_params[auth.SESSION_PARAM] = auth.session_token(me)
-        if st.sidebar.button("Sign out", key="sign-out"):
-            st.session_state.clear()
-            st.query_params.clear()
-            st.rerun()
+    if not auth.uses_proxy() and st.sidebar.button("Sign out", key="sign-out"):
+        st.session_state.clear()
+        st.query_params.clear()
+        st.rerun()
 sign_in = st.Page(HERE / "pages" / "sign_in.py", title="Sign in", default=role is None)
 rate = st.Page(HERE / "pages" / "rate.py", title="Rate", default=role is not None)
 admin_pages = [st.Page(HERE / "pages" / f"{name}.py", title=title) for name, title in (

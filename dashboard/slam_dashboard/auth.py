@@ -3,7 +3,8 @@
 - **Invite tokens** (the default). `SLAM_RATER_TOKENS` and `SLAM_ADMIN_TOKENS` (in the cluster:
   a Secret) hold comma-separated `name=token` entries: each token belongs to one person, whose
   name comes with it (nobody types a name, so nobody can rate as someone else). Tokens are
-  compared in constant time; wrong tokens are throttled per client address (`Throttle`).
+  compared in constant time; wrong tokens are throttled per client address (`Throttle`,
+  `client_key`: behind a trusted proxy, the address it forwarded).
 - **An authenticating proxy** in front of the dashboard (oauth2-proxy and the like): with
   `SLAM_AUTH_USER_HEADER` set (e.g. `X-Forwarded-User`), the dashboard takes the user from that
   header and shows no sign-in form; `SLAM_ADMIN_USERS` (comma-separated) are the owners, every
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import threading
@@ -48,6 +50,11 @@ def parse_tokens(var: str, env: Mapping[str, str] = os.environ) -> list[tuple[st
                 f"{var}: entry {i} is not name=token (each invite token belongs to one person: "
                 "write e.g. ana=3f9c...,bo=8d1e...)")
         pairs.append((name, token))
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise TokenListError(f"{var}: {twice} has two entries; give each person one token "
+                             "(replacing it signs out only that person)")
     tokens = [t for _, t in pairs]
     if len(set(tokens)) != len(tokens):
         raise TokenListError(f"{var}: the same token is given to two names; give each its own")
@@ -67,6 +74,11 @@ def config_problems(env: Mapping[str, str] = os.environ) -> list[str]:
                     problems.append(f"{var}: {name}'s token is also in {seen[token]}")
                 seen[token] = var
         except TokenListError as e:
+            problems.append(str(e))
+    for check in (session_hours, trusted_proxies):
+        try:
+            check(env)
+        except ValueError as e:
             problems.append(str(e))
     if not seen and not problems:
         problems.append(f"no invite tokens: set {ADMIN_VAR} and {RATER_VAR} (name=token,...) "
@@ -102,42 +114,138 @@ def uses_proxy() -> bool:
 
 # --- staying signed in across a refresh or the Back button ---------------------------------------
 # Streamlit starts a new session on every page load, so the sign-in is carried in the page's
-# address as `?s=<session>`: the name, the role and an expiry, signed with a key derived from the
-# invite tokens (changing the tokens signs everyone out). It is not the invite token: it expires,
-# and it cannot be turned back into one.
+# address as `?s=<session>`: the name, the role and an expiry, signed with a key derived from
+# that person's own invite token. It is not the invite token: it expires, and it cannot be turned
+# back into one. Replacing one person's token in the list ends that person's links and open
+# pages, and nobody else's; removing the name ends them too. A page in use renews its link
+# before it expires (`renew_due`): the lifetime, SLAM_SESSION_HOURS, is how long a link lasts
+# once nobody uses it.
 SESSION_PARAM = "s"
-SESSION_HOURS = 12.0
+SESSION_HOURS_VAR = "SLAM_SESSION_HOURS"
+SESSION_HOURS = 4.0
 
 
-def _session_key(env: Mapping[str, str]) -> bytes:
-    material = "|".join(f"{var}={env.get(var, '')}" for var in (ADMIN_VAR, RATER_VAR))
-    return hashlib.sha256(b"slam-dashboard-session|" + material.encode()).digest()
+def session_hours(env: Mapping[str, str] = os.environ) -> float:
+    """SLAM_SESSION_HOURS, or the default. Raises ValueError naming the variable."""
+    raw = env.get(SESSION_HOURS_VAR, "").strip()
+    if not raw:
+        return SESSION_HOURS
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = float("nan")
+    if not 0 < hours <= 24 * 30:
+        raise ValueError(f"{SESSION_HOURS_VAR}={raw!r} is not a number of hours between 0 and "
+                         f"720 (how long a sign-in link lasts unused; e.g. {SESSION_HOURS:g})")
+    return hours
+
+
+def _person_key(name: str, role: str, env: Mapping[str, str]) -> bytes | None:
+    """The key that signs `name`'s links: from that person's current invite token (None: no
+    such person in the lists now)."""
+    var = ADMIN_VAR if role == "admin" else RATER_VAR if role == "rater" else None
+    try:
+        token = next((t for n, t in parse_tokens(var, env) if n == name), None) if var else None
+    except TokenListError:
+        return None
+    if token is None:
+        return None
+    return hashlib.sha256(
+        f"slam-dashboard-session|{role}|{name}|{token}".encode()).digest()
 
 
 def session_token(who: Identity, now: float | None = None,
                   env: Mapping[str, str] = os.environ) -> str:
-    expires = int((time.time() if now is None else now) + SESSION_HOURS * 3600)
+    key = _person_key(who.name, who.role, env)
+    if key is None:
+        raise ValueError(f"{who.name} ({who.role}) has no invite token")
+    expires = int((time.time() if now is None else now) + session_hours(env) * 3600)
     body = base64.urlsafe_b64encode(
         json.dumps([who.name, who.role, expires]).encode()).decode().rstrip("=")
-    mac = hmac.new(_session_key(env), body.encode(), hashlib.sha256).hexdigest()[:32]
+    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"{body}.{mac}"
+
+
+def _read_session(token: str | None, now: float | None, env: Mapping[str, str]
+                  ) -> tuple[Identity, int] | None:
+    body, _, mac = (token or "").partition(".")
+    try:
+        name, role, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        key = _person_key(str(name), str(role), env)
+    except (ValueError, TypeError):
+        return None
+    if key is None:
+        return None
+    want = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
+    if not hmac.compare_digest(mac.encode(), want.encode()):
+        return None
+    if not isinstance(expires, int) or (time.time() if now is None else now) > expires:
+        return None
+    return Identity(name, role), expires
 
 
 def from_session_token(token: str | None, now: float | None = None,
                        env: Mapping[str, str] = os.environ) -> Identity | None:
-    """Who a session token from the address is, or None (tampered, expired, or the tokens
-    changed since it was issued)."""
-    body, _, mac = (token or "").partition(".")
-    want = hmac.new(_session_key(env), body.encode(), hashlib.sha256).hexdigest()[:32]
-    if not body or not hmac.compare_digest(mac.encode(), want.encode()):
-        return None
-    try:
-        name, role, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, TypeError):
-        return None
-    if (time.time() if now is None else now) > expires or role not in ("admin", "rater"):
-        return None
-    return Identity(name, role)
+    """Who a session token is, or None: tampered with, expired, or its holder's invite token
+    was replaced or removed since it was issued."""
+    found = _read_session(token, now, env)
+    return found[0] if found else None
+
+
+def renew_due(token: str, now: float | None = None, env: Mapping[str, str] = os.environ
+              ) -> bool:
+    """Whether a valid link is past half its lifetime (a page in use then gets a new one)."""
+    found = _read_session(token, now, env)
+    left = found[1] - (time.time() if now is None else now) if found else 0.0
+    return left < session_hours(env) * 3600 / 2
+
+
+# --- who is trying to sign in --------------------------------------------------------------------
+# Wrong tokens are throttled per client. Behind a load balancer or proxy every request comes from
+# the proxy's address, and one person's typos would lock out everyone: with SLAM_TRUSTED_PROXIES
+# (addresses or networks, comma-separated) a request from one of them is keyed by the client
+# address the proxies recorded in X-Forwarded-For (the nearest one that is not itself a trusted
+# proxy). A request from anywhere else is keyed by its own address, whatever it claims.
+TRUSTED_PROXIES_VAR = "SLAM_TRUSTED_PROXIES"
+
+
+def trusted_proxies(env: Mapping[str, str] = os.environ
+                    ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """SLAM_TRUSTED_PROXIES as networks. Raises ValueError naming the variable and entry."""
+    nets = []
+    for entry in (e.strip() for e in env.get(TRUSTED_PROXIES_VAR, "").split(",")):
+        if not entry:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{TRUSTED_PROXIES_VAR}: {entry!r} is not an address or network "
+                             "(write e.g. 10.0.0.0/8,192.168.1.5)") from None
+    return nets
+
+
+def client_key(peer: str | None, headers: Mapping[str, str] | None,
+               env: Mapping[str, str] = os.environ) -> str:
+    """The address wrong tokens are counted against."""
+    nets = trusted_proxies(env)
+
+    def trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in nets)
+
+    peer = (peer or "").strip() or "unknown"
+    if not nets or not trusted(peer):
+        return peer
+    forwarded = ",".join(v for k, v in (headers or {}).items()
+                         if k.lower() == "x-forwarded-for")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):  # the proxies append: the nearest untrusted hop is the client
+        if not trusted(hop):
+            return hop
+    return peer
 
 
 class Throttle:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from slam_dashboard import auth
@@ -76,7 +79,7 @@ def test_a_session_link_keeps_its_holder_signed_in_and_nothing_else(monkeypatch)
     link = auth.session_token(ana, now=1_000, env=env)
     assert auth.from_session_token(link, now=1_000 + 3600, env=env) == ana
     assert "t-ana" not in link  # not the invite token
-    assert auth.from_session_token(link, now=1_000 + 13 * 3600, env=env) is None  # expired
+    assert auth.from_session_token(link, now=1_000 + 5 * 3600, env=env) is None  # expired
     body, mac = link.split(".")
     forged = auth.session_token(auth.Identity("lee", "admin"), now=1_000, env=env)
     assert auth.from_session_token(forged.split(".")[0] + "." + mac, now=1_000, env=env) is None
@@ -85,3 +88,71 @@ def test_a_session_link_keeps_its_holder_signed_in_and_nothing_else(monkeypatch)
     assert auth.from_session_token(None, env=env) is None
     rotated = {**env, auth.RATER_VAR: "ana=t-ana-new-0123456789"}
     assert auth.from_session_token(link, now=1_000, env=rotated) is None
+
+
+def test_replacing_one_raters_token_ends_only_that_raters_links() -> None:
+    env = {auth.RATER_VAR: "ana=t-ana-0123456789,bo=t-bo-01234567890",
+           auth.ADMIN_VAR: "lee=t-lee-0123456789"}
+    ana, bo, lee = (auth.Identity("ana", "rater"), auth.Identity("bo", "rater"),
+                    auth.Identity("lee", "admin"))
+    links = {who: auth.session_token(who, now=1_000, env=env) for who in (ana, bo, lee)}
+    rotated = {**env, auth.RATER_VAR: "ana=t-ana-new-0123456789,bo=t-bo-01234567890"}
+    assert auth.from_session_token(links[ana], now=1_000, env=rotated) is None
+    assert auth.from_session_token(links[bo], now=1_000, env=rotated) == bo
+    assert auth.from_session_token(links[lee], now=1_000, env=rotated) == lee
+    removed = {**env, auth.RATER_VAR: "bo=t-bo-01234567890"}  # ana taken off the list
+    assert auth.from_session_token(links[ana], now=1_000, env=removed) is None
+    assert auth.from_session_token(links[bo], now=1_000, env=removed) == bo
+    # A rater's link does not become an owner's by editing the role it carries.
+    body, mac = links[bo].split(".")
+    name, _, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    promoted = base64.urlsafe_b64encode(json.dumps([name, "admin", expires]).encode()
+                                        ).decode().rstrip("=")
+    assert auth.from_session_token(f"{promoted}.{mac}", now=1_000, env=env) is None
+
+
+def test_the_session_lifetime_is_the_owners_to_set_and_a_page_in_use_renews_it() -> None:
+    env = {auth.RATER_VAR: "ana=t-ana-0123456789"}
+    ana = auth.Identity("ana", "rater")
+    assert auth.session_hours(env) == 4.0  # was 12 h
+    link = auth.session_token(ana, now=0, env=env)
+    assert auth.from_session_token(link, now=4 * 3600 - 1, env=env) == ana
+    assert auth.from_session_token(link, now=4 * 3600 + 1, env=env) is None
+    assert not auth.renew_due(link, now=3600, env=env)
+    assert auth.renew_due(link, now=2 * 3600 + 1, env=env)  # past half: the page renews it
+    short = {**env, auth.SESSION_HOURS_VAR: "0.5"}
+    link = auth.session_token(ana, now=0, env=short)
+    assert auth.from_session_token(link, now=1801, env=short) is None
+    for bad in ("soon", "0", "-1", "nan", "100000"):
+        problems = auth.config_problems({**env, auth.SESSION_HOURS_VAR: bad})
+        assert len(problems) == 1 and problems[0].startswith(f"{auth.SESSION_HOURS_VAR}={bad!r}")
+
+
+def test_behind_a_trusted_proxy_wrong_tokens_count_against_the_forwarded_client() -> None:
+    """One person's typos behind a load balancer lock out that person, not everyone behind
+    it; a client that is not a trusted proxy cannot pick its key by sending the header."""
+    env = {auth.TRUSTED_PROXIES_VAR: "10.0.0.0/8, 192.168.1.5"}
+    key = auth.client_key
+    assert key("10.1.2.3", {"X-Forwarded-For": "203.0.113.7"}, env) == "203.0.113.7"
+    assert key("10.1.2.3", {"x-forwarded-for": "198.51.100.1, 203.0.113.7, 10.9.9.9"},
+               env) == "203.0.113.7"  # the nearest hop that is not one of the proxies
+    assert key("192.168.1.5", {}, env) == "192.168.1.5"  # nothing forwarded
+    assert key("203.0.113.9", {"X-Forwarded-For": "1.2.3.4"}, env) == "203.0.113.9"
+    assert key("10.1.2.3", {"X-Forwarded-For": "203.0.113.7"}, {}) == "10.1.2.3"  # not set
+    assert key(None, None, env) == "unknown"
+    throttle = auth.Throttle(free=2, base=30.0)
+    mallory = key("10.1.2.3", {"X-Forwarded-For": "203.0.113.66"}, env)
+    for _ in range(5):
+        throttle.failed(mallory, now=0.0)
+    assert throttle.wait(mallory, now=0.0) > 0
+    ana = key("10.1.2.3", {"X-Forwarded-For": "203.0.113.7"}, env)
+    assert throttle.wait(ana, now=0.0) == 0  # same proxy, another person: not locked out
+    problems = auth.config_problems({auth.RATER_VAR: "ana=t-ana-0123456789",
+                                     auth.TRUSTED_PROXIES_VAR: "10.0.0.0/8,lb.internal"})
+    assert problems == [f"{auth.TRUSTED_PROXIES_VAR}: 'lb.internal' is not an address or "
+                        "network (write e.g. 10.0.0.0/8,192.168.1.5)"]
+
+
+def test_one_name_with_two_tokens_is_refused() -> None:
+    problems = auth.config_problems({auth.RATER_VAR: "ana=t-ana-0123456789,ana=t-ana-98765432"})
+    assert problems and "ana has two entries" in problems[0] and "t-ana" not in problems[0]

@@ -403,3 +403,34 @@ def test_slam_dashboard_refuses_a_token_without_a_name(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout + out.stderr
     assert "SLAM_RATER_TOKENS: entry 2 is not name=token" in out.stderr
     assert "secret" not in out.stdout + out.stderr
+
+
+def test_replacing_one_raters_token_ends_that_raters_links_only(tmp_path: Path,
+                                                                browser) -> None:
+    """The owner replaces ana's invite token (the Secret changes, the dashboard restarts):
+    ana's link now opens the sign-in page, saying nothing of who she was; bo's link still
+    signs bo in. The links carry no invite token."""
+    links = {}
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    with streamlit(tmp_path / "before") as (base, _, _):
+        for who, token in (("ana", RATER_TOKEN), ("bo", BO_TOKEN)):
+            page = browser.new_page()
+            sign_in(page, base, token)
+            page.get_by_text(f"Signed in as {who} (rater)").wait_for()
+            page.wait_for_url(re.compile(r"[?&]s="))
+            links[who] = page.url.split("?", 1)[1]
+            assert token not in page.url
+            page.close()
+    replaced = RATER_TOKENS.replace(RATER_TOKEN, "ana-new-invite-000")
+    with streamlit(tmp_path / "after", env={"SLAM_RATER_TOKENS": replaced}) as (base, _, _):
+        ana, bo = browser.new_page(), browser.new_page()
+        bo.goto(f"{base}/?{links['bo']}")
+        bo.get_by_text("Signed in as bo (rater)").wait_for()
+        bo.get_by_text("Which answer is better?").wait_for()
+        ana.goto(f"{base}/?{links['ana']}")
+        ana.get_by_label("Invite token").wait_for()
+        wait_idle(ana)
+        assert "ana" not in ana.inner_text("body")
+        sign_in_here(ana, "ana-new-invite-000")
+        ana.get_by_text("Signed in as ana (rater)").wait_for()

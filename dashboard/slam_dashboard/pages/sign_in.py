@@ -1,5 +1,5 @@
 """Sign in with an invite token; the token says who you are. Wrong tokens are throttled per
-client address (auth.Throttle)."""
+client address (auth.Throttle; behind a trusted proxy, the address it forwarded)."""
 
 import math
 
@@ -9,14 +9,13 @@ from slam_dashboard import auth
 
 st.title("Sign in")
 st.write("Rate pairs of answers to real prompts, without knowing which model wrote which.")
-if problems := auth.config_problems():
-    st.error("Sign-in is not set up on this dashboard: " + "; ".join(problems))
-    st.stop()
+if ended := st.session_state.pop("signed_out", None):
+    st.info(ended)
 with st.form("sign-in"):
     token = st.text_input("Invite token", type="password")
     go = st.form_submit_button("Sign in")
 if go:
-    client = st.context.ip_address or "unknown"
+    client = auth.client_key(st.context.ip_address, st.context.headers)
     attempt = st.session_state["sign_in_attempts"] = st.session_state.get("sign_in_attempts", 0) + 1
     if wait := auth.THROTTLE.wait(client):
         st.error(f"Sign-in attempt {attempt}: too many wrong invite tokens from your address; "
