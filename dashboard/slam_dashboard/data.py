@@ -84,9 +84,47 @@ def _serving(url: str, run_pk: int) -> dict:
 
 def rater_session(url: str, run: RunChoice, rater: str, size: int = 20
                   ) -> list[rating.Assignment]:
-    """The rater's next batch."""
+    """A new batch for the rater, from the ratings stored now."""
     return rating.session(rater, run.run_key, ratings=store(url).ratings(run.run_pk), size=size,
                           control_pairs=run.control_pairs, **_serving(url, run.run_pk))
+
+
+@dataclass
+class Batch:
+    """Where a rater is: batch `number`, its pairs, the next one to show (`index`) and how
+    many of them are rated."""
+
+    number: int
+    assignments: list[rating.Assignment]
+    index: int
+    saved: int
+
+
+def _at(url: str, run: RunChoice, rater: str, number: int,
+        assignments: list[rating.Assignment]) -> Batch:
+    stored = {r["submission"] for r in store(url).ratings(run.run_pk) if r["rater"] == rater}
+    index = rating.resume_at(rater, run.run_key, assignments, stored)
+    saved = sum(rating.submission_key(rater, run.run_key, a) in stored for a in assignments)
+    return Batch(number, assignments, index, saved)
+
+
+def current_batch(url: str, run: RunChoice, rater: str) -> Batch:
+    """The rater's batch as it stands in the store (a refresh, another tab, another replica of
+    the dashboard: the same pairs, at the first one not rated yet), or a first one."""
+    found = store(url).rating_batch(run.run_pk, rater)
+    if found is None:
+        return next_batch(url, run, rater, 1)
+    number, rows = found
+    return _at(url, run, rater, number, rating.from_rows(rows))
+
+
+def next_batch(url: str, run: RunChoice, rater: str, number: int) -> Batch:
+    """Batch `number`, made now and stored; when another tab stored it first, that one."""
+    made = rater_session(url, run, rater)
+    if made and not store(url).save_rating_batch(run.run_pk, rater, number,
+                                                 rating.to_rows(made)):
+        return current_batch(url, run, rater)
+    return Batch(number, made, 0, 0)  # an empty one (nothing left to rate) is not stored
 
 
 @dataclass(frozen=True)

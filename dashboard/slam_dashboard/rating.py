@@ -148,6 +148,26 @@ def session(rater: str, run_key: str, all_items: Sequence[Item], ratings: Sequen
     return out
 
 
+def to_rows(batch: Sequence[Assignment]) -> list[dict]:
+    """A batch as the store keeps it (`from_rows` reads it back)."""
+    return [{"position": a.position, "prompt_id": a.item.prompt_id, "sample": a.item.sample,
+             "first": a.item.first, "second": a.item.second, "left": a.left,
+             "right": a.right, "is_control": a.is_control} for a in batch]
+
+
+def from_rows(rows: Sequence[dict]) -> list[Assignment]:
+    return [Assignment(r["position"], Item(r["prompt_id"], r["sample"], r["first"],
+                                           r["second"]), r["left"], r["right"],
+                       r["is_control"]) for r in rows]
+
+
+def resume_at(rater: str, run_key: str, batch: Sequence[Assignment], stored: set[str]) -> int:
+    """Where a batch goes on: its first assignment the rater has no rating for (`stored`: the
+    submission keys in the store); len(batch) when every one is rated."""
+    return next((i for i, a in enumerate(batch)
+                 if submission_key(rater, run_key, a) not in stored), len(batch))
+
+
 def submission_key(rater: str, run_key: str, a: Assignment) -> str:
     """The same rater answering the same assignment (double click, refresh, a second tab) gets
     the same key, so the store keeps one rating."""

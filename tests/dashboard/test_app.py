@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from slam import decision
 from slam.store import Store
-from slam_dashboard import rating
+from slam_dashboard import data, rating
 from tests.controlplane.cluster import REPO
 from tests.dashboard.conftest import ADMIN_TOKEN, PROMPTS, RATER_TOKEN, TARGETS, answer
 
@@ -341,3 +341,26 @@ def test_the_cost_page_rounds_with_units_and_explains_the_break_even(tmp_path,
     assert any(TARGETS[2] in w.value for w in at.warning)  # no price: said, not shown as None
     captions = " ".join(c.value for c in at.caption)
     assert "crosses an API line is the break-even" in captions
+
+
+def test_a_batch_is_kept_in_the_store_and_resumed_where_the_rater_was(seeded) -> None:
+    """A new tab, a refresh or another replica: the same pairs, at the first one not rated;
+    a second tab asking for the same next batch gets the one the first tab made."""
+    url, run_pk = seeded
+    run = next(r for r in data.runs(url) if r.run_pk == run_pk)
+    first = data.current_batch(url, run, "ana")
+    assert (first.number, first.index, first.saved) == (1, 0, 0)
+    assert any(a.is_control for a in first.assignments)
+    for a, choice in zip(first.assignments[:3], ("A", "B", "Both bad"), strict=True):
+        data.submit(url, run, "ana", a, choice)
+    again = data.current_batch(url, run, "ana")
+    assert again.assignments == first.assignments  # not rebuilt from the newer ratings
+    assert (again.number, again.index, again.saved) == (1, 3, 3)
+    assert data.current_batch(url, run, "bo").assignments != first.assignments  # bo's own
+    for a in first.assignments[3:]:
+        data.submit(url, run, "ana", a, "A")
+    done = data.current_batch(url, run, "ana")
+    assert done.index == len(done.assignments) == done.saved
+    second = data.next_batch(url, run, "ana", 2)
+    other_tab = data.next_batch(url, run, "ana", 2)
+    assert other_tab.assignments == second.assignments and other_tab.number == 2

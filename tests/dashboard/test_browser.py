@@ -243,33 +243,36 @@ def batch_size(page) -> int:
 def test_a_rater_goes_on_after_a_refresh_or_back_batch_after_batch_with_the_keyboard(
         dashboard, browser) -> None:
     """Keys 1-4 choose and submit, Enter starts the next batch; a refresh keeps the rater
-    signed in and serves the next pair they have not rated, and so does Back from another
-    page; a batch asks each prompt once."""
+    signed in and resumes the same batch at the same pair (its control pairs included), and
+    so does Back from another page; a batch asks each prompt once."""
     base, url, run = dashboard
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, base, RATER_TOKEN)
     at_pair(page, 1)
+    total = batch_size(page)
     pressed = ["1"]
     page.keyboard.press("1")
     at_pair(page, 2)
+    question = page.get_by_text(re.compile(r"^Write a pep talk number \d+$")).inner_text()
     page.reload()  # mid-batch
     page.get_by_text("Signed in as ana (rater)").wait_for()
     page.get_by_text("You: 1 rated in this evaluation").wait_for()
     assert page.get_by_label("Invite token").count() == 0
-    at_pair(page, 1)
+    at_pair(page, 2)  # where she was, in the same batch
+    assert batch_size(page) == total
+    assert page.get_by_text(question, exact=True).count() == 1
     # Away (say, a link in an answer) and Back: still ana, still where she was.
     page.goto(f"{base}/_stcore/health")
     page.go_back()
     page.get_by_text("Signed in as ana (rater)").wait_for()
     page.get_by_text("You: 1 rated in this evaluation").wait_for()
-    at_pair(page, 1)
+    at_pair(page, 2)
     # Digits typed into the reason box are text, not choices.
     page.get_by_role("textbox", name=re.compile(r"^Why\?")).fill("answer 1 is warmer, 2 is stiff")
     wait_idle(page)
     assert len(Store.open(url).ratings(run)) == 1
     page.get_by_role("textbox", name=re.compile(r"^Why\?")).press("Tab")
-    total = batch_size(page)
-    for n in range(1, total + 1):
+    for n in range(2, total + 1):
         at_pair(page, n)
         key = "1234"[n % 4]
         pressed.append(key)
@@ -289,10 +292,10 @@ def test_a_rater_goes_on_after_a_refresh_or_back_batch_after_batch_with_the_keyb
     main = [(r["prompt_id"], r["sample"], *sorted((r["left"], r["right"])))
             for r in rows if not r["is_control"]]
     assert len(set(main)) == len(main), "a pair was served again after the refresh"
-    # The batch after the refresh: one pair per prompt, then its control pairs.
-    after_refresh = [r for r in rows[1:1 + total]]
-    assert len({r["prompt_id"] for r in after_refresh if not r["is_control"]}) == PROMPTS
-    assert sum(r["is_control"] for r in after_refresh) == 2
+    # Batch 1, across the refresh: one pair per prompt, then its control pairs.
+    first = rows[:total]
+    assert len({r["prompt_id"] for r in first if not r["is_control"]}) == PROMPTS
+    assert sum(r["is_control"] for r in first) == 2
 
 
 def test_blindness_holds_in_every_websocket_frame(dashboard, browser) -> None:

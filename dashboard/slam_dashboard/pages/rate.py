@@ -2,7 +2,7 @@
 
 Keys: 1 = A, 2 = B, 3 = about the same, 4 = both bad (each submits and shows the next pair);
 Enter starts the next batch. A refresh or the Back button keeps you signed in (app.py) and goes
-on with the next pair you have not rated.
+on with the same batch, at its first pair you have not rated (the batch is kept in the store).
 """
 
 import streamlit as st
@@ -25,13 +25,13 @@ run = labels[st.selectbox("Evaluation", list(labels))]
 key = f"session-{run.run_pk}"
 
 
-def new_batch(number: int) -> dict:
-    return {"assignments": data.rater_session(url, run, rater), "index": 0, "saved": 0,
-            "batch": number}
+def remember(batch: data.Batch) -> dict:
+    return {"assignments": batch.assignments, "index": batch.index, "saved": batch.saved,
+            "batch": batch.number}
 
 
-if key not in st.session_state:
-    st.session_state[key] = new_batch(1)
+if key not in st.session_state:  # a refresh or a new tab: the stored batch, where it was
+    st.session_state[key] = remember(data.current_batch(url, run, rater))
 state = st.session_state[key]
 progress = data.rating_progress(url, run, rater)
 st.caption(f"You: {progress.mine} rated in this evaluation · everyone: {progress.everyone} "
@@ -47,7 +47,8 @@ if state["index"] >= len(assignments):
         st.write(f"{progress.left_for_me} more pair{'s' if progress.left_for_me != 1 else ''} "
                  "could use your rating.")
         if st.button("Next batch", type="primary", shortcut="Enter", key="next-batch"):
-            st.session_state[key] = new_batch(state["batch"] + 1)
+            st.session_state[key] = remember(data.next_batch(url, run, rater,
+                                                             state["batch"] + 1))
             st.rerun()
     else:
         st.write("This evaluation needs no more ratings from you.")

@@ -188,6 +188,20 @@ class Rating(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RatingBatch(Base):
+    """A batch of pairs served to one rater (the rating page's list, in order), so a refresh or
+    another replica of the dashboard goes on with the same batch where the rater was."""
+
+    __tablename__ = "rating_batches"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    rater: Mapped[str] = mapped_column(String(128), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignments: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ProbeSample(Base):
     """One continuous latency probe of a target (ModelDeployment or external endpoint)."""
 

@@ -26,6 +26,7 @@ from slam.store.schema import (
     Judgment,
     ProbeSample,
     Rating,
+    RatingBatch,
     Response,
     Run,
     RunPrompt,
@@ -378,7 +379,8 @@ class Store:
             # explicit deletes keep the behaviour identical on every backend.
             response_ids = select(Response.id).where(Response.run_pk.in_(runs))
             conn.execute(delete(Score).where(Score.response_id.in_(response_ids)))
-            for table in (Response, Judgment, Rating, RunPrompt, RunTarget, TargetState):
+            for table in (Response, Judgment, Rating, RatingBatch, RunPrompt, RunTarget,
+                          TargetState):
                 conn.execute(delete(table).where(table.run_pk.in_(runs)))
             conn.execute(delete(Run).where(Run.id.in_(runs)))
         return len(runs)
@@ -395,6 +397,24 @@ class Store:
         """The rating stored under a submission key, if any."""
         rows = self._rows(select(Rating).filter_by(submission=submission))
         return rows[0] if rows else None
+
+    def save_rating_batch(self, run_pk: int, rater: str, number: int,
+                          assignments: list[dict]) -> bool:
+        """Store a rater's batch `number`; False when that batch is already stored (another tab
+        made it first: read it with `rating_batch`)."""
+        stmt = self._insert(RatingBatch).values(
+            run_pk=run_pk, rater=rater, number=number, assignments=assignments,
+            created_at=datetime.now(UTC))
+        stmt = stmt.on_conflict_do_nothing(index_elements=["run_pk", "rater", "number"])
+        return bool(self._written(stmt, RatingBatch.number))
+
+    def rating_batch(self, run_pk: int, rater: str) -> tuple[int, list[dict]] | None:
+        """The rater's latest batch in this run: (number, assignments), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(RatingBatch.number, RatingBatch.assignments)
+                               .filter_by(run_pk=run_pk, rater=rater)
+                               .order_by(RatingBatch.number.desc()).limit(1)).first()
+        return (row.number, row.assignments) if row is not None else None
 
     def ratings(self, run_pk: int) -> list[dict]:
         q = select(Rating).filter_by(run_pk=run_pk).order_by(Rating.id)
