@@ -71,12 +71,15 @@ def _prompts(url: str, run_pk: int) -> dict[str, list[dict]]:
 @st.cache_data(ttl=10, show_spinner=False)
 def _serving(url: str, run_pk: int) -> dict:
     """What the rating queue depends on: every item, the reference, the candidates whose human
-    decision is reached (no longer served against the reference). Cached briefly: the page
+    decision is reached or cannot be changed by more ratings (no longer served against the
+    reference). Cached briefly: the page
     asks for it on every choice, and building the summary is the costly part."""
     rep = summary.build(store(url), run_pk)
+    # Reached, or out of reach on this prompt set (every prompt's counted rating is in):
+    # either way no further rating against the reference can change it.
     decided = frozenset(t.target for t in rep.targets if t.decision is not None
                         and t.decision.evidence == decision.HUMAN
-                        and t.decision.verdict != decision.UNDECIDED)
+                        and (t.decision.verdict != decision.UNDECIDED or t.decision.exhausted))
     hr = (store(url).run(run_pk).spec or {}).get("humanRating") or {}
     return {"all_items": rating.items(_responses(url, run_pk)), "reference": rep.reference,
             "decided": decided, "roster": tuple(hr.get("raters") or ())}
@@ -204,6 +207,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
     percent), `basis` (what ranks it), `recommended` and `reason`, `verdicts` (per candidate,
     the decision against the reference and its bounds), `plan` (prompts each margin needs),
     `sequences` (sequential human decisions: the anytime-valid bounds after each rating),
+    `final` (per candidate undecided for good on this prompt set, why and what would decide),
     `counts` (ratings, raters, prompts) and `forest` (each
     ranking's estimate and 95% interval per target, for the chart)."""
     s = store(url)
@@ -243,6 +247,8 @@ def leaderboard(url: str, run_pk: int) -> dict:
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(charts.verdicts(rep)),
+        "final": {t.target: t.decision.why for t in rep.targets
+                  if t.decision is not None and t.decision.exhausted},
         "plan": [row.line() for row in rep.plan], "warnings": rep.notes,
         "criteria": pd.DataFrame(
             [{"target": t.target + (" (reference)" if t.is_reference else ""),

@@ -149,6 +149,9 @@ class Decision:
     more_prompts: int | None  # undecided: further prompts expected to decide (None: cannot say)
     more_observations: int | None
     why: str  # one line a stakeholder reads
+    # Undecided, and no further rating of this prompt set can change it (a sequential human
+    # decision whose every prompt has its counted rating): more prompts, or other evidence.
+    exhausted: bool = False
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
@@ -669,12 +672,15 @@ def sequential(x: Sequence[float], threshold: float, *, alpha: float) -> Sequent
 
 def sequential_decision(candidate: str, first: Sequence[float], data: Clustered | None,
                         margin: Margin, *, alpha: float, power: float = 0.8,
-                        basis: str = "first ratings", waiting: str | None = None
+                        basis: str = "first ratings", waiting: str | None = None,
+                        prompts: int | None = None, instead: Sequence[str] = ()
                         ) -> tuple[Decision, Sequential]:
     """The anytime-valid decision on one counted rating per prompt (the first ratings in time
     order, or the assigned ratings in the run's fixed order: `basis`), at level `alpha`
     (already split over the candidates); `data`: all its ratings, for the counts; `waiting`:
-    what holds the counted sequence up, if anything."""
+    what holds the counted sequence up, if anything; `prompts`: how many prompts can be
+    counted at all (the prompt set's, both targets answered); `instead`: the other kinds of
+    evidence with data, named when ratings cannot decide."""
     s = sequential(first, margin.threshold, alpha=alpha)
     conf = f"{100 * (1 - alpha):.4g}%"
     lower = float(s.lower[-1]) if s.n else None
@@ -695,8 +701,22 @@ def sequential_decision(candidate: str, first: Sequence[float], data: Clustered 
         # `power`: a floor for the anytime-valid test, which pays for looking at every rating.
         seen = clustered_mean(first, list(range(s.n)), kind=HUMAN, candidate=candidate)
         more = _more(seen, HUMAN, margin.threshold, alpha=alpha, power=power)
+    left = None if prompts is None else max(0, prompts - s.n)
+    other = (f", or decide on {' or '.join(LABELS[k] for k in instead)} "
+             f"(spec.decision.evidence: {instead[0]})") if instead else ""
+    if s.verdict == UNDECIDED and s.n and left == 0:
+        add = f"about {more} more prompts" if more is not None else "more prompts"
+        why = (f"undecided, and ratings cannot change this decision: every one of the {s.n} "
+               f"prompts has its counted rating ({head}; anytime-valid {conf} bounds "
+               f"{lower:.3f}..{upper:.3f} include {margin.threshold:g}). To decide: add {add} "
+               f"to the prompt set (a new spec.runId){other}")
+        return Decision(candidate, HUMAN, s.verdict, margin.threshold, s.estimate, lower, upper,
+                        alpha, None, None, s.n, ratings, more, more, why, exhausted=True), s
     if s.verdict == UNDECIDED and s.n:
-        if more is not None:
+        if more is not None and left is not None and more > left:
+            expect = (f"at least {more} more prompts rated, but the prompt set has {left} left: "
+                      f"add prompts (a new spec.runId){other}")
+        elif more is not None:
             expect = f"at least {more} more prompts rated"
         elif s.n >= 2 and s.estimate == margin.threshold:
             expect = "the estimate is on the margin: no number of prompts is expected to decide"

@@ -310,7 +310,10 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
             values, basis, waiting = first_ratings(data, c), "first ratings", None
         decided[c], sequences[c] = decision.sequential_decision(
             c, values, available[c][decision.HUMAN], margin(dspec, decision.HUMAN),
-            alpha=dspec.alpha / m, power=dspec.power, basis=basis, waiting=waiting)
+            alpha=dspec.alpha / m, power=dspec.power, basis=basis, waiting=waiting,
+            prompts=len(rateable(data, c)),
+            instead=[k for k in (decision.SIMILARITY, decision.JUDGE, decision.GRADE)
+                     if available[c].get(k) is not None])
     if seq and not raters and len({r["rater"] for r in data.ratings
                                     if not r.get("is_control")}) > 1:
         notes.append("The sequential human decision counts the first rating of each prompt, "

@@ -40,11 +40,12 @@ SHOTS = REPO / "artifacts" / "screenshots"
 
 
 @contextlib.contextmanager
-def streamlit(tmp_path: Path, env: dict[str, str] | None = None,
+def streamlit(tmp_path: Path, env: dict[str, str] | None = None, store_url: str | None = None,
               **seeding) -> Iterator[tuple[str, str, int]]:
-    """`streamlit run` of the dashboard on a seeded store: (base URL, store URL, run)."""
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    run = seed(url, **seeding)
+    """`streamlit run` of the dashboard on a seeded store (or on `store_url`, as it is):
+    (base URL, store URL, run)."""
+    url = store_url or f"sqlite:///{tmp_path / 'results.db'}"
+    run = seed(url, **seeding) if store_url is None else 0
     port = free_port()
     log = tmp_path / "streamlit.log"
     proc = spawn([sys.executable, "-m", "streamlit", "run",
@@ -437,3 +438,73 @@ def test_replacing_one_raters_token_ends_that_raters_links_only(tmp_path: Path,
         assert "ana" not in ana.inner_text("body")
         sign_in_here(ana, "ana-new-invite-000")
         ana.get_by_text("Signed in as ana (rater)").wait_for()
+
+
+def seed_finished_prompt_set(url: str) -> int:
+    """The shape of `make demo`'s results when issue 35 was found: two targets, 32 prompts,
+    the candidate clearly worse on similarity, and every prompt's first rating in at about
+    even odds (the human decision cannot be reached on this prompt set)."""
+    from datetime import UTC, datetime
+
+    from slam.generate import RequestRecord
+    from slam.promptsets import PromptItem, PromptSet
+    store = Store.open(url)
+    ref, cand, n = "smollm2", "gemma3", 32
+    prompts = PromptSet("demo", "demo", tuple(
+        PromptItem(f"q{i:02d}", ({"role": "user", "content": f"Question {i}?"},))
+        for i in range(n)))
+    run = store.begin_run(evaluation="demo", run_id="1", reference=ref, spec={},
+                          targets=[{"name": t, "kind": "external", "model": t,
+                                    "base_url": "http://127.0.0.1:9/v1",
+                                    "is_reference": t == ref, "concurrency": 1, "details": {}}
+                                   for t in (ref, cand)],
+                          prompts=prompts, total=2 * n)
+    store.save(run, [RequestRecord(target=t, prompt_id=f"q{i:02d}", sample=0,
+                                   started_at=datetime.now(UTC), attempts=1, ttft_ms=10.0,
+                                   e2e_ms=100.0, prompt_tokens=5, completion_tokens=5,
+                                   text=f"{t} says {i}") for t in (ref, cand) for i in range(n)])
+    store.save_scores([{"response_id": r["id"], "scorer": "similarity",
+                        "score": 0.8 + 0.02 * ((int(r["prompt_id"][1:]) * 3) % 4)
+                        if r["target"] == ref else
+                        0.35 + 0.03 * ((int(r["prompt_id"][1:]) * 7) % 5),
+                        "passed": None, "reason": None, "raw": None}
+                       for r in store.responses(run)])
+    for i in range(n):
+        item = rating.Item(f"q{i:02d}", 0, *sorted((ref, cand)))
+        a = rating.Assignment(1, item, cand, ref)  # the candidate on the left
+        store.save_rating(rating.rating_row("ana", run, "demo/1", a, "A" if i % 2 else "B"))
+    return run
+
+
+def test_a_finished_prompt_set_says_ratings_cannot_change_the_decision(tmp_path: Path,
+                                                                       browser) -> None:
+    """Every prompt has its counted rating and the human decision is still open: the owner
+    sees that no rating can change it and what would, beside the similarity verdict that is
+    decided; raters are served nothing more."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    run = seed_finished_prompt_set(url)
+    with streamlit(tmp_path, store_url=url) as (base, _, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        sign_in(page, base, ADMIN_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for()
+        page.get_by_text("This evaluation needs no more ratings from you").wait_for()
+        page.get_by_role("link", name="Leaderboard").click()
+        page.get_by_text("ratings cannot change this decision").first.wait_for()
+        wait_idle(page)
+        body = re.sub(r"\s+", " ", page.inner_text("body"))
+        assert "Prompts rated 32 of 32" in body
+        assert ("gemma3: undecided, and ratings cannot change this decision: every one of the "
+                "32 prompts has its counted rating") in body
+        assert "or decide on similarity difference (spec.decision.evidence: similarity)" in body
+        assert "keep rating" not in body
+        page.get_by_text("similarity difference").first.wait_for()
+        rows = [re.sub(r"\s+", " ", r) for r in
+                page.locator('[data-testid="stTable"]').first.locator("tr").all_inner_texts()]
+        assert any("undecided" in r and "human win rate" in r for r in rows), rows
+        assert any("inferior" in r and "similarity difference" in r
+                   and "undecided" not in r for r in rows), rows
+        page.screenshot(path=str(SHOTS / "leaderboard-finished-prompt-set.png"), full_page=True)
+        rater = browser.new_page()
+        sign_in(rater, base, BO_TOKEN)
+        rater.get_by_text("This evaluation needs no more ratings from you").wait_for()
+        assert Store.open(url).ratings(run) and len(Store.open(url).ratings(run)) == 32

@@ -249,3 +249,26 @@ def test_an_undecided_sequential_candidate_says_how_many_more_prompts_at_least()
     # One rating says nothing about the spread: not "on the margin", just too few.
     one, _ = decision.sequential_decision("c", [0.5], None, Margin(0.45, 0.5, 0.5), alpha=ALPHA)
     assert "too few ratings yet" in one.why and "margin:" not in one.why
+
+
+def test_when_every_prompt_is_counted_ratings_cannot_change_the_decision() -> None:
+    """The demo's case: 32 prompts, each with its counted rating, still undecided. No further
+    rating can change it, and the decision says what would: more prompts, or other evidence;
+    with prompts left but fewer than needed, it says that too."""
+    first = [1.0, 0.0] * 16  # 32 prompts at 0.5: undecided at 0.45
+    d, _ = decision.sequential_decision("gemma3", first, None, Margin(0.45, 0.5, 0.5),
+                                        alpha=ALPHA, prompts=32,
+                                        instead=[decision.SIMILARITY])
+    assert d.verdict == "undecided" and d.exhausted
+    assert "ratings cannot change this decision: every one of the 32 prompts" in d.why
+    assert f"add about {d.more_prompts} more prompts to the prompt set" in d.why
+    assert "or decide on similarity difference (spec.decision.evidence: similarity)" in d.why
+    assert "keep rating" not in d.why
+    short, _ = decision.sequential_decision("gemma3", first, None, Margin(0.45, 0.5, 0.5),
+                                            alpha=ALPHA, prompts=40)
+    assert not short.exhausted
+    assert (f"at least {short.more_prompts} more prompts rated, but the prompt set has 8 left"
+            in short.why)
+    plenty, _ = decision.sequential_decision("gemma3", first, None, Margin(0.45, 0.5, 0.5),
+                                             alpha=ALPHA, prompts=10_000)
+    assert not plenty.exhausted and "keep rating, at least" in plenty.why

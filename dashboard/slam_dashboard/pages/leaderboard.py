@@ -39,6 +39,10 @@ if not board["verdicts"].empty:
         "margin": "{:g}", "prompts": "{:.0f}", "n": "{:.0f}", "more prompts to decide": "{:.0f}",
         "$/1k requests": "${:,.4f}"})
 st.caption(f"Why: {board['reason']}")
+for candidate, why in board["final"].items():
+    # Undecided for good on this prompt set: said plainly, with what would decide it; the
+    # rating page no longer serves this candidate's pairs against the reference.
+    st.warning(f"**{candidate}**: {why}")
 sequences = board["sequences"]
 if not sequences.empty:
     long = sequences.melt(id_vars=["candidate", "rating", "margin"],
