@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from slam import charts, decision, summary
+from slam import charts, decision, stats, summary
 from slam.store import Store, default_url
 from slam_dashboard import rating
 
@@ -239,11 +239,12 @@ def leaderboard(url: str, run_pk: int) -> dict:
               for name, iv in (("human Elo", t.human_elo), ("judge Elo", t.judge_elo),
                                ("similarity", t.similarity)) if iv is not None]
     rated = [r for r in ratings if not r["is_control"]]
-    reason = rep.reason
+    reason = rep.reason.rstrip()
     if consistency:
-        mean = sum(consistency.values()) / len(consistency)
-        reason += (f" Rater consistency on control pairs: {mean:.0%} over {len(consistency)} "
-                   "raters.")
+        mean, n = sum(consistency.values()) / len(consistency), len(consistency)
+        reason = (reason if reason.endswith(".") else reason + ".") + (
+            f" Rater consistency on control pairs: {mean:.0%} over {n} "
+            f"rater{'s' if n != 1 else ''}.")
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(charts.verdicts(rep)),
@@ -306,6 +307,18 @@ def latencies(url: str, run_pk: int) -> pd.DataFrame:
     rows = [{"target": r["target"], "ttft_ms": r["ttft_ms"], "e2e_ms": r["e2e_ms"]}
             for r in store(url).responses(run_pk) if r["error_class"] is None]
     return pd.DataFrame(rows, columns=["target", "ttft_ms", "e2e_ms"])
+
+
+def latency_percentiles(url: str, run_pk: int, measure: str) -> pd.DataFrame:
+    """Per target, the percentiles `slam report` prints for `measure` ("e2e_ms" or "ttft_ms"):
+    requests, p50, p95, p99 (milliseconds), from the same successful requests as the plot."""
+    rows = []
+    for target, group in latencies(url, run_pk).groupby("target", sort=False):
+        got = stats.latency_summary(group[measure].dropna().tolist())
+        if got is not None:
+            rows.append({"target": target, "requests": got.n, "p50 ms": got.p50,
+                         "p95 ms": got.p95, "p99 ms": got.p99})
+    return pd.DataFrame(rows, columns=["target", "requests", "p50 ms", "p95 ms", "p99 ms"])
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -238,8 +238,13 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert (verdicts["margin"] == 0.45).all()
         assert ((verdicts["lower bound"] < 0.45) & (verdicts["upper bound"] > 0.45)).all()
         assert "over the first ratings of 6 prompts (12 ratings)" in text
-        assert "keep rating, at least " in text
-        assert "(looking after every rating is allowed)" in text
+        # Every prompt has its first rating: no further rating can decide (issue 35: the card
+        # said "keep rating" beside "Prompts rated 6 of 6"); what would decide is said instead.
+        assert "keep rating" not in text
+        assert "undecided, and ratings cannot change this decision: every one of the 6 " \
+            "prompts has its counted rating" in text
+        assert "To decide: add about " in text
+        assert "or decide on judge win rate (spec.decision.evidence: judgeWinRate)" in text
         assert f"Judge bias (SelfJudging): the judge is the reference target {TARGETS[0]}" \
             in text
         # Per criterion: on clarity the candidates lead, whatever the overall ranking says.
@@ -268,6 +273,26 @@ def test_admin_pages_render_and_raters_are_refused(seeded, page) -> None:
         assert "Krippendorff" in " ".join(m.label for m in admin.metric)
     if page == "drilldown":
         assert TARGETS[1] in text  # admins do see who wrote what
+    if page == "latency":  # the numbers beside the box plot, as `slam report` has them
+        table = next(t.value for t in admin.dataframe if "p95 ms" in t.value)
+        assert list(table["target"]) == list(TARGETS)
+        assert (table["requests"] == PROMPTS).all() and (table["p50 ms"] == 100.0).all()
+
+
+def test_a_long_reason_shows_its_start_and_the_whole_text_on_demand(seeded) -> None:
+    url, run = seeded
+    store = Store.open(url)
+    item = rating.items(store.responses(run))[0]
+    long = "The second answer is kinder. " * 200  # ~5,800 characters
+    store.save_rating(rating.rating_row("ana", run, "k", rating.Assignment(
+        1, item, item.first, item.second), "B", reason=long))
+    admin = signed_in(ADMIN_TOKEN)
+    admin.switch_page("pages/leaderboard.py").run()
+    shown = next(t.value.reset_index() for t in admin.table if "reason" in t.value)
+    cell = shown["reason"].iloc[0]
+    assert cell.endswith(" …") and len(cell) <= 282 and long.startswith(cell[:-2])
+    whole = next(e for e in admin.expander if "longer than 280 characters" in e.label)
+    assert long.strip() in [t.value.strip() for t in whole.text]
 
 
 def test_empty_store_explains_what_will_appear(tmp_path, monkeypatch) -> None:

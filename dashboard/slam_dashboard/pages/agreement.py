@@ -26,6 +26,9 @@ st.subheader("Rater consistency on repeated control pairs")
 if not a["rater_consistency"]:
     st.info("Appears once raters reach their control pairs (shown again near the end).")
 else:
+    # Percent, as on the leaderboard: one number format for one quantity across pages.
     st.dataframe({"rater": list(a["rater_consistency"]),
-                  "same choice the second time": list(a["rater_consistency"].values())},
-                 hide_index=True)
+                  "same choice the second time": [100 * v for v in
+                                                  a["rater_consistency"].values()]},
+                 hide_index=True, column_config={"same choice the second time":
+                                                 st.column_config.NumberColumn(format="%.0f%%")})

@@ -12,8 +12,16 @@ if lat.empty:
 else:
     metric = st.radio("Measure", ["e2e_ms", "ttft_ms"], horizontal=True,
                       format_func={"e2e_ms": "End to end", "ttft_ms": "Time to first token"}.get)
-    st.plotly_chart(px.box(lat, x="target", y=metric, points="outliers",
-                           labels={metric: "milliseconds"}), width="stretch")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(px.box(lat, x="target", y=metric, points="outliers",
+                             labels={metric: "milliseconds"}), width="stretch")
+    with right:
+        st.markdown("**Percentiles** (as `slam report` prints them)")
+        st.dataframe(data.latency_percentiles(url, run.run_pk, metric), hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(c, format="%.0f")
+                                    for c in ("p50 ms", "p95 ms", "p99 ms")})
+        st.caption("p95: 95 of 100 requests took at most this long. Over the evaluation's "
+                   "successful requests, at the concurrency it ran with.")
 st.subheader("Over time (latency probes)")
 samples, table = data.probes(url, run.run_pk)
 if samples.empty:

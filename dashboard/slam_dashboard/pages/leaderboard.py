@@ -15,6 +15,7 @@ def table(frame, index: str, formats: dict[str, str] | None = None) -> None:
     st.table(shown.style.format({k: v for k, v in (formats or {}).items() if k in shown},
                                 na_rep="–"))
 
+REASON_CHARS = 280
 url, run = auth.admin_page("Leaderboard",
                           "No evaluation has run yet: the leaderboard appears after the first run.")
 board = data.leaderboard(url, run.run_pk)
@@ -87,6 +88,8 @@ if not forest.empty:
     forest = forest.assign(minus=forest.estimate - forest.low, plus=forest.high - forest.estimate)
     fig = px.scatter(forest, x="estimate", y="target", error_x="plus", error_x_minus="minus",
                      facet_col="measure", facet_col_spacing=0.06)
+    # As tall as the targets need: plotly's fixed 450 px left wide empty bands between two.
+    fig.update_layout(height=140 + 45 * forest["target"].nunique())
     fig.update_xaxes(matches=None, title="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     st.plotly_chart(fig, width="stretch")
@@ -102,7 +105,18 @@ reasons = ratings[ratings["reason"].notna()]
 if reasons.empty:
     st.caption("No rater gave a reason yet.")
 else:
-    table(reasons[["rater", "prompt", "A", "B", "choice", "reason"]], "rater")
+    # A long reason shows its start in the table (a 5,000-character one would stretch its row
+    # over screens) and whole on demand below it.
+    long = reasons[reasons["reason"].str.len() > REASON_CHARS]
+    table(reasons[["rater", "prompt", "A", "B", "choice", "reason"]].assign(
+        reason=reasons["reason"].map(lambda r: r if len(r) <= REASON_CHARS
+                                     else r[:REASON_CHARS].rstrip() + " …")), "rater")
+    if not long.empty:
+        with st.expander(f"Whole text of the {len(long)} reason{'s' if len(long) != 1 else ''} "
+                         f"longer than {REASON_CHARS} characters"):
+            for row in long.itertuples():
+                st.markdown(f"**{row.rater}**, prompt `{row.prompt}`:")
+                st.text(row.reason)
 left, right = st.columns(2)
 left.download_button("Download the ratings (CSV)", ratings.to_csv(index=False),
                      file_name=data.file_name(run, "ratings", "csv"), mime="text/csv")
