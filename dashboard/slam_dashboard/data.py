@@ -344,8 +344,12 @@ COST_GRID = [int(x) for x in np.unique(np.geomspace(100, 1_000_000, 60).round())
 def costs(url: str, run_pk: int) -> dict:
     """$/1k per target, monthly cost curves over requests/day, break-even, quality vs cost."""
     rep = summary.build(store(url), run_pk)
+    monthly = charts.monthly_at(rep, rep.requests_per_day)
     return {"curves": pd.DataFrame(charts.cost_curves(rep, COST_GRID)),
             "points": pd.DataFrame(charts.quality_cost_points(rep)),
+            "monthly": pd.DataFrame(monthly),
+            "floor": [f for row in monthly
+                      if (f := charts.floor_sentence(row, rep.requests_per_day))],
             "requests_per_day": rep.requests_per_day,
             "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
                         if t.cost and t.cost.per_1k_usd is None]}

@@ -4,6 +4,7 @@ themselves are computed in summary.py; nothing here decides anything."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,6 +92,76 @@ def cost_curves(rep: EvaluationReport, requests_per_day: Sequence[int]) -> list[
              "$/month": t.cost.monthly_usd(d, rep.hours_per_month)}
             for t in rep.targets if t.cost is not None and t.cost.per_1k_usd is not None
             for d in requests_per_day]
+
+
+def monthly_at(rep: EvaluationReport, requests_per_day: float) -> list[dict]:
+    """Per priced target, what it costs a month at `requests_per_day`: the instances paid for
+    and how busy they are (self-hosted), the monthly cost, and what 1,000 requests then really
+    cost (above the kept-busy price when the instances idle); `floor`: the monthly cost is one
+    instance's whatever the traffic below what that instance sustains."""
+    days = rep.hours_per_month / 24.0
+    rows = []
+    for t in rep.targets:
+        c = t.cost
+        if c is None or c.per_1k_usd is None:
+            continue
+        monthly = c.monthly_usd(requests_per_day, rep.hours_per_month)
+        hosted = c.kind == "self-hosted"
+        rows.append({
+            "target": t.target, "kind": c.kind,
+            "instances": c.instances(requests_per_day) if hosted else None,
+            "utilisation": c.utilisation(requests_per_day),
+            "$/month": monthly,
+            "$/1k at this traffic": (None if monthly is None or not requests_per_day
+                                     else 1000.0 * monthly / (requests_per_day * days)),
+            "$/1k kept busy": c.per_1k_usd,
+            "floor": hosted and c.instances(requests_per_day) == c.replicas,
+            "sustains requests/day": (c.capacity_rps * 86400.0 / c.replicas
+                                      if hosted and c.capacity_rps else None),
+        })
+    return rows
+
+
+def floor_sentence(row: dict, requests_per_day: float) -> str | None:
+    """A self-hosted target's monthly cost in words, for a stakeholder: why it does not follow
+    its $/1k price at this traffic."""
+    if row["kind"] != "self-hosted" or row["$/month"] is None:
+        return None
+    n, busy = row["instances"], row["utilisation"] or 0.0
+    paid = f"{n} instance{'s' if n != 1 else ''}"
+    if row["floor"]:
+        return (f"{row['target']}: at {requests_per_day:,.0f} requests/day its {paid} "
+                f"{'is' if n == 1 else 'are'} {busy:.0%} busy, and ${row['$/month']:,.2f} a "
+                f"month is the floor: the same up to "
+                f"{row['sustains requests/day'] * n:,.0f} requests/day. Its "
+                f"${row['$/1k kept busy']:,.4f} per 1,000 requests holds only when kept busy; "
+                f"at this traffic 1,000 requests cost ${row['$/1k at this traffic']:,.4f}.")
+    return (f"{row['target']}: {requests_per_day:,.0f} requests/day need {paid} "
+            f"({busy:.0%} busy): ${row['$/month']:,.2f} a month, "
+            f"${row['$/1k at this traffic']:,.4f} per 1,000 requests.")
+
+
+def money_ticks(values: Sequence[float | None], marks: Sequence[float | None]
+                ) -> tuple[list[float], list[str]]:
+    """Ticks for a logarithmic $/month axis over `values` that a stakeholder reads without
+    explanation: every power of ten in their range and the `marks` (where the lines are at the
+    evaluation's traffic), each labelled in dollars. Plotly's own log ticks label the steps
+    between decades as bare digits, and a range within one decade gets no labelled tick."""
+    positive = [float(v) for v in values if v is not None and v > 0]
+    if not positive:
+        return [], []
+    lo, hi = min(positive), max(positive)
+    decades = [10.0 ** k for k in range(math.floor(math.log10(lo)),
+                                        math.ceil(math.log10(hi)) + 1) if lo <= 10.0 ** k <= hi]
+    marked = [float(m) for m in marks if m is not None and m > 0]
+    kept: list[float] = []
+    for v in sorted(set(decades) | set(marked)):
+        if kept and v / kept[-1] <= 1.12:  # too close to read apart: the mark wins
+            if v in marked:
+                kept[-1] = v
+            continue
+        kept.append(v)
+    return kept, [f"${v:,.0f}" if v >= 10 else f"${v:,.2f}" for v in kept]
 
 
 def probe_series(samples: list[dict], names: dict[str, str], window: int = 10

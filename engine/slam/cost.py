@@ -48,9 +48,21 @@ class CostEstimate:
             return self.per_request_usd * requests_per_day * hours_per_month / 24.0
         if self.hourly_usd is None or not self.capacity_rps:
             return None
-        per_replica = self.capacity_rps / self.replicas
+        return self.instances(requests_per_day) * self.hourly_usd * hours_per_month
+
+    def instances(self, requests_per_day: float) -> int:
+        """Self-hosted: the replicas paid for at this traffic (at least the deployment's)."""
+        per_replica = (self.capacity_rps or 0.0) / self.replicas
         needed = math.ceil(requests_per_day / 86400.0 / per_replica) if per_replica else 0
-        return max(self.replicas, needed) * self.hourly_usd * hours_per_month
+        return max(self.replicas, needed)
+
+    def utilisation(self, requests_per_day: float) -> float | None:
+        """Self-hosted: the share of the paid replicas' measured capacity this traffic uses
+        (the rest is paid for idle); None for an API target or without a measured capacity."""
+        if self.kind != "self-hosted" or not self.capacity_rps:
+            return None
+        per_replica = self.capacity_rps / self.replicas
+        return requests_per_day / 86400.0 / (per_replica * self.instances(requests_per_day))
 
 
 def api_cost(target: str, price: TokenPrice | None, prompt_tokens: float | None,

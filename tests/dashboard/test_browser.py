@@ -508,3 +508,57 @@ def test_a_finished_prompt_set_says_ratings_cannot_change_the_decision(tmp_path:
         sign_in(rater, base, BO_TOKEN)
         rater.get_by_text("This evaluation needs no more ratings from you").wait_for()
         assert Store.open(url).ratings(run) and len(Store.open(url).ratings(run)) == 32
+
+
+def test_the_cost_page_explains_the_one_instance_floor_with_readable_axes(tmp_path: Path,
+                                                                           browser) -> None:
+    """Two self-hosted models on the same CPU instance, one twice as fast (issue 35: $/1k
+    differed but both cost the same a month, and the page said "the cheaper one stays
+    cheaper"): the page says why the month costs the same, how busy each instance is, and
+    labels the monthly chart's axes in dollars and requests/day."""
+    from datetime import UTC, datetime, timedelta
+
+    from slam.generate import RequestRecord
+    from slam.promptsets import PromptItem, PromptSet
+    url = f"sqlite:///{tmp_path / 'cost.db'}"
+    store = Store.open(url)
+    n, start = 20, datetime(2026, 12, 1, tzinfo=UTC)
+    prompts = PromptSet("p", "p", tuple(PromptItem(f"q{i}", ({"role": "user", "content": "?"},))
+                                        for i in range(n)))
+    run = store.begin_run(evaluation="demo", run_id="1", reference="smollm2", spec={},
+                          targets=[{"name": t, "kind": "model_deployment", "model": t,
+                                    "base_url": "http://127.0.0.1:9/v1",
+                                    "is_reference": t == "smollm2", "concurrency": 1,
+                                    "details": {"instanceType": "c7i.xlarge"}}
+                                   for t in ("smollm2", "gemma3")],
+                          prompts=prompts, total=2 * n)
+    store.save(run, [RequestRecord(target=t, prompt_id=f"q{i}", sample=0,
+                                   started_at=start + timedelta(seconds=i * step),
+                                   attempts=1, ttft_ms=50.0, e2e_ms=1000.0 * step,
+                                   prompt_tokens=20, completion_tokens=40, text="ok")
+                     for t, step in (("smollm2", 1.0), ("gemma3", 2.0)) for i in range(n)])
+    with streamlit(tmp_path, store_url=url) as (base, _, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        sign_in(page, base, ADMIN_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for()
+        page.get_by_role("link", name="Cost").click()
+        page.get_by_text("A month at 10,000 requests/day").wait_for()
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        wait_idle(page)
+        body = re.sub(r"\s+", " ", page.inner_text("body"))
+        month = "$130.31"  # c7i.xlarge at $0.1785/h, 730 h
+        for target in ("smollm2", "gemma3"):
+            assert (f"{target}: at 10,000 requests/day its 1 instance is ") in body, body
+        assert f"and {month} a month is the floor: the same up to" in body
+        assert "holds only when kept busy; at this traffic 1,000 requests cost $0.4284" in body
+        assert "the cheaper one stays cheaper" not in body
+        assert "the cheaper per 1,000 requests kept busy is not the cheaper a month" in body
+        # The chart's axes: dollars and traffic, with a labelled tick where the lines sit.
+        ticks = page.locator('[data-testid="stPlotlyChart"] .ytick text').all_text_contents()
+        assert "$130" in ticks, ticks
+        assert all(t.startswith("$") for t in ticks), ticks
+        xticks = page.locator('[data-testid="stPlotlyChart"] .xtick text').all_text_contents()
+        assert "10,000" in xticks and "1,000,000" in xticks, xticks
+        assert page.get_by_text("$ per month").count() and page.get_by_text(
+            "requests per day").count()
+        page.screenshot(path=str(SHOTS / "cost.png"), full_page=True)

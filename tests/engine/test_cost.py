@@ -82,3 +82,40 @@ def test_no_credentials_means_the_table_without_calling_aws(
     assert pricing.instance_hourly_usd("x9.huge") is None
     missing = cost.self_hosted_cost("m", None, 1, 2.0, None)
     assert missing.per_1k_usd is None and "set spec.instanceType" in missing.source
+
+
+def test_a_self_hosted_month_is_its_instances_busy_or_not() -> None:
+    """One c7i.xlarge ($0.1785/h) sustaining 0.5 requests/s: 10,000 requests/day keep it 23%
+    busy at the one-instance floor; 100,000 need three instances."""
+    from slam import charts
+    c = cost.CostEstimate("gemma3", "self-hosted", 0.0992, "table", hourly_usd=0.1785,
+                          replicas=1, capacity_rps=0.5)
+    assert c.instances(10_000) == 1 and c.instances(100_000) == 3
+    assert c.utilisation(10_000) == pytest.approx(10_000 / 86_400 / 0.5)
+    assert c.utilisation(100_000) == pytest.approx(100_000 / 86_400 / 1.5)
+    assert cost.CostEstimate("gpt4", "api", 1.0, "t", per_request_usd=0.001).utilisation(1) \
+        is None
+
+    class Rep:  # what monthly_at reads of a report
+        hours_per_month = 730.0
+        targets = [type("T", (), {"target": "gemma3", "cost": c})()]
+    row = charts.monthly_at(Rep(), 10_000)[0]
+    assert row["$/month"] == pytest.approx(0.1785 * 730)
+    assert row["floor"] and row["instances"] == 1
+    assert row["$/1k at this traffic"] == pytest.approx(1000 * 0.1785 * 730 / (10_000 * 730 / 24))
+    said = charts.floor_sentence(row, 10_000)
+    assert said.startswith("gemma3: at 10,000 requests/day its 1 instance is 23% busy, and "
+                           "$130.31 a month is the floor: the same up to 43,200 requests/day")
+    busy = charts.monthly_at(Rep(), 100_000)[0]
+    assert not busy["floor"] and charts.floor_sentence(busy, 100_000).startswith(
+        "gemma3: 100,000 requests/day need 3 instances (77% busy): $390.91 a month")
+
+
+def test_money_ticks_label_every_decade_and_where_the_lines_sit() -> None:
+    from slam import charts
+    ticks, labels = charts.money_ticks([130.31, 130.31, 390.93, 2000.0], [130.31, 130.31])
+    assert labels == ["$130", "$1,000"]
+    assert ticks == [130.31, 1000.0]
+    assert charts.money_ticks([120.0, 125.0], [125.0]) == ([125.0], ["$125"])  # within a decade
+    assert charts.money_ticks([0.5, 3.0], [None]) == ([1.0], ["$1.00"])
+    assert charts.money_ticks([], []) == ([], [])

@@ -3,6 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
+from slam import charts
 from slam_dashboard import auth, data
 
 # Decimals per quality figure: Elo in points, a 1-10 grade to a tenth, similarity to 0.01.
@@ -25,31 +26,57 @@ def quality_text(row) -> str:
 
 
 shown = points.assign(quality=points.apply(quality_text, axis=1),
-                      frontier=points["on the frontier"].map({True: "yes", False: ""}))
+                      frontier=points["on the frontier"].map({True: "yes", False: "no"}))
 st.table(shown[["target", "$/1k requests", "quality", "break-even", "frontier", "price"]]
          .set_index("target").style.format({"$/1k requests": "${:,.4f}"}))
-st.caption(f"Monthly cost below assumes {c['requests_per_day']:,} requests/day "
-           "(spec.cost.requestsPerDay).")
+st.caption("$/1k requests: an API's price per 1,000 requests at the measured tokens; a "
+           "self-hosted target's when its instances are kept busy at the measured throughput.")
+
+rpd = c["requests_per_day"]
+st.subheader(f"A month at {rpd:,} requests/day")
+monthly = c["monthly"]
+st.table(monthly[["target", "$/month", "instances", "utilisation", "$/1k at this traffic"]]
+         .set_index("target").style.format(
+             {"$/month": "${:,.2f}", "instances": "{:.0f}", "utilisation": "{:.0%}",
+              "$/1k at this traffic": "${:,.4f}"}, na_rep="–"))
+for sentence in c["floor"]:
+    st.info(sentence)
+st.caption(f"Traffic from spec.cost.requestsPerDay ({rpd:,}); a self-hosted target is paid by "
+           "the hour for each instance, busy or not (utilisation: the share of the instances' "
+           "measured capacity this traffic uses).")
 
 kinds = set(points["kind"])
 if len(points) > 1:
-    fig = px.line(c["curves"], x="requests/day", y="$/month", color="target", log_x=True,
+    curves = c["curves"]
+    fig = px.line(curves, x="requests/day", y="$/month", color="target", log_x=True,
                   log_y=True)
-    fig.add_vline(x=c["requests_per_day"], line_dash="dot",
-                  annotation_text="spec.cost.requestsPerDay")
+    fig.add_vline(x=rpd, line_dash="dot", annotation_text=f"{rpd:,} requests/day")
+    ticks, labels = charts.money_ticks(curves["$/month"], monthly["$/month"])
+    fig.update_yaxes(tickvals=ticks, ticktext=labels, title="$ per month")
+    fig.update_xaxes(dtick=1, tickformat=",.0f", title="requests per day")
     st.plotly_chart(fig, width="stretch")
     if kinds == {"api", "self-hosted"}:
         st.caption("Where a self-hosted line crosses an API line is the break-even traffic; "
-                   "self-hosted cost steps up when another replica is needed.")
+                   "self-hosted cost steps up when another instance is needed.")
+    elif kinds == {"api"}:
+        st.caption("All priced targets are APIs, paid per request: their lines do not cross, "
+                   "the cheaper per 1,000 requests is the cheaper at any traffic.")
     else:
-        st.caption("All priced targets are billed the same way (per request, or per hour): "
-                   "their lines do not cross, the cheaper one stays cheaper.")
+        st.caption("All priced targets are self-hosted, paid by the hour: each line stays flat "
+                   "at its instances' cost (the floor) until the traffic needs another "
+                   "instance, so the cheaper per 1,000 requests kept busy is not the cheaper a "
+                   "month while the instances idle.")
 else:
     st.caption("Only one target is priced: set prices for the others (spec.targets[].external"
                ".pricing, or an instance type) to compare monthly costs.")
 quality = points.dropna(subset=["quality"])
 if len(quality) > 1:
     st.subheader(f"Quality vs cost ({quality['quality basis'].iloc[0]})")
-    st.plotly_chart(px.scatter(quality, x="$/1k requests", y="quality", text="target",
-                               symbol="on the frontier", log_x=True), width="stretch")
+    quality = quality.assign(frontier=quality["on the frontier"].map(
+        {True: "on the frontier", False: "not on the frontier"}))
+    fig = px.scatter(quality, x="$/1k requests", y="quality", text="target", symbol="frontier",
+                     log_x=True)
+    fig.update_xaxes(tickprefix="$", title="$ per 1,000 requests")
+    fig.update_layout(legend_title_text="")
+    st.plotly_chart(fig, width="stretch")
     st.caption("On the frontier: no other target is both better and cheaper.")
