@@ -562,3 +562,53 @@ def test_the_cost_page_explains_the_one_instance_floor_with_readable_axes(tmp_pa
         assert page.get_by_text("$ per month").count() and page.get_by_text(
             "requests per day").count()
         page.screenshot(path=str(SHOTS / "cost.png"), full_page=True)
+
+
+def test_two_tabs_of_one_rater_with_swapped_sides_are_judged_by_the_answer(dashboard,
+                                                                            browser) -> None:
+    """ana's first tab shows pairs 1 and 2 one way round, her second tab the other way round
+    (its batch stored with the sides drawn differently, as a batch drawn from newer ratings
+    would be). The same answer chosen in both tabs is stored once and nothing is said; a
+    different answer is refused in the letters of the tab that gave it."""
+    from sqlalchemy import update
+
+    from slam.store.schema import RatingBatch
+    base, url, run = dashboard
+    first = browser.new_page()
+    sign_in(first, base, RATER_TOKEN)
+    at_pair(first, 1)
+    store = Store.open(url)
+    number, rows = store.rating_batch(run, "ana")
+    swapped = [{**r, "left": r["right"], "right": r["left"]} if r["position"] in (1, 2) else r
+               for r in rows]
+    with store.engine.begin() as conn:
+        conn.execute(update(RatingBatch).where(RatingBatch.run_pk == run,
+                                               RatingBatch.rater == "ana")
+                     .values(assignments=swapped))
+    second = browser.new_page()
+    sign_in(second, base, RATER_TOKEN)
+    at_pair(second, 1)
+
+    def answers(page) -> tuple[str, str]:
+        texts = page.locator('[data-testid="stHtml"]').all_inner_texts()
+        return texts[0].strip(), texts[1].strip()
+
+    a1, b1 = answers(first)
+    assert answers(second) == (b1, a1)  # the same pair, the other way round
+    choose(first, "A is better")
+    at_pair(first, 2)
+    choose(second, "B is better")  # the same answer, on its other side
+    at_pair(second, 2)
+    assert second.get_by_text("already answered").count() == 0
+    (row,) = Store.open(url).ratings(run)
+    assert rating.outcome(row) == rows[0]["left"]  # the answer shown as A in the first tab
+
+    choose(first, "A is better")
+    at_pair(first, 3)
+    choose(second, "A is better")  # the other answer this time
+    at_pair(second, 3)
+    second.get_by_text("Pair 2: you had already answered this pair in another tab or window, "
+                       "choosing what this page shows as \"B\". That first answer stands; "
+                       "\"A\" was not saved.").wait_for()
+    stored = Store.open(url).ratings(run)
+    assert len(stored) == 2 and rating.outcome(stored[1]) == rows[1]["left"]
