@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -96,6 +97,18 @@ def identify(token: str) -> Identity | None:
             if hmac.compare_digest(token.encode(), candidate.encode()) and found is None:
                 found = Identity(name, role)
     return found if token else None
+
+
+def without_token(names: list[str], env: Mapping[str, str] = os.environ) -> list[str]:
+    """The names (say, spec.humanRating.raters) that no invite token signs in as; empty
+    behind an authenticating proxy, where the users are not known in advance."""
+    if env.get(HEADER_VAR, "").strip():
+        return []
+    known = set()
+    for var in (ADMIN_VAR, RATER_VAR):
+        with contextlib.suppress(TokenListError):  # config_problems names that one
+            known |= {n for n, _ in parse_tokens(var, env)}
+    return [n for n in names if n not in known]
 
 
 def proxy_identity(headers) -> Identity | None:

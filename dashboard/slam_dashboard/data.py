@@ -208,6 +208,7 @@ def leaderboard(url: str, run_pk: int) -> dict:
     the decision against the reference and its bounds), `plan` (prompts each margin needs),
     `sequences` (sequential human decisions: the anytime-valid bounds after each rating),
     `final` (per candidate undecided for good on this prompt set, why and what would decide),
+    `roster` (spec.humanRating.raters),
     `counts` (ratings, raters, prompts) and `forest` (each
     ranking's estimate and 95% interval per target, for the chart)."""
     s = store(url)
@@ -248,6 +249,8 @@ def leaderboard(url: str, run_pk: int) -> dict:
     return {
         "table": table, "basis": rep.rank_basis, "recommended": rep.recommendation,
         "reason": reason, "verdicts": pd.DataFrame(charts.verdicts(rep)),
+        "roster": list(((s.run(run_pk).spec or {}).get("humanRating") or {})
+                       .get("raters") or []),
         "final": {t.target: t.decision.why for t in rep.targets
                   if t.decision is not None and t.decision.exhausted},
         "plan": [row.line() for row in rep.plan], "warnings": rep.notes,

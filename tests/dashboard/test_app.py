@@ -389,3 +389,21 @@ def test_a_batch_is_kept_in_the_store_and_resumed_where_the_rater_was(seeded) ->
     second = data.next_batch(url, run, "ana", 2)
     other_tab = data.next_batch(url, run, "ana", 2)
     assert other_tab.assignments == second.assignments and other_tab.number == 2
+
+
+def test_a_roster_name_nobody_signs_in_as_is_named_on_the_leaderboard(tmp_path,
+                                                                      monkeypatch) -> None:
+    """spec.humanRating.raters with a typo ("anna"): her assigned prompts would wait forever;
+    the owner is told who, and the two ways out."""
+    from tests.dashboard.conftest import ADMIN_TOKENS, RATER_TOKENS, seed
+    url = f"sqlite:///{tmp_path / 'roster.db'}"
+    seed(url, human_rating={"raters": ["anna", "bo"]})
+    monkeypatch.setenv("SLAM_STORE_URL", url)
+    monkeypatch.setenv("SLAM_RATER_TOKENS", RATER_TOKENS)
+    monkeypatch.setenv("SLAM_ADMIN_TOKENS", ADMIN_TOKENS)
+    at = signed_in(ADMIN_TOKEN)
+    at.switch_page("pages/leaderboard.py").run()
+    said = [w.value for w in at.warning if "spec.humanRating.raters" in w.value]
+    assert said and said[0].startswith("spec.humanRating.raters lists anna, who has no invite "
+                                       "token on this dashboard")
+    assert "bo" not in said[0].split("who")[0]

@@ -156,3 +156,10 @@ def test_behind_a_trusted_proxy_wrong_tokens_count_against_the_forwarded_client(
 def test_one_name_with_two_tokens_is_refused() -> None:
     problems = auth.config_problems({auth.RATER_VAR: "ana=t-ana-0123456789,ana=t-ana-98765432"})
     assert problems and "ana has two entries" in problems[0] and "t-ana" not in problems[0]
+
+
+def test_roster_names_without_a_token_are_found() -> None:
+    env = {auth.RATER_VAR: "ana=t-ana-0123456789,bo=t-bo-01234567890",
+           auth.ADMIN_VAR: "lee=t-lee-0123456789"}
+    assert auth.without_token(["ana", "lee", "anna", "cy"], env) == ["anna", "cy"]
+    assert auth.without_token(["anna"], {auth.HEADER_VAR: "X-Forwarded-User"}) == []

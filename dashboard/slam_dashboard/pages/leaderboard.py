@@ -24,6 +24,12 @@ counts = board["counts"]
 # The decision, after what may bias it.
 for warning in board["warnings"]:
     st.warning(warning, icon="⚠️")
+if missing := auth.without_token(board["roster"]):
+    st.warning(f"spec.humanRating.raters lists {', '.join(missing)}, who "
+               f"{'has' if len(missing) == 1 else 'have'} no invite token on this dashboard: "
+               "each prompt assigned to them waits for a rating that cannot come, and the "
+               "human decision's count stops there. Give them a token (SLAM_RATER_TOKENS), or "
+               "take them off the list (only their prompts are reassigned).", icon="⚠️")
 if board["recommended"]:
     st.success(f"**Recommendation: {board['recommended']}**")
 else:
