@@ -39,7 +39,8 @@ VALUE_SETS = {
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
         "serviceAccount": {"annotations": {
             "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/slam"}},
-        "servingImages": {"llamacpp": "ghcr.io/slam-operator/slam-llamacpp:0.2.0"},
+        "servingImages": {"llamacpp": "ghcr.io/slam-operator/slam-llamacpp:0.2.0",
+                          "vllmCpu": "registry.internal/vllm-cpu:0.11.0"},
     },
     "production": {  # existing Secrets, a proxy in front of the dashboard, CRDs managed apart
         "crds": {"install": False},
@@ -250,6 +251,7 @@ def test_each_value_set_applies_with_server_side_apply(
             f"{release}-slam-operator", "team-a")
     if name == "trial":
         assert env["SLAM_LLAMACPP_IMAGE"] == "ghcr.io/slam-operator/slam-llamacpp:0.2.0"
+        assert env["SLAM_VLLM_CPU_IMAGE"] == "registry.internal/vllm-cpu:0.11.0"
 
 
 @pytest.mark.parametrize("overlay", ["dev", "eks"])

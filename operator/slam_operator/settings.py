@@ -70,6 +70,7 @@ class Settings(BaseModel):
     # ModelDeployment's spec.image still wins.
     tgi_image: str = Field("", alias="SLAM_TGI_IMAGE")
     vllm_image: str = Field("", alias="SLAM_VLLM_IMAGE")
+    vllm_cpu_image: str = Field("", alias="SLAM_VLLM_CPU_IMAGE")
     sglang_image: str = Field("", alias="SLAM_SGLANG_IMAGE")
     llamacpp_image: str = Field("", alias="SLAM_LLAMACPP_IMAGE")
     # The Hugging Face Hub (or a mirror): where models are resolved and pods download them.
@@ -98,8 +99,9 @@ class Settings(BaseModel):
 
     @property
     def runtime_images(self) -> dict[str, str]:
-        """The configured image per runtime (runtimes.RUNTIMES keys); unset ones are absent."""
-        given = {"tgi": self.tgi_image, "vllm": self.vllm_image, "sglang": self.sglang_image,
+        """The configured image per runtime (runtimes.image_key); unset ones are absent."""
+        given = {"tgi": self.tgi_image, "vllm": self.vllm_image,
+                 "vllm-cpu": self.vllm_cpu_image, "sglang": self.sglang_image,
                  "llamacpp": self.llamacpp_image}
         return {runtime: image for runtime, image in given.items() if image}
 

@@ -27,11 +27,12 @@ def test_everything_the_operator_reads_is_read_here() -> None:
     reading of the environment, not from modules reading it on their own."""
     s = from_env({"HF_ENDPOINT": "http://mirror.internal:8080/", "KUBECONFIG": "/k/config",
                   "SLAM_LLAMACPP_IMAGE": "reg/llamacpp:1", "SLAM_VLLM_IMAGE": "",
+                  "SLAM_VLLM_CPU_IMAGE": "reg/vllm-cpu:1",
                   "SLAM_STORE_URL": "postgresql+psycopg://slam:hunter2@db/slam",
                   "SLAM_EVALUATION_WORKERS": "3"})
     assert s.hub == "http://mirror.internal:8080"
     assert s.kubeconfig == "/k/config" and s.evaluation_workers == 3
-    assert s.runtime_images == {"llamacpp": "reg/llamacpp:1"}
+    assert s.runtime_images == {"llamacpp": "reg/llamacpp:1", "vllm-cpu": "reg/vllm-cpu:1"}
     assert s.store_url.get_secret_value().endswith("@db/slam")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s)
 

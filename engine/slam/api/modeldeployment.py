@@ -119,7 +119,11 @@ class ModelDeploymentSpec(ApiModel):
     )
     gpus: int | None = Field(
         default=None,
-        description="GPUs per replica (nvidia.com/gpu). Default 1 for GPU runtimes; 0 on llamacpp.",
+        description=(
+            "GPUs per replica (nvidia.com/gpu). Default 1 for tgi, vllm and sglang; 0 on "
+            "llamacpp. 0 with vllm: vLLM's CPU backend (its CPU image; the KV cache is sized "
+            "from spec.resources.memory)."
+        ),
         ge=0,
         le=16,
     )
@@ -203,9 +207,10 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".gpus",
         ),
         Rule(
-            cel="self.runtime == 'llamacpp' || !has(self.gpus) || self.gpus >= 1",
-            message="GPU runtimes (tgi, vllm, sglang) need spec.gpus >= 1",
-            check=lambda s: s.runtime == "llamacpp" or s.gpus is None or s.gpus >= 1,
+            cel="self.runtime in ['llamacpp', 'vllm'] || !has(self.gpus) || self.gpus >= 1",
+            message="tgi and sglang need spec.gpus >= 1 (on CPU nodes use runtime vllm or "
+                    "llamacpp with spec.gpus: 0)",
+            check=lambda s: s.runtime in ("llamacpp", "vllm") or s.gpus is None or s.gpus >= 1,
             field_path=".gpus",
         ),
         Rule(
@@ -229,6 +234,11 @@ class ModelDeploymentSpec(ApiModel):
         if self.gpus is not None:
             return self.gpus
         return 1 if self.runtime in GPU_RUNTIMES else 0
+
+    @property
+    def on_cpu(self) -> bool:
+        """Served on CPU nodes: llamacpp, or vllm with spec.gpus 0 (vLLM's CPU backend)."""
+        return self.gpu_count == 0
 
     @property
     def served_model_name(self) -> str:
@@ -303,6 +313,15 @@ class ModelDeploymentStatus(ApiModel):
         default=None,
         alias="availableGpuMemoryGiB",
         description="GPU memory of the instance type × GPUs per replica.",
+        ge=0,
+    )
+    kv_cache_gib: int | None = Field(
+        default=None,
+        alias="kvCacheGiB",
+        description=(
+            "vLLM on CPU: the KV cache it is given (VLLM_CPU_KVCACHE_SPACE), from "
+            "spec.resources.memory less the weights and 1 GiB for the runtime."
+        ),
         ge=0,
     )
     replicas: ReplicaStatus | None = Field(default=None, description="Desired and ready pods.")

@@ -40,6 +40,7 @@ class ServedModel:
     revision: str
     hf_endpoint: str = "https://huggingface.co"
     image: str | None = None  # the operator's configured image for this runtime, if any
+    kv_cache_gib: int | None = None  # vLLM on CPU (gpu.cpu_kv_cache_gib)
 
 
 def labels(t: ServedModel) -> dict[str, str]:
@@ -84,7 +85,8 @@ def _resources(spec: ModelDeploymentSpec) -> dict:
 
 def _pod_spec(t: ServedModel) -> dict:
     spec = t.spec
-    container = runtimes.container(RuntimeInput(spec, t.revision, t.hf_endpoint, t.image))
+    container = runtimes.container(RuntimeInput(spec, t.revision, t.hf_endpoint, t.image,
+                                                t.kv_cache_gib))
     container["resources"] = _resources(spec)
     container["volumeMounts"] = [
         {"name": "model-cache", "mountPath": CACHE_DIR},

@@ -74,3 +74,24 @@ def smallest_fitting(total_gib: float, gpus: int) -> str | None:
         if t.gpus >= max(gpus, 1) and t.gpu_memory_gib * max(gpus, 1) >= total_gib
     ]
     return min(fitting, key=lambda t: t.hourly_usd).name if fitting else None
+
+
+# vLLM on CPU: the KV cache is its own allocation (VLLM_CPU_KVCACHE_SPACE, GiB), beside the
+# weights, out of the container's memory. vLLM's own default when nothing is said.
+CPU_DEFAULT_KV_CACHE_GIB = 4
+CPU_MIN_KV_CACHE_GIB = 1
+
+
+def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: str | None
+                     ) -> int | None:
+    """The KV cache a vLLM CPU pod gets: its memory (a Kubernetes quantity) less the weights
+    and RUNTIME_OVERHEAD_GIB, whole GiB; vLLM's default without a memory request; None when
+    the weights are not known yet or leave less than CPU_MIN_KV_CACHE_GIB."""
+    if memory is None:
+        return CPU_DEFAULT_KV_CACHE_GIB
+    if parameters is None:
+        return None
+    from kubernetes.utils import parse_quantity
+    free = float(parse_quantity(memory)) / GIB - parameters * BITS_PER_WEIGHT[quantization] / 8 \
+        / GIB - RUNTIME_OVERHEAD_GIB
+    return int(free) if free >= CPU_MIN_KV_CACHE_GIB else None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from slam_operator import runtimes
 from slam_operator.conditions import Cond, find, is_true, now, timestamp, transitions
 from slam_operator.controller import Outcome, View
 from slam_operator.kube import Kube, NamespaceTerminating
@@ -92,7 +93,8 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
     deploying = revision is not None and fits.status != "False"
 
     served = builders.ServedModel(name, namespace, spec, revision or "", hub.endpoint,
-                                  images.get(spec.runtime))
+                                  images.get(runtimes.image_key(spec)),
+                                  mdstatus.kv_cache_gib(spec, parameters))
     if deploying:
         desired = builders.build_children(served)
         for child in desired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -46,7 +47,44 @@ def token_secret_missing(spec: ModelDeploymentSpec, namespace: str, problem: str
     )
 
 
+def kv_cache_gib(spec: ModelDeploymentSpec, parameters: int | None) -> int | None:
+    """vLLM on CPU: the KV cache its pods get (VLLM_CPU_KVCACHE_SPACE); None otherwise."""
+    if spec.runtime != "vllm" or not spec.on_cpu:
+        return None
+    memory = spec.resources.memory if spec.resources else None
+    return gpu.cpu_kv_cache_gib(memory, parameters, spec.quantization)
+
+
+def _fits_cpu_memory(spec: ModelDeploymentSpec, parameters: int | None) -> Cond:
+    """vLLM on CPU: the weights, the runtime and at least a GiB of KV cache within the
+    container's memory (spec.resources.memory)."""
+    memory = spec.resources.memory if spec.resources else None
+    kv = kv_cache_gib(spec, parameters)
+    if memory is None:
+        return Cond("Fits", "True", "CPUDefaultKVCache",
+                    f"vllm on CPU with vLLM's default KV cache of {kv} GiB: set "
+                    "spec.resources.memory to size it (and to reserve the memory)")
+    if parameters is None:
+        return Cond("Fits", "Unknown", "UnknownParameterCount",
+                    "the parameter count is not known yet (no safetensors metadata): the KV "
+                    "cache cannot be sized from spec.resources.memory")
+    est = gpu.estimate_gpu_memory(parameters, spec.quantization)
+    need = (f"{parameters / 1e9:.2f}B parameters at {est.bits:g} bits = "
+            f"{est.weights_gib:.1f} GiB of weights + {gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime")
+    if kv is None:
+        least = math.ceil(10 * (est.weights_gib + gpu.RUNTIME_OVERHEAD_GIB
+                                + gpu.CPU_MIN_KV_CACHE_GIB)) / 10  # rounded up: enough
+        return Cond("Fits", "False", "InsufficientMemory",
+                    f"{need} leave less than {gpu.CPU_MIN_KV_CACHE_GIB} GiB of KV cache in "
+                    f"spec.resources.memory {memory}: give it at least {least:.1f} GiB")
+    return Cond("Fits", "True", "FitsInMemory",
+                f"{need}; spec.resources.memory {memory} leaves a {kv} GiB KV cache "
+                "(VLLM_CPU_KVCACHE_SPACE)")
+
+
 def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[str, str]) -> Cond:
+    if spec.runtime == "vllm" and spec.on_cpu:
+        return _fits_cpu_memory(spec, parameters)
     if spec.runtime not in GPU_RUNTIMES:
         return Cond("Fits", "True", "CPURuntime", f"{spec.runtime} runs on the CPU")
     if parameters is None:
@@ -243,7 +281,9 @@ def compose(
             status[k] = v
         elif k in old:
             status[k] = old[k]
-    if status.get("parameters") and spec.runtime in GPU_RUNTIMES:
+    if (kv := kv_cache_gib(spec, status.get("parameters"))) is not None:
+        status["kvCacheGiB"] = kv
+    if status.get("parameters") and spec.runtime in GPU_RUNTIMES and not spec.on_cpu:
         est = gpu.estimate_gpu_memory(status["parameters"], spec.quantization)
         status["estimatedGpuMemoryGiB"] = est.total_gib
     avail = gpu.available_gpu_memory_gib(spec.instance_type, spec.gpu_count)

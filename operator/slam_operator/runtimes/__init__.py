@@ -14,4 +14,10 @@ def container(inp: RuntimeInput) -> dict:
     return RUNTIMES[inp.spec.runtime].container(inp)
 
 
-__all__ = ["RUNTIMES", "RuntimeInput", "container"]
+def image_key(spec) -> str:
+    """The key of the operator's configured image for this spec (settings.runtime_images):
+    the runtime's name, or vllm-cpu for vLLM on CPU nodes."""
+    return vllm.CPU_IMAGE_KEY if spec.runtime == "vllm" and spec.on_cpu else spec.runtime
+
+
+__all__ = ["RUNTIMES", "RuntimeInput", "container", "image_key"]

@@ -16,6 +16,7 @@ class RuntimeInput:
     revision: str  # commit SHA when resolved, else the spec's revision
     hf_endpoint: str  # Hub base URL the pod downloads from
     image: str | None = None  # the operator's image for this runtime (else the module's default)
+    kv_cache_gib: int | None = None  # vLLM on CPU: VLLM_CPU_KVCACHE_SPACE
 
 
 def hf_env(inp: RuntimeInput) -> list[dict]:

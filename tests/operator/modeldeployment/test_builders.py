@@ -10,6 +10,7 @@ import yaml
 
 from slam.api.modeldeployment import ModelDeploymentSpec
 from slam_operator.modeldeployment import builders
+from slam_operator.modeldeployment import status as mdstatus
 from slam_operator.names import OPERATOR_VERSION
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -26,6 +27,11 @@ SPECS = {
         "runtime": "vllm", "instanceType": "g5.xlarge", "maxTotalTokens": 4096,
         "extraArgs": ["--gpu-memory-utilization", "0.85"],
     },
+    "vllm-cpu": {
+        "model": {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "servedName": "smollm2"},
+        "runtime": "vllm", "gpus": 0, "instanceType": "c7i.xlarge", "maxTotalTokens": 2048,
+        "resources": {"cpu": "4", "memory": "8Gi"},
+    },
     "sglang": {
         "model": {"id": "openchat/openchat-3.5-0106"}, "runtime": "sglang",
         "instanceType": "g6.xlarge", "replicas": 2,
@@ -41,7 +47,10 @@ SPECS = {
 
 def build(runtime: str) -> list[dict]:
     spec = ModelDeploymentSpec.model_validate(SPECS[runtime])
-    t = builders.ServedModel(f"{runtime}-model", "models", spec, "a" * 40, "https://huggingface.co")
+    # SmolLM2-135M: 134.5M parameters in bf16 leave 6 GiB of 8 for the KV cache.
+    kv = mdstatus.kv_cache_gib(spec, 134_515_008)
+    t = builders.ServedModel(f"{runtime}-model", "models", spec, "a" * 40,
+                             "https://huggingface.co", kv_cache_gib=kv)
     return builders.build_children(t)
 
 
@@ -108,3 +117,43 @@ def test_endpoint_is_the_service_url() -> None:
     spec = ModelDeploymentSpec.model_validate(SPECS["vllm"])
     t = builders.ServedModel("zephyr", "team-a", spec, "main")
     assert builders.endpoint(t) == "http://zephyr.team-a.svc.cluster.local:8080/v1"
+
+
+def test_vllm_on_cpu_differs_from_vllm_on_gpus_only_where_vllm_says_it_must() -> None:
+    """The CPU release image, --dtype bfloat16, the KV cache in GiB from the memory left after
+    the weights, no GPU request, toleration or tensor parallelism; everything else the same."""
+    cpu, gpu = (next(c for c in build(r) if c["kind"] == "Deployment") for r in ("vllm-cpu",
+                                                                                "vllm"))
+    c, g = (d["spec"]["template"]["spec"]["containers"][0] for d in (cpu, gpu))
+    assert c["image"].startswith("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:")
+    assert g["image"].startswith("vllm/vllm-openai:")
+    assert c["args"][c["args"].index("--dtype") + 1] == "bfloat16" and "--dtype" not in g["args"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "6"  # 8 GiB - 0.25 GiB weights - 1 GiB runtime
+    assert "nvidia.com/gpu" not in str(c["resources"]) and "tolerations" not in \
+        cpu["spec"]["template"]["spec"]
+    assert c["resources"] == {"requests": {"cpu": "4", "memory": "8Gi"},
+                              "limits": {"memory": "8Gi"}}
+    assert {k: v for k, v in c.items() if k not in ("image", "args", "env", "resources")} == \
+        {k: v for k, v in g.items() if k not in ("image", "args", "env", "resources")}
+
+
+@pytest.mark.parametrize("memory, parameters, kv", [
+    (None, None, 4),  # vLLM's default
+    ("8Gi", None, None),  # weights not known yet: not sized, not guessed
+    ("8Gi", 134_515_008, 6),
+    ("2Gi", 134_515_008, None),  # 2 - 0.25 - 1 < 1 GiB
+    ("32G", 7_241_732_096, 15),  # 29.8 GiB - 13.5 GiB (7.2B in bf16) - 1 GiB
+])
+def test_the_cpu_kv_cache_is_the_memory_left(memory, parameters, kv) -> None:
+    spec = ModelDeploymentSpec.model_validate({
+        "model": {"id": "m/m"}, "runtime": "vllm", "gpus": 0,
+        **({"resources": {"memory": memory}} if memory else {})})
+    assert mdstatus.kv_cache_gib(spec, parameters) == kv
+    fits = mdstatus.fits(spec, parameters, {})
+    if memory and parameters and kv is None:
+        assert (fits.status, fits.reason) == ("False", "InsufficientMemory")
+        assert "give it at least" in fits.message
+    elif kv is not None and memory:
+        assert (fits.status, fits.reason) == ("True", "FitsInMemory")
+        assert f"leaves a {kv} GiB KV cache (VLLM_CPU_KVCACHE_SPACE)" in fits.message

@@ -426,3 +426,31 @@ def _gone(k8s, ns: str, name: str) -> bool:
     except client.ApiException as e:
         return e.status == 404
     return False
+
+
+def test_vllm_on_a_cpu_node_gets_its_kv_cache_from_the_memory_it_asks_for(k8s, namespace,
+                                                                          operator) -> None:
+    """runtime vllm with spec.gpus 0 (the API server accepts it; tgi and sglang are still
+    refused): the CPU image, no GPU, the KV cache from spec.resources.memory less the weights,
+    stated in the status and in Fits; too little memory holds the deployment back, saying how
+    much it needs."""
+    create_md(k8s, namespace, md("smol-cpu", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                 runtime="vllm", gpus=0, instanceType="c7i.xlarge",
+                                 resources={"cpu": "2", "memory": "4Gi"}))
+    obj = wait_condition(k8s, namespace, "smol-cpu", "Available", "False")
+    assert obj["status"]["kvCacheGiB"] == 2  # 4 GiB - 0.25 GiB of bf16 weights - 1 GiB
+    assert condition(obj, "Fits")["reason"] == "FitsInMemory"
+    assert "estimatedGpuMemoryGiB" not in obj["status"]
+    c = deployment(k8s, namespace, "smol-cpu").spec.template.spec.containers[0]
+    assert c.image.startswith("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:")
+    assert {e.name: e.value for e in c.env}["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert "nvidia.com/gpu" not in (c.resources.limits or {})
+    assert deployment(k8s, namespace, "smol-cpu").spec.template.spec.tolerations is None
+
+    create_md(k8s, namespace, md("smol-tight", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                 runtime="vllm", gpus=0, resources={"memory": "2Gi"}))
+    obj = wait_condition(k8s, namespace, "smol-tight", "Fits", "False", "InsufficientMemory")
+    assert "give it at least 2.3 GiB" in condition(obj, "Fits")["message"]
+    with pytest.raises(client.ApiException) as refused:
+        create_md(k8s, namespace, md("tgi-cpu", runtime="tgi", gpus=0))
+    assert "tgi and sglang need spec.gpus \\u003e= 1" in refused.value.body
