@@ -19,7 +19,7 @@ CLUSTER_FIXTURES = {"control_plane", "k8s", "namespace"}
 SLOW_FIXTURES = CLUSTER_FIXTURES | {"llama", "postgres", "browser", "page"}
 SLOW_MODULES = ("test_browser.py", "test_demo.py", "test_decision_sim.py",
                 "test_concurrent_raters.py", "test_store_outage.py", "test_localserve.py",
-                "test_import_reads_nothing.py")
+                "test_import_reads_nothing.py", "test_stand_in_hub.py")
 
 # A user with no RBAC bindings at all, for least-privilege checks.
 NOBODY = "slam-test-nobody"

@@ -3,8 +3,11 @@
 Repositories are registered with a behaviour: found (JSON like the Hub's), not found (404
 RepoNotFound), gated (401/403 GatedRepo unless the right token is sent), server error (500) or
 hang (no answer within the client's timeout). A repository's `files` are served by the file API
-(HEAD and GET on /<repo>/resolve/<revision>/<file>), as hf_hub_download reads it. Point
-huggingface_hub at it with HF_ENDPOINT.
+(HEAD and GET on /<repo>/resolve/<revision>/<file>), as hf_hub_download reads it, and listed
+as `snapshot_download` lists them: in the model info's `siblings` (older huggingface_hub) and by
+the tree API (/api/models/<repo>/tree/<revision>, huggingface_hub 1.x and 2.x), with the
+headers it checks (X-Repo-Commit; for weights, stored in LFS on the Hub, X-Linked-Etag with the
+file's sha256 and X-Linked-Size). Point huggingface_hub at it with HF_ENDPOINT.
 """
 
 from __future__ import annotations
@@ -20,6 +23,39 @@ from urllib.parse import unquote
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 RESOLVE = re.compile(r"/(.+?)/resolve/([^/]+)/(.+)")
+TREE = re.compile(r"/api/models/(.+?)/tree/([^/]+)(?:/(.*))?")
+LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the Hub says of a file: git blob id, size and, for an LFS file, its sha256."""
+
+    blob: str
+    size: int
+    sha256: str | None
+
+    @classmethod
+    def of(cls, path: Path) -> FileFacts:
+        size = path.stat().st_size
+        blob, digest = hashlib.sha1(f"blob {size}\0".encode()), hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                blob.update(chunk)
+                digest.update(chunk)
+        lfs = path.suffix in LFS_SUFFIXES
+        return cls(blob.hexdigest(), size, digest.hexdigest() if lfs else None)
+
+
+_FACTS: dict[tuple[Path, int, float], FileFacts] = {}
+
+
+def facts(path: Path) -> FileFacts:
+    st = path.stat()
+    key = (path.resolve(), st.st_size, st.st_mtime)
+    if key not in _FACTS:
+        _FACTS[key] = FileFacts.of(path)
+    return _FACTS[key]
 
 
 @dataclass
@@ -48,7 +84,8 @@ class FakeHub:
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
 
-            def _send(self, code: int, body: dict, headers: dict[str, str] | None = None):
+            def _send(self, code: int, body: dict | list,
+                      headers: dict[str, str] | None = None):
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -70,18 +107,40 @@ class FakeHub:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                size = path.stat().st_size
-                etag = hashlib.sha256(f"{path}:{size}".encode()).hexdigest()
+                f = facts(path)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(size))
-                self.send_header("ETag", f'"{etag}"')
+                self.send_header("Content-Length", str(f.size))
+                self.send_header("ETag", f'"{f.blob}"')
+                if f.sha256:  # an LFS file: the Hub names its content hash and size
+                    self.send_header("X-Linked-Etag", f'"{f.sha256}"')
+                    self.send_header("X-Linked-Size", str(f.size))
                 self.send_header("X-Repo-Commit", repo.sha)
                 self.end_headers()
                 if body:
                     with path.open("rb") as f:
                         while chunk := f.read(1 << 20):
                             self.wfile.write(chunk)
+
+            def _tree(self, repo_id: str, revision: str, folder: str | None) -> None:
+                """The tree API: every file of the repository at `revision` (one page)."""
+                repo = hub.repos.get(repo_id)
+                if repo is None or repo.behaviour != "found":
+                    return self._send(404, {"error": "Repository not found"},
+                                      {"X-Error-Code": "RepoNotFound"})
+                if revision not in repo.revisions and revision != repo.sha:
+                    return self._send(404, {"error": "Invalid rev id"},
+                                      {"X-Error-Code": "RevisionNotFound"})
+                entries = []
+                for name, path in sorted(repo.files.items()):
+                    if folder and not name.startswith(folder.rstrip("/") + "/"):
+                        continue
+                    f = facts(path)
+                    entry = {"type": "file", "oid": f.blob, "size": f.size, "path": name}
+                    if f.sha256:
+                        entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": 134}
+                    entries.append(entry)
+                return self._send(200, entries)
 
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
                 hub.requests.append((self.path, self.headers.get("Authorization")))
@@ -95,6 +154,8 @@ class FakeHub:
                 path = unquote(self.path.split("?")[0])
                 if (m := RESOLVE.fullmatch(path)) is not None:
                     return self._file(*m.groups(), body=True)
+                if (m := TREE.fullmatch(path)) is not None:
+                    return self._tree(*m.groups())
                 if not path.startswith("/api/models/"):
                     return self._send(404, {"error": "not found"})
                 rest = path[len("/api/models/"):]
@@ -125,7 +186,7 @@ class FakeHub:
                     "_id": "x", "id": repo_id, "modelId": repo_id, "sha": repo.sha,
                     "private": False, "disabled": False, "downloads": 0, "likes": 0,
                     "gated": "manual" if repo.behaviour == "gated" else False,
-                    "tags": [], "siblings": [],
+                    "tags": [], "siblings": [{"rfilename": n} for n in sorted(repo.files)],
                     "cardData": {"license": repo.license},
                 }
                 if repo.parameters:
