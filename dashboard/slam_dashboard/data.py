@@ -106,9 +106,10 @@ class Batch:
 def _at(url: str, run: RunChoice, rater: str, number: int,
         assignments: list[rating.Assignment]) -> Batch:
     stored = {r["submission"] for r in store(url).ratings(run.run_pk) if r["rater"] == rater}
-    index = rating.resume_at(rater, run.run_key, assignments, stored)
-    saved = sum(rating.submission_key(rater, run.run_key, a) in stored for a in assignments)
-    return Batch(number, assignments, index, saved)
+    rated = [rating.submission_key(rater, run.run_key, a) in stored for a in assignments]
+    # Where it goes on: its first pair with no rating (len: every one is rated).
+    return Batch(number, assignments, rated.index(False) if False in rated else len(rated),
+                 sum(rated))
 
 
 def current_batch(url: str, run: RunChoice, rater: str) -> Batch:

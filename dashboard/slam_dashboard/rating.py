@@ -161,13 +161,6 @@ def from_rows(rows: Sequence[dict]) -> list[Assignment]:
                        r["is_control"]) for r in rows]
 
 
-def resume_at(rater: str, run_key: str, batch: Sequence[Assignment], stored: set[str]) -> int:
-    """Where a batch goes on: its first assignment the rater has no rating for (`stored`: the
-    submission keys in the store); len(batch) when every one is rated."""
-    return next((i for i, a in enumerate(batch)
-                 if submission_key(rater, run_key, a) not in stored), len(batch))
-
-
 def submission_key(rater: str, run_key: str, a: Assignment) -> str:
     """The same rater answering the same assignment (double click, refresh, a second tab) gets
     the same key, so the store keeps one rating."""

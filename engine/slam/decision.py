@@ -704,15 +704,14 @@ def sequential_decision(candidate: str, first: Sequence[float], data: Clustered 
     left = None if prompts is None else max(0, prompts - s.n)
     other = (f", or decide on {' or '.join(LABELS[k] for k in instead)} "
              f"(spec.decision.evidence: {instead[0]})") if instead else ""
-    if s.verdict == UNDECIDED and s.n and left == 0:
+    exhausted = s.verdict == UNDECIDED and bool(s.n) and left == 0
+    if exhausted:
         add = f"about {more} more prompts" if more is not None else "more prompts"
         why = (f"undecided, and ratings cannot change this decision: every one of the {s.n} "
                f"prompts has its counted rating ({head}; anytime-valid {conf} bounds "
                f"{lower:.3f}..{upper:.3f} include {margin.threshold:g}). To decide: add {add} "
                f"to the prompt set (a new spec.runId){other}")
-        return Decision(candidate, HUMAN, s.verdict, margin.threshold, s.estimate, lower, upper,
-                        alpha, None, None, s.n, ratings, more, more, why, exhausted=True), s
-    if s.verdict == UNDECIDED and s.n:
+    elif s.verdict == UNDECIDED and s.n:
         if more is not None and left is not None and more > left:
             expect = (f"at least {more} more prompts rated, but the prompt set has {left} left: "
                       f"add prompts (a new spec.runId){other}")
@@ -727,7 +726,7 @@ def sequential_decision(candidate: str, first: Sequence[float], data: Clustered 
                "rating is allowed)")
     elif s.verdict == UNDECIDED:
         why = f"undecided: {head}"
-    if waiting and s.verdict == UNDECIDED:
+    if waiting and s.verdict == UNDECIDED and not exhausted:
         why += f"; {waiting}"
     return Decision(candidate, HUMAN, s.verdict, margin.threshold, s.estimate, lower, upper,
-                    alpha, None, None, s.n, ratings, more, more, why), s
+                    alpha, None, None, s.n, ratings, more, more, why, exhausted), s
