@@ -19,7 +19,7 @@ from kubernetes import config
 
 from slam.api.common import ProbeSpec
 from slam.api.evaluation import EvaluationSpec
-from slam_operator import kopffix, metrics, probes
+from slam_operator import holds, kopffix, metrics, probes
 from slam_operator import pods as podstatus
 from slam_operator.app import Operator
 from slam_operator.evaluation import job as evaluation_job
@@ -234,7 +234,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo,
     op = memo.operator = Operator.build(ours)
     op.model_deployments.start(indices["md_bodies"], [
         indices["md_deployments"], indices["md_services"], indices["md_claims"],
-        indices["md_pods"]])
+        indices["md_pods"]], {"Evaluation": indices["ev_bodies"]})
     op.evaluations.start(indices["ev_bodies"], [indices["ev_jobs"], indices["ev_job_pods"]],
                          {"ModelDeployment": indices["md_bodies"]})
     metrics.QUEUE_DEPTH.set_function(lambda: len(op.model_deployments.queue))
@@ -323,6 +323,23 @@ async def evaluation_job_event(body: kopf.Body, memo: kopf.Memo, type: str | Non
     if owner:
         _operator(memo).evaluations.add((body.metadata.namespace, owner),
                                         fresh=type == "DELETED")
+
+
+def _scales(spec: Any, **_: Any) -> bool:
+    return bool(spec.get("scaling")) or any(t.get("scaling") for t in spec.get("targets") or ())
+
+
+@kopf.on.event(*EVALUATIONS, when=_scales)
+async def evaluation_holds_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
+                                 **_: Any) -> None:
+    """An Evaluation with spec.scaling that ended, is being deleted or is gone: queue the
+    ModelDeployments it may hold up, whose reconcile releases the holds (holds.py)."""
+    phase = (body.get("status") or {}).get("phase")
+    if type == "DELETED" or body.metadata.get("deletionTimestamp") or phase in holds.ENDED:
+        for t in body.spec.get("targets") or ():
+            ref = (t.get("modelDeploymentRef") or {}).get("name")
+            if ref:
+                _operator(memo).model_deployments.add((body.metadata.namespace, ref))
 
 
 @kopf.daemon(*EVALUATIONS, when=lambda spec, **_: bool(spec.get("probe")),

@@ -252,6 +252,23 @@ class Kube:
             return
         self._count("create Event")
 
+    def patch_object(self, plural: str, namespace: str, name: str, patch: dict[str, Any],
+                     resource_version: str | None) -> str:
+        """Merge-patch a custom resource itself (not its status), only if it is still at
+        `resource_version` (two writers of one annotation must not undo each other): "ok",
+        "conflict" (changed since it was read: read it again) or "gone"."""
+        body = {**patch, "metadata": {**patch.get("metadata", {}),
+                                      "resourceVersion": resource_version}}
+        reply = write(self.objects.patch_namespaced_custom_object, GROUP, VERSION, namespace,
+                      plural, name, body, tolerate=(404, 409))
+        if reply.status == 404:
+            return "gone"
+        if reply.status == 409:
+            return "conflict"
+        kind = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}[plural]
+        self._count(f"patch {kind}")
+        return "ok"
+
     def patch_status(self, plural: str, namespace: str, name: str,
                      status: dict[str, Any]) -> bool:
         """Merge-patch a custom resource's status subresource (keys set to None are removed).

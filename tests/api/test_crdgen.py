@@ -68,9 +68,17 @@ def test_names_columns_and_status_subresource() -> None:
         assert crd["group"] == "slam.dev"
         assert "slam" in crd["names"]["categories"]
         assert crd["names"]["shortNames"]
-        assert crd["versions"][0]["subresources"] == {"status": {}}
+    assert ev["versions"][0]["subresources"] == {"status": {}}
+    # kubectl scale, the HorizontalPodAutoscaler and KEDA: replicas and the pods' selector.
+    scale = md["versions"][0]["subresources"]["scale"]
+    assert scale == {"specReplicasPath": ".spec.replicas",
+                     "statusReplicasPath": ".status.replicas.current",
+                     "labelSelectorPath": ".status.selector"}
+    status = md["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["properties"]["replicas"]["properties"]["current"]["type"] == "integer"
+    assert status["properties"]["selector"]["type"] == "string"
     cols = lambda c: [x["name"] for x in c["versions"][0]["additionalPrinterColumns"]]  # noqa: E731
-    assert cols(md) == ["Model", "Runtime", "Ready", "Endpoint", "Age"]
+    assert cols(md) == ["Model", "Runtime", "Ready", "Replicas", "Endpoint", "Age"]
     assert cols(ev) == ["Phase", "Progress", "Leader", "Age"]
 
 

@@ -38,6 +38,8 @@ class Kind:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[dict[str, Any], ...]
+    # The /scale subresource (kubectl scale, the HorizontalPodAutoscaler, KEDA), when it has one.
+    scale: dict[str, str] | None = None
 
 
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -59,9 +61,14 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Runtime", "type": "string", "jsonPath": ".spec.runtime"},
             {"name": "Ready", "type": "string",
              "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {"name": "Replicas", "type": "string", "jsonPath": ".status.replicas.display",
+             "description": "Ready/desired serving pods."},
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             _AGE,
         ),
+        scale={"specReplicasPath": ".spec.replicas",
+               "statusReplicasPath": ".status.replicas.current",
+               "labelSelectorPath": ".status.selector"},
     ),
     Kind(
         kind="Evaluation",
@@ -180,7 +187,7 @@ def build_crd(k: Kind) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": dict(k.scale)} if k.scale else {})},
                     "additionalPrinterColumns": list(k.columns),
                     "schema": {"openAPIV3Schema": root},
                 }

@@ -191,6 +191,19 @@ class ArrivalSpec(ApiModel):
     )
 
 
+class ScalingSpec(ApiModel):
+    """Scale a ModelDeployment up for the run and back down afterwards."""
+
+    replicas: int = Field(
+        default=1,
+        description="Replicas while the run needs the model (it is never scaled below its own "
+        "spec.replicas).", ge=1, le=64)
+    after: int | None = Field(
+        default=None,
+        description="Replicas to leave once the run ends, fails or its Evaluation is deleted "
+        "(default: the ModelDeployment's own spec.replicas, what it had).", ge=0, le=64)
+
+
 class Target(ApiModel):
     """A model under comparison: a ModelDeployment or an external endpoint."""
 
@@ -210,12 +223,23 @@ class Target(ApiModel):
     arrival: ArrivalSpec | None = Field(
         default=None, description="Arrival process (default: as fast as concurrency allows)."
     )
+    scaling: ScalingSpec | None = Field(
+        default=None,
+        description="Scale this target's ModelDeployment up for the run and back afterwards "
+        "(overrides spec.scaling).")
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
             cel=cel_exactly_one("modelDeploymentRef", "external"),
             message="a target needs exactly one of modelDeploymentRef or external",
             check=lambda t: exactly_one(t.model_deployment_ref is not None, t.external is not None),
+        ),
+        Rule(
+            cel="!has(self.scaling) || has(self.modelDeploymentRef)",
+            message="scaling is for modelDeploymentRef targets: an external endpoint is not "
+                    "scaled by the operator",
+            check=lambda t: t.scaling is None or t.model_deployment_ref is not None,
+            field_path=".scaling",
         ),
     )
 
@@ -498,9 +522,15 @@ class EvaluationSpec(ApiModel):
     )
     ready_timeout_seconds: int = Field(
         default=3600,
-        description="How long to wait for every ModelDeployment to be Ready before failing.",
+        description="How long to wait for every ModelDeployment to be Ready before failing "
+        "(with scaling, the time a scaled-up model has to load).",
         ge=1,
     )
+    scaling: ScalingSpec | None = Field(
+        default=None,
+        description="Scale every ModelDeployment target up for the run and back down when it "
+        "ends, fails or this Evaluation is deleted (a target's own scaling overrides it). "
+        "Evaluations sharing a ModelDeployment keep it up until the last one ends.")
     active_deadline_seconds: int = Field(
         default=86400, description="Longest the scoring Job may run.", ge=60
     )
@@ -547,6 +577,19 @@ class EvaluationSpec(ApiModel):
             field_path=".scorers.judge.target",
         ),
     )
+
+    def scaled(self) -> dict[str, ScalingSpec]:
+        """ModelDeployment name -> how this Evaluation scales it for the run (the most
+        replicas when two targets name the same one)."""
+        out: dict[str, ScalingSpec] = {}
+        for t in self.targets:
+            scaling = t.scaling or self.scaling
+            if t.model_deployment_ref is None or scaling is None:
+                continue
+            name = t.model_deployment_ref.name
+            if name not in out or scaling.replicas > out[name].replicas:
+                out[name] = scaling
+        return out
 
     def target(self, name: str) -> Target:
         for t in self.targets:

@@ -136,7 +136,16 @@ class ModelDeploymentSpec(ApiModel):
         pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
         max_length=64,
     )
-    replicas: int = Field(default=1, description="Number of serving pods.", ge=0, le=64)
+    replicas: int = Field(
+        default=1,
+        description=(
+            "Number of serving pods; 0 scales the model to zero (the Service and the model cache "
+            "stay). Also set by `kubectl scale`, a HorizontalPodAutoscaler or KEDA through the "
+            "scale subresource. An Evaluation with `scaling` keeps it higher while it runs."
+        ),
+        ge=0,
+        le=64,
+    )
     port: int = Field(
         default=8080, description="Port the runtime listens on.", ge=1024, le=65535
     )
@@ -148,6 +157,17 @@ class ModelDeploymentSpec(ApiModel):
         description="Longest prompt plus completion, in tokens (the context length served).",
         ge=2,
         le=1048576,
+    )
+    max_concurrent_sequences: int | None = Field(
+        default=None,
+        description=(
+            "Most requests a replica serves at once (vLLM --max-num-seqs, SGLang "
+            "--max-running-requests, TGI --max-concurrent-requests; not llamacpp). The GPU fit "
+            "check counts the KV cache of this many sequences of maxTotalTokens (default 1, the "
+            "least a server needs to start)."
+        ),
+        ge=1,
+        le=4096,
     )
     hf_token_secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -201,6 +221,13 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".quantization",
         ),
         Rule(
+            cel="self.runtime != 'llamacpp' || !has(self.maxConcurrentSequences)",
+            message="spec.maxConcurrentSequences is for tgi, vllm and sglang: the llamacpp "
+                    "image serves one request at a time and queues the others",
+            check=lambda s: s.runtime != "llamacpp" or s.max_concurrent_sequences is None,
+            field_path=".maxConcurrentSequences",
+        ),
+        Rule(
             cel="self.runtime != 'llamacpp' || !has(self.gpus) || self.gpus == 0",
             message="the llamacpp runtime runs on CPU: set spec.gpus to 0 or leave it out",
             check=lambda s: s.runtime != "llamacpp" or not s.gpus,
@@ -245,11 +272,34 @@ class ModelDeploymentSpec(ApiModel):
         return self.model.served_name or self.model.id
 
 
+class ModelShape(ApiModel):
+    """The model's attention shape (config.json)."""
+
+    layers: int = Field(description="num_hidden_layers.", ge=1)
+    kv_heads: int = Field(description="num_key_value_heads (grouped-query attention).", ge=1)
+    head_dim: int = Field(description="head_dim, or hidden_size / num_attention_heads.", ge=1)
+    kv_cache_bytes_per_token: int = Field(
+        description="layers × kvHeads × headDim × 2 (keys and values) × 2 bytes (fp16).", ge=1)
+    max_position_embeddings: int | None = Field(
+        default=None, description="The context the model was trained for.", ge=1)
+
+
 class ReplicaStatus(ApiModel):
     """Desired and ready serving pods."""
 
-    desired: int = Field(default=0, description="Replicas asked for.", ge=0)
+    desired: int = Field(
+        default=0, description="Replicas asked for: spec.replicas, or more while Evaluations "
+        "hold the model up for their runs (heldBy).", ge=0)
     ready: int = Field(default=0, description="Replicas passing their readiness probe.", ge=0)
+    current: int = Field(
+        default=0, description="Serving pods that exist, ready or not (the scale "
+        "subresource's status.replicas).", ge=0)
+    display: str | None = Field(
+        default=None, description="ready/desired, for kubectl get.", max_length=32)
+    held_by: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, description="Evaluations holding the model up for their runs "
+        "(Evaluation spec.scaling); it goes back to spec.replicas when they end.",
+        max_length=64)
 
 
 class ServedStatus(ApiModel):
@@ -309,6 +359,16 @@ class ModelDeploymentStatus(ApiModel):
         description="Estimated GPU memory per replica: weights at the quantized width + overhead.",
         ge=0,
     )
+    estimated_kv_cache_gib: float | None = Field(
+        default=None,
+        alias="estimatedKvCacheGiB",
+        description="The KV cache inside estimatedGpuMemoryGiB: spec.maxConcurrentSequences "
+        "sequences of spec.maxTotalTokens (or the model's context) × modelShape's bytes per "
+        "token.",
+        ge=0,
+    )
+    model_shape: ModelShape | None = Field(
+        default=None, description="What the KV cache depends on, from the model's config.json.")
     available_gpu_memory_gib: float | None = Field(
         default=None,
         alias="availableGpuMemoryGiB",
@@ -325,6 +385,9 @@ class ModelDeploymentStatus(ApiModel):
         ge=0,
     )
     replicas: ReplicaStatus | None = Field(default=None, description="Desired and ready pods.")
+    selector: str | None = Field(
+        default=None, description="Label selector of the serving pods (for the scale "
+        "subresource: the HorizontalPodAutoscaler and KEDA read it).", max_length=1024)
     served: ServedStatus | None = Field(
         default=None, description="The generation and configuration the serving pods run.")
     hourly_cost_usd: float | None = Field(

@@ -18,13 +18,14 @@ from typing import Any
 from slam import summary
 from slam.api.evaluation import EvaluationSpec
 from slam.store import Store
-from slam_operator.conditions import is_true, now, transitions
+from slam_operator import holds
+from slam_operator.conditions import is_true, now, timestamp, transitions
 from slam_operator.controller import Outcome, View
 from slam_operator.evaluation import job, status
 from slam_operator.evaluation.plan import plan
 from slam_operator.evaluation.status import Decision, Observed, in_flight
 from slam_operator.kube import Kube, NamespaceTerminating
-from slam_operator.names import EV_PLURAL, RETRY_ANNOTATION
+from slam_operator.names import EV_PLURAL, MD_PLURAL, RETRY_ANNOTATION
 from slam_operator.stores import STORE_ERRORS, open_store
 
 
@@ -98,10 +99,12 @@ def reconcile(kube: Kube, body: dict, view: View, *, image: str, progress_second
         return Outcome()
     if store is not None and obs.run_pk is not None and obs.job is not None:
         record_targets(store, obs, d)
+    held_up = hold_targets(kube, body, obs, d, event)
     new = status.compose(obs, d)
     result = Outcome(actions=done, created={(a.kind, a.name): a.obj for a in actions
                                             if a.verb == "create" and a.kind == "Job"},
-                     created_under=next((a.name for a in actions if a.kind == "Job"), None))
+                     created_under=next((a.name for a in actions if a.kind == "Job"), None),
+                     retry=not held_up)
     patch = status.changes(obs.status, new)
     if patch:
         if not kube.patch_status(EV_PLURAL, obs.namespace, obs.name, patch):
@@ -114,6 +117,37 @@ def reconcile(kube: Kube, body: dict, view: View, *, image: str, progress_second
     if in_flight(body["spec"], result.status if result.status is not None else obs.status):
         result.requeue_after = progress_seconds
     return result
+
+
+def hold_targets(kube: Kube, body: dict, obs: Observed, d: Decision,
+                 event: Callable[[dict, str, str, str], None]) -> bool:
+    """spec.scaling: while the run waits for its targets or runs, hold each scaled
+    ModelDeployment up (holds.py; its own reconcile scales it, and releases the hold once this
+    run has ended). False: a ModelDeployment changed while its hold was written (try again)."""
+    if d.phase not in ("WaitingForTargets", "Running"):
+        return True
+    uid, ok = body["metadata"].get("uid", ""), True
+    for md_name, scaling in obs.spec.scaled().items():
+        md = obs.model_deployments.get(md_name)
+        if md is None:
+            continue
+        taken = holds.take(holds.read(md["metadata"].get("annotations")), obs.name, uid,
+                           scaling.replicas, scaling.after, timestamp(obs.now))
+        if taken is None:
+            continue
+        verdict = kube.patch_object(
+            MD_PLURAL, obs.namespace, md_name,
+            {"metadata": {"annotations": {holds.HOLDS_ANNOTATION: holds.dump(taken)}}},
+            md["metadata"].get("resourceVersion"))
+        if verdict == "conflict":
+            ok = False
+        elif verdict == "ok":
+            after = (f"then {scaling.after}" if scaling.after is not None
+                     else "then back to its own spec.replicas")
+            event(body, "Normal", "ScalingUp",
+                  f"holding modeldeployment/{md_name} at {scaling.replicas} replica"
+                  f"{'s' if scaling.replicas != 1 else ''} or more for this run ({after})")
+    return ok
 
 
 def merged(target: Any, patch: Any) -> Any:

@@ -204,8 +204,11 @@ def decide(obs: Observed) -> Decision:
             parts = [resolved, ready, Cond("JobComplete", "False", "NotStarted")]
             return Decision("Failed", [*parts, roll_up(parts)], start_time=start,
                             completion_time=timestamp(obs.now))
+        scaled = spec.scaled()
+        names = [f"{md} (scaled up to {scaled[md].replicas} for this run)" if md in scaled
+                 else md for md in pending]
         ready = Cond("TargetsReady", "False", "WaitingForTargets",
-                     f"waiting for {', '.join(pending)} to be Ready "
+                     f"waiting for {', '.join(names)} to be Ready "
                      f"({int(waited)} s of {limit} s)")
         parts = [resolved, ready, Cond("JobComplete", "Unknown", "NotStarted")]
         return Decision("WaitingForTargets", [*parts, roll_up(parts)], start_time=start)

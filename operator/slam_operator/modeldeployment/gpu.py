@@ -29,11 +29,51 @@ BITS_PER_WEIGHT: dict[str | None, float] = {
     "marlin": 4.125,
     "exl2": 4.5,
 }
-# Activations, KV cache for a few sequences and allocator slack, as a share of the weights
-# (the common "× 1.2" rule), plus the CUDA context and runtime that every GPU process pays.
+# Without the model's shape: activations, KV cache for a few sequences and allocator slack, as
+# a share of the weights (the common "× 1.2" rule), plus the CUDA context and runtime that
+# every GPU process pays. With its shape (config.json), the KV cache is counted exactly and
+# only activations and slack stay a share of the weights.
 OVERHEAD_RATIO = 0.2
+ACTIVATION_RATIO = 0.1
 RUNTIME_OVERHEAD_GIB = 1.0
+KV_BYTES = 2  # fp16/bf16 keys and values, what the runtimes cache by default
 GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the KV cache depends on, from the model's config.json."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    max_positions: int | None = None  # the context the model was trained for
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Keys and values of one token in every layer: layers × KV heads × head dim × 2 × 2
+        bytes."""
+        return self.layers * self.kv_heads * self.head_dim * 2 * KV_BYTES
+
+
+def shape_from_config(config: dict) -> ModelShape | None:
+    """The shape in a Hugging Face config.json (the text model's, for a multimodal one), or
+    None when it does not say. Grouped-query attention: num_key_value_heads; head_dim when
+    given, else hidden_size / num_attention_heads."""
+    c = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    try:
+        layers = int(c.get("num_hidden_layers") or c.get("n_layer") or 0)
+        heads = int(c.get("num_attention_heads") or c.get("n_head") or 0)
+        kv_heads = int(c.get("num_key_value_heads") or heads)
+        head_dim = int(c.get("head_dim") or (int(c.get("hidden_size") or 0) // heads
+                                             if heads else 0))
+        max_positions = c.get("max_position_embeddings")
+        max_positions = int(max_positions) if max_positions else None
+    except (TypeError, ValueError):
+        return None
+    if min(layers, kv_heads, head_dim) <= 0:
+        return None
+    return ModelShape(layers, kv_heads, head_dim, max_positions)
 
 
 @dataclass(frozen=True)
@@ -41,12 +81,25 @@ class MemoryEstimate:
     weights_gib: float
     total_gib: float
     bits: float
+    kv_cache_gib: float | None = None  # None: inside the overhead ratio (shape unknown)
+    context_tokens: int | None = None
+    sequences: int = 1
 
 
-def estimate_gpu_memory(parameters: int, quantization: str | None) -> MemoryEstimate:
-    """GPU memory a model needs per replica: weights × (1 + overhead ratio) + runtime overhead."""
+def estimate_gpu_memory(parameters: int, quantization: str | None,
+                        kv_bytes_per_token: int | None = None, context_tokens: int | None = None,
+                        sequences: int = 1) -> MemoryEstimate:
+    """GPU memory a model needs per replica. With the KV cache's size per token and the
+    context served: weights × (1 + ACTIVATION_RATIO) + the KV cache of `sequences` sequences
+    of `context_tokens` + the runtime. Otherwise weights × (1 + OVERHEAD_RATIO) + the runtime.
+    (vLLM refuses to start when not even one sequence of the full context fits its cache.)"""
     bits = BITS_PER_WEIGHT[quantization]
     weights = parameters * bits / 8 / GIB
+    if kv_bytes_per_token and context_tokens:
+        kv = kv_bytes_per_token * context_tokens * sequences / GIB
+        total = weights * (1 + ACTIVATION_RATIO) + kv + RUNTIME_OVERHEAD_GIB
+        return MemoryEstimate(round(weights, 2), round(total, 2), bits, round(kv, 2),
+                              context_tokens, sequences)
     total = weights * (1 + OVERHEAD_RATIO) + RUNTIME_OVERHEAD_GIB
     return MemoryEstimate(round(weights, 2), round(total, 2), bits)
 

@@ -7,10 +7,13 @@ outcome with a message that says what to do.
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from huggingface_hub import HfApi
@@ -21,6 +24,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from slam_operator.modeldeployment.gpu import ModelShape, shape_from_config
 from slam_operator.settings import DEFAULT_HUB
 from slam_operator.settings import DEFAULT_HUB_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
 
@@ -30,6 +34,9 @@ from slam_operator.settings import DEFAULT_HUB_TIMEOUT_SECONDS as DEFAULT_TIMEOU
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Found facts are stable for a commit; a branch may move, so re-resolve now and then.
 CACHE_TTL_SECONDS = 600.0
+# config.json files (a few KB each, by commit) go under the temporary directory: the
+# operator's container writes only /tmp.
+CONFIG_CACHE = "slam-hub-configs"
 
 Status = Literal["found", "not_found", "revision_not_found", "gated", "unreachable"]
 
@@ -42,6 +49,7 @@ class HubOutcome:
     parameters: int | None = None
     gated: bool | None = None
     license: str | None = None
+    shape: ModelShape | None = None  # from config.json, for the KV cache in the fit check
 
 
 def _parameters(info) -> int | None:
@@ -58,6 +66,20 @@ def _license(info) -> str | None:
     card = getattr(info, "card_data", None)
     lic = card.get("license") if card is not None else None
     return str(lic) if lic else None
+
+
+def _shape(api: HfApi, model_id: str, info, timeout: float) -> ModelShape | None:
+    """The model's attention shape from its config.json at the resolved commit, or None (no
+    config.json, or it could not be read: the fit check then falls back to its ratio)."""
+    if not any(s.rfilename == "config.json" for s in getattr(info, "siblings", None) or ()):
+        return None
+    try:
+        path = api.hf_hub_download(model_id, "config.json", revision=info.sha,
+                                   cache_dir=Path(tempfile.gettempdir()) / CONFIG_CACHE,
+                                   etag_timeout=timeout)
+        return shape_from_config(json.loads(Path(path).read_text()))
+    except Exception:  # noqa: BLE001 - a missing shape only makes the estimate coarser
+        return None
 
 
 def lookup(model_id: str, revision: str, token: str | None, endpoint: str = DEFAULT_HUB,
@@ -97,6 +119,7 @@ def lookup(model_id: str, revision: str, token: str | None, endpoint: str = DEFA
         parameters=_parameters(info),
         gated=bool(getattr(info, "gated", False)),
         license=_license(info),
+        shape=_shape(api, model_id, info, timeout),
     )
 
 

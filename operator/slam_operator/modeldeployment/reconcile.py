@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slam.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from slam_operator import runtimes
+from slam_operator import holds, runtimes
 from slam_operator.conditions import Cond, find, is_true, now, timestamp, transitions
 from slam_operator.controller import Outcome, View
 from slam_operator.kube import Kube, NamespaceTerminating
@@ -84,12 +84,15 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
     spec = ModelDeploymentSpec.model_validate(body["spec"])
     old = body.get("status") or {}
     result = Outcome()
+    # Runs holding it up (Evaluation spec.scaling): served at max(spec.replicas, holds).
+    spec, held_by = _held(kube, body, spec, view, event, result)
 
     seen = observe(kube, hub, spec, body, view)
     resolved, revision, outcome, existing = seen.resolved, seen.revision, seen.outcome, \
         seen.children
     parameters = outcome.parameters if outcome else old.get("parameters")
-    fits = mdstatus.fits(spec, parameters, meta.get("annotations") or {})
+    shape = outcome.shape if outcome and outcome.shape else mdstatus.shape_of(old)
+    fits = mdstatus.fits(spec, parameters, meta.get("annotations") or {}, shape)
     deploying = revision is not None and fits.status != "False"
 
     served = builders.ServedModel(name, namespace, spec, revision or "", hub.endpoint,
@@ -133,10 +136,14 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
         endpoint=builders.endpoint(served) if deployment is not None else None,
         revision=revision if outcome is None or outcome.status == "found" else None,
         parameters=parameters,
+        shape=shape,
         gated=outcome.gated if outcome else None,
         license=outcome.license if outcome else None,
         ready_replicas=ready_replicas,
         now=timestamp(now()),
+        current_replicas=int(((deployment or {}).get("status") or {}).get("replicas") or 0),
+        held_by=held_by,
+        selector=",".join(f"{k}={v}" for k, v in builders.selector(served).items()),
         rollout=rollout,
         served_config=mdstatus.served(generation, revision, deployment, rollout,
                                       old.get("served")),
@@ -156,5 +163,40 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
                 c["type"] not in ("Available", "RolledOut")
                 or c["reason"] in (*STUCK_REASONS, "ProgressDeadlineExceeded")) else "Normal"
             event(body, kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}")
-    result.retry = resolved.status == "Unknown"  # the Hub could not be asked
+    # Again with backoff: the Hub could not be asked, or a hold's release met a concurrent write.
+    result.retry = result.retry or resolved.status == "Unknown"
     return result
+
+
+def _held(kube: Kube, body: dict[str, Any], spec: ModelDeploymentSpec, view: View,
+          event: EventSink, result: Outcome) -> tuple[ModelDeploymentSpec, tuple[str, ...]]:
+    """The spec to serve (its replicas raised to what live holds need) and who holds it.
+    Holds whose Evaluation has ended, is being deleted or is gone are released here, the one
+    place that releases them (holds.py), with the Evaluation's `scaling.after` applied."""
+    meta = body["metadata"]
+    held = holds.read(meta.get("annotations"))
+    if not held:
+        return spec, ()
+    namespace, name = meta["namespace"], meta["name"]
+    ended = holds.release(held, {n: view.get("Evaluation", namespace, n) for n in held})
+    if ended.dropped:
+        patch: dict[str, Any] = {"metadata": {"annotations": {
+            holds.HOLDS_ANNOTATION: holds.dump(ended.kept)}}}
+        if ended.spec_replicas is not None:
+            patch["spec"] = {"replicas": ended.spec_replicas}
+        verdict = kube.patch_object(MD_PLURAL, namespace, name, patch,
+                                    meta.get("resourceVersion"))
+        if verdict == "ok":
+            if ended.spec_replicas is not None:
+                spec = spec.model_copy(update={"replicas": ended.spec_replicas})
+            held = ended.kept
+            back = holds.replicas(spec.replicas, held)
+            event(body, "Normal", "HoldReleased",
+                  f"{', '.join(f'evaluation {n}' for n in ended.dropped)} ended: no longer "
+                  f"held up; {back} replica{'s' if back != 1 else ''} from now on")
+        elif verdict == "conflict":  # changed meanwhile: serve what it had, look again soon
+            result.retry = True
+    wanted = holds.replicas(spec.replicas, held)
+    if wanted != spec.replicas:
+        spec = spec.model_copy(update={"replicas": wanted})
+    return spec, tuple(sorted(held))

@@ -82,7 +82,34 @@ def _fits_cpu_memory(spec: ModelDeploymentSpec, parameters: int | None) -> Cond:
                 "(VLLM_CPU_KVCACHE_SPACE)")
 
 
-def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[str, str]) -> Cond:
+def gpu_estimate(spec: ModelDeploymentSpec, parameters: int,
+                 shape: gpu.ModelShape | None) -> gpu.MemoryEstimate:
+    """The GPU memory estimate for this spec: with the KV cache of spec.maxConcurrentSequences
+    (default 1) sequences of spec.maxTotalTokens (default: the model's own context) when the
+    model's shape is known."""
+    context = spec.max_total_tokens or (shape.max_positions if shape else None)
+    return gpu.estimate_gpu_memory(
+        parameters, spec.quantization, shape.kv_bytes_per_token if shape else None, context,
+        spec.max_concurrent_sequences or 1)
+
+
+def _need(est: gpu.MemoryEstimate, parameters: int, shape: gpu.ModelShape | None) -> str:
+    weights = (f"{parameters / 1e9:.2f}B parameters at {est.bits:g} bits = "
+               f"{est.weights_gib:.1f} GiB of weights")
+    if est.kv_cache_gib is None or shape is None:
+        return (f"needs ~{est.total_gib:.1f} GiB ({weights}, +{gpu.OVERHEAD_RATIO:.0%} and "
+                f"{gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime overhead)")
+    seqs = f"{est.sequences} sequence{'s' if est.sequences != 1 else ''}"
+    return (f"needs ~{est.total_gib:.1f} GiB ({weights}; {est.kv_cache_gib:.1f} GiB of KV "
+            f"cache for {seqs} of {est.context_tokens} tokens at "
+            f"{shape.kv_bytes_per_token / 1024:g} KiB per token ({shape.layers} layers × "
+            f"{shape.kv_heads} KV heads × {shape.head_dim} × 2 × {gpu.KV_BYTES} bytes); "
+            f"+{gpu.ACTIVATION_RATIO:.0%} and {gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime "
+            "overhead)")
+
+
+def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[str, str],
+         shape: gpu.ModelShape | None = None) -> Cond:
     if spec.runtime == "vllm" and spec.on_cpu:
         return _fits_cpu_memory(spec, parameters)
     if spec.runtime not in GPU_RUNTIMES:
@@ -90,11 +117,9 @@ def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[st
     if parameters is None:
         return Cond("Fits", "Unknown", "UnknownParameterCount",
                     "the parameter count is not known yet (no safetensors metadata)")
-    est = gpu.estimate_gpu_memory(parameters, spec.quantization)
+    est = gpu_estimate(spec, parameters, shape)
     available = gpu.available_gpu_memory_gib(spec.instance_type, spec.gpu_count)
-    need = (f"needs ~{est.total_gib:.1f} GiB ({parameters / 1e9:.2f}B parameters at "
-            f"{est.bits:g} bits = {est.weights_gib:.1f} GiB of weights, +"
-            f"{gpu.OVERHEAD_RATIO:.0%} and {gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime overhead)")
+    need = _need(est, parameters, shape)
     if available is None:
         where = (f"instance type {spec.instance_type!r} is not in the GPU table"
                  if spec.instance_type else "spec.instanceType is not set")
@@ -108,6 +133,8 @@ def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[st
                     f"{need}; {have}; deploying anyway ({SKIP_FIT_ANNOTATION})")
     better = gpu.smallest_fitting(est.total_gib, spec.gpu_count)
     fix = f"use {better}" if better else "use more GPUs"
+    if est.kv_cache_gib is not None:
+        fix += ", a shorter spec.maxTotalTokens, fewer spec.maxConcurrentSequences"
     return Cond("Fits", "False", "InsufficientGPUMemory",
                 f"{need}; {have}. {fix} or a smaller quantization, or annotate "
                 f"{SKIP_FIT_ANNOTATION}=true to deploy anyway")
@@ -138,7 +165,11 @@ def available(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None,
     current = (st.get("observedGeneration") or 0) >= deployment["metadata"].get("generation", 0)
     want = spec.replicas
     if want == 0:
-        return Cond("Available", "False", "ScaledToZero", "spec.replicas is 0"), ready
+        probe = "; its latency probe (spec.probe) is paused until then" if spec.probe else ""
+        return Cond("Available", "False", "ScaledToZero",
+                    "spec.replicas is 0: no pod serves (the Service and the model cache stay); "
+                    f"kubectl scale modeldeployment --replicas=1 or an Evaluation with scaling "
+                    f"brings it up{probe}"), ready
     if avail >= want:
         # Serving, also while a new spec rolls out (or is not yet observed): the older
         # replicas answer meanwhile, as the Deployment's own Available says. RolledOut tells
@@ -248,7 +279,11 @@ def compose(
     gated: bool | None,
     license: str | None,
     ready_replicas: int,
+    shape: gpu.ModelShape | None = None,
     now: str,
+    current_replicas: int = 0,
+    held_by: tuple[str, ...] = (),
+    selector: str | None = None,
     rollout: Cond | None = None,
     served_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -263,16 +298,22 @@ def compose(
         "observedGeneration": generation,
         "conditions": merge(old.get("conditions"), [*parts, *informational, ready],
                             generation, now),
-        "replicas": {"desired": spec.replicas, "ready": ready_replicas},
+        "replicas": {"desired": spec.replicas, "ready": ready_replicas,
+                     "current": current_replicas,
+                     "display": f"{ready_replicas}/{spec.replicas}",
+                     **({"heldBy": list(held_by)} if held_by else {})},
         "servedModelName": spec.served_model_name,
     }
     if endpoint:
         status["endpoint"] = endpoint
+    if selector:
+        status["selector"] = selector
     if served_config:
         status["served"] = served_config
     facts = {
         "resolvedRevision": revision,
         "parameters": parameters,
+        "modelShape": shape_status(shape),
         "gated": gated,
         "license": license,
     }
@@ -284,8 +325,10 @@ def compose(
     if (kv := kv_cache_gib(spec, status.get("parameters"))) is not None:
         status["kvCacheGiB"] = kv
     if status.get("parameters") and spec.runtime in GPU_RUNTIMES and not spec.on_cpu:
-        est = gpu.estimate_gpu_memory(status["parameters"], spec.quantization)
+        est = gpu_estimate(spec, status["parameters"], shape_of(status))
         status["estimatedGpuMemoryGiB"] = est.total_gib
+        if est.kv_cache_gib is not None:
+            status["estimatedKvCacheGiB"] = est.kv_cache_gib
     avail = gpu.available_gpu_memory_gib(spec.instance_type, spec.gpu_count)
     if avail is not None:
         status["availableGpuMemoryGiB"] = avail
@@ -293,3 +336,22 @@ def compose(
     if cost is not None:
         status["hourlyCostUSD"] = cost
     return status
+
+
+def shape_status(shape: gpu.ModelShape | None) -> dict[str, int] | None:
+    if shape is None:
+        return None
+    out = {"layers": shape.layers, "kvHeads": shape.kv_heads, "headDim": shape.head_dim,
+           "kvCacheBytesPerToken": shape.kv_bytes_per_token}
+    if shape.max_positions:
+        out["maxPositionEmbeddings"] = shape.max_positions
+    return out
+
+
+def shape_of(status: dict[str, Any]) -> gpu.ModelShape | None:
+    """The model's shape as an earlier reconcile wrote it in the status."""
+    s = status.get("modelShape")
+    if not s:
+        return None
+    return gpu.ModelShape(int(s["layers"]), int(s["kvHeads"]), int(s["headDim"]),
+                          s.get("maxPositionEmbeddings"))

@@ -20,6 +20,8 @@ def container(inp: RuntimeInput) -> dict:
         args += ["--quantization", s.quantization]
     if s.max_total_tokens:
         args += ["--context-length", str(s.max_total_tokens)]
+    if s.max_concurrent_sequences:
+        args += ["--max-running-requests", str(s.max_concurrent_sequences)]
     if s.gpu_count > 1:
         args += ["--tp-size", str(s.gpu_count)]
     c = base_container(inp, IMAGE, args, hf_env(inp))

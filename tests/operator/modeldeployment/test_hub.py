@@ -67,3 +67,29 @@ def test_cache_keeps_found_only(fake_hub) -> None:
         assert cached.lookup("org/model", "main", None).status == "found"
         assert cached.lookup("org/missing", "main", None).status == "not_found"
     assert cached.calls == 4  # one found (then cached) + three not-found
+
+
+def test_the_models_shape_comes_from_its_config_json_at_the_resolved_commit(
+        fake_hub, tmp_path, monkeypatch) -> None:
+    import json
+
+    # The stand-in serves every repository at one commit: a cache of this test's own.
+    monkeypatch.setattr(hub, "CONFIG_CACHE", str(tmp_path / "configs"))
+
+    from tests.operator.modeldeployment.test_gpu import MISTRAL_7B_V02
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(MISTRAL_7B_V02))
+    fake_hub.repos["org/model"] = Repo(files={"config.json": config})
+    out = lookup(fake_hub, "org/model", "main", None)
+    assert out.status == "found"
+    assert out.shape is not None and out.shape.kv_bytes_per_token == 131_072
+    assert any(path == f"/org/model/resolve/{SHA}/config.json"
+               for path, _ in fake_hub.requests)  # the commit, not the branch
+    # No config.json, or one that says nothing of the shape: found all the same, no shape.
+    fake_hub.repos["org/bare"] = Repo()
+    assert lookup(fake_hub, "org/bare", "main", None).shape is None
+    config.write_text("{not json")
+    fake_hub.repos["org/odd"] = Repo(files={"config.json": config})
+    odd = lookup(fake_hub, "org/odd", "main", None)
+    assert (odd.status, odd.shape) == ("found", None)

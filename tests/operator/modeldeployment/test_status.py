@@ -278,3 +278,32 @@ def test_served_is_what_was_last_rolled_out_and_never_shows_a_key() -> None:
     assert [c["type"] for c in st["conditions"]] == ["ModelResolved", "Fits", "Available",
                                                      "RolledOut", "Ready"]
     assert st["served"]["generation"] == 3 and "sk-live" not in str(st)
+
+
+def test_the_fit_counts_the_kv_cache_of_the_context_and_concurrency_served() -> None:
+    from slam_operator.modeldeployment.gpu import ModelShape
+    mistral = ModelShape(32, 8, 128, 32768)  # 128 KiB per token
+    # Its own 32k context, one sequence: 4 GiB of KV cache, 19.8 GiB on a 24 GiB A10G.
+    one = status.fits(spec(), 7_241_732_096, {}, mistral)
+    assert (one.status, one.reason) == ("True", "Fits")
+    assert "4.0 GiB of KV cache for 1 sequence of 32768 tokens at 128 KiB per token " \
+        "(32 layers × 8 KV heads × 128 × 2 × 2 bytes)" in one.message
+    # Eight at once do not fit: the message names the instance and the two knobs.
+    eight = status.fits(spec(maxConcurrentSequences=8), 7_241_732_096, {}, mistral)
+    assert (eight.status, eight.reason) == ("False", "InsufficientGPUMemory")
+    assert "needs ~47.8 GiB" in eight.message and "use g6e.xlarge" in eight.message
+    assert "spec.maxTotalTokens" in eight.message and "spec.maxConcurrentSequences" in eight.message
+    # ... unless the context is shorter: 8 × 4,096 tokens = 4 GiB again.
+    short = status.fits(spec(maxConcurrentSequences=8, maxTotalTokens=4096), 7_241_732_096,
+                        {}, mistral)
+    assert short.status == "True" and "for 8 sequences of 4096 tokens" in short.message
+    # The status says what the estimate counted, and keeps the shape for later reconciles.
+    st = compose(spec(maxConcurrentSequences=8, maxTotalTokens=4096), [short],
+                 parameters=7_241_732_096, shape=mistral)
+    assert st["estimatedKvCacheGiB"] == 4.0
+    assert st["estimatedGpuMemoryGiB"] == pytest.approx(19.84, abs=0.01)
+    assert st["modelShape"] == {"layers": 32, "kvHeads": 8, "headDim": 128,
+                                "kvCacheBytesPerToken": 131072, "maxPositionEmbeddings": 32768}
+    assert status.shape_of(st) == mistral
+    again = compose(spec(), [short], old=st, parameters=None)
+    assert again["modelShape"] == st["modelShape"]

