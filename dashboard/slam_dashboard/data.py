@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from slam import charts, decision, stats, summary
+from slam import charts, coldstart, decision, stats, summary
 from slam.store import Store, default_url
 from slam_dashboard import rating
 
@@ -311,6 +311,26 @@ def latencies(url: str, run_pk: int) -> pd.DataFrame:
     rows = [{"target": r["target"], "ttft_ms": r["ttft_ms"], "e2e_ms": r["e2e_ms"]}
             for r in store(url).responses(run_pk) if r["error_class"] is None]
     return pd.DataFrame(rows, columns=["target", "ttft_ms", "e2e_ms"])
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def cold_starts(url: str, run_pk: int) -> pd.DataFrame:
+    """Per self-hosted target whose server start the operator recorded: each part of its cold
+    start in seconds (slam.coldstart, as `slam report` prints it), and the total."""
+    s = store(url)
+    responses = s.responses(run_pk)
+    out = []
+    for t in s.targets(run_pk):
+        cs = coldstart.cold_start((t.get("details") or {}).get("startup"),
+                                  coldstart.first_token_at(
+                                      r for r in responses if r["target"] == t["name"]))
+        if cs is None:
+            continue
+        total = ("scale-up → first token" if cs.first_token_s is not None else
+                 "scale-up → Ready" if cs.requested else "pod created → Ready")
+        out += [{"target": t["name"], "part": what, "seconds": sec} for what, sec in cs.parts]
+        out.append({"target": t["name"], "part": f"total: {total}", "seconds": cs.total_s})
+    return pd.DataFrame(out, columns=["target", "part", "seconds"])
 
 
 def latency_percentiles(url: str, run_pk: int, measure: str) -> pd.DataFrame:

@@ -115,6 +115,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
     lines += [f"> **Warning** — {note}" for note in rep.notes] + ([""] if rep.notes else [])
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     lines += decision_lines(rep)
+    lines += cold_start_lines(rep)
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
                   f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
@@ -137,6 +138,28 @@ def decision_lines(rep: EvaluationReport) -> list[str]:
     lines += ["", f"Method: {rep.method}.", "", "Planning (prompts needed at the margins):", ""]
     lines += [f"- {row.line()}" for row in rep.plan]
     return lines + [""]
+
+
+def cold_start_lines(rep: EvaluationReport) -> list[str]:
+    """Each self-hosted target's server start, part by part (README "Scale to zero")."""
+    started = [t for t in rep.targets if t.cold_start is not None]
+    if not started:
+        return []
+    lines = ["## Cold start", "",
+             "From the scale-up that asked for the server pod (Evaluation spec.scaling) to the "
+             "run's first token, as the pod's status timed each step:", ""]
+    for t in started:
+        cs = t.cold_start
+        assert cs is not None
+        head = (f"**{_name(t)}**: {cs.total_s:.1f} s from the scale-up to the first token"
+                if cs.first_token_s is not None else
+                f"**{_name(t)}**: {cs.to_ready_s:.1f} s from "
+                f"{'the scale-up' if cs.requested else 'pod creation'} to Ready"
+                + ("" if cs.requested else " (no run scaled it up: the model was already "
+                   "serving, so the run paid no cold start)"))
+        lines += [f"- {head} (pod {cs.pod}): "
+                  + "; ".join(f"{what} {sec:.1f} s" for what, sec in cs.parts)]
+    return [*lines, ""]
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from slam import cost, decision, judgebias, pricing, roster, stats, timeline
+from slam import coldstart, cost, decision, judgebias, pricing, roster, stats, timeline
 from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
@@ -66,6 +66,7 @@ class TargetReport:
     cost: cost.CostEstimate | None = None
     monthly_usd: float | None = None
     break_even_requests_per_day: float | None = None
+    cold_start: coldstart.ColdStart | None = None  # self-hosted: its server's last start
 
     @property
     def success_rate(self) -> float:
@@ -262,6 +263,9 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
                 if {a, b} == {name, run.reference} and name != run.reference]
         if mine:
             rep.human_win_rate = stats.win_rate(mine)
+        if rep.kind == "self-hosted":
+            rep.cold_start = coldstart.cold_start((t.get("details") or {}).get("startup"),
+                                                  coldstart.first_token_at(ok))
         rep.cost = target_cost(t, m, pricing_client)
         rep.monthly_usd = rep.cost.monthly_usd(rpd, hpm)
         reports.append(rep)

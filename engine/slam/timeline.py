@@ -23,13 +23,13 @@ def changed(last: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     return last is None or any(last.get(k) != new.get(k) for k in KEYS)
 
 
-def _utc(t: datetime) -> datetime:
+def aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
 def _by_target(states: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for s in sorted(states, key=lambda s: (_utc(s["at"]), s["id"])):
+    for s in sorted(states, key=lambda s: (aware(s["at"]), s["id"])):
         out[s["target"]].append(s)
     return out
 
@@ -44,10 +44,10 @@ def served_by(responses: Sequence[Mapping[str, Any]], states: Sequence[Mapping[s
         timeline = timelines.get(r["target"])
         if not timeline:
             continue
-        started = _utc(r["started_at"])
+        started = aware(r["started_at"])
         current = timeline[0]
         for s in timeline:
-            if _utc(s["at"]) > started:
+            if aware(s["at"]) > started:
                 break
             current = s
         out[r["id"]] = current["id"]
@@ -72,7 +72,7 @@ def configuration(s: Mapping[str, Any]) -> str:
 
 
 def _clock(t: datetime) -> str:
-    return _utc(t).strftime("%H:%M:%S")
+    return aware(t).strftime("%H:%M:%S")
 
 
 def unavailable(states: Sequence[Mapping[str, Any]], end: datetime | None
@@ -86,10 +86,10 @@ def unavailable(states: Sequence[Mapping[str, Any]], end: datetime | None
             if not s["available"] and since is None:
                 since = s
             elif s["available"] and since is not None:
-                windows.append((_utc(since["at"]), _utc(s["at"]), since.get("reason") or ""))
+                windows.append((aware(since["at"]), aware(s["at"]), since.get("reason") or ""))
                 since = None
         if since is not None:
-            windows.append((_utc(since["at"]), _utc(end) if end else None,
+            windows.append((aware(since["at"]), aware(end) if end else None,
                             since.get("reason") or ""))
         if windows:
             out[target] = windows

@@ -108,9 +108,11 @@ async def md_claims(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: A
 
 @kopf.index(*PODS, labels={MODEL_DEPLOYMENT_LABEL: kopf.PRESENT})
 async def md_pods(namespace: str, name: str, labels: kopf.Labels, status: kopf.Status,
-                  **_: Any):
-    """Server pods by owning ModelDeployment: why they wait, how they last ended."""
-    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): podstatus.pod_view(name, _plain(status))}
+                  meta: kopf.Meta, **_: Any):
+    """Server pods by owning ModelDeployment: why they wait, how they last ended, how long
+    their start took."""
+    return {(namespace, labels[MODEL_DEPLOYMENT_LABEL]): podstatus.pod_view(
+        name, _plain(status), meta.get("creationTimestamp"))}
 
 
 @kopf.index(*PODS, labels={EVALUATION_LABEL: kopf.PRESENT, "job-name": kopf.PRESENT})

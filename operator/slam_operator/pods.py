@@ -18,11 +18,30 @@ STUCK_REASONS = (*STUCK, UNSCHEDULABLE)
 LOG_TAIL_LINES = 15
 
 
-def pod_view(name: str, status: dict[str, Any]) -> dict[str, Any]:
+def startup(status: dict[str, Any], created: str | None = None) -> dict[str, str]:
+    """When a pod got through each step of its start, as its status and metadata tell (RFC 3339,
+    the steps it has reached): created, scheduled (bound to a node), started (its first
+    container running: the image pulled or present, the container created) and ready (its
+    readiness probe passed: for a model server, the model fetched and loaded)."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or []
+                  if c.get("status") == "True"}
+    out = {"created": created} if created else {}
+    if (c := conditions.get("PodScheduled")) and c.get("lastTransitionTime"):
+        out["scheduled"] = c["lastTransitionTime"]
+    started = [cs["state"]["running"]["startedAt"] for cs in status.get("containerStatuses") or []
+               if ((cs.get("state") or {}).get("running") or {}).get("startedAt")]
+    if started:
+        out["started"] = min(started)
+    if (c := conditions.get("Ready")) and c.get("lastTransitionTime"):
+        out["ready"] = c["lastTransitionTime"]
+    return out
+
+
+def pod_view(name: str, status: dict[str, Any], created: str | None = None) -> dict[str, Any]:
     """What a condition needs of a pod: whether the scheduler could not place it (and its
-    message), and per container why it waits, its restarts and how it last ended (the
+    message), per container why it waits, its restarts and how it last ended (the
     termination message holds the log's tail where a container sets terminationMessagePolicy
-    FallbackToLogsOnError)."""
+    FallbackToLogsOnError), and its start-up steps (`created`: its creationTimestamp)."""
     containers = []
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
@@ -39,7 +58,7 @@ def pod_view(name: str, status: dict[str, Any]) -> dict[str, Any]:
          if c.get("type") == "PodScheduled" and c.get("status") == "False"
          and c.get("reason") == UNSCHEDULABLE), None)
     return {"kind": "Pod", "metadata": {"name": name}, "containers": containers,
-            "unschedulable": unschedulable}
+            "unschedulable": unschedulable, "startup": startup(status, created)}
 
 
 def stuck(status: dict[str, Any]) -> bool:

@@ -612,3 +612,54 @@ def test_two_tabs_of_one_rater_with_swapped_sides_are_judged_by_the_answer(dashb
                        "\"A\" was not saved.").wait_for()
     stored = Store.open(url).ratings(run)
     assert len(stored) == 2 and rating.outcome(stored[1]) == rows[1]["left"]
+
+
+def test_the_latency_page_shows_a_scaled_up_models_cold_start_part_by_part(
+        tmp_path: Path, browser) -> None:
+    """A ModelDeployment the run scaled up from zero (issue 29): the latency page splits its
+    cold start into the steps the operator timed and the run's first token, with the total."""
+    from datetime import UTC, datetime, timedelta
+
+    from slam.generate import RequestRecord
+    from slam.promptsets import PromptItem, PromptSet
+    url = f"sqlite:///{tmp_path / 'cold.db'}"
+    store = Store.open(url)
+    startup = {"pod": "smollm2-5c7d-x2x9q", "requestedAt": "2026-12-01T00:00:00Z",
+               "created": "2026-12-01T00:00:01Z", "scheduled": "2026-12-01T00:00:03Z",
+               "started": "2026-12-01T00:00:41Z", "ready": "2026-12-01T00:01:31Z"}
+    prompts = PromptSet("p", "p", (PromptItem("q0", ({"role": "user", "content": "?"},)),))
+    run = store.begin_run(
+        evaluation="demo", run_id="1", reference="api", spec={},
+        targets=[{"name": "api", "kind": "external", "model": "gpt-4",
+                  "base_url": "http://127.0.0.1:9/v1", "is_reference": True, "concurrency": 1,
+                  "details": {}},
+                 {"name": "smollm2", "kind": "model_deployment", "model": "smollm2",
+                  "base_url": "http://127.0.0.1:9/v1", "is_reference": False,
+                  "concurrency": 1, "details": {"instanceType": "c7i.xlarge",
+                                                "startup": startup}}],
+        prompts=prompts, total=2)
+    first = datetime(2026, 12, 1, 0, 1, 40, tzinfo=UTC)  # 9 s after Ready, + 0.5 s to a token
+    store.save(run, [RequestRecord(target=t, prompt_id="q0", sample=0, started_at=first,
+                                   attempts=1, ttft_ms=500.0, e2e_ms=900.0, prompt_tokens=5,
+                                   completion_tokens=5, text="ok") for t in ("api", "smollm2")])
+    with streamlit(tmp_path, store_url=url) as (base, _, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        sign_in(page, base, ADMIN_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for()
+        page.get_by_role("link", name="Latency").click()
+        page.get_by_text("Cold start", exact=True).wait_for()
+        wait_idle(page)
+        table = page.locator('[data-testid="stDataFrame"]').nth(1)
+        table.wait_for()
+        body = re.sub(r"\s+", " ", page.inner_text("body"))
+        assert "From the scale-up that asked for the server pod to the run's first token" in body
+        # The bars: one per part, the parts as the legend.
+        legend = page.locator('[data-testid="stPlotlyChart"] .legendtext').all_text_contents()
+        assert "scheduled → container running (image, container)" in legend, legend
+        assert "Ready → first token (the run's first answer)" in legend, legend
+        page.screenshot(path=str(SHOTS / "cold-start.png"), full_page=True)
+    # The same figures as the page's table and the report: 1 + 2 + 38 + 50 + 9.5 s.
+    from slam_dashboard import data
+    frame = data.cold_starts(url, run)
+    assert frame.loc[frame["part"] == "total: scale-up → first token", "seconds"].item() == \
+        timedelta(seconds=100.5).total_seconds()

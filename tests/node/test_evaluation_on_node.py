@@ -29,9 +29,16 @@ STUB_PORT_ON_NODE, POSTGRES_PORT_ON_NODE = 8601, 5432
 RATER_TOKEN = "rater-on-node-1234"
 
 
-def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict) -> str:
-    """The stand-ins exposed to the node, the Secrets, the SmolLM2 ModelDeployment and `ev`
-    created in `ns`; returns the store's URL as the test process reaches it."""
+def report_of(store: Store, run_pk: int):
+    from slam import summary
+    return summary.build(store, run_pk)
+
+
+def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict,
+                     replicas: int = 1) -> str:
+    """The stand-ins exposed to the node, the Secrets, the SmolLM2 ModelDeployment (with
+    `replicas`) and `ev` created in `ns`; returns the store's URL as the test process reaches
+    it."""
     custom = client.CustomObjectsApi(cluster.api)
     cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
     cluster.node.expose(POSTGRES_PORT_ON_NODE, postgres.port)
@@ -46,7 +53,7 @@ def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict) -> str
         "spec": {"model": {"id": SMOL_REPO, "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
                            "servedName": "smollm2-135m-instruct"},
                  "runtime": "llamacpp", "instanceType": "c7i.xlarge", "maxTotalTokens": 512,
-                 "resources": {"cpu": "500m", "memory": "1Gi"}}})
+                 "resources": {"cpu": "500m", "memory": "1Gi"}, "replicas": replicas}})
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", ev)
     return store_url
 
@@ -54,8 +61,11 @@ def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict) -> str
 def test_an_evaluation_runs_its_scoring_job_as_a_pod(
         ns: str, cluster: Cluster, operator: str, scoring_loaded: str, stub, postgres) -> None:
     custom = client.CustomObjectsApi(cluster.api)
+    # The model starts at zero replicas: the Evaluation scales it up for the run (a real pod's
+    # cold start, timed) and back down once the run is over.
     store_url = start_evaluation(cluster, ns, stub, postgres, evaluation(
-        "pep", f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1", scorers={"similarity": {}}))
+        "pep", f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1", scorers={"similarity": {}},
+        scaling={"replicas": 1}), replicas=0)
 
     def phase() -> dict | None:
         obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", "pep")
@@ -80,6 +90,21 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
     rows = store.responses(run.id)
     assert len(rows) == 6 and all(r["error_class"] is None for r in rows)
     assert len(store.scores(run.id, "similarity")) == 6
+
+    # The cold start of the real llama.cpp pod, from the scale-up to the run's first token,
+    # part by part; then the model goes back to zero.
+    assert summary["smollm2"]["coldStartSeconds"] > 0, summary
+    cold = next(t for t in report_of(store, run.id).targets if t.target == "smollm2").cold_start
+    assert cold is not None and cold.requested, cold
+    assert [what for what, _ in cold.parts][-1].startswith("Ready → first token")
+    assert all(sec >= 0 for _, sec in cold.parts) and cold.parts[3][1] > 0, cold  # model load
+    # The figures, for bench/README ("Cold start on the test node").
+    SHOTS.parent.mkdir(parents=True, exist_ok=True)
+    (SHOTS.parent / "cold-start-node.json").write_text(json.dumps(
+        {"parts": cold.parts, "to_ready_s": cold.to_ready_s, "total_s": cold.total_s},
+        indent=2))
+    cluster.wait("smollm2 back to zero", lambda: cluster.apps.read_namespaced_deployment(
+        "smollm2", ns).spec.replicas == 0, timeout=120)
 
     # Secrets are referenced, never copied: not in the Job, the status, events or any log.
     job = cluster.batch.read_namespaced_job("pep-run-1", ns)

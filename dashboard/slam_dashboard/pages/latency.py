@@ -22,6 +22,23 @@ else:
                                     for c in ("p50 ms", "p95 ms", "p99 ms")})
         st.caption("p95: 95 of 100 requests took at most this long. Over the evaluation's "
                    "successful requests, at the concurrency it ran with.")
+st.subheader("Cold start")
+starts = data.cold_starts(url, run.run_pk)
+if starts.empty:
+    st.info("Appears for a ModelDeployment target once its server pod has started under the "
+            "operator: set spec.scaling on the Evaluation to scale a model up for the run (and "
+            "back down afterwards) and see what its cold start costs.")
+else:
+    bars = px.bar(starts[~starts["part"].str.startswith("total")], x="seconds", y="target",
+                  color="part", orientation="h", labels={"seconds": "seconds", "target": ""},
+                  height=160 + 60 * starts["target"].nunique())
+    st.plotly_chart(bars, width="stretch")
+    st.dataframe(starts, hide_index=True,
+                 column_config={"seconds": st.column_config.NumberColumn("seconds",
+                                                                         format="%.1f")})
+    st.caption("From the scale-up that asked for the server pod to the run's first token, as "
+               "the pod's status timed each step: scheduling, image and container start, the "
+               "model fetched and loaded until Ready, then the run's first answer.")
 st.subheader("Over time (latency probes)")
 samples, table = data.probes(url, run.run_pk)
 if samples.empty:

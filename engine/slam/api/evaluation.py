@@ -636,6 +636,9 @@ class TargetSummary(ApiModel):
     cost_per_1k_requests_usd: float | None = Field(
         default=None, alias="costPer1kRequestsUSD", description="USD per 1,000 requests."
     )
+    cold_start_seconds: float | None = Field(
+        default=None, description="A ModelDeployment this run scaled up: seconds from the "
+        "scale-up to the run's first token (the report splits it into its parts).")
     decision: Literal["non-inferior", "inferior", "undecided"] | None = Field(
         default=None, description="Candidates: the verdict against the reference "
         "(spec.decision); the recommendation's reason says why.")

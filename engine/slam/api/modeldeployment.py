@@ -316,6 +316,22 @@ class ServedStatus(ApiModel):
         "password flags masked).", max_length=128)
 
 
+class Startup(ApiModel):
+    """The start of the server pod that became Ready last (RFC 3339 times)."""
+
+    pod: str = Field(description="The pod.", max_length=253)
+    requested_at: str | None = Field(
+        default=None, description="When a run's scale-up asked for it (Evaluation "
+        "spec.scaling), when one did.", max_length=64)
+    created: str = Field(description="Pod created.", max_length=64)
+    scheduled: str = Field(description="Bound to a node.", max_length=64)
+    started: str = Field(
+        description="Its container running: the image pulled (or present) and the container "
+                    "created.", max_length=64)
+    ready: str = Field(
+        description="Its readiness probe passed: the model fetched and loaded.", max_length=64)
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -388,6 +404,9 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(
         default=None, description="Label selector of the serving pods (for the scale "
         "subresource: the HorizontalPodAutoscaler and KEDA read it).", max_length=1024)
+    last_startup: Startup | None = Field(
+        default=None, description="How long the last server pod took to start, step by step "
+        "(kept while scaled to zero).")
     served: ServedStatus | None = Field(
         default=None, description="The generation and configuration the serving pods run.")
     hourly_cost_usd: float | None = Field(

@@ -265,7 +265,8 @@ def target_details(name: str, md: dict) -> dict[str, Any]:
                "instanceType": spec.get("instanceType"), "gpus": spec.get("gpuCount"),
                "replicas": spec.get("replicas"), "generation": served.get("generation"),
                "revision": served.get("revision") or st.get("resolvedRevision"),
-               "image": served.get("image"), "args": served.get("args")}
+               "image": served.get("image"), "args": served.get("args"),
+               "startup": st.get("lastStartup")}
     return {k: v for k, v in details.items() if v is not None}
 
 
@@ -456,6 +457,8 @@ def summary_status(rep: EvaluationReport) -> dict[str, Any]:
             "e2eP95Ms": r(t.e2e.p95, 1) if t.e2e else None,
             "tokensPerSecond": r(t.tokens_per_second, 2),
             "costPer1kRequestsUSD": r(t.cost.per_1k_usd, 6) if t.cost else None,
+            "coldStartSeconds": r(t.cold_start.total_s, 1)
+            if t.cold_start and t.cold_start.requested else None,
             "decision": t.decision.verdict if t.decision else None,
         }.items() if v is not None})
     return {"summary": rows, "leader": rep.leader,

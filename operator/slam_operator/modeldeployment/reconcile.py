@@ -85,7 +85,7 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
     old = body.get("status") or {}
     result = Outcome()
     # Runs holding it up (Evaluation spec.scaling): served at max(spec.replicas, holds).
-    spec, held_by = _held(kube, body, spec, view, event, result)
+    spec, held = _held(kube, body, spec, view, event, result)
 
     seen = observe(kube, hub, spec, body, view)
     resolved, revision, outcome, existing = seen.resolved, seen.revision, seen.outcome, \
@@ -142,7 +142,9 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
         ready_replicas=ready_replicas,
         now=timestamp(now()),
         current_replicas=int(((deployment or {}).get("status") or {}).get("replicas") or 0),
-        held_by=held_by,
+        held_by=tuple(sorted(held)),
+        startup=mdstatus.last_startup(pods, [h.since for h in held.values()],
+                                      old.get("lastStartup")),
         selector=",".join(f"{k}={v}" for k, v in builders.selector(served).items()),
         rollout=rollout,
         served_config=mdstatus.served(generation, revision, deployment, rollout,
@@ -169,14 +171,15 @@ def reconcile(kube: Kube, body: dict[str, Any], view: View, *, hub: CachedHub,
 
 
 def _held(kube: Kube, body: dict[str, Any], spec: ModelDeploymentSpec, view: View,
-          event: EventSink, result: Outcome) -> tuple[ModelDeploymentSpec, tuple[str, ...]]:
-    """The spec to serve (its replicas raised to what live holds need) and who holds it.
+          event: EventSink, result: Outcome
+          ) -> tuple[ModelDeploymentSpec, dict[str, holds.Hold]]:
+    """The spec to serve (its replicas raised to what live holds need) and the live holds.
     Holds whose Evaluation has ended, is being deleted or is gone are released here, the one
     place that releases them (holds.py), with the Evaluation's `scaling.after` applied."""
     meta = body["metadata"]
     held = holds.read(meta.get("annotations"))
     if not held:
-        return spec, ()
+        return spec, {}
     namespace, name = meta["namespace"], meta["name"]
     ended = holds.release(held, {n: view.get("Evaluation", namespace, n) for n in held})
     if ended.dropped:
@@ -199,4 +202,4 @@ def _held(kube: Kube, body: dict[str, Any], spec: ModelDeploymentSpec, view: Vie
     wanted = holds.replicas(spec.replicas, held)
     if wanted != spec.replicas:
         spec = spec.model_copy(update={"replicas": wanted})
-    return spec, tuple(sorted(held))
+    return spec, held

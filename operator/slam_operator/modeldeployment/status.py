@@ -8,7 +8,7 @@ from typing import Any
 
 from slam.api.modeldeployment import GPU_RUNTIMES, ModelDeploymentSpec
 from slam_operator import pods as podstatus
-from slam_operator.conditions import Cond, find, merge, roll_up
+from slam_operator.conditions import Cond, find, merge, parse_timestamp, roll_up
 from slam_operator.modeldeployment import gpu
 from slam_operator.modeldeployment.hub import FULL_SHA, HubOutcome
 from slam_operator.names import SKIP_FIT_ANNOTATION
@@ -280,6 +280,7 @@ def compose(
     license: str | None,
     ready_replicas: int,
     shape: gpu.ModelShape | None = None,
+    startup: dict[str, Any] | None = None,
     now: str,
     current_replicas: int = 0,
     held_by: tuple[str, ...] = (),
@@ -301,13 +302,17 @@ def compose(
         "replicas": {"desired": spec.replicas, "ready": ready_replicas,
                      "current": current_replicas,
                      "display": f"{ready_replicas}/{spec.replicas}",
-                     **({"heldBy": list(held_by)} if held_by else {})},
+                     # Always written (empty when none): a merge patch would keep a list
+                     # it does not mention.
+                     "heldBy": list(held_by)},
         "servedModelName": spec.served_model_name,
     }
     if endpoint:
         status["endpoint"] = endpoint
     if selector:
         status["selector"] = selector
+    if startup:
+        status["lastStartup"] = startup
     if served_config:
         status["served"] = served_config
     facts = {
@@ -355,3 +360,26 @@ def shape_of(status: dict[str, Any]) -> gpu.ModelShape | None:
         return None
     return gpu.ModelShape(int(s["layers"]), int(s["kvHeads"]), int(s["headDim"]),
                           s.get("maxPositionEmbeddings"))
+
+
+STARTUP_STEPS = ("created", "scheduled", "started", "ready")
+
+
+def last_startup(pods: list[dict[str, Any]], requests: list[str],
+                 old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The start of the server pod that became Ready last (pods.startup: created, scheduled,
+    started, ready), and `requestedAt`: the latest scale-up request before the pod was created
+    (`requests`: when the runs holding the model took their holds), when one asked for it.
+    The earlier record while no pod has been through all its steps (scaled to zero keeps the
+    last start-up)."""
+    done = [p for p in pods if all(k in (p.get("startup") or {}) for k in STARTUP_STEPS)]
+    if not done:
+        return old
+    pod = max(done, key=lambda p: parse_timestamp(p["startup"]["ready"]))
+    steps = {k: pod["startup"][k] for k in STARTUP_STEPS}
+    created = parse_timestamp(steps["created"])
+    asked = [r for r in requests if parse_timestamp(r) <= created]
+    out: dict[str, Any] = {"pod": pod["metadata"]["name"], **steps}
+    if asked:
+        out["requestedAt"] = max(asked, key=parse_timestamp)
+    return out

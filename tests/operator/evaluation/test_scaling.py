@@ -71,7 +71,7 @@ def test_the_scale_subresource_scales_a_model_to_zero_and_back(k8s, namespace,
     assert get_md(k8s, namespace, "mistral")["spec"]["replicas"] == 0
     wait_replicas(k8s, namespace, "mistral", 0)
     obj = wait_condition(k8s, namespace, "mistral", "Ready", "False", "ScaledToZero")
-    assert "the latency probe" in condition(obj, "Available")["message"]
+    assert "latency probe (spec.probe) is paused" in condition(obj, "Available")["message"]
     assert obj["status"]["replicas"]["desired"] == 0
     assert obj["status"].get("hourlyCostUSD", 0) == 0
     # Not an error: the Service and the endpoint stay for the next scale-up.
@@ -119,11 +119,28 @@ def test_an_evaluation_scales_its_target_up_for_the_run_and_back_to_zero(
     assert run_job_as_kubelet(k8s, namespace, ev["status"]["jobName"], dns, tmp_path) == 0
     ev = wait_phase(k8s, namespace, "pep", "Succeeded")
     assert ev["status"]["progress"]["display"] == "6/6"
+    # The cold start: from the hold (the scale-up) to the run's first token, in the status
+    # summary; its parts in the stored report (the pod's start, then the first answer).
+    startup = get_md(k8s, namespace, "smollm2")["status"]["lastStartup"]
+    assert startup["requestedAt"] <= startup["created"] <= startup["ready"]
+    row = next(s for s in ev["status"]["summary"] if s["target"] == "smollm2")
+    assert row["coldStartSeconds"] >= 0
+    assert "coldStartSeconds" not in next(s for s in ev["status"]["summary"]
+                                          if s["target"] == "api")
+    from slam import report, summary
+    from slam.store import Store
+    store = Store.open(f"sqlite:///{tmp_path / 'results.db'}")
+    rep = summary.build(store, store.find_run("pep", "1", namespace).id)
+    cs = next(t for t in rep.targets if t.target == "smollm2").cold_start
+    assert cs is not None and cs.requested and cs.first_token_s is not None
+    assert [what for what, _ in cs.parts][0] == "scale-up → pod created"
+    assert cs.parts[-1][0].startswith("Ready → first token")
+    assert "## Cold start" in report.to_markdown(rep)
 
     # The run is over: back to what it had, and the hold is gone.
     wait_replicas(k8s, namespace, "smollm2", 0)
     obj = wait_condition(k8s, namespace, "smollm2", "Ready", "False", "ScaledToZero")
-    assert "heldBy" not in obj["status"]["replicas"]
+    assert obj["status"]["replicas"]["heldBy"] == []
     assert "slam.dev/scale-holds" not in (obj["metadata"].get("annotations") or {})
     events = client.CoreV1Api(k8s).list_namespaced_event(
         namespace, field_selector="involvedObject.name=smollm2").items
@@ -138,26 +155,27 @@ def test_evaluations_sharing_a_target_keep_it_up_until_the_last_one_ends(
     smollm2_md(k8s, namespace, replicas=0)
     wait_replicas(k8s, namespace, "smollm2", 0)
     objects = client.CustomObjectsApi(k8s)
-    # `short` gives up on the model after 4 s (it never loads here: no kubelet); `long` waits.
     objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
-        "short", stub.base_url, scaling={"replicas": 1}, readyTimeoutSeconds=4))
+        "long", stub.base_url, scaling={"replicas": 1, "after": 1}))
+    wait_replicas(k8s, namespace, "smollm2", 1)
+    # `short` wants two and gives up on the model after 10 s (it never loads here: no
+    # kubelet); `long` waits.
     objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
-        "long", stub.base_url, scaling={"replicas": 2, "after": 1}))
-    wait_replicas(k8s, namespace, "smollm2", 2)
-    eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"].get("heldBy")
-               == ["long", "short"], what="held by both")
+        "short", stub.base_url, scaling={"replicas": 2}, readyTimeoutSeconds=10))
+    wait_replicas(k8s, namespace, "smollm2", 2, timeout=10)
 
-    ev = wait_phase(k8s, namespace, "short", "Failed", timeout=30)
+    ev = wait_phase(k8s, namespace, "short", "Failed", timeout=60)
     assert cond(ev, "TargetsReady")["reason"] == "TargetsNotReady"
+    wait_replicas(k8s, namespace, "smollm2", 1)  # still up for `long`, at what it holds
     eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"].get("heldBy")
                == ["long"], what="held by long only")
-    assert served_replicas(k8s, namespace, "smollm2") == 2  # still up for `long`
+    assert get_md(k8s, namespace, "smollm2")["spec"]["replicas"] == 0
     assert get_ev(k8s, namespace, "long")["status"]["phase"] == "WaitingForTargets"
 
-    # Deleting the last Evaluation releases it, leaving its `after` count.
+    # Deleting the last Evaluation releases it, leaving its `after` count in spec.replicas.
     objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, EVS, "long")
-    wait_replicas(k8s, namespace, "smollm2", 1)
-    obj = get_md(k8s, namespace, "smollm2")
-    assert obj["spec"]["replicas"] == 1
-    eventually(lambda: "heldBy" not in get_md(k8s, namespace, "smollm2")["status"]["replicas"],
+    eventually(lambda: get_md(k8s, namespace, "smollm2")["spec"]["replicas"] == 1,
+               what="spec.replicas set to `after`")
+    assert served_replicas(k8s, namespace, "smollm2") == 1
+    eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"]["heldBy"] == [],
                what="no holds")

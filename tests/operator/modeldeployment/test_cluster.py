@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -60,13 +61,17 @@ def play_kubelet(k8s, ns: str, name: str) -> None:
     pods = eventually(lambda: core.list_namespaced_pod(
         ns, label_selector=f"slam.dev/model-deployment={name}").items, what="pods")
     for pod in pods:
-        now = "2026-01-01T00:00:00Z"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {
             "phase": "Running",
             "conditions": [
                 {"type": t, "status": "True", "lastTransitionTime": now}
                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
             ],
+            "containerStatuses": [
+                {"name": c.name, "image": c.image, "imageID": "", "ready": True,
+                 "restartCount": 0, "started": True, "state": {"running": {"startedAt": now}}}
+                for c in pod.spec.containers],
         }})
 
 
@@ -114,7 +119,8 @@ def test_lifecycle_create_ready_update_repair_delete(k8s, namespace, operator) -
     play_kubelet(k8s, namespace, "mistral")
     obj = wait_condition(k8s, namespace, "mistral", "Ready", "True")
     assert obj["status"]["endpoint"] == f"http://mistral.{namespace}.svc.cluster.local:8080/v1"
-    assert obj["status"]["replicas"] == {"desired": 1, "ready": 1}
+    assert {k: obj["status"]["replicas"][k] for k in ("desired", "ready", "display", "heldBy")
+            } == {"desired": 1, "ready": 1, "display": "1/1", "heldBy": []}
     assert health("ModelDeployment", obj) == {
         "status": "Healthy", "message": f"Ready: {obj['status']['endpoint']}"}
     assert any(e.reason == "Ready" for e in events_for(k8s, namespace, "mistral"))
