@@ -179,3 +179,42 @@ def test_evaluations_sharing_a_target_keep_it_up_until_the_last_one_ends(
     assert served_replicas(k8s, namespace, "smollm2") == 1
     eventually(lambda: get_md(k8s, namespace, "smollm2")["status"]["replicas"]["heldBy"] == [],
                what="no holds")
+
+
+def test_people_who_may_edit_a_namespace_may_scale_its_models_and_viewers_may_not(
+        control_plane, k8s, namespace, operator) -> None:
+    """The chart's ClusterRoles aggregated into Kubernetes' edit and view: `kubectl scale` by
+    a namespace's editors works without any role of ours bound to them."""
+    from kubernetes import config
+
+    from tests.conftest import NOBODY
+    create_md(k8s, namespace, md("mistral"))
+    wait_replicas(k8s, namespace, "mistral", 1)
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    person = config.new_client_from_config(str(control_plane.kubeconfig_for(NOBODY)))
+    as_person = client.CustomObjectsApi(person)
+
+    def bind(role: str) -> None:
+        rbac.create_namespaced_role_binding(namespace, {
+            "metadata": {"name": f"nobody-{role}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": NOBODY}]})
+
+    bind("view")
+    scale = eventually(lambda: as_person.get_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, MDS, "mistral"), what="a viewer reads the scale")
+    assert scale["spec"]["replicas"] == 1
+    try:
+        as_person.patch_namespaced_custom_object_scale(GROUP, VERSION, namespace, MDS,
+                                                       "mistral", {"spec": {"replicas": 0}})
+        raise AssertionError("a viewer scaled a model")
+    except client.ApiException as e:
+        assert e.status == 403, e
+
+    bind("edit")
+    eventually(lambda: as_person.patch_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, MDS, "mistral", {"spec": {"replicas": 0}}),
+        what="an editor scales the model")
+    wait_replicas(k8s, namespace, "mistral", 0)
