@@ -653,7 +653,9 @@ def test_the_latency_page_shows_a_scaled_up_models_cold_start_part_by_part(
         table.wait_for()
         body = re.sub(r"\s+", " ", page.inner_text("body"))
         assert "From the scale-up that asked for the server pod to the run's first token" in body
-        # The bars: one per part, the parts as the legend.
+        # The bars: one per part, the parts as the legend (Plotly draws after the page idles).
+        page.locator('[data-testid="stPlotlyChart"] .legendtext').filter(
+            has_text="Ready → first token").wait_for()
         legend = page.locator('[data-testid="stPlotlyChart"] .legendtext').all_text_contents()
         assert "scheduled → container running (image, container)" in legend, legend
         assert "Ready → first token (the run's first answer)" in legend, legend
