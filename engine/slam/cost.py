@@ -19,12 +19,21 @@ Formulas (all in USD; README "Cost model" has worked examples):
   Above d*, self-hosting is cheaper (as long as d* is within what R replicas sustain).
 
 days_per_month = hours_per_month / 24 (730 h -> 30.4 days).
+
+What the evaluation itself cost (`run_spend`): an API target, the tokens it was sent and
+answered at its price (every request that reported them, failed ones included); a self-hosted
+target, instance-hours × price × replicas for as long as the run kept it up: from the scale-up
+that brought it up for the run (Evaluation spec.scaling), else from the run's first request, to
+the run's end.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from slam.pricing import HourlyPrice, TokenPrice
 
@@ -103,3 +112,31 @@ def break_even_requests_per_day(self_hosted: CostEstimate, api: CostEstimate,
         return None
     fixed = self_hosted.hourly_usd * self_hosted.replicas * hours_per_month
     return fixed / (api.per_request_usd * hours_per_month / 24.0)
+
+
+@dataclass(frozen=True)
+class Spend:
+    usd: float
+    how: str  # the arithmetic, in words
+
+
+def api_spend(price: TokenPrice | None, rows: Iterable[Mapping[str, Any]]) -> Spend | None:
+    """The tokens the run sent to and got from an API target, at its price."""
+    if price is None:
+        return None
+    rows = list(rows)
+    tin = sum(r.get("prompt_tokens") or 0 for r in rows)
+    tout = sum(r.get("completion_tokens") or 0 for r in rows)
+    usd = (tin * price.input_per_m + tout * price.output_per_m) / 1e6
+    return Spend(usd, f"{tin:,} input tokens × ${price.input_per_m:g}/M + {tout:,} output "
+                      f"tokens × ${price.output_per_m:g}/M")
+
+
+def instance_spend(hourly_usd: float | None, replicas: int, start: datetime | None,
+                   end: datetime | None, since: str) -> Spend | None:
+    """Instance-hours × price × replicas from `start` to `end` (`since` says what `start` is)."""
+    if hourly_usd is None or start is None or end is None or end < start:
+        return None
+    hours = (end - start).total_seconds() / 3600.0
+    return Spend(hours * hourly_usd * replicas,
+                 f"{hours:.3f} h ({since}) × {replicas} × ${hourly_usd:g}/h")

@@ -115,7 +115,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
     lines += [f"> **Warning** — {note}" for note in rep.notes] + ([""] if rep.notes else [])
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     lines += decision_lines(rep)
-    lines += cold_start_lines(rep)
+    lines += cold_start_lines(rep) + spend_lines(rep)
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
                   f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
@@ -138,6 +138,18 @@ def decision_lines(rep: EvaluationReport) -> list[str]:
     lines += ["", f"Method: {rep.method}.", "", "Planning (prompts needed at the margins):", ""]
     lines += [f"- {row.line()}" for row in rep.plan]
     return lines + [""]
+
+
+def spend_lines(rep: EvaluationReport) -> list[str]:
+    """What the run itself cost, target by target, with the arithmetic."""
+    spent = [t for t in rep.targets if t.run_spend is not None]
+    if not spent:
+        return []
+    lines = ["## What this run cost", ""]
+    lines += [f"- {_name(t)}: {_usd(t.run_spend.usd)} = {t.run_spend.how}"
+              for t in spent if t.run_spend is not None]
+    lines += [f"- **in all: {_usd(rep.run_spend_usd)}** (the judge's calls not counted)", ""]
+    return lines
 
 
 def cold_start_lines(rep: EvaluationReport) -> list[str]:

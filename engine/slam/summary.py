@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,7 @@ class TargetReport:
     monthly_usd: float | None = None
     break_even_requests_per_day: float | None = None
     cold_start: coldstart.ColdStart | None = None  # self-hosted: its server's last start
+    run_spend: cost.Spend | None = None  # what this run itself cost on this target
 
     @property
     def success_rate(self) -> float:
@@ -96,6 +98,12 @@ class EvaluationReport:
     @property
     def leader(self) -> str:
         return self.recommendation or "none"
+
+    @property
+    def run_spend_usd(self) -> float | None:
+        """What the run cost on the targets with a price (the judge's calls not counted)."""
+        spent = [t.run_spend.usd for t in self.targets if t.run_spend is not None]
+        return sum(spent) if spent else None
 
 
 def _battles(pairs: list[tuple[str, str, float]], names: list[str]) -> Battles:
@@ -171,6 +179,29 @@ def target_cost(t: dict, stats_row, pricing_client: Any = None) -> cost.CostEsti
     hourly = pricing.instance_hourly_usd(instance, client=pricing_client) if instance else None
     return cost.self_hosted_cost(t["name"], hourly, details.get("replicas") or 1,
                                  stats_row.throughput_rps, instance)
+
+
+def run_spend(t: dict, rows: list[dict], rep: TargetReport,
+              finished: datetime | None) -> cost.Spend | None:
+    """What the run itself cost on target `t` (slam.cost: tokens × price, or instance-hours ×
+    price from the scale-up or the first request to the run's end)."""
+    if t["kind"] == "external":
+        details = t.get("details") or {}
+        return cost.api_spend(pricing.token_price(t["model"], details.get("pricing")), rows)
+    if rep.cost is None or not rows:
+        return None
+    begins = [timeline.aware(r["started_at"]) for r in rows if r.get("started_at")]
+    ends = [timeline.aware(r["started_at"]) + timedelta(milliseconds=r.get("e2e_ms") or 0)
+            for r in rows if r.get("started_at")]
+    cs = rep.cold_start
+    startup = (t.get("details") or {}).get("startup") or {}
+    if cs is not None and cs.requested and startup.get("requestedAt"):
+        start, since = datetime.fromisoformat(startup["requestedAt"].replace("Z", "+00:00")), \
+            "from the scale-up"
+    else:
+        start, since = (min(begins) if begins else None), "from the run's first request"
+    end = timeline.aware(finished) if finished else (max(ends) if ends else None)
+    return cost.instance_spend(rep.cost.hourly_usd, rep.cost.replicas, start, end, since)
 
 
 @dataclass(frozen=True)
@@ -267,6 +298,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
             rep.cold_start = coldstart.cold_start((t.get("details") or {}).get("startup"),
                                                   coldstart.first_token_at(ok))
         rep.cost = target_cost(t, m, pricing_client)
+        rep.run_spend = run_spend(t, rows, rep, getattr(run, "finished_at", None))
         rep.monthly_usd = rep.cost.monthly_usd(rpd, hpm)
         reports.append(rep)
     ref = next((r for r in reports if r.is_reference), None)

@@ -119,3 +119,27 @@ def test_money_ticks_label_every_decade_and_where_the_lines_sit() -> None:
     assert charts.money_ticks([120.0, 125.0], [125.0]) == ([125.0], ["$125"])  # within a decade
     assert charts.money_ticks([0.5, 3.0], [None]) == ([1.0], ["$1.00"])
     assert charts.money_ticks([], []) == ([], [])
+
+
+def test_what_a_run_itself_cost_worked_example() -> None:
+    from datetime import UTC, datetime
+
+    # The reference: 3 answers, 120 + 80 + 100 input and 40 + 60 + 50 output tokens (a failed
+    # request that reported none adds nothing) at $10/M in and $30/M out:
+    # 300 × 10 / 1e6 + 150 × 30 / 1e6 = 0.003 + 0.0045 = $0.0075.
+    rows = [{"prompt_tokens": 120, "completion_tokens": 40},
+            {"prompt_tokens": 80, "completion_tokens": 60},
+            {"prompt_tokens": 100, "completion_tokens": 50},
+            {"prompt_tokens": None, "completion_tokens": None}]
+    spent = cost.api_spend(pricing.TokenPrice(10.0, 30.0, "test"), rows)
+    assert spent is not None and spent.usd == pytest.approx(0.0075)
+    assert spent.how == "300 input tokens × $10/M + 150 output tokens × $30/M"
+    assert cost.api_spend(None, rows) is None
+    # A g5.xlarge ($1.006/h) held at 2 replicas from the scale-up at 10:00 to the run's end at
+    # 10:45: 0.75 h × 2 × 1.006 = $1.509.
+    held = cost.instance_spend(1.006, 2, datetime(2026, 12, 3, 10, tzinfo=UTC),
+                               datetime(2026, 12, 3, 10, 45, tzinfo=UTC), "from the scale-up")
+    assert held is not None and held.usd == pytest.approx(1.509)
+    assert held.how == "0.750 h (from the scale-up) × 2 × $1.006/h"
+    assert cost.instance_spend(None, 1, datetime(2026, 12, 3, tzinfo=UTC),
+                               datetime(2026, 12, 3, 1, tzinfo=UTC), "x") is None

@@ -636,6 +636,10 @@ class TargetSummary(ApiModel):
     cost_per_1k_requests_usd: float | None = Field(
         default=None, alias="costPer1kRequestsUSD", description="USD per 1,000 requests."
     )
+    run_spend_usd: float | None = Field(
+        default=None, alias="runSpendUSD", description="What this run itself cost on this "
+        "target: its tokens at the API's price, or instance-hours × price for as long as the "
+        "run kept the ModelDeployment up (the report shows the arithmetic).")
     cold_start_seconds: float | None = Field(
         default=None, description="A ModelDeployment this run scaled up: seconds from the "
         "scale-up to the run's first token (the report splits it into its parts).")

@@ -262,8 +262,10 @@ def target_details(name: str, md: dict) -> dict[str, Any]:
     served = st.get("served") or {}
     details = {"modelDeployment": name, "runtime": spec.get("runtime"),
                "model": (spec.get("model") or {}).get("id"),
-               "instanceType": spec.get("instanceType"), "gpus": spec.get("gpuCount"),
-               "replicas": spec.get("replicas"), "generation": served.get("generation"),
+               "instanceType": spec.get("instanceType"), "gpus": spec.get("gpus"),
+               # What served the run: spec.replicas, or more while runs hold it up.
+               "replicas": (st.get("replicas") or {}).get("desired") or spec.get("replicas"),
+               "generation": served.get("generation"),
                "revision": served.get("revision") or st.get("resolvedRevision"),
                "image": served.get("image"), "args": served.get("args"),
                "startup": st.get("lastStartup")}
@@ -459,6 +461,7 @@ def summary_status(rep: EvaluationReport) -> dict[str, Any]:
             "costPer1kRequestsUSD": r(t.cost.per_1k_usd, 6) if t.cost else None,
             "coldStartSeconds": r(t.cold_start.total_s, 1)
             if t.cold_start and t.cold_start.requested else None,
+            "runSpendUSD": r(t.run_spend.usd, 6) if t.run_spend else None,
             "decision": t.decision.verdict if t.decision else None,
         }.items() if v is not None})
     return {"summary": rows, "leader": rep.leader,

@@ -136,6 +136,12 @@ def test_an_evaluation_scales_its_target_up_for_the_run_and_back_to_zero(
     assert [what for what, _ in cs.parts][0] == "scale-up → pod created"
     assert cs.parts[-1][0].startswith("Ready → first token")
     assert "## Cold start" in report.to_markdown(rep)
+    # What the run itself cost: the model from the scale-up to the run's end on its instance
+    # type, the reference's tokens at GPT-4's price; in the status and the report.
+    assert row["runSpendUSD"] > 0
+    smol = next(t for t in rep.targets if t.target == "smollm2").run_spend
+    assert smol is not None and "(from the scale-up) × 1 × $" in smol.how
+    assert "## What this run cost" in report.to_markdown(rep)
 
     # The run is over: back to what it had, and the hold is gone.
     wait_replicas(k8s, namespace, "smollm2", 0)

@@ -339,7 +339,7 @@ def md_serving(generation: int, served: int, ready: bool = True, rolled: bool = 
          "lastTransitionTime": "2026-11-28T11:59:30Z"}]
     return {"metadata": {"generation": generation},
             "spec": {"runtime": "vllm", "model": {"id": "mistralai/Mistral-7B"},
-                     "instanceType": "g5.xlarge", "gpuCount": 1, "replicas": 1},
+                     "instanceType": "g5.xlarge", "gpus": 1, "replicas": 1},
             "status": {"conditions": conditions, **({"endpoint": URL} if ready else {}),
                        "resolvedRevision": "f00d",
                        "served": {"generation": served, "revision": "beef", "image": "vllm:1",
