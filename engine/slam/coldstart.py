@@ -48,6 +48,7 @@ class ColdStart:
     to_ready_s: float  # from the scale-up (or the pod's creation) to Ready
     first_token_s: float | None  # from the scale-up to the run's first token
     requested: bool  # a run's scale-up asked for this pod
+    requested_at: datetime | None = None  # when it did
 
     @property
     def total_s(self) -> float:
@@ -82,4 +83,4 @@ def cold_start(startup: Mapping[str, Any] | None, first_token: datetime | None
         first = (first_token - begin).total_seconds()
     return ColdStart(str(startup.get("pod") or ""), parts,
                      max(0.0, (at["ready"] - begin).total_seconds()), first,
-                     at["requestedAt"] is not None)
+                     at["requestedAt"] is not None, at["requestedAt"])

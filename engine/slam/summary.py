@@ -194,10 +194,8 @@ def run_spend(t: dict, rows: list[dict], rep: TargetReport,
     ends = [timeline.aware(r["started_at"]) + timedelta(milliseconds=r.get("e2e_ms") or 0)
             for r in rows if r.get("started_at")]
     cs = rep.cold_start
-    startup = (t.get("details") or {}).get("startup") or {}
-    if cs is not None and cs.requested and startup.get("requestedAt"):
-        start, since = datetime.fromisoformat(startup["requestedAt"].replace("Z", "+00:00")), \
-            "from the scale-up"
+    if cs is not None and cs.requested_at is not None:
+        start, since = cs.requested_at, "from the scale-up"
     else:
         start, since = (min(begins) if begins else None), "from the run's first request"
     end = timeline.aware(finished) if finished else (max(ends) if ends else None)

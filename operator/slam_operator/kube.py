@@ -27,6 +27,7 @@ from slam_operator.plan import Action
 
 log = logging.getLogger("slam_operator")
 MISSING_OK = (404,)
+KINDS_OF = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}  # our plurals' kinds
 EXISTS_OK = (409,)
 
 # kind -> (API attribute on Kube, method suffix): create_<suffix>, read_<suffix>, ...
@@ -265,7 +266,7 @@ class Kube:
             return "gone"
         if reply.status == 409:
             return "conflict"
-        kind = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}[plural]
+        kind = KINDS_OF[plural]
         self._count(f"patch {kind}")
         return "ok"
 
@@ -278,6 +279,6 @@ class Kube:
                       tolerate=MISSING_OK)
         if not reply.ok:
             return False
-        kind = {MD_PLURAL: "ModelDeployment", EV_PLURAL: "Evaluation"}[plural]
+        kind = KINDS_OF[plural]
         self._count(f"status {kind}")
         return True

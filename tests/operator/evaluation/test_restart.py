@@ -118,14 +118,15 @@ def test_a_target_held_up_by_a_run_goes_back_down_although_the_operator_died_mea
         control_plane, k8s, namespace, fake_hub, stub, tmp_path) -> None:
     """The operator is killed once it has scaled a target up for a run; the Evaluation is
     deleted while no operator runs. The next operator scales the target back to zero."""
-    from tests.operator.evaluation.test_scaling import smollm2_md, wait_replicas
+    from tests.operator.evaluation.test_cluster import llamacpp_md
+    from tests.operator.evaluation.test_scaling import wait_replicas
 
     secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
     objects = client.CustomObjectsApi(k8s)
     env = {"HF_ENDPOINT": fake_hub.url}
     with operator_process(control_plane, tmp_path / "operator-1", env=env) as first:
-        smollm2_md(k8s, namespace, replicas=0)
+        llamacpp_md(k8s, namespace, replicas=0)
         wait_replicas(k8s, namespace, "smollm2", 0)
         objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
             "held", stub.base_url, scaling={"replicas": 1}))

