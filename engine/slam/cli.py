@@ -228,6 +228,8 @@ def print_summary(store: Store, run_pk: int) -> list[str]:
         out.print(table)
     if rep.rank_basis:
         out.print(f"Ranked by {rep.rank_basis}.", highlight=False)
+    for line in report.capacity_headlines(rep):
+        out.print(line, highlight=False, soft_wrap=True)
     if rep.judge_unparseable or rep.judge_errors:
         out.print(f"Judge: {rep.judge_unparseable} unparseable verdict(s), {rep.judge_errors} "
                   "failed call(s) (raw replies are in the store; excluded above).",
@@ -352,6 +354,10 @@ def _generate_and_score(plan: runner.RunPlan, store: Store, cfg: pipeline.Scorin
     result = runner.run(plan, store, retry_failed=retry_failed, listener=listener, down=down)
     if not result.invariant.ok:
         raise fail(f"{result.invariant.message()}{missing_fix}")
+    done, _, total = store.progress(result.run_pk)
+    if done >= total and runner.capacity_targets(plan):
+        # After generation, before scoring: the search measures each self-hosted target alone.
+        asyncio.run(runner.search_capacity(plan, store, result.run_pk, listener))
     if cfg.similarity_model:
         err.print(f"scoring similarity with {cfg.similarity_model}", highlight=False)
     try:

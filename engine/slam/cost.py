@@ -20,6 +20,17 @@ Formulas (all in USD; README "Cost model" has worked examples):
 
 days_per_month = hours_per_month / 24 (730 h -> 30.4 days).
 
+At an SLO (Evaluation spec.cost.slo), X is the goodput per replica at the highest concurrency
+that meets it (slam.goodput), and traffic is sized hour by hour (`size`), from
+spec.cost.trafficProfile or requestsPerDay spread evenly:
+      replicas(h)      = ceil(n_h / 3600 / X)              (n_h: requests in hour h of the day)
+      always-on        = max_h replicas(h) * H * hours_per_month
+      scale-to-zero    = sum_h replicas(h) * H * days_per_month
+      cold starts/day  = hours with requests after an hour without (the day wraps round)
+      missed/day       = sum over those hours of min(n_h, n_h / 3600 * cold start seconds)
+  and the break-even is the daily volume, in the profile's shape, from which the cheaper of the
+  two costs no more than the API (`break_even_scale`).
+
 What the evaluation itself cost (`run_spend`): an API target, the tokens it was sent and
 answered at its price (every request that reported them, failed ones included); a self-hosted
 target, instance-hours × price × replicas for as long as the run kept it up: from the scale-up
@@ -30,10 +41,12 @@ the run's end.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from slam.pricing import HourlyPrice, TokenPrice
 
@@ -140,3 +153,106 @@ def instance_spend(hourly_usd: float | None, replicas: int, start: datetime | No
     hours = (end - start).total_seconds() / 3600.0
     return Spend(hours * hourly_usd * replicas,
                  f"{hours:.3f} h ({since}) × {replicas} × ${hourly_usd:g}/h")
+
+
+@dataclass(frozen=True)
+class HourPlan:
+    hour: int
+    requests: float
+    replicas: int  # serving this hour at the SLO
+    cold_start: bool  # scale-to-zero: comes up from zero at the start of this hour
+    missed: float  # scale-to-zero: requests arriving during that cold start (SLO misses)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A self-hosted target sized hour by hour on a day of traffic, at its goodput per replica.
+
+    Always-on keeps the peak hour's replicas up all month; scale-to-zero pays each hour's
+    replicas and none in an hour without requests, and every hour that starts from zero pays a
+    cold start: the requests arriving during it miss the SLO."""
+
+    hours: tuple[HourPlan, ...]
+    hourly_usd: float
+    hours_per_month: float
+    cold_start_s: float | None
+    per_replica_rps: float
+    days: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "days", self.hours_per_month / 24.0)
+
+    @property
+    def requests_per_day(self) -> float:
+        return sum(h.requests for h in self.hours)
+
+    @property
+    def peak_replicas(self) -> int:
+        return max((h.replicas for h in self.hours), default=0)
+
+    @property
+    def always_on_monthly_usd(self) -> float:
+        return max(self.peak_replicas, 1) * self.hourly_usd * self.hours_per_month
+
+    @property
+    def scale_to_zero_monthly_usd(self) -> float:
+        return sum(h.replicas for h in self.hours) * self.hourly_usd * self.days
+
+    @property
+    def cold_starts_per_day(self) -> int:
+        return sum(h.cold_start for h in self.hours)
+
+    @property
+    def missed_per_day(self) -> float:
+        return sum(h.missed for h in self.hours)
+
+    @property
+    def scale_to_zero_attainment_loss(self) -> float:
+        """Share of the day's requests that scale-to-zero's cold starts make miss the SLO."""
+        return self.missed_per_day / self.requests_per_day if self.requests_per_day else 0.0
+
+
+def size(hourly_requests: Sequence[float], per_replica_rps: float, hourly_usd: float,
+         hours_per_month: float = 730.0, cold_start_s: float | None = None) -> Sizing | None:
+    """Replicas per hour = ceil(requests in the hour / 3600 / goodput per replica); None when
+    the target meets the SLO at no load (goodput 0) but the day has requests."""
+    if per_replica_rps <= 0 and any(hourly_requests):
+        return None
+    plans = []
+    for h, n in enumerate(hourly_requests):
+        replicas = math.ceil(n / 3600.0 / per_replica_rps) if n > 0 else 0
+        before = hourly_requests[h - 1] if h else hourly_requests[-1]  # the day repeats
+        cold = replicas > 0 and before == 0
+        missed = min(n, n / 3600.0 * cold_start_s) if cold and cold_start_s else 0.0
+        plans.append(HourPlan(h, float(n), replicas, cold, missed))
+    return Sizing(tuple(plans), hourly_usd, hours_per_month, cold_start_s, per_replica_rps)
+
+
+def break_even_scale(hourly_requests: Sequence[float], per_replica_rps: float, hourly_usd: float,
+                     api_per_request_usd: float, hours_per_month: float = 730.0
+                     ) -> float | None:
+    """Requests/day (the profile's shape, scaled) from which the cheaper of always-on and
+    scale-to-zero costs no more than the API; None when it never does up to 10⁹ a day."""
+    total = sum(hourly_requests)
+    if total <= 0 or per_replica_rps <= 0 or api_per_request_usd <= 0:
+        return None
+    days = hours_per_month / 24.0
+
+    def cheaper(daily: float) -> bool:
+        k = daily / total
+        s = size([n * k for n in hourly_requests], per_replica_rps, hourly_usd, hours_per_month)
+        assert s is not None
+        own = min(s.always_on_monthly_usd, s.scale_to_zero_monthly_usd)
+        return own <= api_per_request_usd * daily * days
+
+    # Own cost is a step function of traffic: find the first daily volume on a fine geometric
+    # grid where it is cheaper, then bisect down to a request.
+    grid = np.geomspace(1.0, 1e9, 721)
+    hit = next((i for i, d in enumerate(grid) if cheaper(float(d))), None)
+    if hit is None:
+        return None
+    lo, hi = (float(grid[hit - 1]) if hit else 0.0), float(grid[hit])
+    while hi - lo > 1.0:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if cheaper(mid) else (mid, hi)
+    return hi

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from slam import secrets
+from slam import secrets, traffic
 from slam.api.common import SecretKeyRef
 from slam.api.evaluation import Evaluation
 from slam.api.modeldeployment import ModelDeployment
@@ -57,9 +58,13 @@ def build(
     env: Mapping[str, str] | None = None,
     shard: tuple[int, int] = (0, 1),
     details: Mapping[str, Mapping[str, Any]] | None = None,
+    base_dir: Path | None = None,
+    traffic_text: tuple[str, str] | None = None,
 ) -> RunPlan:
     """`endpoints` maps a target name to the base URL (…/v1) serving its ModelDeployment;
-    `details` what serves it (the operator passes the ModelDeployments' spec and status)."""
+    `details` what serves it (the operator passes the ModelDeployments' spec and status).
+    A traffic profile's timestamps file is read now (relative to `base_dir`, or `traffic_text`:
+    its contents and where they came from) and stored as hourly counts with the run."""
     env = os.environ if env is None else env
     mds = model_deployments or {}
     targets: list[TargetRun] = []
@@ -111,7 +116,8 @@ def build(
         prompts=prompts,
         params=generation_params(evaluation),
         samples=g.samples_per_prompt if g else 1,
-        spec=evaluation.spec.to_wire(),
+        spec=traffic.resolved_spec(evaluation.spec.to_wire(), base_dir,
+                                   *(traffic_text or (None, ""))),
         shard=shard,
     )
 

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from slam import goodput
 from slam.generate import RequestRecord
 from slam.runner import Listener
 
@@ -63,6 +64,10 @@ class Bars(Listener):
         self.progress.update(self.tasks[record.target], advance=1,
                              failed=self.failed[record.target])
 
+    def capacity(self, target: str, probe: goodput.Probe, slo: goodput.Slo) -> None:
+        self.progress.console.print(capacity_line(target, probe, slo), highlight=False,
+                                    soft_wrap=True)
+
     def store_unavailable(self, seconds: float, waiting: int, error: str) -> None:
         self.progress.console.print(
             f"[yellow]warning[/yellow] {unavailable(seconds, waiting, error)}", highlight=False,
@@ -74,6 +79,14 @@ class Bars(Listener):
     def store_unsaved(self, count: int, error: str) -> None:
         self.progress.console.print(f"[red]error[/red] {unsaved(count, error)}",
                                     highlight=False, soft_wrap=True)
+
+
+def capacity_line(target: str, probe: goodput.Probe, slo: goodput.Slo) -> str:
+    att = "–" if probe.attainment is None else f"{probe.attainment:.0%}"
+    return (f"capacity {target}: concurrency {probe.concurrency}, {probe.requests} requests "
+            f"({probe.failed} failed) in {probe.seconds:.1f} s, {att} within the SLO, goodput "
+            f"{probe.goodput_rps:.2f}/s: {'meets' if probe.passed(slo) else 'misses'} "
+            f"{slo.describe()}")
 
 
 def unavailable(seconds: float, waiting: int, error: str) -> str:
@@ -127,6 +140,9 @@ class LogLines(Listener):
             for t in self.totals:
                 log.info("progress %s %d/%d (%d failed)", t, self.done[t], self.totals[t],
                          self.failed[t])
+
+    def capacity(self, target: str, probe: goodput.Probe, slo: goodput.Slo) -> None:
+        log.info("%s", capacity_line(target, probe, slo))
 
     def store_unavailable(self, seconds: float, waiting: int, error: str) -> None:
         log.warning("%s", unavailable(seconds, waiting, error))

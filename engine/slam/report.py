@@ -73,10 +73,13 @@ def latency_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
 
 
 def cost_table(rep: EvaluationReport) -> tuple[list[str], list[list[str]]]:
-    headers = ["target", "$/1k requests", f"$/month @ {rep.requests_per_day:,}/day",
+    at = " at the SLO" if rep.slo else ""
+    headers = ["target", f"$/1k requests{at}", f"$/month @ {rep.requests_per_day:,}/day"
+               + (" always-on" if rep.slo else ""), "$/month scale-to-zero",
                "break-even req/day", "price"]
     rows = [[
         _name(t), _usd(t.cost and t.cost.per_1k_usd), _usd(t.monthly_usd),
+        _usd(t.sizing and t.sizing.scale_to_zero_monthly_usd),
         _n(t.break_even_requests_per_day), t.cost.source if t.cost else "–",
     ] for t in rep.targets]
     return headers, rows
@@ -115,7 +118,7 @@ def to_markdown(rep: EvaluationReport, store: str = "",
     lines += [f"> **Warning** — {note}" for note in rep.notes] + ([""] if rep.notes else [])
     lines += ["## Recommendation", "", f"**{rep.leader}** — {rep.reason}", ""]
     lines += decision_lines(rep)
-    lines += cold_start_lines(rep) + spend_lines(rep)
+    lines += cold_start_lines(rep) + goodput_lines(rep) + traffic_lines(rep) + spend_lines(rep)
     if rep.judge_unparseable or rep.judge_errors:
         lines += [f"Judge: {rep.judge_unparseable} unparseable verdict(s) and "
                   f"{rep.judge_errors} failed call(s), excluded from the figures above.", ""]
@@ -150,6 +153,107 @@ def spend_lines(rep: EvaluationReport) -> list[str]:
               for t in spent if t.run_spend is not None]
     lines += [f"- **in all: {_usd(rep.run_spend_usd)}** (the judge's calls not counted)", ""]
     return lines
+
+
+GOODPUT_METHOD = (
+    "A request conforms when it succeeded and met every bound; TPOT is (e2e − TTFT) / (output "
+    "tokens − 1), and a request with one output token has none, so with a TPOT bound it is left "
+    "out; a failed request does not conform. A load level meets the SLO when at least {att:.0%} "
+    "of its requests conform; goodput is conforming requests per second of the level's wall "
+    "time — the definitions of vLLM's `bench serve --goodput` and GuideLLM's goodput profile. "
+    "The search (GuideLLM's) starts at concurrency {initial}, doubles until a level fails (at "
+    "most {max}), then bisects; at most {probes} levels of {n}+ requests each. Each target was "
+    "searched alone after generation, with no other load from this run on its server; the "
+    "prompts are the run's own.")
+
+
+def goodput_lines(rep: EvaluationReport) -> list[str]:
+    """Each self-hosted target's capacity search at the SLO, level by level."""
+    if rep.slo is None or rep.search is None:
+        return []
+    searched = [t for t in rep.targets if t.kind == "self-hosted"]
+    if not searched:
+        return []
+    lines = [f"## Goodput at the SLO: {rep.slo.describe()}", "",
+             GOODPUT_METHOD.format(att=rep.slo.attainment, initial=rep.search.initial,
+                                   max=rep.search.max_concurrency, probes=rep.search.max_probes,
+                                   n=rep.search.requests_per_probe), ""]
+    for t in searched:
+        cap = t.capacity
+        if cap is None:
+            lines += [f"- **{_name(t)}**: not measured yet (the search runs once generation "
+                      "is done)", ""]
+            continue
+        best = cap.best
+        head = (f"goodput **{cap.goodput_per_replica:.3g} requests/s per replica** at "
+                f"concurrency {best.concurrency} ({cap.replicas} replica"
+                f"{'s' * (cap.replicas != 1)} served the search)" if best else
+                "**does not meet the SLO** at any concurrency searched")
+        lines += [f"- **{_name(t)}**: {head}; {cap.stop or 'search unfinished'}.", ""]
+        lines += _md_table(
+            ["concurrency", "requests", "failed", "within SLO", "goodput/s", "req/s",
+             "TTFT p95", "TPOT p95", "e2e p95", "meets"],
+            [[str(p.concurrency), str(p.requests), str(p.failed),
+              "–" if p.attainment is None else f"{p.attainment:.0%}", _n(p.goodput_rps, 2),
+              _n(p.throughput_rps, 2), _n(p.ttft_p95_ms), _n(p.tpot_p95_ms, 1),
+              _n(p.e2e_p95_ms), "yes" if p.passed(rep.slo) else "no"] for p in cap.probes])
+        lines.append("")
+    return lines
+
+
+def capacity_headlines(rep: EvaluationReport) -> list[str]:
+    """One line per self-hosted target at the SLO, for the terminal (`slam run`)."""
+    if rep.slo is None:
+        return []
+    lines = []
+    for t in rep.targets:
+        if t.kind != "self-hosted":
+            continue
+        cap, z = t.capacity, t.sizing
+        if cap is None:
+            lines.append(f"{t.target}: capacity at the SLO not measured yet")
+            continue
+        best = cap.best
+        lines.append(
+            f"{t.target}: goodput at the SLO ({rep.slo.describe()}): "
+            + (f"{cap.goodput_per_replica:.3g} requests/s per replica at concurrency "
+               f"{best.concurrency}, measured alone ({cap.stop or 'search unfinished'})"
+               if best else "not met at any concurrency searched")
+            + (f"; on {rep.requests_per_day:,} requests/day: always-on "
+               f"{_usd(z.always_on_monthly_usd)}/month, scale-to-zero "
+               f"{_usd(z.scale_to_zero_monthly_usd)}/month" if z else ""))
+    return lines
+
+
+def traffic_lines(rep: EvaluationReport) -> list[str]:
+    """Sizing on the team's traffic, hour by hour: always-on, scale-to-zero, break-even."""
+    sized = [t for t in rep.targets if t.sizing is not None]
+    if not sized or rep.traffic_profile is None:
+        return []
+    lines = ["## Cost on your traffic", "",
+             f"Traffic: {rep.traffic_profile.source}: {rep.traffic_profile.per_day:,.0f} "
+             "requests/day. Replicas per hour = ⌈requests in the hour / 3600 / goodput per "
+             "replica⌉. Always-on keeps the busiest hour's replicas up all month; "
+             "scale-to-zero pays each hour's replicas and none in an hour without requests, "
+             "and each hour that starts from zero pays a cold start, whose requests miss the "
+             "SLO.", ""]
+    for t in sized:
+        z = t.sizing
+        assert z is not None
+        cold = (f"{z.cold_starts_per_day} cold start{'s' * (z.cold_starts_per_day != 1)}/day"
+                + (f" of {z.cold_start_s:.0f} s: {z.missed_per_day:,.1f} requests/day miss the "
+                   f"SLO ({z.scale_to_zero_attainment_loss:.2%})" if z.cold_start_s is not None
+                   else " (cold start not measured: scale the target from zero for the run, "
+                        "spec.scaling, to count its misses)"))
+        lines += [f"- **{_name(t)}**: always-on {z.peak_replicas} replica"
+                  f"{'s' * (z.peak_replicas != 1)}: {_usd(z.always_on_monthly_usd)}/month; "
+                  f"scale-to-zero {sum(h.replicas for h in z.hours)} replica-hours/day: "
+                  f"{_usd(z.scale_to_zero_monthly_usd)}/month, {cold}; break-even against "
+                  f"{rep.reference}: "
+                  + (f"{t.break_even_requests_per_day:,.0f} requests/day in this profile's shape"
+                     if t.break_even_requests_per_day else "none up to 10⁹ requests/day"),
+                  "  - replicas by hour: " + " ".join(str(h.replicas) for h in z.hours)]
+    return [*lines, ""]
 
 
 def cold_start_lines(rep: EvaluationReport) -> list[str]:
@@ -191,7 +295,10 @@ def to_json(rep: EvaluationReport, responses: Sequence[dict[str, Any]]) -> str:
                      for c, by in rep.criteria.items()},
         "warnings": rep.notes,
         "assumptions": {"requestsPerDay": rep.requests_per_day,
-                        "hoursPerMonth": rep.hours_per_month},
+                        "hoursPerMonth": rep.hours_per_month,
+                        "slo": dataclasses.asdict(rep.slo) if rep.slo else None,
+                        "trafficProfile": dataclasses.asdict(rep.traffic_profile)
+                        if rep.traffic_profile else None},
         "targets": [{k: v for k, v in dataclasses.asdict(t).items() if k != "sequence"}
                     | {"success_rate": t.success_rate} for t in rep.targets],
         "responses": [{k: _jsonable(r.get(k)) for k in CSV_COLUMNS} for r in responses],

@@ -10,10 +10,12 @@ impossible, and the writer's bound limits what is asked twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from slam import goodput
 from slam.generate import Endpoint, GenerationParams, RequestRecord
 from slam.loadgen import Arrival, Work, drive
 from slam.promptsets import PromptSet
@@ -83,6 +85,9 @@ class Listener(StoreListener):
     def start(self, target: str, total: int, already: int) -> None: ...
 
     def record(self, record: RequestRecord) -> None: ...
+
+    def capacity(self, target: str, probe: goodput.Probe, slo: goodput.Slo) -> None:
+        """A load level of `target`'s capacity search has been measured."""
 
 
 def target_rows(plan: RunPlan) -> list[dict]:
@@ -182,3 +187,49 @@ async def execute(
 def run(plan: RunPlan, store: Store, **kwargs: object) -> RunResult:
     return asyncio.run(execute(plan, store, **kwargs))  # type: ignore[arg-type]
 
+
+def capacity_targets(plan: RunPlan) -> list[TargetRun]:
+    """The targets whose capacity is searched: self-hosted ones, when the spec sets an SLO."""
+    if goodput.Slo.from_spec((plan.spec.get("cost") or {}).get("slo")) is None:
+        return []
+    return [t for t in plan.targets if t.kind == "modelDeployment"]
+
+
+def stored_probes(store: Store, run_pk: int, target: str) -> list[goodput.Probe]:
+    fields = {f.name for f in dataclasses.fields(goodput.Probe)}
+    return [goodput.Probe(**{k: v for k, v in row.items() if k in fields})
+            for row in store.capacity_probes(run_pk, target)]
+
+
+async def search_capacity(plan: RunPlan, store: Store, run_pk: int,
+                          listener: Listener | None = None) -> dict[str, goodput.Capacity]:
+    """Each self-hosted target's capacity search at the spec's SLO (slam.goodput), one target
+    at a time so none is measured while another loads the machine or the cluster; run once the
+    whole run is generated. Probes go to the store as they are measured: a search interrupted
+    by a restart goes on from them."""
+    targets = capacity_targets(plan)
+    if not targets:
+        return {}
+    cost_spec = plan.spec.get("cost") or {}
+    slo = goodput.Slo.from_spec(cost_spec.get("slo"))
+    assert slo is not None
+    search = goodput.Search.from_spec(cost_spec.get("capacitySearch"))
+    listener = listener or Listener()
+    # Every attempt counts: a retried request would hide the failure the SLO must count.
+    params = dataclasses.replace(plan.params, max_retries=0)
+    results = {}
+    for t in targets:
+        done = await asyncio.to_thread(stored_probes, store, run_pk, t.name)
+        number = len(done)
+
+        async def save(probe: goodput.Probe, target: str = t.name) -> None:
+            nonlocal number
+            await asyncio.to_thread(store.save_capacity_probe, run_pk, target, number, probe)
+            number += 1
+            listener.capacity(target, probe, slo)
+
+        probes = await goodput.measure(t.endpoint, plan.prompts.prompts, params, slo, search,
+                                       done=done, on_probe=save)
+        results[t.name] = goodput.outcome(probes, slo, search,
+                                          int(t.details.get("replicas") or 1))
+    return results

@@ -7,6 +7,7 @@ all say the same thing. Bootstraps are seeded: the same store gives the same rep
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,7 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from slam import coldstart, cost, decision, judgebias, pricing, roster, stats, timeline
+from slam import (
+    coldstart,
+    cost,
+    decision,
+    goodput,
+    judgebias,
+    pricing,
+    roster,
+    stats,
+    timeline,
+    traffic,
+)
 from slam.api.evaluation import DecisionSpec
 from slam.scoring import judge as judging
 from slam.scoring.pipeline import JUDGE_GRADE, SIMILARITY
@@ -69,6 +81,8 @@ class TargetReport:
     break_even_requests_per_day: float | None = None
     cold_start: coldstart.ColdStart | None = None  # self-hosted: its server's last start
     run_spend: cost.Spend | None = None  # what this run itself cost on this target
+    capacity: goodput.Capacity | None = None  # self-hosted, at the SLO: the capacity search
+    sizing: cost.Sizing | None = None  # self-hosted, at the SLO: replicas hour by hour
 
     @property
     def success_rate(self) -> float:
@@ -94,6 +108,9 @@ class EvaluationReport:
     # interval, from the raters' per-criterion choices.
     criteria: dict[str, dict[str, Interval]] = field(default_factory=dict)
     plan: list[decision.PlanRow] = field(default_factory=list)  # prompts the margins need
+    slo: goodput.Slo | None = None  # spec.cost.slo
+    search: goodput.Search | None = None  # spec.cost.capacitySearch, with an SLO
+    traffic_profile: traffic.Profile | None = None  # the traffic the monthly costs are for
 
     @property
     def leader(self) -> str:
@@ -213,13 +230,14 @@ class RunData:
     judgments: list[dict]
     ratings: list[dict]
     states: list[dict] = field(default_factory=list)  # target_states (cluster runs)
+    capacity: list[dict] = field(default_factory=list)  # capacity_probes (with an SLO)
 
 
 def load(store: Store, run_pk: int) -> RunData:
     """Read one run's rows from the store."""
     return RunData(store.run(run_pk), store.targets(run_pk), store.responses(run_pk),
                    store.scores(run_pk), store.judgments(run_pk), store.ratings(run_pk),
-                   store.target_states(run_pk))
+                   store.target_states(run_pk), store.capacity_probes(run_pk))
 
 
 def build(store: Store, run_pk: int, *, seed: int = 0, pricing_client: Any = None
@@ -236,8 +254,17 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     run = data.run
     spec = run.spec or {}
     cost_spec = spec.get("cost") or {}
-    rpd = int(cost_spec.get("requestsPerDay", 10000))
     hpm = float(cost_spec.get("hoursPerMonth", 730.0))
+    profile = (traffic.resolve(cost_spec.get("trafficProfile"))
+               or traffic.flat(int(cost_spec.get("requestsPerDay", 10000))))
+    rpd = round(profile.per_day)
+    slo = goodput.Slo.from_spec(cost_spec.get("slo"))
+    search = goodput.Search.from_spec(cost_spec.get("capacitySearch"))
+    probes: dict[str, list[goodput.Probe]] = {}
+    fields_ = {f.name for f in dataclasses.fields(goodput.Probe)}
+    for row in data.capacity:
+        probes.setdefault(row["target"], []).append(
+            goodput.Probe(**{k: v for k, v in row.items() if k in fields_}))
     targets = sorted(data.targets, key=lambda t: (not t["is_reference"], t["name"]))
     names = [t["name"] for t in targets]
     rng = np.random.default_rng(seed)
@@ -297,11 +324,27 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
                                                   coldstart.first_token_at(ok))
         rep.cost = target_cost(t, m, pricing_client)
         rep.run_spend = run_spend(t, rows, rep, getattr(run, "finished_at", None))
-        rep.monthly_usd = rep.cost.monthly_usd(rpd, hpm)
+        if rep.kind == "self-hosted" and slo is not None:
+            replicas = int((t.get("details") or {}).get("replicas") or 1)
+            if probes.get(name):
+                rep.capacity = goodput.outcome(probes[name], slo, search, replicas)
+            rep.cost = cost_at_slo(rep.cost, rep.capacity, slo)
+            if rep.capacity and rep.cost.per_1k_usd is not None:
+                rep.sizing = cost.size(
+                    profile.hourly, rep.capacity.goodput_per_replica, rep.cost.hourly_usd or 0,
+                    hpm, rep.cold_start.total_s if rep.cold_start else None)
+        rep.monthly_usd = (rep.sizing.always_on_monthly_usd if rep.sizing
+                           else rep.cost.monthly_usd(rpd, hpm))
         reports.append(rep)
     ref = next((r for r in reports if r.is_reference), None)
     for rep in reports:
-        if ref and rep is not ref and rep.cost and ref.cost:
+        if not (ref and rep is not ref and rep.cost and ref.cost):
+            continue
+        if rep.sizing and ref.cost.kind == "api" and ref.cost.per_request_usd:
+            rep.break_even_requests_per_day = cost.break_even_scale(
+                profile.hourly, rep.sizing.per_replica_rps, rep.sizing.hourly_usd,
+                ref.cost.per_request_usd, hpm)
+        elif not (slo and rep.kind == "self-hosted"):
             rep.break_even_requests_per_day = cost.break_even_requests_per_day(
                 rep.cost, ref.cost, hpm)
     dspec = DecisionSpec.model_validate(spec.get("decision") or {})
@@ -386,7 +429,33 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         judge_errors=sum(j["parse_status"] == "error" for j in judgments),
         rank_basis=basis, method=method, notes=notes, criteria=by_criterion,
         plan=plan(dspec, len(candidates), len({r["prompt_id"] for r in data.responses})),
+        slo=slo, search=search if slo else None, traffic_profile=profile,
     )
+
+
+def cost_at_slo(estimate: cost.CostEstimate, capacity: goodput.Capacity | None,
+                slo: goodput.Slo) -> cost.CostEstimate:
+    """A self-hosted target's cost at the SLO: its hourly price over the goodput of the highest
+    load meeting the SLO (slam.goodput), instead of the throughput the run happened to see."""
+    if estimate.hourly_usd is None:
+        return estimate  # no price: the reason stands
+    if capacity is None:
+        return dataclasses.replace(
+            estimate, per_1k_usd=None, capacity_rps=None,
+            source="capacity at the SLO not measured yet (searched after generation)")
+    if capacity.best is None:
+        return dataclasses.replace(
+            estimate, per_1k_usd=None, capacity_rps=None,
+            source=f"does not meet the SLO ({slo.describe()}) at any concurrency searched"
+                   + ("" if capacity.finished else " so far"))
+    best = capacity.best
+    est = cost.self_hosted_cost(estimate.target, pricing.HourlyPrice(estimate.hourly_usd, ""),
+                                capacity.replicas, capacity.goodput_rps, None)
+    per_replica = capacity.goodput_per_replica
+    return dataclasses.replace(est, source=(
+        f"at the SLO: goodput {per_replica:.3g} requests/s per replica at concurrency "
+        f"{best.concurrency}" + ("" if capacity.finished else " (search unfinished)")
+        + f"; {estimate.source}"))
 
 
 def margin(dspec: DecisionSpec, kind: str) -> decision.Margin:

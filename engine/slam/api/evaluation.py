@@ -350,15 +350,107 @@ class HumanRatingSpec(ApiModel):
     )
 
 
+class SloSpec(ApiModel):
+    """Per-request latency objectives. A request conforms when it succeeded and meets every
+    bound set (vLLM's `bench serve --goodput` and GuideLLM's goodput definitions); a load level
+    meets the SLO when at least `attainment` of its requests conform."""
+
+    ttft_ms: float | None = Field(default=None, description="Time to first token, ms.", gt=0,
+                                  le=3600000)
+    tpot_ms: float | None = Field(
+        default=None, description="Time per output token after the first, ms: (e2e - TTFT) / "
+        "(output tokens - 1). Requests with one output token have none and are left out.",
+        gt=0, le=3600000)
+    e2e_ms: float | None = Field(default=None, alias="e2eMs",
+                                 description="End-to-end latency, ms.", gt=0, le=3600000)
+    attainment: float = Field(
+        default=0.95, description="Share of requests that must conform (0.95: the p95 of each "
+        "bounded metric is within its bound).", gt=0, lt=1)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.ttftMs) || has(self.tpotMs) || has(self.e2eMs)",
+            message="an SLO needs at least one bound: ttftMs, tpotMs or e2eMs "
+                    "(e.g. ttftMs: 800)",
+            check=lambda s: any(x is not None for x in (s.ttft_ms, s.tpot_ms, s.e2e_ms)),
+        ),
+    )
+
+
+class CapacitySearchSpec(ApiModel):
+    """The search for the highest concurrency that meets the SLO, run on each self-hosted target
+    one at a time after generation (GuideLLM's goodput search: double, then bisect)."""
+
+    initial_concurrency: int = Field(default=1, description="Concurrency probed first.",
+                                     ge=1, le=4096)
+    max_concurrency: int = Field(default=64, description="Highest concurrency probed.",
+                                 ge=1, le=4096)
+    max_probes: int = Field(default=8, description="Most load levels measured per target.",
+                            ge=1, le=20)
+    requests_per_probe: int = Field(
+        default=32, description="Requests sent at each level (at least twice the concurrency, "
+        "so every stream sends two).", ge=4, le=100000)
+    tolerance: float = Field(
+        default=0.1, description="Stop once the highest passing and lowest failing levels are "
+        "within this share of the passing one (or 1 apart).", gt=0, le=1)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.initialConcurrency) || !has(self.maxConcurrency) || "
+                "self.initialConcurrency <= self.maxConcurrency",
+            message="initialConcurrency must not exceed maxConcurrency",
+            check=lambda c: c.initial_concurrency <= c.max_concurrency,
+            field_path=".initialConcurrency",
+        ),
+    )
+
+
+class TrafficProfile(ApiModel):
+    """The team's traffic over a day, to size replicas hour by hour: 24 hourly request counts,
+    or a file of request timestamps (an API usage export) averaged per hour of day."""
+
+    hourly: list[Annotated[int, Field(ge=0, le=10**9)]] | None = Field(
+        default=None, description="Requests in each hour of the day, hour 0 first (24 numbers).",
+        min_length=24, max_length=24)
+    file: str | None = Field(
+        default=None, description="A file of request timestamps, one per line (ISO 8601 or "
+        "Unix seconds; a CSV's first column whose values parse as times): relative to the "
+        "manifest for `slam run`, or inside the scoring image in the cluster.",
+        min_length=1, max_length=1024)
+    config_map: ConfigMapSource | None = Field(
+        default=None, description="A ConfigMap key holding such a file.")
+    timezone: str = Field(default="UTC", description="IANA time zone whose hours of the day "
+                          "the timestamps are counted in.", max_length=64)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=cel_exactly_one("hourly", "file", "configMap"),
+            message="spec.cost.trafficProfile needs exactly one of hourly (24 counts), file or "
+                    "configMap",
+            check=lambda t: exactly_one(t.hourly is not None, t.file is not None,
+                                        t.config_map is not None),
+        ),
+    )
+
+
 class CostSpec(ApiModel):
     """Assumptions for the cost comparison."""
 
     requests_per_day: int = Field(
-        default=10000, description="Expected traffic, for the monthly cost projection.", ge=1
+        default=10000, description="Expected traffic, for the monthly cost projection (spread "
+        "evenly over the day unless trafficProfile says how).", ge=1
     )
     hours_per_month: float = Field(
         default=730, description="Hours a self-hosted deployment runs per month.", gt=0, le=744
     )
+    slo: SloSpec | None = Field(
+        default=None, description="Latency the feature needs. Set, each self-hosted target's "
+        "capacity is searched for the highest load meeting it and priced at that goodput.")
+    capacity_search: CapacitySearchSpec | None = Field(
+        default=None, description="Bounds of the capacity search (with slo).")
+    traffic_profile: TrafficProfile | None = Field(
+        default=None, description="The team's traffic by hour of day, for sizing replicas hour "
+        "by hour, always-on and with scale-to-zero.")
 
 
 class EvidenceMargin(ApiModel):
@@ -640,6 +732,18 @@ class TargetSummary(ApiModel):
         default=None, alias="runSpendUSD", description="What this run itself cost on this "
         "target: its tokens at the API's price, or instance-hours × price for as long as the "
         "run kept the ModelDeployment up (the report shows the arithmetic).")
+    goodput_rps: float | None = Field(
+        default=None, alias="goodputRPS", description="Self-hosted, with spec.cost.slo: "
+        "requests per second per replica meeting the SLO at the highest load that does.")
+    monthly_usd: float | None = Field(
+        default=None, alias="monthlyUSD", description="Monthly cost on the expected traffic "
+        "(with an SLO: always-on, sized for the busiest hour at the goodput).")
+    monthly_scale_to_zero_usd: float | None = Field(
+        default=None, alias="monthlyScaleToZeroUSD", description="Self-hosted, with an SLO: "
+        "monthly cost scaling to zero in hours without traffic (cold starts miss the SLO).")
+    break_even_requests_per_day: float | None = Field(
+        default=None, description="Self-hosted: the daily traffic from which it costs no more "
+        "than the API reference.")
     cold_start_seconds: float | None = Field(
         default=None, description="A ModelDeployment this run scaled up: seconds from the "
         "scale-up to the run's first token (the report splits it into its parts).")

@@ -202,6 +202,27 @@ class RatingBatch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CapacityProbe(Base):
+    """One load level of a target's capacity search at the run's SLO (slam.goodput)."""
+
+    __tablename__ = "capacity_probes"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    target: Mapped[str] = mapped_column(String(63), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0, 1, … in search order
+    concurrency: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    determined: Mapped[int] = mapped_column(Integer)
+    conforming: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    ttft_p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tpot_p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    e2e_p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ProbeSample(Base):
     """One continuous latency probe of a target (ModelDeployment or external endpoint)."""
 

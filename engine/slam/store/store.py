@@ -22,6 +22,7 @@ from slam.generate import RequestRecord
 from slam.promptsets import PromptSet
 from slam.store import migrate
 from slam.store.schema import (
+    CapacityProbe,
     Embedding,
     Judgment,
     ProbeSample,
@@ -352,6 +353,21 @@ class Store:
 
     # --- latency probes --------------------------------------------------------------------------
 
+    def save_capacity_probe(self, run_pk: int, target: str, number: int, probe: Any) -> bool:
+        """Store probe `number` of `target`'s capacity search (`probe`: a slam.goodput.Probe);
+        False when it is already stored."""
+        stmt = self._insert(CapacityProbe).values(
+            run_pk=run_pk, target=target, number=number, created_at=datetime.now(UTC),
+            **dataclasses.asdict(probe))
+        stmt = stmt.on_conflict_do_nothing(index_elements=["run_pk", "target", "number"])
+        return bool(self._written(stmt, CapacityProbe.number))
+
+    def capacity_probes(self, run_pk: int, target: str | None = None) -> list[dict]:
+        q = select(CapacityProbe).filter_by(run_pk=run_pk)
+        if target:
+            q = q.filter_by(target=target)
+        return self._rows(q.order_by(CapacityProbe.target, CapacityProbe.number))
+
     def save_probe(self, namespace: str, target: str, result: Any) -> None:
         """`result`: a slam.probe.ProbeResult; `target` names the probed thing in `namespace`
         (a ModelDeployment, or evaluation/target for an external endpoint)."""
@@ -380,7 +396,7 @@ class Store:
             response_ids = select(Response.id).where(Response.run_pk.in_(runs))
             conn.execute(delete(Score).where(Score.response_id.in_(response_ids)))
             for table in (Response, Judgment, Rating, RatingBatch, RunPrompt, RunTarget,
-                          TargetState):
+                          TargetState, CapacityProbe):
                 conn.execute(delete(table).where(table.run_pk.in_(runs)))
             conn.execute(delete(Run).where(Run.id.in_(runs)))
         return len(runs)

@@ -26,6 +26,7 @@ from slam_operator.names import (
 )
 
 PROMPTS_DIR = "/etc/slam/prompts"
+TRAFFIC_DIR = "/etc/slam/traffic"
 DEFAULT_STORE = SecretKeyRef(name="slam-store", key="url")
 
 
@@ -122,6 +123,17 @@ def build_scoring_job(inp: JobInput) -> dict:
         prompt_set = prompt_set.model_copy(
             update={"config_map": None, "file": f"{PROMPTS_DIR}/{cm.key}"})
     run_spec = spec.model_copy(update={"prompt_set": prompt_set})
+    traffic = spec.cost.traffic_profile if spec.cost else None
+    if traffic is not None and traffic.config_map is not None:
+        # The timestamps file is read where the run is planned: the Job gets it as a file.
+        cm = traffic.config_map
+        volumes.append({"name": "traffic", "configMap": {
+            "name": cm.name, "items": [{"key": cm.key, "path": cm.key}]}})
+        mounts.append({"name": "traffic", "mountPath": TRAFFIC_DIR, "readOnly": True})
+        assert spec.cost is not None
+        run_spec = run_spec.model_copy(update={"cost": spec.cost.model_copy(update={
+            "traffic_profile": traffic.model_copy(
+                update={"config_map": None, "file": f"{TRAFFIC_DIR}/{cm.key}"})})})
     evaluation = {
         "apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
         "metadata": {"name": inp.evaluation, "namespace": inp.namespace},

@@ -459,6 +459,11 @@ def summary_status(rep: EvaluationReport) -> dict[str, Any]:
             "e2eP95Ms": r(t.e2e.p95, 1) if t.e2e else None,
             "tokensPerSecond": r(t.tokens_per_second, 2),
             "costPer1kRequestsUSD": r(t.cost.per_1k_usd, 6) if t.cost else None,
+            "goodputRPS": r(t.capacity.goodput_per_replica, 4) if t.capacity else None,
+            "monthlyUSD": r(t.monthly_usd, 2),
+            "monthlyScaleToZeroUSD": r(t.sizing.scale_to_zero_monthly_usd, 2)
+            if t.sizing else None,
+            "breakEvenRequestsPerDay": r(t.break_even_requests_per_day, 0),
             "coldStartSeconds": r(t.cold_start.total_s, 1)
             if t.cold_start and t.cold_start.requested else None,
             "runSpendUSD": r(t.run_spend.usd, 6) if t.run_spend else None,

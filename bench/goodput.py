@@ -1,0 +1,142 @@
+"""Goodput at an SLO: our capacity search against GuideLLM's goodput profile, same server, same run.
+
+    .venv/bin/python bench/goodput.py [--requests N] [--max-tokens T]
+
+One llama.cpp server (SmolLM2-135M-Instruct, the test fixture's build) serves both tools in turn.
+A calibration at concurrency 1 gives one request's e2e latency E; then, for SLOs on e2e latency
+of 8 E, 2.5 E and 1.3 E (95% of requests), each tool searches for the highest concurrency that
+meets it (start 1, double, bisect; at most 6 levels up to 8; N requests a level) and reports its
+goodput there. GuideLLM 0.8.1 runs from its own virtual environment (bench/peer.py).
+
+Printed: each tool's highest passing concurrency and goodput per SLO, and the ratio ours /
+GuideLLM. They agree when the passing levels are equal or one search step apart (the searches
+bisect to the nearest level; on a server that answers one request at a time, neighbouring
+levels are near the threshold by construction). Goodput should fall as the SLO tightens.
+Nothing here asserts.
+
+Workload: both send a prompt asking for a long answer with max_tokens T, so answers run to the
+cap (GuideLLM also sends ignore_eos, which llama.cpp's Python server ignores). GuideLLM's prompt
+is synthetic text of about the same length (its own data generator); the server's prompt
+processing is a small part of a request at this length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import peer  # noqa: E402
+from slam import goodput  # noqa: E402
+from slam.generate import Endpoint, GenerationParams  # noqa: E402
+from slam.promptsets import PromptItem  # noqa: E402
+from tests.servers import Llama  # noqa: E402
+
+PROMPT = PromptItem("count", ({"role": "user", "content":
+                               "Count from one to two hundred in words, separated by commas."},))
+PROMPT_TOKENS = 24
+
+
+def ours(endpoint: Endpoint, slo: goodput.Slo, search: goodput.Search, max_tokens: int
+         ) -> goodput.Capacity:
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, max_retries=0,
+                              timeout_seconds=300)
+    probes = asyncio.run(goodput.measure(endpoint, [PROMPT], params, slo, search))
+    return goodput.outcome(probes, slo, search)
+
+
+def theirs(base_url: str, alias: str, slo: goodput.Slo, search: goodput.Search,
+           max_tokens: int) -> list[dict]:
+    """GuideLLM's goodput profile: one dict per probe (streams, attainment, goodput, passed)."""
+    exe = peer.ensure_guidellm()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "guidellm.json"
+        objectives = {k: v for k, v in (("ttft_ms", slo.ttft_ms), ("tpot_ms", slo.tpot_ms),
+                                        ("e2el_ms", slo.e2e_ms)) if v is not None}
+        cmd = [
+            str(exe), "run",
+            "--backend", f"kind=openai_http,target={base_url.removesuffix('/v1')},model={alias}",
+            "--profile", f"kind=goodput,initial_streams={search.initial},"
+                         f"max_streams={search.max_concurrency},max_probes={search.max_probes},"
+                         f"tolerance={search.tolerance},target_attainment={slo.attainment}",
+            "--metrics", json.dumps({"kind": "generative", "slo": objectives}),
+            "--constraint", f"kind=max_requests,count={search.requests_per_probe}",
+            "--data", f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},"
+                      f"output_tokens={max_tokens}",
+            "--tokenizer", f"kind=huggingface_auto,model={peer.tokenizer_dir()}",
+            "--output", f"kind=json,path={out}",
+            "--disable-console",
+        ]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        done = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"guidellm failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        doc = json.loads(out.read_text())
+    probes = []
+    for b in doc["benchmarks"]:
+        metrics = b["metrics"]
+        rate = (metrics.get("request_goodput") or {}).get("successful") or {}
+        attainment = metrics.get("slo_attainment")
+        probes.append({"streams": b["config"]["strategy"]["streams"],
+                       "attainment": attainment, "goodput": rate.get("mean") or 0.0,
+                       "passed": attainment is not None and attainment >= slo.attainment})
+    return probes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=12, help="requests per load level")
+    ap.add_argument("--max-tokens", type=int, default=24, help="output tokens per request")
+    args = ap.parse_args()
+    search = goodput.Search(initial=1, max_concurrency=8, max_probes=6,
+                            requests_per_probe=args.requests, tolerance=0.1)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Llama(Path(tmp) / "llama").start()
+        try:
+            endpoint = Endpoint("smol", server.base_url, server.alias)
+            calib = ours(endpoint, goodput.Slo(e2e_ms=3_600_000),
+                         goodput.Search(max_concurrency=1, max_probes=1,
+                                        requests_per_probe=8), args.max_tokens)
+            e = calib.probes[0].e2e_p95_ms or 0.0
+            print(f"calibration: one request at a time, e2e p95 {e:.0f} ms "
+                  f"({args.max_tokens} output tokens)")
+            print(f"{'SLO (e2e, 95%)':>16} {'tool':>9} {'levels':>18} {'best':>5} "
+                  f"{'goodput/s':>9} {'wall s':>6}")
+            for mult in (8.0, 2.5, 1.3):
+                slo = goodput.Slo(e2e_ms=round(mult * e), attainment=0.95)
+                t0 = time.perf_counter()
+                mine = ours(endpoint, slo, search, args.max_tokens)
+                t1 = time.perf_counter()
+                gl = theirs(server.base_url, server.alias, slo, search, args.max_tokens)
+                t2 = time.perf_counter()
+                gl_best = max((p for p in gl if p["passed"]), key=lambda p: p["streams"],
+                              default=None)
+                label = f"{slo.e2e_ms:.0f} ms ({mult:g}E)"
+                print(f"{label:>16} {'ours':>9} "
+                      f"{','.join(str(p.concurrency) for p in mine.probes):>18} "
+                      f"{mine.best.concurrency if mine.best else 0:>5} "
+                      f"{mine.goodput_rps:>9.2f} {t1 - t0:>6.1f}")
+                print(f"{'':>16} {'GuideLLM':>9} "
+                      f"{','.join(str(p['streams']) for p in gl):>18} "
+                      f"{gl_best['streams'] if gl_best else 0:>5} "
+                      f"{gl_best['goodput'] if gl_best else 0.0:>9.2f} {t2 - t1:>6.1f}")
+                ratio = (mine.goodput_rps / gl_best["goodput"]) if gl_best and \
+                    gl_best["goodput"] else float("nan")
+                step = abs((mine.best.concurrency if mine.best else 0)
+                           - (gl_best["streams"] if gl_best else 0))
+                print(f"{'':>16} ours / GuideLLM goodput x{ratio:.2f}; best levels "
+                      f"{'agree' if step == 0 else f'{step} apart'}")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
