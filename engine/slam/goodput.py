@@ -155,12 +155,12 @@ class Search:
         passing = [p.concurrency for p in probes if p.passed(slo)]
         failing = [p.concurrency for p in probes if not p.passed(slo)]
         best, worst = max(passing, default=None), min(failing, default=None)
+        if worst is None and best is not None and best >= self.max_concurrency:
+            return None, f"met at the highest concurrency searched ({self.max_concurrency})"
         if len(probes) >= self.max_probes:
             return None, "probe budget spent"
         if worst is None:
             assert best is not None
-            if best >= self.max_concurrency:
-                return None, f"met at the highest concurrency searched ({self.max_concurrency})"
             return min(best * 2, self.max_concurrency), ""
         if best is None:
             if worst <= 1:

@@ -8,14 +8,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from slam import cost, goodput, report, summary, traffic
 from slam.generate import Endpoint, GenerationParams, RequestRecord
 from slam.promptsets import PromptItem
-from tests.servers import Llama
+from tests.engine.test_run import slam
+from tests.servers import Llama, Stub
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -252,3 +255,64 @@ def test_the_search_on_a_real_llama_server_finds_less_capacity_at_a_tighter_slo(
     assert tight.best is None and tight.goodput_rps == 0.0
     assert tight.stop == "not met even one request at a time"
     assert math.isclose(tight.probes[0].attainment or 0.0, 0.0)
+
+
+def test_slam_run_searches_each_self_hosted_target_and_prices_it_on_a_configmap_profile(
+        tmp_path: Path) -> None:
+    """A ModelDeployment target served elsewhere (--endpoint), an API reference, the SLO and
+    a traffic profile from a ConfigMap of request timestamps in the manifests."""
+    server = Stub(tmp_path / "stub", tokens=8, interval=0.002).start()
+    try:
+        folder = tmp_path / "m"
+        folder.mkdir()
+        (folder / "prompts.jsonl").write_text("".join(
+            f'{{"id": "p{i}", "messages": [{{"role": "user", "content": "q {i}"}}]}}\n'
+            for i in range(3)))
+        usage = "created\n" + "".join(f"2026-11-02T{h:02d}:{m:02d}:00Z\n"
+                                      for h in (9, 9, 10, 15) for m in (5,))
+        docs = [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "usage"},
+             "data": {"usage.csv": usage}},
+            {"apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
+             "metadata": {"name": "small-md"},
+             "spec": {"model": {"id": "org/small"}, "runtime": "vllm",
+                      "instanceType": "g5.xlarge"}},
+            {"apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
+             "metadata": {"name": "priced"},
+             "spec": {"promptSet": {"file": "prompts.jsonl"}, "reference": "gpt4",
+                      "targets": [
+                          {"name": "gpt4", "external": {"baseUrl": server.base_url,
+                                                        "model": "gpt-4-0613"}},
+                          {"name": "small", "modelDeploymentRef": {"name": "small-md"}}],
+                      "generation": {"maxTokens": 8, "maxRetries": 0},
+                      "cost": {"slo": {"e2eMs": 60000},
+                               "capacitySearch": {"maxConcurrency": 4, "maxProbes": 3,
+                                                  "requestsPerProbe": 8},
+                               "trafficProfile": {"configMap": {"name": "usage",
+                                                                "key": "usage.csv"}}}}}]
+        (folder / "all.yaml").write_text(yaml.safe_dump_all(docs))
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+        out = slam("run", str(folder), "--store", url, "--endpoint", f"small={server.base_url}",
+                   "--no-progress")
+        assert out.returncode == 0, out.stderr
+        assert "capacity small: concurrency 1, 8 requests" in out.stderr
+        assert "capacity small: concurrency 4, 8 requests" in out.stderr
+        assert "capacity gpt4" not in out.stderr  # an API is not searched
+        assert "small: goodput at the SLO (e2e ≤ 60000 ms for 95% of requests)" in out.stdout
+        md = slam("report", "--store", url, "-e", "priced").stdout
+        assert "## Goodput at the SLO: e2e ≤ 60000 ms for 95% of requests" in md
+        assert "met at the highest concurrency searched (4)" in md
+        assert "Traffic: 4 request timestamps over 1 day in" in md and "(ConfigMap usage)" in md
+        assert "replicas by hour: 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1 0" in md
+        # A profile that names a ConfigMap the manifests lack fails before any request.
+        server.reset()
+        cm = next(d for d in docs if d["kind"] == "ConfigMap")
+        cm["metadata"]["name"] = "other"
+        (folder / "all.yaml").write_text(yaml.safe_dump_all(docs))
+        bad = slam("run", str(folder), "--store", url, "--endpoint",
+                   f"small={server.base_url}", "--run-id", "2")
+        assert bad.returncode == 1
+        assert "spec.cost.trafficProfile.configMap: ConfigMap usage key usage.csv" in bad.stderr
+        assert server.hits() == {}
+    finally:
+        server.stop()
