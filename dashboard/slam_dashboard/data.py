@@ -376,7 +376,13 @@ def costs(url: str, run_pk: int) -> dict:
                       if (f := charts.floor_sentence(row, rep.requests_per_day))],
             "requests_per_day": rep.requests_per_day,
             "missing": [f"{t.target}: {t.cost.source}" for t in rep.targets
-                        if t.cost and t.cost.per_1k_usd is None]}
+                        if t.cost and t.cost.per_1k_usd is None],
+            "slo": rep.slo.describe() if rep.slo else None,
+            "traffic": rep.traffic_profile.source if rep.traffic_profile else None,
+            "at_slo": pd.DataFrame(charts.slo_costs(rep)),
+            "hours": pd.DataFrame(charts.replicas_by_hour(rep)),
+            "spend": pd.DataFrame(charts.spend_rows(rep)),
+            "spend_total": rep.run_spend_usd}
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -187,3 +187,56 @@ def probe_series(samples: list[dict], names: dict[str, str], window: int = 10
                       "std": float(np.std(e2e, ddof=1)) if len(e2e) > 1 else None,
                       "cv": stats.coefficient_of_variation(e2e)})
     return series, table
+
+
+def slo_costs(rep: EvaluationReport) -> list[dict]:
+    """With spec.cost.slo: per target, the cost on the team's traffic at the SLO — a
+    self-hosted target's goodput and both monthly costs (always-on, scale-to-zero with its cold
+    starts as SLO misses) and break-even; an API target's monthly cost on the same traffic."""
+    if rep.slo is None:
+        return []
+    days = rep.hours_per_month / 24.0
+    per_day = rep.traffic_profile.per_day if rep.traffic_profile else rep.requests_per_day
+    rows = []
+    for t in rep.targets:
+        c = t.cost
+        if t.kind != "self-hosted":
+            monthly = (c.per_request_usd * per_day * days
+                       if c is not None and c.per_request_usd is not None else None)
+            rows.append({"target": t.target, "kind": "api", "goodput/s per replica": None,
+                         "at concurrency": None, "always-on $/month": monthly,
+                         "scale-to-zero $/month": monthly, "cold starts/day": None,
+                         "SLO misses/day": None, "break-even requests/day": None,
+                         "note": "paid per request"})
+            continue
+        cap, z = t.capacity, t.sizing
+        best = cap.best if cap else None
+        note = ("capacity not measured yet" if cap is None else
+                "does not meet the SLO at any concurrency searched" if best is None else
+                c.source if c is not None and c.per_1k_usd is None else
+                f"{z.peak_replicas} replica{'s' * (z.peak_replicas != 1)} at the busiest hour"
+                if z else "")
+        rows.append({
+            "target": t.target, "kind": "self-hosted",
+            "goodput/s per replica": cap.goodput_per_replica if best else None,
+            "at concurrency": best.concurrency if best else None,
+            "always-on $/month": z.always_on_monthly_usd if z else None,
+            "scale-to-zero $/month": z.scale_to_zero_monthly_usd if z else None,
+            "cold starts/day": z.cold_starts_per_day if z else None,
+            "SLO misses/day": z.missed_per_day if z and z.cold_start_s is not None else None,
+            "break-even requests/day": t.break_even_requests_per_day,
+            "note": note})
+    return rows
+
+
+def replicas_by_hour(rep: EvaluationReport) -> list[dict]:
+    """Rows (target, hour, replicas, requests) of each sized self-hosted target's day."""
+    return [{"target": t.target, "hour": h.hour, "replicas": h.replicas,
+             "requests": h.requests}
+            for t in rep.targets if t.sizing is not None for h in t.sizing.hours]
+
+
+def spend_rows(rep: EvaluationReport) -> list[dict]:
+    """What the run itself cost per target, with the arithmetic."""
+    return [{"target": t.target, "spent": t.run_spend.usd, "how": t.run_spend.how}
+            for t in rep.targets if t.run_spend is not None]

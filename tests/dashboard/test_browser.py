@@ -665,3 +665,74 @@ def test_the_latency_page_shows_a_scaled_up_models_cold_start_part_by_part(
     frame = data.cold_starts(url, run)
     assert frame.loc[frame["part"] == "total: scale-up → first token", "seconds"].item() == \
         timedelta(seconds=100.5).total_seconds()
+
+
+def test_the_cost_page_shows_the_cost_at_the_slo_on_the_teams_traffic(tmp_path: Path,
+                                                                      browser) -> None:
+    """Issue 29: an SLO, a capacity search, a day of traffic and a measured cold start. The
+    owner sees each target's goodput, the month always-on and with scale-to-zero (cold starts
+    counted as SLO misses), the break-even against the API, the replicas hour by hour, and what
+    the run itself cost."""
+    from datetime import UTC, datetime, timedelta
+
+    from slam import goodput
+    from slam.generate import RequestRecord
+    from slam.promptsets import PromptItem, PromptSet
+    url = f"sqlite:///{tmp_path / 'slo.db'}"
+    store = Store.open(url)
+    start = datetime(2026, 12, 1, 8, 0, 30, tzinfo=UTC)
+    startup = {"pod": "small-0", "requestedAt": "2026-12-01T07:59:55Z",
+               "created": "2026-12-01T07:59:56Z", "scheduled": "2026-12-01T07:59:57Z",
+               "started": "2026-12-01T08:00:05Z", "ready": "2026-12-01T08:00:25Z"}
+    hourly = [0] * 8 + [7200] * 10 + [0] * 6  # 2 requests/s from 8:00 to 18:00
+    spec = {"cost": {"slo": {"ttftMs": 800, "e2eMs": 4000},
+                     "trafficProfile": {"hourly": hourly}}}
+    prompts = PromptSet("p", "p", tuple(PromptItem(f"q{i}", ({"role": "user", "content": "?"},))
+                                        for i in range(4)))
+    run = store.begin_run(
+        evaluation="demo", run_id="1", reference="gpt4", spec=spec,
+        targets=[{"name": "gpt4", "kind": "external", "model": "gpt-4-0613",
+                  "base_url": "http://127.0.0.1:9/v1", "is_reference": True, "concurrency": 1,
+                  "details": {}},
+                 {"name": "small", "kind": "modelDeployment", "model": "small",
+                  "base_url": "http://127.0.0.1:9/v1", "is_reference": False,
+                  "concurrency": 1, "details": {"instanceType": "g5.xlarge", "replicas": 1,
+                                                "startup": startup}}],
+        prompts=prompts, total=8)
+    store.save(run, [RequestRecord(target=t, prompt_id=f"q{i}", sample=0,
+                                   started_at=start + timedelta(seconds=i), attempts=1,
+                                   ttft_ms=200.0, e2e_ms=900.0, prompt_tokens=500,
+                                   completion_tokens=200, text="ok")
+                     for t in ("gpt4", "small") for i in range(4)])
+    # Meets the SLO up to 2 concurrent requests: 32 conforming in 16 s, 2 requests/s.
+    for number, (c, good) in enumerate(((1, 32), (2, 32), (4, 10), (3, 12))):
+        store.save_capacity_probe(run, "small", number, goodput.Probe(
+            c, 32, 0, 32, good, 16.0, 300.0, 20.0, 1500.0))
+    with streamlit(tmp_path, store_url=url) as (base, _, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        sign_in(page, base, ADMIN_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for()
+        page.get_by_role("link", name="Cost").click()
+        page.get_by_text("At the SLO: TTFT ≤ 800 ms, e2e ≤ 4000 ms for 95% of requests").wait_for()
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        wait_idle(page)
+        rows = [re.sub(r"\s+", " ", r) for r in
+                page.locator('[data-testid="stTable"]').first.locator("tr").all_inner_texts()]
+        small = next(r for r in rows if r.startswith("small"))
+        # One g5.xlarge ($1.006/h) meets 2 requests/s: always-on 734.38; scale-to-zero 10
+        # replica-hours a day = 10 * 1.006 * 30.4167 = 305.99; one cold start a day of
+        # 35.2 s (scale-up at 7:59:55 to the first token at 8:00:30.2): 70.4 requests at 2/s
+        # miss the SLO; break-even with GPT-4 ($0.027 a request): 10 * 1.006 / 0.027 = 373/day.
+        for figure in ("2", "$734.38", "$305.99", "1", "70.4", "373"):
+            assert f" {figure} " in f" {small} ", small
+        gpt4 = next(r for r in rows if r.startswith("gpt4"))
+        # GPT-4 at $0.027 a request, 72,000 a day: 0.027 * 72,000 * 30.4167 = $59,130.00
+        assert "$59,130.00" in gpt4 and "paid per request" in gpt4, gpt4
+        body = re.sub(r"\s+", " ", page.inner_text("body"))
+        assert "Traffic: spec.cost.trafficProfile.hourly" in body
+        assert "What this run cost: $" in body
+        page.locator('[data-testid="stPlotlyChart"] .legendtext').filter(
+            has_text="small").first.wait_for()
+        xtitle = page.locator('[data-testid="stPlotlyChart"] .xtitle').first.text_content()
+        assert xtitle == "hour of the day"
+        page.screenshot(path=str(SHOTS / "cost-at-slo.png"), full_page=True)

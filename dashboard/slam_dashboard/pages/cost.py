@@ -13,6 +13,43 @@ url, run = auth.admin_page("Cost")
 c = data.costs(url, run.run_pk)
 for line in c["missing"]:
     st.warning(f"No cost for {line}")
+
+
+def at_the_slo() -> None:
+    """Cost at the SLO on the team's traffic: always-on, scale-to-zero, break-even."""
+    st.subheader(f"At the SLO: {c['slo']}")
+    table = c["at_slo"]
+    st.table(table.drop(columns=["kind"]).set_index("target").style.format({
+        "goodput/s per replica": "{:,.3g}", "at concurrency": "{:.0f}",
+        "always-on $/month": "${:,.2f}", "scale-to-zero $/month": "${:,.2f}",
+        "cold starts/day": "{:.0f}", "SLO misses/day": "{:,.1f}",
+        "break-even requests/day": "{:,.0f}"}, na_rep="–"))
+    st.caption(
+        f"Traffic: {c['traffic']}. Goodput: requests per second meeting every bound of the SLO "
+        "at the highest concurrency where enough of them do (vLLM's and GuideLLM's "
+        "definitions), measured for each self-hosted target alone after generation. "
+        "Replicas per hour = ⌈requests in the hour / 3600 / goodput⌉. Always-on keeps the "
+        "busiest hour's replicas up all month; scale-to-zero pays each hour's replicas and "
+        "none in idle hours, and each hour that starts from zero pays a cold start whose "
+        "requests miss the SLO. Break-even: the daily traffic, in this profile's shape, from "
+        "which the cheaper of the two costs no more than the API reference.")
+    hours = c["hours"]
+    if not hours.empty:
+        fig = px.bar(hours, x="hour", y="replicas", color="target", barmode="group",
+                     hover_data=["requests"])
+        fig.update_xaxes(dtick=1, title="hour of the day")
+        fig.update_yaxes(title="replicas at the SLO", rangemode="tozero", dtick=1)
+        st.plotly_chart(fig, width="stretch")
+
+
+if c["slo"]:
+    at_the_slo()
+if not c["spend"].empty:
+    st.subheader(f"What this run cost: ${c['spend_total']:,.4f}")
+    st.table(c["spend"].set_index("target").style.format({"spent": "${:,.4f}"}))
+    st.caption("An API target's tokens at its price; a self-hosted target's instance-hours × "
+               "price × replicas for as long as the run kept it up. The judge's calls are not "
+               "counted.")
 points = c["points"]
 if points.empty:
     st.info("Appears once a target has both a price and measured requests.")
@@ -25,12 +62,14 @@ def quality_text(row) -> str:
     return f"{row['quality']:.{DIGITS.get(row['quality basis'], 2)}f} ({row['quality basis']})"
 
 
+st.subheader("Per 1,000 requests")
 shown = points.assign(quality=points.apply(quality_text, axis=1),
                       frontier=points["on the frontier"].map({True: "yes", False: "no"}))
 st.table(shown[["target", "$/1k requests", "quality", "break-even", "frontier", "price"]]
          .set_index("target").style.format({"$/1k requests": "${:,.4f}"}))
 st.caption("$/1k requests: an API's price per 1,000 requests at the measured tokens; a "
-           "self-hosted target's when its instances are kept busy at the measured throughput.")
+           "self-hosted target's when its instances are kept busy at "
+           + ("its goodput at the SLO." if c["slo"] else "the measured throughput."))
 
 rpd = c["requests_per_day"]
 st.subheader(f"A month at {rpd:,} requests/day")
@@ -41,7 +80,9 @@ st.table(monthly[["target", "$/month", "instances", "utilisation", "$/1k at this
               "$/1k at this traffic": "${:,.4f}"}, na_rep="–"))
 for sentence in c["floor"]:
     st.info(sentence)
-st.caption(f"Traffic from spec.cost.requestsPerDay ({rpd:,}); a self-hosted target is paid by "
+st.caption(("The traffic profile's day spread evenly" if c["slo"] and c["traffic"] else
+            f"Traffic from spec.cost.requestsPerDay ({rpd:,})")
+           + "; a self-hosted target is paid by "
            "the hour for each instance, busy or not (utilisation: the share of the instances' "
            "measured capacity this traffic uses).")
 

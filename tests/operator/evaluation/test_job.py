@@ -145,3 +145,18 @@ def test_labels_are_valid_for_the_longest_accepted_name() -> None:
         assert len(job["metadata"]["name"]) <= 63 and len(sa["metadata"]["name"]) <= 253
     assert jobs[0]["metadata"]["labels"]["slam.dev/evaluation"] != \
         jobs[1]["metadata"]["labels"]["slam.dev/evaluation"]
+
+
+def test_a_traffic_profile_in_a_configmap_is_mounted_and_the_spec_names_the_file() -> None:
+    job = build(cost={"slo": {"ttftMs": 800}, "trafficProfile": {
+        "configMap": {"name": "api-usage", "key": "usage.csv"}, "timezone": "Europe/Berlin"}})
+    pod = job["spec"]["template"]["spec"]
+    evaluation = json.loads(env_of(job)["SLAM_EVALUATION"]["value"])
+    assert evaluation["spec"]["cost"]["trafficProfile"] == {
+        "file": "/etc/slam/traffic/usage.csv", "timezone": "Europe/Berlin"}
+    assert evaluation["spec"]["cost"]["slo"]["ttftMs"] == 800
+    volume = next(v for v in pod["volumes"] if v["name"] == "traffic")
+    assert volume["configMap"] == {"name": "api-usage",
+                                   "items": [{"key": "usage.csv", "path": "usage.csv"}]}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "traffic")
+    assert mount == {"name": "traffic", "mountPath": "/etc/slam/traffic", "readOnly": True}

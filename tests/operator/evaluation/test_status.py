@@ -372,3 +372,24 @@ def test_the_job_is_told_what_serves_each_target_and_states_are_timed_by_the_tar
     [s] = status.target_states(observed(started(3, "Running"), job=job(),
                                         model_deployments={"mistral-7b": None}))
     assert s["available"] is False and s["reason"] == "ModelDeployment mistral-7b not found"
+
+
+def test_the_status_summary_carries_goodput_and_the_monthly_costs_at_the_slo() -> None:
+    from slam import goodput, summary
+    from slam.api.evaluation import TargetSummary
+    from slam_operator.evaluation.status import summary_status
+    from tests.engine.test_goodput import capacity_run, probes_for
+
+    slo = goodput.Slo(ttft_ms=800)
+    hourly = [0] * 8 + [14400] * 10 + [0] * 6
+    rep = summary.compute(capacity_run({"ttftMs": 800}, probes_for(4, [1, 2, 4, 8, 6, 5], slo),
+                                       {"hourly": hourly}))
+    rows = {r["target"]: r for r in summary_status(rep)["summary"]}
+    small = rows["small"]
+    assert small["goodputRPS"] == 4.0
+    assert small["monthlyUSD"] == round(1.006 * 730, 2)
+    assert small["monthlyScaleToZeroUSD"] == round(10 * 1.006 * 730 / 24, 2)
+    assert small["breakEvenRequestsPerDay"] == round(10 * 1.006 / 0.027)
+    assert "goodputRPS" not in rows["gpt4"]  # an API target has no capacity search
+    for row in rows.values():  # what the CRD's status schema accepts
+        TargetSummary.model_validate(row)
