@@ -8,7 +8,8 @@ cores, GuideLLM's worker processes take CPU from the server: its goodput came ou
 A calibration at concurrency 1 gives one request's e2e latency E; then, for SLOs on e2e latency
 of 8 E, 2.5 E and 1.3 E (95% of requests), each tool searches for the highest concurrency that
 meets it (start 1, double, bisect; at most 6 levels up to 8; N requests a level) and reports its
-goodput there. A last SLO of 0.7 E is below one request's own p95: met at no level, goodput 0. GuideLLM 0.8.1 runs from its own virtual environment (bench/peer.py).
+goodput there. A last SLO of 0.7 E is below one request's own p95: met at no level, goodput 0.
+GuideLLM 0.8.1 runs from its own virtual environment (bench/peer.py).
 
 Printed: each tool's highest passing concurrency and goodput per SLO, and the ratio ours /
 GuideLLM. They agree when the passing levels are equal or one search step apart (the searches
