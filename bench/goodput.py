@@ -17,9 +17,10 @@ bisect to the nearest level; on a server that answers one request at a time, nei
 levels are near the threshold by construction). Goodput should fall as the SLO tightens.
 Nothing here asserts.
 
-Workload: both ask for T output tokens and get them. Ours sends a chat request asking for a long
-answer; GuideLLM sends text completions of synthetic text of about the same prompt length (its
-chat requests carry content as a list of parts, which llama.cpp's Python server refuses).
+Workload: both ask for T output tokens and get them, every request with a prompt of its own. Ours
+sends chat requests (16 random words and "Write a long story about these."); GuideLLM sends text
+completions of its synthetic text of about the same length (its chat requests carry content as a
+list of parts, which llama.cpp's Python server refuses).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import asyncio
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,21 +49,28 @@ from slam.loadgen import Work, drive  # noqa: E402
 from slam.promptsets import PromptItem  # noqa: E402
 from tests.servers import free_port, smollm2_path, spawn, stop, wait_http  # noqa: E402
 
-PROMPT = PromptItem("story", ({"role": "user", "content":
-                               "Write a long story about a dragon who learns to cook."},))
-PROMPT_TOKENS = 24
+# Every request a different prompt, as GuideLLM's synthetic data: llama.cpp keeps the last
+# prompt's KV cache, so one prompt sent again and again skips its prefill and overstates what
+# the server sustains (by about 40% here at concurrency 2: 1.7 vs 1.2 requests/s).
+WORDS = ["apple", "river", "stone", "cloud", "piano", "tiger", "lemon", "candle", "forest",
+         "rocket", "silver", "garden", "window", "marble", "harbor", "violet", "engine",
+         "meadow", "lantern", "copper"]
+RNG = random.Random(0)
+PROMPTS = [PromptItem(f"p{i}", ({"role": "user", "content": " ".join(
+    RNG.choice(WORDS) for _ in range(16)) + ". Write a long story about these."},))
+    for i in range(256)]
 
 
 def ours(endpoint: Endpoint, slo: goodput.Slo, search: goodput.Search, max_tokens: int
          ) -> goodput.Capacity:
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, max_retries=0,
                               timeout_seconds=300)
-    probes = asyncio.run(goodput.measure(endpoint, [PROMPT], params, slo, search))
+    probes = asyncio.run(goodput.measure(endpoint, PROMPTS, params, slo, search))
     return goodput.outcome(probes, slo, search)
 
 
 def theirs(base_url: str, alias: str, slo: goodput.Slo, search: goodput.Search,
-           max_tokens: int) -> list[dict]:
+           max_tokens: int, prompt_tokens: int) -> list[dict]:
     """GuideLLM's goodput profile: one dict per probe (streams, attainment, goodput, passed)."""
     exe = peer.ensure_guidellm()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +86,7 @@ def theirs(base_url: str, alias: str, slo: goodput.Slo, search: goodput.Search,
                          f"tolerance={search.tolerance},target_attainment={slo.attainment}",
             "--metrics", json.dumps({"kind": "generative", "slo": objectives}),
             "--constraint", f"kind=max_requests,count={search.requests_per_probe}",
-            "--data", f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},"
+            "--data", f"kind=synthetic_text,prompt_tokens={prompt_tokens},"
                       f"output_tokens={max_tokens}",
             "--tokenizer", f"kind=huggingface_auto,model={peer.tokenizer_dir()}",
             "--output", f"kind=json,path={out}",
@@ -98,7 +108,9 @@ def theirs(base_url: str, alias: str, slo: goodput.Slo, search: goodput.Search,
                   - min(t["request_start"] for t in timings)) if timings else 0.0
         good = sum((t["request_end"] - t["request_start"]) * 1000 <= (slo.e2e_ms or math.inf)
                    for t in timings)
+        prompt = (metrics.get("prompt_token_count") or {}).get("successful") or {}
         probes.append({"streams": b["config"]["strategy"]["streams"],
+                       "prompt_tokens": prompt.get("mean"),
                        "attainment": attainment, "goodput": rate.get("mean") or 0.0,
                        "ours_of_theirs": good / window if window else 0.0,
                        "passed": attainment is not None and attainment >= slo.attainment})
@@ -126,13 +138,20 @@ def main() -> None:
             wait_http(f"{base_url}/models", proc, log, timeout=120)
             endpoint = Endpoint("smol", base_url, alias)
             records: list = []
-            asyncio.run(drive(endpoint, [Work(PROMPT, i) for i in range(8)], GenerationParams(
+            asyncio.run(drive(endpoint, [Work(p, 0) for p in PROMPTS[-8:]], GenerationParams(
                 max_tokens=args.max_tokens, temperature=0.0, max_retries=0, timeout_seconds=300),
                 concurrency=1, on_record=records.append))
             e = float(np.percentile([r.e2e_ms for r in records], 95))
             tokens = np.mean([r.completion_tokens or 0 for r in records])
+            # GuideLLM's synthetic prompts as long as ours are once the chat template is
+            # applied (the server's count), so both tools ask the server for the same work.
+            prompt_tokens = round(float(np.mean([httpx.post(
+                f"{base_url}/chat/completions", timeout=120, json={
+                    "model": alias, "messages": list(p.messages), "max_tokens": 1,
+                }).json()["usage"]["prompt_tokens"] for p in PROMPTS[:4]])))
             print(f"calibration: one request at a time, e2e p95 {e:.0f} ms, "
-                  f"{tokens:.1f} output tokens (max_tokens {args.max_tokens})", flush=True)
+                  f"{tokens:.1f} output tokens (max_tokens {args.max_tokens}), {prompt_tokens} "
+                  "prompt tokens", flush=True)
             print(f"{'SLO (e2e, 95%)':>16} {'tool':>9} {'levels':>18} {'best':>5} "
                   f"{'goodput/s':>9} {'wall s':>6}")
             for mult in (8.0, 2.5, 1.3, 0.7):
@@ -140,7 +159,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 mine = ours(endpoint, slo, search, args.max_tokens)
                 t1 = time.perf_counter()
-                gl = theirs(base_url, alias, slo, search, args.max_tokens)
+                gl = theirs(base_url, alias, slo, search, args.max_tokens, prompt_tokens)
                 t2 = time.perf_counter()
                 gl_best = max((p for p in gl if p["passed"]), key=lambda p: p["streams"],
                               default=None)
@@ -158,7 +177,8 @@ def main() -> None:
                 step = abs((mine.best.concurrency if mine.best else 0)
                            - (gl_best["streams"] if gl_best else 0))
                 if gl_best:
-                    print(f"{'':>16} GuideLLM's requests at its best level, counted as ours "
+                    print(f"{'':>16} GuideLLM's requests at its best level ("
+                          f"{gl_best['prompt_tokens'] or 0:.0f} prompt tokens), counted as ours "
                           f"counts (conforming / first start to last end): "
                           f"{gl_best['ours_of_theirs']:.2f}/s", flush=True)
                 print(f"{'':>16} ours / GuideLLM goodput x{ratio:.2f}; best levels "

@@ -238,5 +238,9 @@ def replicas_by_hour(rep: EvaluationReport) -> list[dict]:
 
 def spend_rows(rep: EvaluationReport) -> list[dict]:
     """What the run itself cost per target, with the arithmetic."""
-    return [{"target": t.target, "spent": t.run_spend.usd, "how": t.run_spend.how}
+    rows = [{"target": t.target, "spent": t.run_spend.usd, "how": t.run_spend.how}
             for t in rep.targets if t.run_spend is not None]
+    if rep.judge_spend is not None:
+        rows.append({"target": rep.judge_spend_note, "spent": rep.judge_spend.usd,
+                     "how": rep.judge_spend.how})
+    return rows

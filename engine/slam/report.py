@@ -146,12 +146,17 @@ def decision_lines(rep: EvaluationReport) -> list[str]:
 def spend_lines(rep: EvaluationReport) -> list[str]:
     """What the run itself cost, target by target, with the arithmetic."""
     spent = [t for t in rep.targets if t.run_spend is not None]
-    if not spent:
+    if not spent and rep.judge_spend is None:
         return []
     lines = ["## What this run cost", ""]
     lines += [f"- {_name(t)}: {_usd(t.run_spend.usd)} = {t.run_spend.how}"
               for t in spent if t.run_spend is not None]
-    lines += [f"- **in all: {_usd(rep.run_spend_usd)}** (the judge's calls not counted)", ""]
+    if rep.judge_spend is not None:
+        lines.append(f"- {rep.judge_spend_note}: {_usd(rep.judge_spend.usd)} = "
+                     f"{rep.judge_spend.how}")
+    elif rep.judge_spend_note:
+        lines.append(f"- {rep.judge_spend_note}")
+    lines += [f"- **in all: {_usd(rep.run_spend_usd)}**", ""]
     return lines
 
 

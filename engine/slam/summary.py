@@ -116,10 +116,15 @@ class EvaluationReport:
     def leader(self) -> str:
         return self.recommendation or "none"
 
+    judge_spend: cost.Spend | None = None  # the judge's own calls, at its API price
+    judge_spend_note: str = ""  # what the judge's calls cost, or why it is not counted
+
     @property
     def run_spend_usd(self) -> float | None:
-        """What the run cost on the targets with a price (the judge's calls not counted)."""
+        """What the run cost on the targets with a price, and the judge's calls."""
         spent = [t.run_spend.usd for t in self.targets if t.run_spend is not None]
+        if self.judge_spend is not None:
+            spent.append(self.judge_spend.usd)
         return sum(spent) if spent else None
 
 
@@ -196,6 +201,40 @@ def target_cost(t: dict, stats_row, pricing_client: Any = None) -> cost.CostEsti
     hourly = pricing.instance_hourly_usd(instance, client=pricing_client) if instance else None
     return cost.self_hosted_cost(t["name"], hourly, details.get("replicas") or 1,
                                  stats_row.throughput_rps, instance)
+
+
+def judge_spend(spec: dict, targets: list[dict], judgments: list[dict], scores: list[dict]
+                ) -> tuple[cost.Spend | None, str]:
+    """What the judge's own calls cost: its reported tokens at its API price; a target serving
+    as the judge is already counted as that target (its tokens or its instance time)."""
+    judge = (spec.get("scorers") or {}).get("judge") or {}
+    if not judge:
+        return None, ""
+    rows = [j for j in judgments] + [
+        {"prompt_tokens": (s.get("raw") or {}).get("prompt_tokens"),
+         "completion_tokens": (s.get("raw") or {}).get("completion_tokens")}
+        for s in scores if s["scorer"] == JUDGE_GRADE and isinstance(s.get("raw"), dict)]
+    if not rows:
+        return None, ""
+    if judge.get("target"):
+        t = next((t for t in targets if t["name"] == judge["target"]), None)
+        if t is None or t["kind"] != "external":
+            return None, (f"the judge is target {judge['target']}, whose instance time is "
+                          "counted above")
+        price = pricing.token_price(t["model"], (t.get("details") or {}).get("pricing"))
+        model = t["model"]
+    else:
+        external = judge.get("external") or {}
+        model = external.get("model", "")
+        price = pricing.token_price(model, external.get("pricing"))
+    if price is None:
+        return None, (f"the judge's calls: no price for {model} (set its pricing) — not counted")
+    reported = sum(r.get("completion_tokens") is not None for r in rows)
+    spend = cost.api_spend(price, rows)
+    assert spend is not None
+    note = f"the judge ({model}, {len(rows)} calls" + (
+        f", {len(rows) - reported} without reported tokens" if reported < len(rows) else "") + ")"
+    return spend, note
 
 
 def run_spend(t: dict, rows: list[dict], rep: TargetReport,
@@ -422,6 +461,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
                                        basis=BASIS_ASSIGNED if raters else BASIS_FIRST))
     method = "; ".join(parts) or "no candidates"
     target, reason = recommend(reports, run.reference, method)
+    spent_on_judge, judge_note = judge_spend(spec, data.targets, judgments, data.scores)
     basis = rank(reports)
     return EvaluationReport(
         run.evaluation, run.run_id, run.reference, reports, target, reason, rpd, hpm,
@@ -430,6 +470,7 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
         rank_basis=basis, method=method, notes=notes, criteria=by_criterion,
         plan=plan(dspec, len(candidates), len({r["prompt_id"] for r in data.responses})),
         slo=slo, search=search if slo else None, traffic_profile=profile,
+        judge_spend=spent_on_judge, judge_spend_note=judge_note,
     )
 
 

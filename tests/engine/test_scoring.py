@@ -184,3 +184,35 @@ def test_loading_the_embedding_model_draws_no_progress_bar(capfd) -> None:
     load_model(DEFAULT_MODEL)
     out, err = capfd.readouterr()
     assert "Loading weights" not in out + err
+
+
+def test_the_judges_own_calls_are_priced_from_the_tokens_it_reported(
+        stub: Stub, tmp_path: Path) -> None:
+    """Issue 29 item 4: what the run cost includes an API judge's calls, retries included."""
+    from slam import report
+    spec = {"scorers": {"judge": {"external": {
+        "baseUrl": stub.base_url, "model": "judge-garbage",
+        "pricing": {"inputPerMTokensUSD": 2.0, "outputPerMTokensUSD": 8.0}}}}}
+    store, run = seeded_store(f"sqlite:///{tmp_path / 'r.db'}", spec=spec)
+    stub.reset()
+    judged(stub, store, run, "garbage")  # every verdict asked twice (unparseable)
+    rows = store.judgments(run)
+    assert len(rows) == 2 * 2 * N
+    # Both attempts counted: the retry's completion as long as the first one's.
+    assert all(j["completion_tokens"] and j["completion_tokens"] % 2 == 0 for j in rows)
+    assert all(j["prompt_tokens"] and j["prompt_tokens"] > 0 for j in rows)
+    tin = sum(j["prompt_tokens"] for j in rows)
+    tout = sum(j["completion_tokens"] for j in rows)
+    rep = summary.build(store, run)
+    assert rep.judge_spend is not None
+    assert rep.judge_spend.usd == pytest.approx((tin * 2.0 + tout * 8.0) / 1e6)
+    targets = sum(t.run_spend.usd for t in rep.targets if t.run_spend)
+    assert rep.run_spend_usd == pytest.approx(targets + rep.judge_spend.usd)
+    md = report.to_markdown(rep)
+    assert f"- the judge (judge-garbage, {len(rows)} calls): $" in md
+    assert f"{tin:,} input tokens × $2/M + {tout:,} output tokens × $8/M" in md
+    # A target acting as the judge is already counted as that target.
+    spend, note = summary.judge_spend(
+        {"scorers": {"judge": {"target": "good"}}},
+        [{"name": "good", "kind": "modelDeployment", "model": "good"}], rows, [])
+    assert spend is None and "target good, whose instance time is counted above" in note

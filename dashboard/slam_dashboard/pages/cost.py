@@ -48,8 +48,8 @@ if not c["spend"].empty:
     st.subheader(f"What this run cost: ${c['spend_total']:,.4f}")
     st.table(c["spend"].set_index("target").style.format({"spent": "${:,.4f}"}))
     st.caption("An API target's tokens at its price; a self-hosted target's instance-hours × "
-               "price × replicas for as long as the run kept it up. The judge's calls are not "
-               "counted.")
+               "price × replicas for as long as the run kept it up; an API judge's tokens at "
+               "its price.")
 points = c["points"]
 if points.empty:
     st.info("Appears once a target has both a price and measured requests.")

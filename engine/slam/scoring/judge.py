@@ -84,12 +84,22 @@ class JudgeReply:
     parse_status: str  # ok | unparseable | error
     value: str | float | None  # pairwise: first|second|tie; single: 1-10
     attempts: int
+    prompt_tokens: int | None = None  # over every attempt, as the judge's server reported them
+    completion_tokens: int | None = None
 
 
 async def _ask(client: AsyncOpenAI, endpoint: Endpoint, system: str, user: str,
                parse, options: str, max_tokens: int) -> JudgeReply:
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     raw = None
+    used: list[int | None] = [None, None]  # prompt, completion tokens over the attempts
+
+    def count(usage: object) -> None:
+        for i, name in enumerate(("prompt_tokens", "completion_tokens")):
+            n = getattr(usage, name, None) if usage is not None else None
+            if isinstance(n, int):
+                used[i] = (used[i] or 0) + n
+
     for attempt in (1, 2):
         try:
             resp = await client.chat.completions.create(
@@ -99,14 +109,15 @@ async def _ask(client: AsyncOpenAI, endpoint: Endpoint, system: str, user: str,
             message = f"{type(e).__name__}: {e}"
             if endpoint.api_key:
                 message = message.replace(endpoint.api_key, "***")
-            return JudgeReply(message[:2000], "error", None, attempt)
+            return JudgeReply(message[:2000], "error", None, attempt, *used)
+        count(getattr(resp, "usage", None))
         raw = (resp.choices[0].message.content or "") if resp.choices else ""
         value = parse(raw)
         if value is not None:
-            return JudgeReply(raw, "ok", value, attempt)
+            return JudgeReply(raw, "ok", value, attempt, *used)
         messages = [*messages, {"role": "assistant", "content": raw},
                     {"role": "user", "content": RETRY_NOTE.format(options=options)}]
-    return JudgeReply(raw, "unparseable", None, 2)
+    return JudgeReply(raw, "unparseable", None, 2, *used)
 
 
 async def judge_pair(client: AsyncOpenAI, endpoint: Endpoint, question: str, first: str,

@@ -153,7 +153,8 @@ async def score_judge(store: Store, run_pk: int, cfg: ScoringConfig,
         await asyncio.to_thread(store.save_judgments, run_pk, [{
             "prompt_id": prompt_id, "sample": sample, "judge": cfg.judge_name, "first": first,
             "second": second, "verdict": reply.value, "parse_status": reply.parse_status,
-            "raw": reply.raw}])
+            "raw": reply.raw, "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens}])
         result.judgments += 1
         result.unparseable += reply.parse_status == "unparseable"
         result.errors += reply.parse_status == "error"
@@ -168,7 +169,9 @@ async def score_judge(store: Store, run_pk: int, cfg: ScoringConfig,
         await asyncio.to_thread(store.save_scores, [{
             "response_id": r["id"], "scorer": JUDGE_GRADE, "score": reply.value,
             "passed": None, "reason": reply.parse_status,
-            "raw": {"text": reply.raw, "judge": cfg.judge_name}}])
+            "raw": {"text": reply.raw, "judge": cfg.judge_name,
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens}}])
         result.grades += 1
         result.unparseable += reply.parse_status == "unparseable"
         result.errors += reply.parse_status == "error"

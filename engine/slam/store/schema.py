@@ -165,6 +165,8 @@ class Judgment(Base):
     verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # first|second|tie
     parse_status: Mapped[str] = mapped_column(String(32))  # ok | unparseable | error
     raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the judge's
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -1,4 +1,5 @@
-"""capacity probes: the load levels of each target's capacity search at the run's SLO
+"""capacity probes (the load levels of each target's capacity search at the run's SLO), and the
+judge's token usage per verdict
 
 Revision ID: 0005
 Revises: 0004
@@ -35,7 +36,13 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['run_pk'], ['runs.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('run_pk', 'target', 'number'),
     )
+    with op.batch_alter_table('judgments') as batch:
+        batch.add_column(sa.Column('prompt_tokens', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('completion_tokens', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('judgments') as batch:
+        batch.drop_column('completion_tokens')
+        batch.drop_column('prompt_tokens')
     op.drop_table('capacity_probes')
