@@ -44,12 +44,6 @@ def at_the_slo() -> None:
 
 if c["slo"]:
     at_the_slo()
-if not c["spend"].empty:
-    st.subheader(f"What this run cost: ${c['spend_total']:,.4f}")
-    st.table(c["spend"].set_index("target").style.format({"spent": "${:,.4f}"}))
-    st.caption("An API target's tokens at its price; a self-hosted target's instance-hours × "
-               "price × replicas for as long as the run kept it up; an API judge's tokens at "
-               "its price.")
 points = c["points"]
 if points.empty:
     st.info("Appears once a target has both a price and measured requests.")
@@ -121,3 +115,9 @@ if len(quality) > 1:
     fig.update_layout(legend_title_text="")
     st.plotly_chart(fig, width="stretch")
     st.caption("On the frontier: no other target is both better and cheaper.")
+if not c["spend"].empty:
+    st.subheader(f"What this run cost: ${c['spend_total']:,.4f}")
+    st.table(c["spend"].set_index("target").style.format({"spent": "${:,.4f}"}))
+    st.caption("An API target's tokens at its price; a self-hosted target's instance-hours × "
+               "price × replicas for as long as the run kept it up; an API judge's tokens at "
+               "its price.")
