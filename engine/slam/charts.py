@@ -195,14 +195,12 @@ def slo_costs(rep: EvaluationReport) -> list[dict]:
     starts as SLO misses) and break-even; an API target's monthly cost on the same traffic."""
     if rep.slo is None:
         return []
-    days = rep.hours_per_month / 24.0
     per_day = rep.traffic_profile.per_day if rep.traffic_profile else rep.requests_per_day
     rows = []
     for t in rep.targets:
         c = t.cost
         if t.kind != "self-hosted":
-            monthly = (c.per_request_usd * per_day * days
-                       if c is not None and c.per_request_usd is not None else None)
+            monthly = c.monthly_usd(per_day, rep.hours_per_month) if c is not None else None
             rows.append({"target": t.target, "kind": "api", "goodput/s per replica": None,
                          "at concurrency": None, "always-on $/month": monthly,
                          "scale-to-zero $/month": monthly, "cold starts/day": None,

@@ -22,6 +22,7 @@ interrupted by a restart goes on from the probes in the store.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,11 @@ class Probe:
     def throughput_rps(self) -> float:
         ok = self.requests - self.failed
         return ok / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_row(cls, row: dict) -> Probe:
+        """A probe as the store's capacity_probes table holds it."""
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
     def passed(self, slo: Slo) -> bool:
         return self.attainment is not None and self.attainment >= slo.attainment

@@ -196,9 +196,7 @@ def capacity_targets(plan: RunPlan) -> list[TargetRun]:
 
 
 def stored_probes(store: Store, run_pk: int, target: str) -> list[goodput.Probe]:
-    fields = {f.name for f in dataclasses.fields(goodput.Probe)}
-    return [goodput.Probe(**{k: v for k, v in row.items() if k in fields})
-            for row in store.capacity_probes(run_pk, target)]
+    return [goodput.Probe.from_row(row) for row in store.capacity_probes(run_pk, target)]
 
 
 async def search_capacity(plan: RunPlan, store: Store, run_pk: int,

@@ -300,10 +300,8 @@ def compute(data: RunData, *, seed: int = 0, pricing_client: Any = None) -> Eval
     slo = goodput.Slo.from_spec(cost_spec.get("slo"))
     search = goodput.Search.from_spec(cost_spec.get("capacitySearch"))
     probes: dict[str, list[goodput.Probe]] = {}
-    fields_ = {f.name for f in dataclasses.fields(goodput.Probe)}
     for row in data.capacity:
-        probes.setdefault(row["target"], []).append(
-            goodput.Probe(**{k: v for k, v in row.items() if k in fields_}))
+        probes.setdefault(row["target"], []).append(goodput.Probe.from_row(row))
     targets = sorted(data.targets, key=lambda t: (not t["is_reference"], t["name"]))
     names = [t["name"] for t in targets]
     rng = np.random.default_rng(seed)

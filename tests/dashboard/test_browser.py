@@ -510,6 +510,18 @@ def test_a_finished_prompt_set_says_ratings_cannot_change_the_decision(tmp_path:
         assert Store.open(url).ratings(run) and len(Store.open(url).ratings(run)) == 32
 
 
+def cost_page(browser, base: str, heading: str, height: int):
+    """The cost page as the owner sees it, once `heading` and its first chart are drawn."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    sign_in(page, base, ADMIN_TOKEN)
+    page.get_by_text("Which answer is better?").wait_for()
+    page.get_by_role("link", name="Cost").click()
+    page.get_by_text(heading).wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    wait_idle(page)
+    return page
+
+
 def test_the_cost_page_explains_the_one_instance_floor_with_readable_axes(tmp_path: Path,
                                                                            browser) -> None:
     """Two self-hosted models on the same CPU instance, one twice as fast (issue 35: $/1k
@@ -538,13 +550,7 @@ def test_the_cost_page_explains_the_one_instance_floor_with_readable_axes(tmp_pa
                                    prompt_tokens=20, completion_tokens=40, text="ok")
                      for t, step in (("smollm2", 1.0), ("gemma3", 2.0)) for i in range(n)])
     with streamlit(tmp_path, store_url=url) as (base, _, _):
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        sign_in(page, base, ADMIN_TOKEN)
-        page.get_by_text("Which answer is better?").wait_for()
-        page.get_by_role("link", name="Cost").click()
-        page.get_by_text("A month at 10,000 requests/day").wait_for()
-        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-        wait_idle(page)
+        page = cost_page(browser, base, "A month at 10,000 requests/day", 1400)
         body = re.sub(r"\s+", " ", page.inner_text("body"))
         month = "$130.31"  # c7i.xlarge at $0.1785/h, 730 h
         for target in ("smollm2", "gemma3"):
@@ -709,13 +715,8 @@ def test_the_cost_page_shows_the_cost_at_the_slo_on_the_teams_traffic(tmp_path: 
         store.save_capacity_probe(run, "small", number, goodput.Probe(
             c, 32, 0, 32, good, 16.0, 300.0, 20.0, 1500.0))
     with streamlit(tmp_path, store_url=url) as (base, _, _):
-        page = browser.new_page(viewport={"width": 1280, "height": 1800})
-        sign_in(page, base, ADMIN_TOKEN)
-        page.get_by_text("Which answer is better?").wait_for()
-        page.get_by_role("link", name="Cost").click()
-        page.get_by_text("At the SLO: TTFT ≤ 800 ms, e2e ≤ 4000 ms for 95% of requests").wait_for()
-        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-        wait_idle(page)
+        page = cost_page(browser, base,
+                         "At the SLO: TTFT ≤ 800 ms, e2e ≤ 4000 ms for 95% of requests", 1800)
         rows = [re.sub(r"\s+", " ", r) for r in
                 page.locator('[data-testid="stTable"]').first.locator("tr").all_inner_texts()]
         small = next(r for r in rows if r.startswith("small"))
