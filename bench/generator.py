@@ -5,10 +5,13 @@
 1. Harness overhead: our request path (openai async client, streaming, per-token timing, records)
    against a minimal raw `httpx` streaming loop, same stub, same workload, rounds interleaved.
    Prints the end-to-end latency ratio (ours / raw) at concurrency 1 and 64. Target <= 1.05.
-2. Capacity: constant-rate arrivals at increasing rates; for each, the p99 of our own schedule
-   lag (how late a request went out). Prints the highest rate whose lag p99 <= 5 ms. Target
-   >= 1,000 requests/s.
-3. Peer (--peer): the same constant-rate workload through GuideLLM (installed in its own
+2. CPU per request: CPU seconds this process (and any generator processes it started) spent
+   per request, ours against the raw loops, at concurrency 64: the cost that decides how many
+   requests/s one core can schedule, measured apart from how busy the machine is.
+3. Capacity: constant-rate arrivals at increasing rates, with one generator process and with
+   one per core; for each, the p99 of our own schedule lag (how late a request went out).
+   Prints the highest rate whose lag p99 <= 5 ms. Target >= 1,000 requests/s.
+4. Peer (--peer): the same constant-rate workload through GuideLLM (installed in its own
    virtual environment by bench/peer_guidellm.sh), against the same stub: achieved rate and
    rate accuracy, ours as a ratio to theirs.
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -48,11 +53,18 @@ MAX = Arrival()
 
 
 async def ours(base_url: str, n: int, concurrency: int, params: GenerationParams,
-               arrival: Arrival = MAX) -> list[RequestRecord]:
+               arrival: Arrival = MAX, processes: int = 1) -> list[RequestRecord]:
     records: list[RequestRecord] = []
     await drive(Endpoint("t", base_url, "stub"), work(n), params, concurrency=concurrency,
-                arrival=arrival, on_record=records.append)
+                arrival=arrival, on_record=records.append, processes=processes)
     return records
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the generator processes)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 async def raw_httpx(base_url: str, n: int, concurrency: int, max_tokens: int) -> list[float]:
@@ -119,16 +131,54 @@ def overhead(stub: Stub, rounds: int, n_per_conc: dict[int, int]) -> None:
     print("ratio = our mean end-to-end latency / the baseline's (target <= 1.05)")
 
 
-def capacity(stub: Stub, rates: list[int], seconds: float) -> int:
+def cpu_per_request(stub: Stub, rounds: int, n: int, concurrency: int = 64) -> None:
+    params = GenerationParams(max_tokens=stub.tokens, temperature=0, timeout_seconds=60)
+    print(f"\n2. CPU per request: {n} requests at concurrency {concurrency}, {stub.tokens} "
+          f"streamed tokens each, {rounds} interleaved rounds (the stub runs in its own process)")
+    runs = {
+        "raw httpx": lambda: asyncio.run(raw_httpx(stub.base_url, n, concurrency, stub.tokens)),
+        "raw aiohttp": lambda: asyncio.run(raw_aiohttp(stub.base_url, n, concurrency,
+                                                       stub.tokens)),
+        "ours": lambda: asyncio.run(ours(stub.base_url, n, concurrency, params)),
+        "ours, 2 processes": lambda: asyncio.run(ours(stub.base_url, n, concurrency, params,
+                                                      processes=2)),
+    }
+    spent: dict[str, list[float]] = {name: [] for name in runs}
+    startup: list[float] = []
+    for _ in range(rounds):
+        for name, run in runs.items():
+            c0 = cpu_seconds()
+            run()
+            spent[name].append((cpu_seconds() - c0) / n * 1e6)
+        # The processes' start-up (interpreter, imports), paid once per target and run: two
+        # processes sending one request each.
+        c0 = cpu_seconds()
+        asyncio.run(ours(stub.base_url, 2, 2, params, processes=2))
+        startup.append(cpu_seconds() - c0)
+    spent["ours, 2 processes"] = [
+        us - s / n * 1e6 for us, s in zip(spent["ours, 2 processes"], startup, strict=True)]
+    base = statistics.median(spent["raw aiohttp"])
+    print(f"{'client':>18} {'CPU us/request':>14} {'vs raw aiohttp':>14}")
+    for name, values in spent.items():
+        us = statistics.median(values)
+        print(f"{name:>18} {us:>14.0f} {us / base:>14.2f}")
+    print(f"median over rounds; '2 processes' is net of their start-up, "
+          f"{statistics.median(startup):.2f} CPU s once per run, and includes each record's "
+          f"trip back to this process")
+
+
+def capacity(stub: Stub, rates: list[int], seconds: float, processes: int) -> int:
     params = GenerationParams(max_tokens=1, temperature=0, timeout_seconds=60, max_retries=0)
-    print(f"\n2. Capacity: constant arrivals for {seconds:g} s per rate; 1-token answers")
+    print(f"\n3. Capacity, {processes} generator process{'es' if processes > 1 else ''}: "
+          f"constant arrivals for {seconds:g} s per rate; 1-token answers")
     print(f"{'rate/s':>7} {'sent':>6} {'achieved/s':>10} {'lag p50 ms':>10} {'lag p99 ms':>10} "
           f"{'errors':>6}")
     best = 0
     for rate in rates:
         n = int(rate * seconds)
         t0 = time.perf_counter()
-        recs = asyncio.run(ours(stub.base_url, n, 4096, params, Arrival("constant", rate)))
+        recs = asyncio.run(ours(stub.base_url, n, 4096, params, Arrival("constant", rate),
+                                processes=processes))
         starts = sorted(r.started_at.timestamp() for r in recs)
         achieved = (n - 1) / (starts[-1] - starts[0]) if n > 1 else 0
         lags = np.array([r.schedule_lag_ms for r in recs])
@@ -140,7 +190,8 @@ def capacity(stub: Stub, rates: list[int], seconds: float) -> int:
             best = rate
         else:
             break
-    print(f"highest rate with schedule lag p99 <= 5 ms: {best} requests/s (target >= 1,000)")
+    print(f"highest rate with schedule lag p99 <= 5 ms, {processes} process(es): {best} "
+          f"requests/s (target >= 1,000)")
     return best
 
 
@@ -154,12 +205,14 @@ def main() -> None:
         try:
             overhead(stub, rounds=1 if args.quick else 3,
                      n_per_conc={1: 20 if args.quick else 50, 64: 256 if args.quick else 640})
+            cpu_per_request(stub, rounds=1 if args.quick else 3, n=640 if args.quick else 1920)
         finally:
             stub.stop()
         fast = Stub(Path(tmp) / "fast", tokens=1, interval=0.0).start()
         try:
             rates = [250, 500, 1000] if args.quick else [250, 500, 750, 1000, 1250, 1500, 2000]
-            capacity(fast, rates, seconds=2.0 if args.quick else 4.0)
+            for processes in sorted({1, min(2, len(os.sched_getaffinity(0)))}):
+                capacity(fast, rates, seconds=2.0 if args.quick else 4.0, processes=processes)
             if args.peer:
                 from bench import peer
                 peer.compare(fast.base_url, rate=500, seconds=4.0, ours=ours)

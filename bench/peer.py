@@ -89,7 +89,7 @@ def ours_at(base_url: str, rate: int, count: int, ours) -> dict:
 
 def compare(base_url: str, rate: int, seconds: float, ours) -> None:
     count = int(rate * seconds)
-    print(f"\n3. Peer: GuideLLM vs ours, constant {rate} requests/s, {count} requests, same stub")
+    print(f"\n4. Peer: GuideLLM vs ours, constant {rate} requests/s, {count} requests, same stub")
     t0 = time.perf_counter()
     theirs = guidellm(base_url, rate, count)
     t1 = time.perf_counter()

@@ -83,7 +83,7 @@ def build(
                     if t.external.pricing else None}
             targets.append(TargetRun(
                 Endpoint(t.name, t.external.base_url.rstrip("/"), t.external.model, key),
-                t.concurrency, arrival, "external", info))
+                t.concurrency, arrival, t.processes, "external", info))
             continue
         assert t.model_deployment_ref is not None
         md_name = t.model_deployment_ref.name
@@ -103,7 +103,7 @@ def build(
                      "model": md.spec.model.id, "instanceType": md.spec.instance_type,
                      "gpus": md.spec.gpu_count, "replicas": md.spec.replicas}
         targets.append(TargetRun(Endpoint(t.name, endpoints[t.name].rstrip("/"), model),
-                                 t.concurrency, arrival, "modelDeployment", info))
+                                 t.concurrency, arrival, t.processes, "modelDeployment", info))
     if problems:
         raise PlanError("\n".join(problems))
     g = evaluation.spec.generation

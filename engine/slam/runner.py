@@ -28,6 +28,7 @@ class TargetRun:
     endpoint: Endpoint
     concurrency: int = 4
     arrival: Arrival = Arrival()
+    processes: int | None = None  # generator processes (None: as the rate needs)
     kind: str = "external"  # modelDeployment | external
     details: dict = field(default_factory=dict)  # runtime, instance type, pricing (no secrets)
 
@@ -157,7 +158,8 @@ async def execute(
         result.skipped += mine - len(work)
         listener.start(t.name, mine, mine - len(work))
         drivers.append(drive(t.endpoint, work, plan.params, concurrency=t.concurrency,
-                             arrival=t.arrival, on_record=on_record, seed=plan.shard[0]))
+                             arrival=t.arrival, on_record=on_record, seed=plan.shard[0],
+                             processes=t.processes))
     flushing = asyncio.create_task(writer.run())
     flushing.add_done_callback(
         lambda task: None if task.cancelled() or task.exception() is None

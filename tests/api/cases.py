@@ -142,6 +142,8 @@ INVALID: tuple[Case, ...] = (
     Case("ev-poisson-needs-rate",
          _edit(ev, _set("spec.targets.1.arrival", {"process": "poisson"})),
          "spec.targets[1].arrival.rate"),
+    Case("ev-no-generator-process", _edit(ev, _set("spec.targets.1.processes", 0)),
+         "spec.targets[1].processes"),
     Case("ev-scaling-an-external-target",
          _edit(ev, _set("spec.targets.0.scaling", {"replicas": 1})),
          "spec.targets[0].scaling"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -170,6 +171,22 @@ class ExternalEndpoint(ApiModel):
     )
 
 
+# Requests/s one load-generator process is planned for: what one held at schedule lag p99 <= 5 ms
+# on the slowest machine of our kind it was measured on (250; 1,000 on another), see
+# bench/generator.py.
+GENERATOR_RATE_PER_PROCESS = 250.0
+
+
+def planned_processes(process: str, rate: float | None, processes: int | None) -> int:
+    """Generator processes a target's load is planned for: `processes` when set, else one per
+    GENERATOR_RATE_PER_PROCESS requests/s of a scheduled rate (one for `max`)."""
+    if processes:
+        return processes
+    if process == "max" or not rate:
+        return 1
+    return max(1, math.ceil(rate / GENERATOR_RATE_PER_PROCESS))
+
+
 class ArrivalSpec(ApiModel):
     """How requests are sent: as fast as concurrency allows, at a constant rate, or Poisson."""
 
@@ -223,10 +240,21 @@ class Target(ApiModel):
     arrival: ArrivalSpec | None = Field(
         default=None, description="Arrival process (default: as fast as concurrency allows)."
     )
+    processes: int | None = Field(
+        default=None,
+        description="Load-generator processes sending this target's requests, each with its "
+        "share of the schedule and of the concurrency (default: one per 250 requests/s of a "
+        "constant or Poisson rate, at most one per core the run has; the scoring Job requests "
+        "a CPU for each).", ge=1, le=64)
     scaling: ScalingSpec | None = Field(
         default=None,
         description="Scale this target's ModelDeployment up for the run and back afterwards "
         "(overrides spec.scaling).")
+
+    @property
+    def generator_processes(self) -> int:
+        a = self.arrival or ArrivalSpec()
+        return planned_processes(a.process, a.rate, self.processes)
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

@@ -111,6 +111,13 @@ def _env_from_secret(name: str, ref: SecretKeyRef) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
+def generator_cpus(spec: EvaluationSpec) -> int:
+    """CPUs the scoring Job requests: one for the Job's own process (which drives every target
+    planned for one generator process, and receives the others' records), plus one per
+    generator process of each target that needs several."""
+    return 1 + sum(n for t in spec.targets if (n := t.generator_processes) > 1)
+
+
 def build_scoring_job(inp: JobInput) -> dict:
     spec = inp.spec
     volumes, mounts = [], []
@@ -159,7 +166,9 @@ def build_scoring_job(inp: JobInput) -> dict:
         "image": inp.image,
         "command": ["slam", "job", "run"],
         "env": env,
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+        # A CPU per load-generator process the targets' rates need (they run side by side).
+        "resources": {"requests": {"cpu": str(generator_cpus(spec)), "memory": "2Gi"},
+                      "limits": {"memory": "4Gi"}},
         "terminationMessagePolicy": "FallbackToLogsOnError",
         # The image writes only under /tmp (an emptyDir): the root filesystem stays read-only.
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

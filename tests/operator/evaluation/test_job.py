@@ -160,3 +160,15 @@ def test_a_traffic_profile_in_a_configmap_is_mounted_and_the_spec_names_the_file
                                    "items": [{"key": "usage.csv", "path": "usage.csv"}]}
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "traffic")
     assert mount == {"name": "traffic", "mountPath": "/etc/slam/traffic", "readOnly": True}
+
+
+def test_the_job_requests_a_cpu_per_generator_process_its_rates_need() -> None:
+    def cpu(job: dict) -> str:
+        return job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+
+    assert cpu(build()) == "1"  # both targets as fast as concurrency allows: one process
+    targets = [dict(t) for t in SPEC["targets"]]
+    targets[1]["arrival"] = {"process": "poisson", "rate": 600}  # three generator processes
+    assert cpu(build(targets=targets)) == "4"
+    targets[0]["processes"] = 2
+    assert cpu(build(targets=targets)) == "6"
