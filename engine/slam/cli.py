@@ -171,6 +171,118 @@ def _plan_note(loaded: manifests.Manifests, ev: Evaluation) -> str:
     return f"Evaluation {name}: {row.line()}. Every kind of evidence: slam plan"
 
 
+@app.command()
+def discover(
+    task: str = typer.Option("text-generation", help="The Hub's pipeline tag to list."),
+    search: str | None = typer.Option(None, help="Only model ids containing this text."),
+    max_params: str | None = typer.Option(
+        None, "--max-params", help="Largest parameter count, e.g. 3B or 500M (models whose "
+        "count the Hub does not state are left out)."),
+    license_: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], "--license", help="Allowed licence, as the Hub names it (repeat for several; "
+        "default: any)."),
+    min_downloads: int = typer.Option(0, min=0, help="Fewest downloads (last 30 days)."),
+    min_likes: int = typer.Option(0, min=0, help="Fewest likes."),
+    gated: bool = typer.Option(False, help="Include gated models (they need an HF token)."),
+    runtime: str = typer.Option("vllm", help="Runtime the ModelDeployments use: vllm, tgi or "
+                                "sglang."),
+    instance_type: str = typer.Option("g5.xlarge", help="EKS instance type to fit."),
+    gpus: int = typer.Option(1, min=1, help="GPUs per replica."),
+    quantization: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Quantization to try when the weights as they are do not fit (repeat, in "
+        "order: fp8, bitsandbytes; with tgi also bitsandbytes-nf4, eetq)."),
+    limit: int = typer.Option(5, min=1, help="Candidates to write."),
+    out: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, help="Folder to write the manifests to (default: only print the table)."),
+    evaluation: str = typer.Option("discovered", help="Name of the written Evaluation."),
+    prompt_set: str = typer.Option(
+        "prompts.yaml", help="The Evaluation's spec.promptSet.file (relative to --out)."),
+    reference_model: str = typer.Option("gpt-4", help="The API model to compare with."),
+    reference_base_url: str = typer.Option(
+        "https://api.openai.com/v1", help="Its OpenAI-compatible base URL."),
+) -> None:
+    """Find candidate open models on the Hugging Face Hub and write the manifests to test them.
+
+    Lists the Hub's most downloaded models for the task (HF_ENDPOINT chooses the Hub; HF_TOKEN
+    is sent when set), keeps those that pass the filters, checks each against the instance
+    type's GPU memory with the operator's own fit check, prints the table, and with --out
+    writes a ModelDeployment per fitting candidate and an Evaluation against the reference.
+    """
+    from pydantic import ValidationError
+
+    from slam import discover as disc
+
+    problems = []
+    try:
+        max_parameters = disc.parse_parameters(max_params) if max_params else None
+    except ValueError as e:
+        problems.append(f"--max-params: {e}")
+        max_parameters = None
+    if runtime not in ("vllm", "tgi", "sglang"):
+        problems.append(f"--runtime {runtime}: discovery writes GPU runtimes (vllm, tgi, sglang)")
+    for q in quantization:
+        if q not in disc.ON_THE_FLY:
+            problems.append(f"--quantization {q}: discovery tries the quantizations a runtime "
+                            f"applies to the weights as they are: {', '.join(disc.ON_THE_FLY)}")
+            continue
+        try:
+            disc.deployment_spec("org/model", None, disc.Criteria(runtime=runtime), q)
+        except ValidationError as e:
+            problems.append(f"--quantization {q}: {e.errors()[0]['msg']}")
+    if problems:
+        raise _fail("\n".join(problems), 2)
+    criteria = disc.Criteria(
+        task=task, search=search, max_parameters=max_parameters, licenses=tuple(license_),
+        min_downloads=min_downloads, min_likes=min_likes, gated=gated, runtime=runtime,
+        instance_type=instance_type, gpus=gpus, quantizations=(None, *quantization),
+        limit=limit)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    with err.status("asking the Hub…") as status:
+        found = disc.discover(criteria, endpoint=endpoint, token=os.environ.get("HF_TOKEN"),
+                              on_step=lambda line: status.update(line))
+    table = Table("Model", "Parameters", "Licence", "Downloads", "GPU memory", "Fits",
+                  "$/hour", "Rank", title=f"Candidates on {instance_type} ({gpus} GPU, "
+                  f"{runtime})")
+    for x in found.candidates:
+        mem = "; ".join(f"{o.quantization or 'as is'} ~{o.total_gib:.1f} GiB"
+                        for o in x.options if o.total_gib is not None) or "?"
+        fit = ", ".join(f"{o.quantization or 'as is'}: {o.fits}" for o in x.options) or "?"
+        table.add_row(x.listed.id,
+                      disc.params_text(x.listed.parameters),
+                      x.listed.license or "?", f"{x.listed.downloads:,}", mem, fit,
+                      f"{x.hourly_usd:.3f}" if x.hourly_usd is not None else "?",
+                      x.rank_reason)
+    console.print(table)
+    for model, why in found.dropped:
+        err.print(f"left out {model}: {why}", highlight=False)
+    for warning in found.warnings:
+        err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    fitting = [x for x in found.candidates if x.chosen is not None]
+    if out is None:
+        console.print(f"{len(fitting)} candidate(s) fit; pass --out DIR to write their "
+                      "manifests", highlight=False)
+        return
+    if not fitting:
+        raise _fail("no candidate fits: nothing written (see the table for why)")
+    import yaml
+
+    docs = disc.manifests(fitting, criteria, evaluation=evaluation, prompt_set=prompt_set,
+                          reference=disc.Reference(model=reference_model,
+                                                   base_url=reference_base_url))
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for doc in docs:
+        path = out / f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        written.append(path)
+    console.print(f"wrote {len(written)} manifests to {out}: " +
+                  ", ".join(p.name for p in written), highlight=False, soft_wrap=True)
+    if not (out / prompt_set).exists():
+        console.print(f"next: put the feature's prompts in {out / prompt_set}, create the "
+                      "Secret openai-api-key (key api-key), then `slam validate` and "
+                      "`kubectl apply -f` the folder", highlight=False, soft_wrap=True)
+
+
 @app.command("plan")
 def plan_cmd(
     path: Path = typer.Argument(..., help="Manifest file or folder with the Evaluation."),  # noqa: B008

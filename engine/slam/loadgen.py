@@ -204,19 +204,29 @@ class _Job:
     count: int
 
 
-def _reader(conn, loop: asyncio.AbstractEventLoop, deliver: Callable[[object], None]) -> None:
-    """Hand every message on `conn` to `deliver` in `loop`; None when the other end is gone."""
+def _reader(conn, loop: asyncio.AbstractEventLoop,
+            deliver: Callable[[object], None]) -> None:
+    """Hand every message on `conn` to `deliver` in `loop`, in order; then None when the other
+    end is gone. Messages already waiting go over together: one wake-up of the loop for many."""
     while True:
+        batch: list[object] = []
         try:
-            message = conn.recv()
+            batch.append(conn.recv())
+            while len(batch) < 256 and conn.poll():
+                batch.append(conn.recv())
         except (EOFError, OSError):
-            message = None
+            batch.append(None)
         try:
-            loop.call_soon_threadsafe(deliver, message)
+            loop.call_soon_threadsafe(_deliver_all, deliver, batch)
         except RuntimeError:  # the loop has closed
             return
-        if message is None:
+        if batch[-1] is None:
             return
+
+
+def _deliver_all(deliver: Callable[[object], None], batch: list[object]) -> None:
+    for message in batch:
+        deliver(message)
 
 
 def _worker(conn, job: _Job) -> None:

@@ -8,6 +8,12 @@ as `snapshot_download` lists them: in the model info's `siblings` (older hugging
 the tree API (/api/models/<repo>/tree/<revision>, huggingface_hub 1.x and 2.x), with the
 headers it checks (X-Repo-Commit; for weights, stored in LFS on the Hub, X-Linked-Etag with the
 file's sha256 and X-Linked-Size). Point huggingface_hub at it with HF_ENDPOINT.
+
+The listing API (/api/models, what `HfApi.list_models` reads) pages its answers with a Link
+header as the Hub does, filters by pipeline tag, search text and gated, sorts by downloads or
+likes, and plays the Hub's failures: a status code for the next listing requests
+(`list_faults`, e.g. a 429 that a retry gets past) and every page from one on failing
+(`fail_from_page`: the caller keeps what it had).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlencode
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 RESOLVE = re.compile(r"/(.+?)/resolve/([^/]+)/(.+)")
@@ -67,6 +73,23 @@ class Repo:
     token: str | None = None  # for gated repos: the token that has access
     revisions: tuple[str, ...] = ("main",)
     files: dict[str, Path] = field(default_factory=dict)  # served at /<repo>/resolve/<rev>/<f>
+    downloads: int = 0
+    likes: int = 0
+    pipeline_tag: str = "text-generation"
+    tags: tuple[str, ...] = ()
+
+    def listed(self, repo_id: str) -> dict:
+        """The repository as the listing API shows it."""
+        body = {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": self.sha,
+                "private": False, "downloads": self.downloads, "likes": self.likes,
+                "gated": "manual" if self.behaviour == "gated" else False,
+                "pipeline_tag": self.pipeline_tag,
+                "tags": [*self.tags, f"license:{self.license}", self.pipeline_tag],
+                "cardData": {"license": self.license}}
+        if self.parameters:
+            body["safetensors"] = {"parameters": {"BF16": self.parameters},
+                                   "total": self.parameters}
+        return body
 
 
 @dataclass
@@ -76,6 +99,9 @@ class FakeHub:
     hang_seconds: float = 30.0
     # Set: hanging requests answer at once (a test ends without waiting for them).
     release: threading.Event = field(default_factory=threading.Event)
+    page_size: int = 3  # listing answers per page
+    list_faults: list[int] = field(default_factory=list)  # next listing requests' status codes
+    fail_from_page: int | None = None  # listing pages from this one (0-based) answer 500
 
     def start(self, host: str = "127.0.0.1") -> FakeHub:
         hub = self
@@ -142,6 +168,42 @@ class FakeHub:
                     entries.append(entry)
                 return self._send(200, entries)
 
+            def _list(self, query: dict[str, list[str]]) -> None:
+                """The listing API: filtered, sorted, one page, a Link to the next."""
+                if hub.list_faults:
+                    code = hub.list_faults.pop(0)
+                    return self._send(code, {"error": f"HTTP {code}"},
+                                      {"Retry-After": "1"} if code == 429 else None)
+                page = int(query.get("cursor", ["0"])[0])
+                if hub.fail_from_page is not None and page >= hub.fail_from_page:
+                    return self._send(500, {"error": "Internal Error"})
+
+                def arg(name: str) -> str | None:
+                    return query.get(name, [None])[0]
+
+                rows = [(rid, r) for rid, r in hub.repos.items()
+                        if r.behaviour in ("found", "gated", "error")]
+                if arg("pipeline_tag"):
+                    rows = [(i, r) for i, r in rows if r.pipeline_tag == arg("pipeline_tag")]
+                if arg("search"):
+                    rows = [(i, r) for i, r in rows if arg("search").lower() in i.lower()]
+                if arg("gated") is not None:
+                    want = arg("gated").lower() == "true"
+                    rows = [(i, r) for i, r in rows if (r.behaviour == "gated") == want]
+                key = arg("sort") or "downloads"
+                # Most first, as the Hub sorts (huggingface_hub 2.x sends no direction).
+                rows.sort(key=lambda ir: (-getattr(ir[1], key, 0), ir[0]))
+                if arg("limit"):
+                    rows = rows[:int(arg("limit"))]
+                chunk = rows[page * hub.page_size:(page + 1) * hub.page_size]
+                headers = {}
+                if (page + 1) * hub.page_size < len(rows):
+                    nxt = {k: v for k, v in query.items() if k != "cursor"}
+                    nxt["cursor"] = [str(page + 1)]
+                    headers["Link"] = (f"<{hub.url}/api/models?{urlencode(nxt, doseq=True)}>; "
+                                       'rel="next"')
+                return self._send(200, [r.listed(i) for i, r in chunk], headers)
+
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
                 hub.requests.append((self.path, self.headers.get("Authorization")))
                 m = RESOLVE.fullmatch(unquote(self.path.split("?")[0]))
@@ -156,6 +218,9 @@ class FakeHub:
                     return self._file(*m.groups(), body=True)
                 if (m := TREE.fullmatch(path)) is not None:
                     return self._tree(*m.groups())
+                if path == "/api/models":
+                    query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                    return self._list(parse_qs(query, keep_blank_values=True))
                 if not path.startswith("/api/models/"):
                     return self._send(404, {"error": "not found"})
                 rest = path[len("/api/models/"):]
@@ -183,16 +248,9 @@ class FakeHub:
                         404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"}
                     )
                 body = {
-                    "_id": "x", "id": repo_id, "modelId": repo_id, "sha": repo.sha,
-                    "private": False, "disabled": False, "downloads": 0, "likes": 0,
-                    "gated": "manual" if repo.behaviour == "gated" else False,
-                    "tags": [], "siblings": [{"rfilename": n} for n in sorted(repo.files)],
-                    "cardData": {"license": repo.license},
+                    **repo.listed(repo_id), "disabled": False,
+                    "siblings": [{"rfilename": n} for n in sorted(repo.files)],
                 }
-                if repo.parameters:
-                    body["safetensors"] = {
-                        "parameters": {"BF16": repo.parameters}, "total": repo.parameters
-                    }
                 return self._send(200, body)
 
         self.server = ThreadingHTTPServer((host, 0), Handler)

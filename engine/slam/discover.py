@@ -1,0 +1,327 @@
+"""Find open models on the Hugging Face Hub that could replace an API model, and write the
+manifests that test them.
+
+`discover` lists the Hub's models for a task (`HfApi.list_models`, paged, most downloaded first;
+its own backoff retries 429 and 5xx), screens each on what the listing says (parameters from
+the safetensors metadata, licence, downloads, likes, gated), then looks each survivor up as the
+operator will (`hub.lookup`: the commit, the licence, config.json for the KV cache) and asks the
+operator's own fit check (`status.fits`) whether it fits the instance type at each quantization
+asked for, with the price from the same table the operator and the cost model use. The
+estimates are therefore the ones the `ModelDeployment` will show once applied, and a model the
+operator would refuse is never written without saying so.
+
+The pure parts (`screen`, `rank`, `manifests`, `k8s_name`) take what the Hub said and return
+decisions; only `discover` talks to the Hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from slam.api.modeldeployment import ModelDeploymentSpec
+
+DNS_LABEL_MAX = 63
+# Quantizations a runtime applies to full-precision weights when it loads them. AWQ and GPTQ
+# need weights quantized beforehand (a repository of their own).
+ON_THE_FLY = ("fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq")
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a platform engineer asks for."""
+
+    task: str = "text-generation"
+    search: str | None = None
+    max_parameters: int | None = None
+    licenses: tuple[str, ...] = ()  # allowed licences (Hub ids such as apache-2.0); () = any
+    min_downloads: int = 0
+    min_likes: int = 0
+    gated: bool = False  # include gated models (they need spec.hfTokenSecretRef)
+    runtime: str = "vllm"
+    instance_type: str = "g5.xlarge"
+    gpus: int = 1
+    quantizations: tuple[str | None, ...] = (None,)  # tried in order; None = the weights as is
+    limit: int = 5
+    scan: int = 100  # listed models looked at, at most
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A model as the Hub's listing shows it."""
+
+    id: str
+    downloads: int = 0
+    likes: int = 0
+    gated: bool = False
+    license: str | None = None
+    parameters: int | None = None
+    pipeline_tag: str | None = None
+
+    @classmethod
+    def of(cls, info: object) -> Listed:
+        """From a huggingface_hub ModelInfo."""
+        card = getattr(info, "card_data", None)
+        lic = card.get("license") if card is not None else None
+        if not lic:
+            lic = next((t.removeprefix("license:") for t in getattr(info, "tags", None) or ()
+                        if t.startswith("license:")), None)
+        st = getattr(info, "safetensors", None)
+        return cls(
+            id=info.id,  # type: ignore[attr-defined]
+            downloads=int(getattr(info, "downloads", 0) or 0),
+            likes=int(getattr(info, "likes", 0) or 0),
+            gated=bool(getattr(info, "gated", False)),
+            license=str(lic) if lic else None,
+            parameters=int(st.total) if st is not None and getattr(st, "total", None) else None,
+            pipeline_tag=getattr(info, "pipeline_tag", None),
+        )
+
+
+def screen(m: Listed, c: Criteria) -> str | None:
+    """Why the listing alone rules `m` out, or None when it stays in."""
+    if c.licenses and (m.license or "").lower() not in {x.lower() for x in c.licenses}:
+        return f"licence {m.license or 'not stated'} is not in {', '.join(c.licenses)}"
+    if m.downloads < c.min_downloads:
+        return f"{m.downloads:,} downloads < {c.min_downloads:,}"
+    if m.likes < c.min_likes:
+        return f"{m.likes:,} likes < {c.min_likes:,}"
+    if m.gated and not c.gated:
+        return "gated (pass --gated to include gated models)"
+    if c.max_parameters is not None:
+        if m.parameters is None:
+            return "parameter count unknown (no safetensors metadata on the Hub)"
+        if m.parameters > c.max_parameters:
+            return f"{_params(m.parameters)} parameters > {_params(c.max_parameters)}"
+    return None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to serve a candidate: a quantization, and what the operator's fit check says."""
+
+    quantization: str | None
+    total_gib: float | None
+    fits: str  # True | False | Unknown, as the ModelDeployment's Fits condition
+    message: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    listed: Listed
+    sha: str | None
+    options: tuple[Option, ...]
+    hourly_usd: float | None
+    note: str = ""  # what the lookup said when it could not resolve the model
+    rank_reason: str = ""
+
+    @property
+    def chosen(self) -> Option | None:
+        """The first quantization (in the order asked) that fits, else None."""
+        return next((o for o in self.options if o.fits == "True"), None)
+
+
+def options_for(m: Listed, c: Criteria, shape: object | None) -> tuple[Option, ...]:
+    """The operator's fit check (the Fits condition a ModelDeployment will show) for each
+    quantization asked for."""
+    from slam_operator.modeldeployment.status import fits, gpu_estimate
+
+    out = []
+    for q in c.quantizations:
+        spec = deployment_spec(m.id, None, c, q)
+        cond = fits(spec, m.parameters, {}, shape)  # type: ignore[arg-type]
+        total = gpu_estimate(spec, m.parameters, shape).total_gib if m.parameters else None  # type: ignore[arg-type]
+        out.append(Option(q, total, cond.status, cond.message))
+    return tuple(out)
+
+
+def deployment_spec(model_id: str, sha: str | None, c: Criteria, quantization: str | None,
+                    gated: bool = False) -> ModelDeploymentSpec:
+    raw: dict = {"model": {"id": model_id}, "runtime": c.runtime,
+                 "instanceType": c.instance_type, "gpus": c.gpus}
+    if sha:
+        raw["model"]["revision"] = sha
+    if quantization:
+        raw["quantization"] = quantization
+    if gated:
+        raw["hfTokenSecretRef"] = {"name": "hf-token", "key": "token"}
+    return ModelDeploymentSpec.model_validate(raw)
+
+
+def rank(cands: Iterable[Candidate]) -> list[Candidate]:
+    """Fitting candidates first, most downloaded first (the Hub's signal of use), then the
+    cheaper; each with the reason for its place."""
+    def key(x: Candidate) -> tuple:
+        return (x.chosen is None, -x.listed.downloads, x.hourly_usd or float("inf"), x.listed.id)
+
+    out = []
+    for i, x in enumerate(sorted(cands, key=key), 1):
+        if x.chosen is None:
+            why = (x.note or next((o.message for o in x.options if o.fits == "False"), None)
+                   or next((o.message for o in x.options if o.fits == "Unknown"), None)
+                   or "the fit is unknown")
+            reason = f"not written: {why}"
+        else:
+            q = x.chosen.quantization or "unquantized"
+            reason = (f"#{i}: fits at {q} (~{x.chosen.total_gib:.1f} GiB); "
+                      f"{x.listed.downloads:,} downloads, {x.listed.likes:,} likes"
+                      + (f"; {x.note}" if x.note else ""))
+        out.append(Candidate(x.listed, x.sha, x.options, x.hourly_usd, x.note, reason))
+    return out
+
+
+def k8s_name(model_id: str, suffix: str = "") -> str:
+    """A DNS-1035 label for a model id: lower case, '-' for anything else, starting with a
+    letter, at most 63 characters (a hash keeps two long ids apart)."""
+    base = re.sub(r"[^a-z0-9]+", "-", model_id.split("/")[-1].lower()).strip("-") or "model"
+    if not base[0].isalpha():
+        base = f"m-{base}"
+    name = f"{base}{suffix}"
+    if len(name) > DNS_LABEL_MAX:
+        digest = hashlib.sha256(model_id.encode()).hexdigest()[:8]
+        name = f"{base[:DNS_LABEL_MAX - len(suffix) - 9].rstrip('-')}-{digest}{suffix}"
+    return name
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The API model the candidates are compared with."""
+
+    model: str = "gpt-4"
+    base_url: str = "https://api.openai.com/v1"
+    secret: str = "openai-api-key"
+    key: str = "api-key"
+
+
+def manifests(cands: Iterable[Candidate], c: Criteria, *, evaluation: str, prompt_set: str,
+              reference: Reference = Reference()) -> list[dict]:
+    """A ModelDeployment per fitting candidate (its resolved commit and the chosen
+    quantization) and one Evaluation comparing them with the reference."""
+    docs: list[dict] = []
+    targets: list[dict] = [{"name": "reference", "external": {
+        "baseUrl": reference.base_url, "model": reference.model,
+        "apiKeySecretRef": {"name": reference.secret, "key": reference.key}}}]
+    for x in cands:
+        if x.chosen is None:
+            continue
+        name = k8s_name(x.listed.id)
+        spec = deployment_spec(x.listed.id, x.sha, c, x.chosen.quantization, x.listed.gated)
+        docs.append({
+            "apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": name, "annotations": {
+                "slam.dev/discovered": x.rank_reason,
+                "slam.dev/license": x.listed.license or "not stated"}},
+            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                    exclude_defaults=True) | {"model": _model(x)},
+        })
+        targets.append({"name": name, "modelDeploymentRef": {"name": name}})
+    docs.append({
+        "apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
+        "metadata": {"name": evaluation},
+        "spec": {"promptSet": {"file": prompt_set}, "reference": "reference",
+                 "targets": targets, "scorers": {"judge": {"target": "reference"}}},
+    })
+    return docs
+
+
+def _model(x: Candidate) -> dict:
+    return {"id": x.listed.id, **({"revision": x.sha} if x.sha else {})}
+
+
+@dataclass
+class Found:
+    """What a discovery found: ranked candidates, what was ruled out and why, and anything
+    that kept the answer partial."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: float = 10.0,
+             on_step: Callable[[str], None] = lambda _: None) -> Found:
+    """Ask the Hub at `endpoint`; never raises for the Hub's errors: a listing that fails
+    part-way keeps what it had and says so in `warnings`."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from slam_operator.modeldeployment import gpu, hub
+
+    api = HfApi(endpoint=endpoint, token=token or False)
+    found = Found()
+    survivors: list[Listed] = []
+    looked = 0
+    listing = api.list_models(
+        pipeline_tag=c.task, search=c.search, sort="downloads", limit=c.scan,
+        gated=None if c.gated else False,
+        expand=["downloads", "likes", "gated", "safetensors", "cardData", "pipeline_tag",
+                "tags"])
+    try:
+        for info in listing:
+            looked += 1
+            m = Listed.of(info)
+            why = screen(m, c)
+            if why is None:
+                survivors.append(m)
+            else:
+                found.dropped.append((m.id, why))
+            # Each survivor costs lookups: stop listing once there are enough to choose from.
+            if len(survivors) >= c.limit * 3:
+                break
+    except HfHubHTTPError as e:
+        code = e.response.status_code if e.response is not None else "?"
+        found.warnings.append(
+            f"the Hub's model list answered HTTP {code} after {looked} models (retried with "
+            "backoff): the candidates below come from those only; run again later for more")
+    except Exception as e:  # noqa: BLE001 - timeouts, refused connections: keep what came
+        found.warnings.append(
+            f"the Hub at {endpoint} stopped answering the model list after {looked} models "
+            f"({type(e).__name__}): the candidates below come from those only")
+    on_step(f"listed {looked} models, {len(survivors)} pass the filters")
+    price = gpu.hourly_cost_usd(c.instance_type, 1)  # what the ModelDeployment's status shows
+    cands = []
+    for m in survivors:
+        outcome = hub.lookup(m.id, "main", token, endpoint, timeout)
+        on_step(f"{m.id}: {outcome.message}")
+        if outcome.status == "gated" and m.parameters is not None:
+            # Without access the commit and config.json stay unknown: the fit uses the
+            # listing's parameter count (and the operator's overhead ratio for the KV cache).
+            cands.append(Candidate(m, None, options_for(m, c, None), price,
+                                   note=outcome.message))
+            continue
+        if outcome.status != "found":
+            cands.append(Candidate(m, None, (), price, note=outcome.message))
+            continue
+        m = Listed(m.id, m.downloads, m.likes, m.gated or bool(outcome.gated),
+                   outcome.license or m.license, outcome.parameters or m.parameters,
+                   m.pipeline_tag)
+        cands.append(Candidate(m, outcome.sha, options_for(m, c, outcome.shape), price))
+    ranked = rank(cands)
+    fitting = [x for x in ranked if x.chosen is not None][:c.limit]
+    found.candidates = fitting + [x for x in ranked if x.chosen is None]
+    return found
+
+
+def parse_parameters(text: str) -> int:
+    """'3B', '500M', '1.5e9' or '135000000' as a parameter count."""
+    t = text.strip().upper().replace("_", "").replace(",", "")
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in "KMBT" else t
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise ValueError(f"not a parameter count: {text!r} (e.g. 3B, 500M)") from None
+    if value <= 0:
+        raise ValueError(f"not a parameter count: {text!r} (must be above 0)")
+    return int(value)
+
+
+def params_text(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+_params = params_text
