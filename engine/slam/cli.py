@@ -191,6 +191,9 @@ def discover(
     quantization: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
         [], help="Quantization to try when the weights as they are do not fit (repeat, in "
         "order: fp8, bitsandbytes; with tgi also bitsandbytes-nf4, eetq)."),
+    variants: bool = typer.Option(
+        True, help="When a model fits in none of those ways, look for AWQ and GPTQ "
+        "repositories quantized from it (the Hub's base_model:quantized tag)."),
     limit: int = typer.Option(5, min=1, help="Candidates to write."),
     out: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
         None, help="Folder to write the manifests to (default: only print the table)."),
@@ -235,7 +238,7 @@ def discover(
         task=task, search=search, max_parameters=max_parameters, licenses=tuple(license_),
         min_downloads=min_downloads, min_likes=min_likes, gated=gated, runtime=runtime,
         instance_type=instance_type, gpus=gpus, quantizations=(None, *quantization),
-        limit=limit)
+        variants=variants, limit=limit)
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     with err.status("asking the Hub…") as status:
         found = disc.discover(criteria, endpoint=endpoint, token=os.environ.get("HF_TOKEN"),
@@ -244,9 +247,9 @@ def discover(
                   "$/hour", "Rank", title=f"Candidates on {instance_type} ({gpus} GPU, "
                   f"{runtime})")
     for x in found.candidates:
-        mem = "; ".join(f"{o.quantization or 'as is'} ~{o.total_gib:.1f} GiB"
+        mem = "; ".join(f"{o.label} ~{o.total_gib:.1f} GiB"
                         for o in x.options if o.total_gib is not None) or "?"
-        fit = ", ".join(f"{o.quantization or 'as is'}: {o.fits}" for o in x.options) or "?"
+        fit = ", ".join(f"{o.label}: {o.fits}" for o in x.options) or "?"
         table.add_row(x.listed.id,
                       disc.params_text(x.listed.parameters),
                       x.listed.license or "?", f"{x.listed.downloads:,}", mem, fit,

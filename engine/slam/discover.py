@@ -44,6 +44,7 @@ class Criteria:
     instance_type: str = "g5.xlarge"
     gpus: int = 1
     quantizations: tuple[str | None, ...] = (None,)  # tried in order; None = the weights as is
+    variants: bool = True  # when none of those fits: AWQ/GPTQ repositories quantized from it
     limit: int = 5
     scan: int = 100  # listed models looked at, at most
 
@@ -59,6 +60,12 @@ class Listed:
     license: str | None = None
     parameters: int | None = None
     pipeline_tag: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def method(self) -> str | None:
+        """AWQ or GPTQ when this repository is itself a quantized checkpoint."""
+        return variant_method(self.tags, self.id)
 
     @classmethod
     def of(cls, info: object) -> Listed:
@@ -75,9 +82,19 @@ class Listed:
             likes=int(getattr(info, "likes", 0) or 0),
             gated=bool(getattr(info, "gated", False)),
             license=str(lic) if lic else None,
-            parameters=int(st.total) if st is not None and getattr(st, "total", None) else None,
+            parameters=_count(st),
             pipeline_tag=getattr(info, "pipeline_tag", None),
+            tags=tuple(getattr(info, "tags", None) or ()),
         )
+
+
+def _count(st: object | None) -> int | None:
+    """The operator's parameter count from the safetensors metadata (packed 4-bit unpacked)."""
+    from slam_operator.modeldeployment.hub import parameter_count
+
+    if st is None or not getattr(st, "total", None):
+        return None
+    return parameter_count(getattr(st, "parameters", None), st.total)  # type: ignore[attr-defined]
 
 
 def screen(m: Listed, c: Criteria) -> str | None:
@@ -100,12 +117,20 @@ def screen(m: Listed, c: Criteria) -> str | None:
 
 @dataclass(frozen=True)
 class Option:
-    """One way to serve a candidate: a quantization, and what the operator's fit check says."""
+    """One way to serve a candidate: a quantization (of its own weights, or of a quantized
+    variant's repository), and what the operator's fit check says."""
 
     quantization: str | None
     total_gib: float | None
     fits: str  # True | False | Unknown, as the ModelDeployment's Fits condition
     message: str
+    model_id: str | None = None  # a variant repository (AWQ, GPTQ) instead of the model's own
+    sha: str | None = None  # the variant's commit
+
+    @property
+    def label(self) -> str:
+        return f"{self.quantization} ({self.model_id})" if self.model_id else \
+            self.quantization or "as is"
 
 
 @dataclass(frozen=True)
@@ -125,16 +150,33 @@ class Candidate:
 
 def options_for(m: Listed, c: Criteria, shape: object | None) -> tuple[Option, ...]:
     """The operator's fit check (the Fits condition a ModelDeployment will show) for each
-    quantization asked for."""
+    quantization asked for; for a quantized checkpoint, its own method only."""
+    if m.method is not None:
+        return (option(m.id, m.parameters, c, m.method, shape),)
+    return tuple(option(m.id, m.parameters, c, q, shape) for q in c.quantizations)
+
+
+def option(model_id: str, parameters: int | None, c: Criteria, quantization: str | None,
+           shape: object | None, variant: str | None = None, sha: str | None = None) -> Option:
     from slam_operator.modeldeployment.status import fits, gpu_estimate
 
-    out = []
-    for q in c.quantizations:
-        spec = deployment_spec(m.id, None, c, q)
-        cond = fits(spec, m.parameters, {}, shape)  # type: ignore[arg-type]
-        total = gpu_estimate(spec, m.parameters, shape).total_gib if m.parameters else None  # type: ignore[arg-type]
-        out.append(Option(q, total, cond.status, cond.message))
-    return tuple(out)
+    spec = deployment_spec(variant or model_id, None, c, quantization)
+    cond = fits(spec, parameters, {}, shape)  # type: ignore[arg-type]
+    total = gpu_estimate(spec, parameters, shape).total_gib if parameters else None  # type: ignore[arg-type]
+    return Option(quantization, total, cond.status, cond.message, variant, sha)
+
+
+# Quantized variants published as repositories of their own, by the tag the Hub gives them.
+VARIANT_METHODS = ("awq", "gptq")
+
+
+def variant_method(listed_tags: Iterable[str], model_id: str) -> str | None:
+    """AWQ or GPTQ, from a repository's tags or, failing those, its name."""
+    tags = {t.lower() for t in listed_tags}
+    for method in VARIANT_METHODS:
+        if method in tags or re.search(rf"(^|[-_.]){method}([-_.]|$)", model_id.lower()):
+            return method
+    return None
 
 
 def deployment_spec(model_id: str, sha: str | None, c: Criteria, quantization: str | None,
@@ -164,7 +206,7 @@ def rank(cands: Iterable[Candidate]) -> list[Candidate]:
                    or "the fit is unknown")
             reason = f"not written: {why}"
         else:
-            q = x.chosen.quantization or "unquantized"
+            q = x.chosen.label if x.chosen.model_id else (x.chosen.quantization or "unquantized")
             reason = (f"#{i}: fits at {q} (~{x.chosen.total_gib:.1f} GiB); "
                       f"{x.listed.downloads:,} downloads, {x.listed.likes:,} likes"
                       + (f"; {x.note}" if x.note else ""))
@@ -203,18 +245,24 @@ def manifests(cands: Iterable[Candidate], c: Criteria, *, evaluation: str, promp
     targets: list[dict] = [{"name": "reference", "external": {
         "baseUrl": reference.base_url, "model": reference.model,
         "apiKeySecretRef": {"name": reference.secret, "key": reference.key}}}]
+    served: set[str] = set()
     for x in cands:
         if x.chosen is None:
             continue
         name = k8s_name(x.listed.id)
-        spec = deployment_spec(x.listed.id, x.sha, c, x.chosen.quantization, x.listed.gated)
+        model_id, sha = x.chosen.model_id or x.listed.id, x.chosen.sha or x.sha
+        if model_id in served:  # a variant listed on its own and chosen for its base
+            continue
+        served.add(model_id)
+        spec = deployment_spec(model_id, sha, c, x.chosen.quantization, x.listed.gated)
         docs.append({
             "apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
             "metadata": {"name": name, "annotations": {
                 "slam.dev/discovered": x.rank_reason,
                 "slam.dev/license": x.listed.license or "not stated"}},
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                    exclude_defaults=True) | {"model": _model(x)},
+                                    exclude_defaults=True)
+            | {"model": {"id": model_id, **({"revision": sha} if sha else {})}},
         })
         targets.append({"name": name, "modelDeploymentRef": {"name": name}})
     docs.append({
@@ -224,10 +272,6 @@ def manifests(cands: Iterable[Candidate], c: Criteria, *, evaluation: str, promp
                  "targets": targets, "scorers": {"judge": {"target": "reference"}}},
     })
     return docs
-
-
-def _model(x: Candidate) -> dict:
-    return {"id": x.listed.id, **({"revision": x.sha} if x.sha else {})}
 
 
 @dataclass
@@ -296,12 +340,49 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
             continue
         m = Listed(m.id, m.downloads, m.likes, m.gated or bool(outcome.gated),
                    outcome.license or m.license, outcome.parameters or m.parameters,
-                   m.pipeline_tag)
-        cands.append(Candidate(m, outcome.sha, options_for(m, c, outcome.shape), price))
+                   m.pipeline_tag, m.tags)
+        options = options_for(m, c, outcome.shape)
+        if c.variants and m.method is None and not any(o.fits == "True" for o in options):
+            options += variants(api, m, c, token, endpoint, timeout, on_step, found)
+        cands.append(Candidate(m, outcome.sha, options, price))
     ranked = rank(cands)
     fitting = [x for x in ranked if x.chosen is not None][:c.limit]
     found.candidates = fitting + [x for x in ranked if x.chosen is None]
     return found
+
+
+def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: str,
+             timeout: float, on_step: Callable[[str], None], found: Found) -> tuple[Option, ...]:
+    """The most downloaded AWQ and GPTQ repositories quantized from `m` (the Hub's
+    base_model:quantized:<id> tag), each looked up and fit-checked as its own ModelDeployment
+    would be."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from slam_operator.modeldeployment import hub
+
+    if c.runtime not in ("vllm", "tgi", "sglang"):
+        return ()
+    best: dict[str, object] = {}
+    try:
+        for info in api.list_models(  # type: ignore[attr-defined]
+                filter=f"base_model:quantized:{m.id}", sort="downloads", limit=50,
+                expand=["downloads", "tags", "gated"]):
+            method = variant_method(getattr(info, "tags", None) or (), info.id)
+            if method and method not in best and (c.gated or not getattr(info, "gated", False)):
+                best[method] = info
+    except HfHubHTTPError as e:
+        code = e.response.status_code if e.response is not None else "?"
+        found.warnings.append(f"the Hub answered HTTP {code} listing the quantized variants of "
+                              f"{m.id}: they were not considered")
+        return ()
+    out = []
+    for method, info in best.items():
+        outcome = hub.lookup(info.id, "main", token, endpoint, timeout)  # type: ignore[attr-defined]
+        on_step(f"{info.id}: {outcome.message}")  # type: ignore[attr-defined]
+        if outcome.status == "found":
+            out.append(option(m.id, outcome.parameters, c, method, outcome.shape,
+                              variant=info.id, sha=outcome.sha))  # type: ignore[attr-defined]
+    return tuple(out)
 
 
 def parse_parameters(text: str) -> int:

@@ -263,3 +263,60 @@ def test_names_are_valid_labels_and_distinct() -> None:
     assert disc.parse_parameters("500M") == 500_000_000
     with pytest.raises(ValueError, match="must be above 0"):
         disc.parse_parameters("0")
+
+
+def test_a_model_too_big_as_is_is_written_as_its_quantized_variant(tmp_path: Path) -> None:
+    """Qwen2.5-32B does not fit an L40S (48 GiB) in 16 bits; its most downloaded AWQ
+    repository does, and the manifest serves that repository with quantization awq."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"num_hidden_layers": 64, "num_attention_heads": 40,
+                                  "num_key_value_heads": 8, "hidden_size": 5120,
+                                  "max_position_embeddings": 32768}))
+    base = "Qwen/Qwen2.5-32B-Instruct"
+    quantized = ("base_model:quantized:" + base,)
+    h = FakeHub({
+        base: Repo(parameters=32_763_876_352, downloads=800_000, files={"config.json": config}),
+        f"{base}-AWQ": Repo(sha="c" * 40, parameters=1, tags=("awq", *quantized),
+                            dtypes={"I32": 3_910_000_000, "F16": 1_820_000_000},
+                            downloads=300_000, files={"config.json": config}),
+        "someone/Qwen2.5-32B-Instruct-AWQ": Repo(parameters=1, tags=quantized,
+                                                 dtypes={"I32": 3_910_000_000,
+                                                         "F16": 1_820_000_000},
+                                                 downloads=2_000),
+        f"{base}-GPTQ-Int4": Repo(parameters=1, tags=("gptq", *quantized),
+                                  dtypes={"I32": 3_950_000_000, "F16": 1_820_000_000},
+                                  downloads=50_000, files={"config.json": config}),
+    }).start()
+    try:
+        criteria = disc.Criteria(instance_type="g6e.xlarge", search="32B-Instruct")
+        found = disc.discover(criteria, endpoint=h.url, timeout=5)
+        x = next(c for c in found.candidates if c.listed.id == base)
+        assert [(o.label, o.fits) for o in x.options] == [
+            ("as is", "False"), (f"awq ({base}-AWQ)", "True"),
+            (f"gptq ({base}-GPTQ-Int4)", "True")]
+        assert x.chosen is not None and x.chosen.model_id == f"{base}-AWQ"
+        # The operator's own words for the variant as a ModelDeployment.
+        spec = disc.deployment_spec(f"{base}-AWQ", None, criteria, "awq")
+        from slam_operator.modeldeployment.gpu import shape_from_config
+        cond = fits(spec, 8 * 3_910_000_000 + 1_820_000_000, {},
+                    shape_from_config(json.loads(config.read_text())))
+        assert x.chosen.message == cond.message and "of KV cache" in cond.message
+        # The AWQ repository is also listed on its own: as the checkpoint it is.
+        awq = next(c for c in found.candidates if c.listed.id == f"{base}-AWQ")
+        assert [(o.label, o.fits) for o in awq.options] == [("awq", "True")]
+        assert "someone/Qwen2.5-32B-Instruct-AWQ" in {c.listed.id for c in found.candidates}
+        every = disc.manifests(found.candidates, criteria, evaluation="e", prompt_set="p.yaml")
+        served = [d["spec"]["model"]["id"] for d in every if d["kind"] == "ModelDeployment"]
+        assert len(served) == len(set(served))  # each repository once
+        docs = disc.manifests([x], criteria, evaluation="e", prompt_set="p.yaml")
+        assert docs[0]["spec"]["model"] == {"id": f"{base}-AWQ", "revision": "c" * 40}
+        assert docs[0]["spec"]["quantization"] == "awq"
+        assert docs[0]["metadata"]["name"] == "qwen2-5-32b-instruct"
+        assert x.rank_reason.startswith(f"#1: fits at awq ({base}-AWQ)")
+        # Without variants, it fits nowhere and is not written.
+        plain = disc.discover(disc.Criteria(instance_type="g6e.xlarge", search="32B-Instruct",
+                                            variants=False), endpoint=h.url, timeout=5)
+        y = next(c for c in plain.candidates if c.listed.id == base)
+        assert y.chosen is None and y.rank_reason.startswith("not written: needs ~")
+    finally:
+        h.stop()

@@ -77,6 +77,7 @@ class Repo:
     likes: int = 0
     pipeline_tag: str = "text-generation"
     tags: tuple[str, ...] = ()
+    dtypes: dict[str, int] | None = None  # safetensors element counts by dtype (default BF16)
 
     def listed(self, repo_id: str) -> dict:
         """The repository as the listing API shows it."""
@@ -87,8 +88,8 @@ class Repo:
                 "tags": [*self.tags, f"license:{self.license}", self.pipeline_tag],
                 "cardData": {"license": self.license}}
         if self.parameters:
-            body["safetensors"] = {"parameters": {"BF16": self.parameters},
-                                   "total": self.parameters}
+            dtypes = self.dtypes or {"BF16": self.parameters}
+            body["safetensors"] = {"parameters": dtypes, "total": sum(dtypes.values())}
         return body
 
 
@@ -187,6 +188,8 @@ class FakeHub:
                     rows = [(i, r) for i, r in rows if r.pipeline_tag == arg("pipeline_tag")]
                 if arg("search"):
                     rows = [(i, r) for i, r in rows if arg("search").lower() in i.lower()]
+                for tag in query.get("filter", []):  # e.g. base_model:quantized:<id>, awq
+                    rows = [(i, r) for i, r in rows if tag in r.listed(i)["tags"]]
                 if arg("gated") is not None:
                     want = arg("gated").lower() == "true"
                     rows = [(i, r) for i, r in rows if (r.behaviour == "gated") == want]

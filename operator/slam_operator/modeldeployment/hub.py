@@ -52,10 +52,25 @@ class HubOutcome:
     shape: ModelShape | None = None  # from config.json, for the KV cache in the fit check
 
 
+# AWQ and GPTQ checkpoints pack eight 4-bit weights into each int32 element (qweight,
+# qzeros), and the Hub counts elements: its "total" for Qwen2.5-32B-Instruct-AWQ is 5.7B.
+# Unpacked, the count is the model's (the bits per weight come from spec.quantization).
+PACKED_PER_ELEMENT = {"I32": 8}
+
+
+def parameter_count(by_dtype: dict[str, int] | None, total: int | None) -> int | None:
+    """The model's parameters from the Hub's safetensors counts per dtype (int32 elements of a
+    4-bit checkpoint unpacked), else its total."""
+    if by_dtype:
+        return sum(int(n) * PACKED_PER_ELEMENT.get(dtype.upper(), 1)
+                   for dtype, n in by_dtype.items())
+    return int(total) if total else None
+
+
 def _parameters(info) -> int | None:
     st = getattr(info, "safetensors", None)
     if st is not None and getattr(st, "total", None):
-        return int(st.total)
+        return parameter_count(getattr(st, "parameters", None), st.total)
     gguf = getattr(info, "gguf", None)
     if isinstance(gguf, dict) and gguf.get("total"):
         return int(gguf["total"])

@@ -93,3 +93,14 @@ def test_the_models_shape_comes_from_its_config_json_at_the_resolved_commit(
     fake_hub.repos["org/odd"] = Repo(files={"config.json": config})
     odd = lookup(fake_hub, "org/odd", "main", None)
     assert (odd.status, odd.shape) == ("found", None)
+
+
+def test_a_4bit_checkpoint_counts_its_unpacked_parameters(fake_hub) -> None:
+    """The Hub counts int32 elements of an AWQ checkpoint (Qwen2.5-32B-Instruct-AWQ: 5.7B
+    "parameters"); each holds eight 4-bit weights, so the fit check sees the model's 32B."""
+    fake_hub.repos["Qwen/Qwen2.5-32B-Instruct-AWQ"] = Repo(
+        parameters=1, dtypes={"I32": 3_910_000_000, "F16": 1_820_000_000})
+    out = lookup(fake_hub, "Qwen/Qwen2.5-32B-Instruct-AWQ", "main", None)
+    assert out.parameters == 8 * 3_910_000_000 + 1_820_000_000
+    assert hub.parameter_count({"BF16": 7_000_000_000}, 7_000_000_000) == 7_000_000_000
+    assert hub.parameter_count(None, 123) == 123 and hub.parameter_count(None, None) is None
