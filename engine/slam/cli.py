@@ -184,9 +184,15 @@ def discover(
     min_downloads: int = typer.Option(0, min=0, help="Fewest downloads (last 30 days)."),
     min_likes: int = typer.Option(0, min=0, help="Fewest likes."),
     gated: bool = typer.Option(False, help="Include gated models (they need an HF token)."),
-    runtime: str = typer.Option("vllm", help="Runtime the ModelDeployments use: vllm, tgi or "
-                                "sglang."),
-    instance_type: str = typer.Option("g5.xlarge", help="EKS instance type to fit."),
+    runtime: str = typer.Option(
+        "vllm", help="Runtime the ModelDeployments use: vllm, tgi or sglang on a GPU instance "
+        "type; llamacpp (GGUF files) or vllm (its CPU backend) on a CPU one."),
+    instance_type: str = typer.Option(
+        "g5.xlarge", help="EKS instance type to fit: its GPU memory, or for a CPU type "
+        "(c7i.xlarge, ...) the memory its pod can have."),
+    gguf: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="llamacpp: GGUF quantization types to try, in order (default Q4_K_M, "
+        "Q5_K_M, Q8_0)."),
     gpus: int = typer.Option(1, min=1, help="GPUs per replica."),
     quantization: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
         [], help="Quantization to try when the weights as they are do not fit (repeat, in "
@@ -221,9 +227,25 @@ def discover(
     except ValueError as e:
         problems.append(f"--max-params: {e}")
         max_parameters = None
-    if runtime not in ("vllm", "tgi", "sglang"):
-        problems.append(f"--runtime {runtime}: discovery writes GPU runtimes (vllm, tgi, sglang)")
+    from slam.pricing import INSTANCE_TYPES
+
+    it = INSTANCE_TYPES.get(instance_type)
+    if it is None:
+        problems.append(f"--instance-type {instance_type}: not in the price table; one of "
+                        f"{', '.join(sorted(INSTANCE_TYPES))}")
+    if runtime not in ("vllm", "tgi", "sglang", "llamacpp"):
+        problems.append(f"--runtime {runtime}: one of vllm, tgi, sglang, llamacpp")
+    elif it is not None and it.gpus == 0 and runtime in ("tgi", "sglang"):
+        problems.append(f"--runtime {runtime}: {instance_type} has no GPU; on a CPU instance "
+                        "type use llamacpp or vllm (its CPU backend)")
+    elif it is not None and it.gpus > 0 and runtime == "llamacpp":
+        problems.append(f"--runtime llamacpp: runs on CPU instance types (e.g. c7i.xlarge), "
+                        f"not {instance_type}")
     for q in quantization:
+        if it is not None and it.gpus == 0:
+            problems.append(f"--quantization {q}: on a CPU instance type the weights are "
+                            "served as they are (vllm) or as GGUF files (llamacpp, --gguf)")
+            continue
         if q not in disc.ON_THE_FLY:
             problems.append(f"--quantization {q}: discovery tries the quantizations a runtime "
                             f"applies to the weights as they are: {', '.join(disc.ON_THE_FLY)}")
@@ -232,20 +254,28 @@ def discover(
             disc.deployment_spec("org/model", None, disc.Criteria(runtime=runtime), q)
         except ValidationError as e:
             problems.append(f"--quantization {q}: {e.errors()[0]['msg']}")
+    from slam_operator.modeldeployment.gpu import GGUF_BITS
+
+    for kind in gguf:
+        if kind.upper() not in GGUF_BITS:
+            problems.append(f"--gguf {kind}: one of {', '.join(GGUF_BITS)}")
     if problems:
         raise _fail("\n".join(problems), 2)
     criteria = disc.Criteria(
         task=task, search=search, max_parameters=max_parameters, licenses=tuple(license_),
         min_downloads=min_downloads, min_likes=min_likes, gated=gated, runtime=runtime,
         instance_type=instance_type, gpus=gpus, quantizations=(None, *quantization),
-        variants=variants, limit=limit)
+        variants=variants, limit=limit,
+        **({"gguf_files": tuple(k.upper() for k in gguf)} if gguf else {}))
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     with err.status("asking the Hub…") as status:
         found = disc.discover(criteria, endpoint=endpoint, token=os.environ.get("HF_TOKEN"),
                               on_step=lambda line: status.update(line))
-    table = Table("Model", "Parameters", "Licence", "Downloads", "GPU memory", "Fits",
-                  "$/hour", "Rank", title=f"Candidates on {instance_type} ({gpus} GPU, "
-                  f"{runtime})")
+    on = (f"{gpus} GPU" if not criteria.on_cpu else
+          f"CPU, {it.pod_memory_gib} GiB per pod" if it else "?")
+    table = Table("Model", "Parameters", "Licence", "Downloads",
+                  "Memory" if criteria.on_cpu else "GPU memory", "Fits", "$/hour", "Rank",
+                  title=f"Candidates on {instance_type} ({on}, {runtime})")
     for x in found.candidates:
         mem = "; ".join(f"{o.label} ~{o.total_gib:.1f} GiB"
                         for o in x.options if o.total_gib is not None) or "?"

@@ -45,6 +45,16 @@ class Criteria:
     gpus: int = 1
     quantizations: tuple[str | None, ...] = (None,)  # tried in order; None = the weights as is
     variants: bool = True  # when none of those fits: AWQ/GPTQ repositories quantized from it
+    # llamacpp: GGUF files tried in this order (the first that fits is written)
+    gguf_files: tuple[str, ...] = ("Q4_K_M", "Q5_K_M", "Q8_0")
+
+    @property
+    def on_cpu(self) -> bool:
+        """A CPU instance type: llamacpp, or vLLM's CPU backend."""
+        from slam.pricing import INSTANCE_TYPES
+
+        it = INSTANCE_TYPES.get(self.instance_type)
+        return it is not None and it.gpus == 0
     limit: int = 5
     scan: int = 100  # listed models looked at, at most
 
@@ -82,7 +92,7 @@ class Listed:
             likes=int(getattr(info, "likes", 0) or 0),
             gated=bool(getattr(info, "gated", False)),
             license=str(lic) if lic else None,
-            parameters=_count(st),
+            parameters=_count(st) or _gguf_count(getattr(info, "gguf", None)),
             pipeline_tag=getattr(info, "pipeline_tag", None),
             tags=tuple(getattr(info, "tags", None) or ()),
         )
@@ -95,6 +105,10 @@ def _count(st: object | None) -> int | None:
     if st is None or not getattr(st, "total", None):
         return None
     return parameter_count(getattr(st, "parameters", None), st.total)  # type: ignore[attr-defined]
+
+
+def _gguf_count(gguf: object | None) -> int | None:
+    return int(gguf["total"]) if isinstance(gguf, dict) and gguf.get("total") else None
 
 
 def screen(m: Listed, c: Criteria) -> str | None:
@@ -124,13 +138,16 @@ class Option:
     total_gib: float | None
     fits: str  # True | False | Unknown, as the ModelDeployment's Fits condition
     message: str
-    model_id: str | None = None  # a variant repository (AWQ, GPTQ) instead of the model's own
+    model_id: str | None = None  # a variant repository (AWQ, GPTQ, GGUF) instead of its own
     sha: str | None = None  # the variant's commit
+    file: str | None = None  # llamacpp: the GGUF file
 
     @property
     def label(self) -> str:
-        return f"{self.quantization} ({self.model_id})" if self.model_id else \
-            self.quantization or "as is"
+        what = self.file or self.quantization
+        if self.model_id:
+            return f"{what} ({self.model_id})"
+        return what or "as is"
 
 
 @dataclass(frozen=True)
@@ -151,19 +168,51 @@ class Candidate:
 def options_for(m: Listed, c: Criteria, shape: object | None) -> tuple[Option, ...]:
     """The operator's fit check (the Fits condition a ModelDeployment will show) for each
     quantization asked for; for a quantized checkpoint, its own method only."""
+    if c.runtime == "llamacpp":
+        return ()  # GGUF files only: see gguf_options
     if m.method is not None:
         return (option(m.id, m.parameters, c, m.method, shape),)
+    if c.on_cpu:  # vLLM's CPU backend serves the weights as they are
+        return (option(m.id, m.parameters, c, None, shape),)
     return tuple(option(m.id, m.parameters, c, q, shape) for q in c.quantizations)
 
 
 def option(model_id: str, parameters: int | None, c: Criteria, quantization: str | None,
-           shape: object | None, variant: str | None = None, sha: str | None = None) -> Option:
+           shape: object | None, variant: str | None = None, sha: str | None = None,
+           file: str | None = None) -> Option:
+    from slam_operator.modeldeployment import gpu
     from slam_operator.modeldeployment.status import fits, gpu_estimate
 
-    spec = deployment_spec(variant or model_id, None, c, quantization)
+    spec = deployment_spec(variant or model_id, None, c, quantization, file=file)
     cond = fits(spec, parameters, {}, shape)  # type: ignore[arg-type]
-    total = gpu_estimate(spec, parameters, shape).total_gib if parameters else None  # type: ignore[arg-type]
-    return Option(quantization, total, cond.status, cond.message, variant, sha)
+    total = None
+    if parameters and c.runtime == "llamacpp" and (bits := gpu.gguf_bits(file)):
+        total = gpu.estimate_llamacpp_memory(
+            parameters, bits, shape.kv_bytes_per_token if shape else None,  # type: ignore[attr-defined]
+            spec.max_total_tokens or gpu.LLAMACPP_DEFAULT_CONTEXT).total_gib
+    elif parameters and c.on_cpu:
+        total = round(gpu.estimate_gpu_memory(parameters, quantization).weights_gib
+                      + gpu.RUNTIME_OVERHEAD_GIB + gpu.CPU_MIN_KV_CACHE_GIB, 2)
+    elif parameters:
+        total = gpu_estimate(spec, parameters, shape).total_gib  # type: ignore[arg-type]
+    return Option(quantization, total, cond.status, cond.message, variant, sha, file)
+
+
+def gguf_options(repo: str, parameters: int | None, files: Iterable[str], c: Criteria,
+                 shape: object | None, sha: str | None) -> tuple[Option, ...]:
+    """One option per preferred GGUF file the repository has (single-file ones), in the
+    order of `c.gguf_files`, each fit-checked as a llamacpp ModelDeployment of that file."""
+    from slam_operator.modeldeployment import gpu
+
+    singles = [f for f in files if f.lower().endswith(".gguf") and "-of-" not in f]
+    out = []
+    for kind in c.gguf_files:
+        match = next((f for f in sorted(singles) if gpu.gguf_bits(f) == gpu.GGUF_BITS[kind]
+                      and kind.lower() in f.lower()), None)
+        if match is not None:
+            out.append(option(repo, parameters, c, None, shape, variant=repo, sha=sha,
+                              file=match))
+    return tuple(out)
 
 
 # Quantized variants published as repositories of their own, by the tag the Hub gives them.
@@ -180,11 +229,24 @@ def variant_method(listed_tags: Iterable[str], model_id: str) -> str | None:
 
 
 def deployment_spec(model_id: str, sha: str | None, c: Criteria, quantization: str | None,
-                    gated: bool = False) -> ModelDeploymentSpec:
+                    gated: bool = False, file: str | None = None) -> ModelDeploymentSpec:
+    """The ModelDeployment spec a candidate is written with: on a CPU instance type, the
+    memory a pod of that type can have (its RAM less the node's reserve), which the
+    operator's fit check holds the model to."""
+    from slam.pricing import INSTANCE_TYPES
+
     raw: dict = {"model": {"id": model_id}, "runtime": c.runtime,
-                 "instanceType": c.instance_type, "gpus": c.gpus}
+                 "instanceType": c.instance_type}
+    if c.on_cpu:
+        raw["resources"] = {"memory": f"{INSTANCE_TYPES[c.instance_type].pod_memory_gib}Gi"}
+        if c.runtime == "vllm":
+            raw["gpus"] = 0
+    elif c.runtime != "llamacpp":
+        raw["gpus"] = c.gpus
     if sha:
         raw["model"]["revision"] = sha
+    if file:
+        raw["model"]["file"] = file
     if quantization:
         raw["quantization"] = quantization
     if gated:
@@ -254,7 +316,8 @@ def manifests(cands: Iterable[Candidate], c: Criteria, *, evaluation: str, promp
         if model_id in served:  # a variant listed on its own and chosen for its base
             continue
         served.add(model_id)
-        spec = deployment_spec(model_id, sha, c, x.chosen.quantization, x.listed.gated)
+        spec = deployment_spec(model_id, sha, c, x.chosen.quantization, x.listed.gated,
+                               x.chosen.file)
         docs.append({
             "apiVersion": "slam.dev/v1alpha1", "kind": "ModelDeployment",
             "metadata": {"name": name, "annotations": {
@@ -262,7 +325,8 @@ def manifests(cands: Iterable[Candidate], c: Criteria, *, evaluation: str, promp
                 "slam.dev/license": x.listed.license or "not stated"}},
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True,
                                     exclude_defaults=True)
-            | {"model": {"id": model_id, **({"revision": sha} if sha else {})}},
+            | {"model": {"id": model_id, **({"revision": sha} if sha else {}),
+                         **({"file": x.chosen.file} if x.chosen.file else {})}},
         })
         targets.append({"name": name, "modelDeploymentRef": {"name": name}})
     docs.append({
@@ -300,8 +364,8 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
     listing = api.list_models(
         pipeline_tag=c.task, search=c.search, sort="downloads", limit=c.scan,
         gated=None if c.gated else False,
-        expand=["downloads", "likes", "gated", "safetensors", "cardData", "pipeline_tag",
-                "tags"])
+        expand=["downloads", "likes", "gated", "safetensors", "gguf", "cardData",
+                "pipeline_tag", "tags"])
     try:
         for info in listing:
             looked += 1
@@ -342,9 +406,14 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
                    outcome.license or m.license, outcome.parameters or m.parameters,
                    m.pipeline_tag, m.tags)
         options = options_for(m, c, outcome.shape)
-        if c.variants and m.method is None and not any(o.fits == "True" for o in options):
-            options += variants(api, m, c, token, endpoint, timeout, on_step, found)
-        cands.append(Candidate(m, outcome.sha, options, price))
+        if c.runtime == "llamacpp" and "gguf" in {t.lower() for t in m.tags}:
+            options = gguf_options(m.id, m.parameters, outcome.files, c, outcome.shape, None)
+        elif c.variants and m.method is None and not any(o.fits == "True" for o in options):
+            options += variants(api, m, c, token, endpoint, timeout, on_step, found,
+                                outcome.shape)
+        note = "" if options or c.runtime != "llamacpp" else (
+            "llamacpp serves GGUF files: no GGUF repository of it was found")
+        cands.append(Candidate(m, outcome.sha, options, price, note=note))
     ranked = rank(cands)
     fitting = [x for x in ranked if x.chosen is not None][:c.limit]
     found.candidates = fitting + [x for x in ranked if x.chosen is None]
@@ -352,22 +421,25 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
 
 
 def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: str,
-             timeout: float, on_step: Callable[[str], None], found: Found) -> tuple[Option, ...]:
-    """The most downloaded AWQ and GPTQ repositories quantized from `m` (the Hub's
-    base_model:quantized:<id> tag), each looked up and fit-checked as its own ModelDeployment
-    would be."""
+             timeout: float, on_step: Callable[[str], None], found: Found,
+             base_shape: object | None = None) -> tuple[Option, ...]:
+    """The most downloaded repositories quantized from `m` (the Hub's
+    base_model:quantized:<id> tag) — AWQ and GPTQ for a GPU runtime, GGUF for llamacpp —
+    each looked up and fit-checked as its own ModelDeployment would be."""
     from huggingface_hub.errors import HfHubHTTPError
 
     from slam_operator.modeldeployment import hub
 
-    if c.runtime not in ("vllm", "tgi", "sglang"):
-        return ()
+    if c.on_cpu and c.runtime != "llamacpp":
+        return ()  # vLLM's CPU backend: the weights as they are
     best: dict[str, object] = {}
     try:
         for info in api.list_models(  # type: ignore[attr-defined]
                 filter=f"base_model:quantized:{m.id}", sort="downloads", limit=50,
                 expand=["downloads", "tags", "gated"]):
-            method = variant_method(getattr(info, "tags", None) or (), info.id)
+            tags = [t.lower() for t in getattr(info, "tags", None) or ()]
+            method = ("gguf" if "gguf" in tags else None) if c.runtime == "llamacpp" \
+                else variant_method(tags, info.id)
             if method and method not in best and (c.gated or not getattr(info, "gated", False)):
                 best[method] = info
     except HfHubHTTPError as e:
@@ -379,7 +451,12 @@ def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: s
     for method, info in best.items():
         outcome = hub.lookup(info.id, "main", token, endpoint, timeout)  # type: ignore[attr-defined]
         on_step(f"{info.id}: {outcome.message}")  # type: ignore[attr-defined]
-        if outcome.status == "found":
+        if outcome.status != "found":
+            continue
+        if method == "gguf":  # a GGUF repository rarely has a config.json: the base's shape
+            out += gguf_options(info.id, outcome.parameters or m.parameters,  # type: ignore[attr-defined]
+                                outcome.files, c, outcome.shape or base_shape, outcome.sha)
+        else:
             out.append(option(m.id, outcome.parameters, c, method, outcome.shape,
                               variant=info.id, sha=outcome.sha))  # type: ignore[attr-defined]
     return tuple(out)

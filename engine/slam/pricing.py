@@ -29,10 +29,19 @@ class InstanceType:
     gpus: int
     gpu_memory_gib: float  # per GPU
     hourly_usd: float
+    memory_gib: float = 0.0  # the instance's RAM (listed for the CPU types)
+
+    @property
+    def pod_memory_gib(self) -> int:
+        """Memory a model server's pod can ask for on a node of this type: the RAM less what
+        the kubelet, the system and the eviction threshold keep on an EKS node of this size
+        (about 1.5 GiB), whole GiB."""
+        return max(0, int(self.memory_gib - 1.5))
 
 
-def _t(name: str, gpu: str, gpus: int, mem: float, usd: float) -> InstanceType:
-    return InstanceType(name, gpu, gpus, mem, usd)
+def _t(name: str, gpu: str, gpus: int, mem: float, usd: float, ram: float = 0.0
+       ) -> InstanceType:
+    return InstanceType(name, gpu, gpus, mem, usd, ram)
 
 
 INSTANCE_TYPES: dict[str, InstanceType] = {
@@ -61,11 +70,14 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         _t("p3.2xlarge", "NVIDIA V100", 1, 16, 3.06),
         _t("p4d.24xlarge", "NVIDIA A100", 8, 40, 21.96),
         _t("p5.48xlarge", "NVIDIA H100", 8, 80, 55.04),
-        # CPU types, for the llamacpp runtime.
-        _t("m5.large", "", 0, 0, 0.096),
-        _t("m5.xlarge", "", 0, 0, 0.192),
-        _t("c6i.xlarge", "", 0, 0, 0.17),
-        _t("c7i.xlarge", "", 0, 0, 0.1785),
+        # CPU types, for llamacpp and vLLM's CPU backend (RAM in GiB last).
+        _t("m5.large", "", 0, 0, 0.096, 8),
+        _t("m5.xlarge", "", 0, 0, 0.192, 16),
+        _t("c6i.xlarge", "", 0, 0, 0.17, 8),
+        _t("c7i.xlarge", "", 0, 0, 0.1785, 8),
+        _t("c7i.2xlarge", "", 0, 0, 0.357, 16),
+        _t("m7i.xlarge", "", 0, 0, 0.2016, 16),
+        _t("r7i.xlarge", "", 0, 0, 0.2646, 32),
     )
 }
 

@@ -320,3 +320,138 @@ def test_a_model_too_big_as_is_is_written_as_its_quantized_variant(tmp_path: Pat
         assert y.chosen is None and y.rank_reason.startswith("not written: needs ~")
     finally:
         h.stop()
+
+
+@pytest.fixture
+def cpu_hub(tmp_path: Path) -> Iterator[FakeHub]:
+    """Base models with their GGUF repositories, for CPU instance types."""
+    def files(name: str, config: dict | None, *ggufs: str) -> dict[str, Path]:
+        folder = tmp_path / name
+        folder.mkdir()
+        out = {}
+        for f in ggufs:
+            (folder / f).write_bytes(b"GGUF")
+            out[f] = folder / f
+        if config is not None:
+            (folder / "config.json").write_text(json.dumps(config))
+            out["config.json"] = folder / "config.json"
+        return out
+
+    smol, mistral = "HuggingFaceTB/SmolLM2-1.7B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"
+    h = FakeHub({
+        smol: Repo(sha=SHA_SMOL, parameters=1_711_376_384, downloads=900_000,
+                   files=files("smol", SMOL_CONFIG)),
+        "bartowski/SmolLM2-1.7B-Instruct-GGUF": Repo(
+            sha="d" * 40, gguf=True, parameters=1_711_376_384, downloads=40_000,
+            tags=(f"base_model:quantized:{smol}",),
+            files=files("smol-gguf", None, "SmolLM2-1.7B-Instruct-Q4_K_M.gguf",
+                        "SmolLM2-1.7B-Instruct-Q8_0.gguf", "SmolLM2-1.7B-Instruct-f16.gguf")),
+        mistral: Repo(sha=SHA_MISTRAL, parameters=7_248_023_552, downloads=1_500_000,
+                      files=files("mistral", MISTRAL_CONFIG)),
+        "bartowski/Mistral-7B-Instruct-v0.3-GGUF": Repo(
+            sha="e" * 40, gguf=True, parameters=7_248_023_552, downloads=60_000,
+            tags=(f"base_model:quantized:{mistral}",),
+            files=files("mistral-gguf", None, "Mistral-7B-Instruct-v0.3-Q8_0.gguf",
+                        "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf",
+                        "Mistral-7B-Instruct-v0.3-Q6_K-00001-of-00002.gguf")),
+    }).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_on_a_cpu_instance_llamacpp_gets_the_gguf_file_that_fits(
+        cpu_hub: FakeHub, tmp_path: Path) -> None:
+    """c7i.xlarge (8 GiB; 6 GiB for the pod): Mistral-7B at Q4_K_M (~5.1 GiB with its KV
+    cache) fits where its Q8_0 would not; both sized by the operator's llama.cpp fit check."""
+    criteria = disc.Criteria(runtime="llamacpp", instance_type="c7i.xlarge",
+                             gguf_files=("Q8_0", "Q4_K_M"))
+    found = disc.discover(criteria, endpoint=cpu_hub.url, timeout=5)
+    by_id = {x.listed.id: x for x in found.candidates}
+    mistral = by_id["mistralai/Mistral-7B-Instruct-v0.3"]
+    repo = "bartowski/Mistral-7B-Instruct-v0.3-GGUF"
+    assert [(o.label, o.fits) for o in mistral.options] == [
+        (f"Mistral-7B-Instruct-v0.3-Q8_0.gguf ({repo})", "False"),
+        (f"Mistral-7B-Instruct-v0.3-Q4_K_M.gguf ({repo})", "True")]
+    from slam_operator.modeldeployment.gpu import shape_from_config
+    spec = disc.deployment_spec(repo, None, criteria, None,
+                                file="Mistral-7B-Instruct-v0.3-Q4_K_M.gguf")
+    assert spec.resources is not None and spec.resources.memory == "6Gi"
+    cond = fits(spec, 7_248_023_552, {}, shape_from_config(MISTRAL_CONFIG))
+    assert mistral.chosen is not None and mistral.chosen.message == cond.message
+    assert "0.50 GiB of KV cache for 4096 tokens" in cond.message
+    assert mistral.hourly_usd == 0.1785
+    smol = by_id["HuggingFaceTB/SmolLM2-1.7B-Instruct"]
+    assert smol.chosen is not None and smol.chosen.file == "SmolLM2-1.7B-Instruct-Q8_0.gguf"
+    # The GGUF repositories are listed too, and serve their own files.
+    own = by_id["bartowski/SmolLM2-1.7B-Instruct-GGUF"]
+    assert own.chosen is not None and own.chosen.file == "SmolLM2-1.7B-Instruct-Q8_0.gguf"
+    out = tmp_path / "cpu"
+    r = slam("discover", "--runtime", "llamacpp", "--instance-type", "c7i.xlarge",
+             "--gguf", "Q8_0", "--gguf", "Q4_K_M", "--out", str(out), hub=cpu_hub, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Candidates on c7i.xlarge (CPU, 6 GiB per pod, llamacpp)" in " ".join(r.stdout.split())
+    md = yaml.safe_load((out / "modeldeployment-mistral-7b-instruct-v0-3.yaml").read_text())
+    assert md["spec"] == {"model": {"id": repo, "revision": "e" * 40,
+                                    "file": "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf"},
+                          "runtime": "llamacpp", "instanceType": "c7i.xlarge",
+                          "resources": {"memory": "6Gi"}}
+    served = sorted(yaml.safe_load(p.read_text())["spec"]["model"]["id"]
+                    for p in out.glob("modeldeployment-*.yaml"))
+    assert served == ["bartowski/Mistral-7B-Instruct-v0.3-GGUF",
+                      "bartowski/SmolLM2-1.7B-Instruct-GGUF"]  # each repository once
+    (out / "prompts.yaml").write_text(yaml.safe_dump(
+        [{"id": "q1", "messages": [{"role": "user", "content": "Hi?"}]}]))
+    v = slam("validate", str(out), hub=cpu_hub, cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_on_a_cpu_instance_vllm_serves_what_fits_its_memory(cpu_hub: FakeHub) -> None:
+    criteria = disc.Criteria(runtime="vllm", instance_type="c7i.xlarge")
+    found = disc.discover(criteria, endpoint=cpu_hub.url, timeout=5)
+    by_id = {x.listed.id: x for x in found.candidates}
+    smol = by_id["HuggingFaceTB/SmolLM2-1.7B-Instruct"]
+    assert [(o.label, o.fits) for o in smol.options] == [("as is", "True")]
+    assert "leaves a 1 GiB KV cache (VLLM_CPU_KVCACHE_SPACE)" in smol.options[0].message
+    mistral = by_id["mistralai/Mistral-7B-Instruct-v0.3"]
+    assert [o.fits for o in mistral.options] == ["False"]  # 13.5 GiB of weights in 6 GiB
+    doc = disc.manifests([smol], criteria, evaluation="e", prompt_set="p.yaml")[0]
+    assert doc["spec"]["gpus"] == 0 and doc["spec"]["resources"] == {"memory": "6Gi"}
+    assert doc["spec"]["runtime"] == "vllm"
+
+
+def test_runtime_and_instance_type_must_go_together(cpu_hub: FakeHub, tmp_path: Path) -> None:
+    for args, says in (
+            (["--runtime", "llamacpp"], "--runtime llamacpp: runs on CPU instance types"),
+            (["--runtime", "tgi", "--instance-type", "c7i.xlarge"], "has no GPU"),
+            (["--instance-type", "x9.huge"], "--instance-type x9.huge: not in the price table"),
+            (["--runtime", "llamacpp", "--instance-type", "c7i.xlarge", "--gguf", "Q9"],
+             "--gguf Q9: one of")):
+        r = slam("discover", *args, hub=cpu_hub, cwd=tmp_path)
+        assert r.returncode == 2 and says in " ".join(r.stderr.split()), (args, r.stderr)
+    assert cpu_hub.requests == []
+
+
+def test_cpu_manifests_are_accepted_by_the_api_server(cpu_hub: FakeHub, k8s,
+                                                      namespace: str) -> None:
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(k8s)
+    plural = {"ModelDeployment": "modeldeployments", "Evaluation": "evaluations"}
+    for runtime in ("llamacpp", "vllm"):
+        criteria = disc.Criteria(runtime=runtime, instance_type="c7i.xlarge")
+        found = disc.discover(criteria, endpoint=cpu_hub.url, timeout=5)
+        docs = disc.manifests(found.candidates, criteria, evaluation=f"cpu-{runtime}",
+                              prompt_set="prompts.yaml")
+        assert sum(d["kind"] == "ModelDeployment" for d in docs) >= 1
+        for doc in docs:
+            if doc["kind"] == "ModelDeployment":
+                doc["metadata"]["name"] = f"{runtime}-{doc['metadata']['name']}"[:63]
+            else:
+                for t in doc["spec"]["targets"][1:]:
+                    t["name"] = t["modelDeploymentRef"]["name"] = \
+                        f"{runtime}-{t['name']}"[:63]
+            api.create_namespaced_custom_object("slam.dev", "v1alpha1", namespace,
+                                                plural[doc["kind"]], doc,
+                                                field_validation="Strict")

@@ -78,6 +78,7 @@ class Repo:
     pipeline_tag: str = "text-generation"
     tags: tuple[str, ...] = ()
     dtypes: dict[str, int] | None = None  # safetensors element counts by dtype (default BF16)
+    gguf: bool = False  # a GGUF repository: the Hub states its parameters under "gguf"
 
     def listed(self, repo_id: str) -> dict:
         """The repository as the listing API shows it."""
@@ -85,9 +86,12 @@ class Repo:
                 "private": False, "downloads": self.downloads, "likes": self.likes,
                 "gated": "manual" if self.behaviour == "gated" else False,
                 "pipeline_tag": self.pipeline_tag,
-                "tags": [*self.tags, f"license:{self.license}", self.pipeline_tag],
+                "tags": [*self.tags, *(["gguf"] if self.gguf else []),
+                         f"license:{self.license}", self.pipeline_tag],
                 "cardData": {"license": self.license}}
-        if self.parameters:
+        if self.parameters and self.gguf:
+            body["gguf"] = {"total": self.parameters, "architecture": "llama"}
+        elif self.parameters:
             dtypes = self.dtypes or {"BF16": self.parameters}
             body["safetensors"] = {"parameters": dtypes, "total": sum(dtypes.values())}
         return body

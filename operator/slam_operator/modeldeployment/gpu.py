@@ -6,6 +6,7 @@ the AWS Pricing API when credentials exist (slam.pricing).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from slam.pricing import (  # noqa: F401 - re-exported: the operator's view of the table
@@ -127,6 +128,52 @@ def smallest_fitting(total_gib: float, gpus: int) -> str | None:
         if t.gpus >= max(gpus, 1) and t.gpu_memory_gib * max(gpus, 1) >= total_gib
     ]
     return min(fitting, key=lambda t: t.hourly_usd).name if fitting else None
+
+
+# llama.cpp: bits per weight of a GGUF file, by the quantization type its name carries (as
+# llama.cpp's quantize reports them for a 7B model: k-quant mixes keep some tensors wider).
+GGUF_BITS: dict[str, float] = {
+    "F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69,
+    "Q5_K_S": 5.54, "Q5_1": 6.0, "Q5_0": 5.5, "Q4_K_M": 4.85, "Q4_K_S": 4.58, "Q4_1": 5.0,
+    "Q4_0": 4.5, "IQ4_NL": 4.5, "IQ4_XS": 4.25, "Q3_K_L": 4.27, "Q3_K_M": 3.91, "Q3_K_S": 3.5,
+    "IQ3_M": 3.66, "Q2_K": 3.35,
+}
+# llama-server's context when --ctx-size is not given (b6500), and what the process needs
+# besides weights and KV cache (compute buffers, the HTTP server).
+LLAMACPP_DEFAULT_CONTEXT = 4096
+LLAMACPP_OVERHEAD_GIB = 0.5
+
+
+def gguf_bits(filename: str | None) -> float | None:
+    """Bits per weight from a GGUF file name such as SmolLM2-135M-Instruct.Q4_1.gguf."""
+    if not filename:
+        return None
+    name = filename.upper()
+    for kind in sorted(GGUF_BITS, key=len, reverse=True):
+        if re.search(rf"(^|[^A-Z0-9]){kind}([^A-Z0-9]|$)", name):
+            return GGUF_BITS[kind]
+    return None
+
+
+@dataclass(frozen=True)
+class CpuEstimate:
+    weights_gib: float
+    kv_cache_gib: float
+    total_gib: float
+    bits: float
+    context_tokens: int
+
+
+def estimate_llamacpp_memory(parameters: int, bits: float, kv_bytes_per_token: int | None,
+                             context_tokens: int) -> CpuEstimate:
+    """Memory a llama-server process needs: the GGUF weights, an f16 KV cache for the whole
+    context (its slots share it) — or, without the model's shape, OVERHEAD_RATIO of the
+    weights — and LLAMACPP_OVERHEAD_GIB."""
+    weights = parameters * bits / 8 / GIB
+    kv = (kv_bytes_per_token * context_tokens / GIB if kv_bytes_per_token
+          else weights * OVERHEAD_RATIO)
+    total = weights + kv + LLAMACPP_OVERHEAD_GIB
+    return CpuEstimate(round(weights, 2), round(kv, 2), round(total, 2), bits, context_tokens)
 
 
 # vLLM on CPU: the KV cache is its own allocation (VLLM_CPU_KVCACHE_SPACE, GiB), beside the

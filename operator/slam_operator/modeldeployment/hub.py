@@ -50,6 +50,7 @@ class HubOutcome:
     gated: bool | None = None
     license: str | None = None
     shape: ModelShape | None = None  # from config.json, for the KV cache in the fit check
+    files: tuple[str, ...] = ()  # the repository's files at that commit
 
 
 # AWQ and GPTQ checkpoints pack eight 4-bit weights into each int32 element (qweight,
@@ -135,6 +136,7 @@ def lookup(model_id: str, revision: str, token: str | None, endpoint: str = DEFA
         gated=bool(getattr(info, "gated", False)),
         license=_license(info),
         shape=_shape(api, model_id, info, timeout),
+        files=tuple(sorted(sib.rfilename for sib in getattr(info, "siblings", None) or ())),
     )
 
 

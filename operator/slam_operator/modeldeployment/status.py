@@ -82,6 +82,39 @@ def _fits_cpu_memory(spec: ModelDeploymentSpec, parameters: int | None) -> Cond:
                 "(VLLM_CPU_KVCACHE_SPACE)")
 
 
+def _fits_llamacpp_memory(spec: ModelDeploymentSpec, parameters: int | None,
+                          shape: gpu.ModelShape | None) -> Cond:
+    """llama.cpp: the GGUF weights, the KV cache of its context and the process within the
+    container's memory (spec.resources.memory); without a memory limit, nothing to check."""
+    memory = spec.resources.memory if spec.resources else None
+    if memory is None:
+        return Cond("Fits", "True", "CPURuntime",
+                    "llamacpp runs on the CPU: set spec.resources.memory to reserve memory and "
+                    "to check that the model fits it")
+    bits = gpu.gguf_bits(spec.model.file)
+    if parameters is None or bits is None:
+        what = ("the parameter count is not known yet" if parameters is None else
+                f"the quantization of {spec.model.file} is not in its name (e.g. Q4_K_M)")
+        return Cond("Fits", "Unknown", "UnknownModelSize",
+                    f"{what}: the memory it needs cannot be estimated")
+    from kubernetes.utils import parse_quantity
+
+    context = spec.max_total_tokens or gpu.LLAMACPP_DEFAULT_CONTEXT
+    est = gpu.estimate_llamacpp_memory(
+        parameters, bits, shape.kv_bytes_per_token if shape else None, context)
+    have = float(parse_quantity(memory)) / gpu.GIB
+    kv = (f"{est.kv_cache_gib:.2f} GiB of KV cache for {context} tokens" if shape else
+          f"+{gpu.OVERHEAD_RATIO:.0%} for the KV cache")
+    need = (f"needs ~{est.total_gib:.2f} GiB ({parameters / 1e9:.2f}B parameters at {bits:g} "
+            f"bits = {est.weights_gib:.2f} GiB of weights; {kv}; "
+            f"{gpu.LLAMACPP_OVERHEAD_GIB:g} GiB for the server)")
+    if est.total_gib <= have:
+        return Cond("Fits", "True", "FitsInMemory", f"{need}; spec.resources.memory {memory}")
+    return Cond("Fits", "False", "InsufficientMemory",
+                f"{need}; spec.resources.memory {memory} is less: give it more, or use a "
+                "smaller GGUF file or a shorter spec.maxTotalTokens")
+
+
 def gpu_estimate(spec: ModelDeploymentSpec, parameters: int,
                  shape: gpu.ModelShape | None) -> gpu.MemoryEstimate:
     """The GPU memory estimate for this spec: with the KV cache of spec.maxConcurrentSequences
@@ -112,6 +145,8 @@ def fits(spec: ModelDeploymentSpec, parameters: int | None, annotations: dict[st
          shape: gpu.ModelShape | None = None) -> Cond:
     if spec.runtime == "vllm" and spec.on_cpu:
         return _fits_cpu_memory(spec, parameters)
+    if spec.runtime == "llamacpp":
+        return _fits_llamacpp_memory(spec, parameters, shape)
     if spec.runtime not in GPU_RUNTIMES:
         return Cond("Fits", "True", "CPURuntime", f"{spec.runtime} runs on the CPU")
     if parameters is None:

@@ -97,3 +97,24 @@ def test_a_config_without_the_shape_gives_no_estimate_of_the_kv_cache() -> None:
     # Multi-head attention (no num_key_value_heads): every head keeps keys and values.
     assert gpu.shape_from_config({"num_hidden_layers": 2, "num_attention_heads": 8,
                                   "hidden_size": 512}) == gpu.ModelShape(2, 8, 64)
+
+
+def test_llamacpp_memory_worked_example() -> None:
+    """SmolLM2-1.7B-Instruct at Q4_K_M with llama-server's default 4,096-token context:
+    1,711,376,384 × 4.85 / 8 bytes = 0.97 GiB of weights; 24 layers × 32 KV heads × 64 × 2 × 2
+    bytes = 192 KiB per token × 4,096 = 0.75 GiB of KV cache; + 0.5 GiB = 2.22 GiB."""
+    from slam_operator.modeldeployment.gpu import (
+        LLAMACPP_DEFAULT_CONTEXT,
+        ModelShape,
+        estimate_llamacpp_memory,
+        gguf_bits,
+    )
+
+    assert gguf_bits("smollm2-1.7b-instruct-q4_k_m.gguf") == 4.85
+    assert gguf_bits("SmolLM2-135M-Instruct.Q4_1.gguf") == 5.0
+    assert gguf_bits("gemma-3-270m-it-Q8_0.gguf") == 8.5
+    assert gguf_bits("model-IQ4_XS.gguf") == 4.25 and gguf_bits("model.gguf") is None
+    shape = ModelShape(layers=24, kv_heads=32, head_dim=64, max_positions=8192)
+    est = estimate_llamacpp_memory(1_711_376_384, 4.85, shape.kv_bytes_per_token,
+                                   LLAMACPP_DEFAULT_CONTEXT)
+    assert (est.weights_gib, est.kv_cache_gib, est.total_gib) == (0.97, 0.75, 2.22)
