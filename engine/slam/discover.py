@@ -355,7 +355,7 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from slam_operator.modeldeployment import gpu, hub
+    from slam_operator.modeldeployment import gpu
 
     api = HfApi(endpoint=endpoint, token=token or False)
     found = Found()
@@ -391,7 +391,7 @@ def discover(c: Criteria, *, endpoint: str, token: str | None = None, timeout: f
     price = gpu.hourly_cost_usd(c.instance_type, 1)  # what the ModelDeployment's status shows
     cands = []
     for m in survivors:
-        outcome = hub.lookup(m.id, "main", token, endpoint, timeout)
+        outcome = lookup(m.id, token, endpoint, timeout)
         on_step(f"{m.id}: {outcome.message}")
         if outcome.status == "gated" and m.parameters is not None:
             # Without access the commit and config.json stay unknown: the fit uses the
@@ -428,7 +428,6 @@ def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: s
     each looked up and fit-checked as its own ModelDeployment would be."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    from slam_operator.modeldeployment import hub
 
     if c.on_cpu and c.runtime != "llamacpp":
         return ()  # vLLM's CPU backend: the weights as they are
@@ -449,7 +448,7 @@ def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: s
         return ()
     out = []
     for method, info in best.items():
-        outcome = hub.lookup(info.id, "main", token, endpoint, timeout)  # type: ignore[attr-defined]
+        outcome = lookup(info.id, token, endpoint, timeout)  # type: ignore[attr-defined]
         on_step(f"{info.id}: {outcome.message}")  # type: ignore[attr-defined]
         if outcome.status != "found":
             continue
@@ -460,6 +459,24 @@ def variants(api: object, m: Listed, c: Criteria, token: str | None, endpoint: s
             out.append(option(m.id, outcome.parameters, c, method, outcome.shape,
                               variant=info.id, sha=outcome.sha))  # type: ignore[attr-defined]
     return tuple(out)
+
+
+LOOKUP_ATTEMPTS = 4
+
+
+def lookup(model_id: str, token: str | None, endpoint: str, timeout: float) -> object:
+    """The operator's Hub lookup of `main`, tried again with jittered backoff (0.5 s doubling)
+    while the Hub is unreachable or answers 429/5xx; the last outcome otherwise."""
+    from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
+
+    from slam_operator.modeldeployment import hub
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda o: o.status == "unreachable"),
+        stop=stop_after_attempt(LOOKUP_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.5, max=4),
+        retry_error_callback=lambda state: state.outcome.result())  # the last outcome
+    return retrying(hub.lookup, model_id, "main", token, endpoint, timeout)
 
 
 def parse_parameters(text: str) -> int:

@@ -171,10 +171,19 @@ def test_written_manifests_validate_and_run(hub: FakeHub, tmp_path: Path, stub: 
 def test_a_rate_limit_is_retried_and_a_failing_page_keeps_what_came(
         hub: FakeHub, tmp_path: Path) -> None:
     hub.list_faults = [429]  # the first listing request: retried after Retry-After
+    # A model's own lookup: rate limited, then a server error, then found.
+    hub.repos["mistralai/Mistral-7B-Instruct-v0.3"].faults = [429, 503]
     criteria = disc.Criteria(licenses=("apache-2.0",))
     found = disc.discover(criteria, endpoint=hub.url, timeout=5)
     assert found.warnings == []
-    assert {x.listed.id for x in found.candidates} >= {"mistralai/Mistral-7B-Instruct-v0.3"}
+    mistral = next(x for x in found.candidates
+                   if x.listed.id == "mistralai/Mistral-7B-Instruct-v0.3")
+    assert mistral.sha == SHA_MISTRAL and mistral.chosen is not None
+    # One that keeps failing is shown with the Hub's answer, after the retries.
+    broken = next(x for x in found.candidates if x.listed.id == "broken/model-errors")
+    assert broken.note == "the Hub answered HTTP 500 for broken/model-errors"
+    assert sum(p.startswith("/api/models/broken/model-errors") for p, _ in hub.requests) \
+        == disc.LOOKUP_ATTEMPTS
     hub.fail_from_page = 1  # the first page (two models) and then 500 for good
     partial = disc.discover(criteria, endpoint=hub.url, timeout=5)
     assert len(partial.warnings) == 1

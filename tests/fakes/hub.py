@@ -79,6 +79,7 @@ class Repo:
     tags: tuple[str, ...] = ()
     dtypes: dict[str, int] | None = None  # safetensors element counts by dtype (default BF16)
     gguf: bool = False  # a GGUF repository: the Hub states its parameters under "gguf"
+    faults: list[int] = field(default_factory=list)  # next model-info answers' status codes
 
     def listed(self, repo_id: str) -> dict:
         """The repository as the listing API shows it."""
@@ -240,6 +241,10 @@ class FakeHub:
                     )
                 if repo.behaviour == "error":
                     return self._send(500, {"error": "Internal Error"})
+                if repo.faults:
+                    code = repo.faults.pop(0)
+                    return self._send(code, {"error": f"HTTP {code}"},
+                                      {"Retry-After": "1"} if code == 429 else None)
                 if repo.behaviour == "hang":
                     hub.release.wait(hub.hang_seconds)
                     return self._send(504, {"error": "timeout"})
