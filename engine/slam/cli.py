@@ -316,6 +316,93 @@ def discover(
                       "`kubectl apply -f` the folder", highlight=False, soft_wrap=True)
 
 
+@app.command("import")
+def import_cmd(
+    logs: Path = typer.Argument(  # noqa: B008 - typer's declaration style
+        ..., help="JSONL file of chat-completion requests, one per line (bodies, logged "
+        "request/response pairs, or OpenAI Batch API input)."),
+    out: Path = typer.Option(  # noqa: B008 - typer's declaration style
+        ..., "--out", "-o", help="Prompt-set file to write (.yaml, or .jsonl)."),
+    name: str | None = typer.Option(None, help="The prompt set's name (default: the file's)."),
+    model: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Only requests to this model (repeat for several; default: all)."),
+    sample: int | None = typer.Option(
+        None, min=1, help="Keep this many distinct requests, drawn at random (--seed)."),
+    seed: int = typer.Option(0, help="Seed of the sample: the same seed draws the same prompts."),
+    responses: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, help="OpenAI Batch API output file: its answers become reference answers, "
+        "joined by custom_id."),
+    redact: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Also redact NAME=REGEX (repeat); matches become [NAME]."),
+    builtin: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Built-in detectors to run (repeat; default all: email, iban, card, phone)."),
+    phone_region: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Regions whose national phone formats are recognised (repeat; default: 29 "
+        "common ones; +country numbers are found anyway)."),
+    id_prefix: str = typer.Option("p", help="Prefix of the prompt ids (p-<hash of the "
+                                  "request>)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Turn a feature's logged API requests into a prompt set: redacted, deduplicated, sampled.
+
+    Personal data (e-mail addresses, phone numbers, card numbers, IBANs and your own patterns)
+    is replaced before anything is written; the incumbent's answers, where logged, become
+    reference answers. Prints what was left out and why, with the lines it was on.
+    """
+    import re
+
+    from slam import logimport
+    from slam.api.evaluation import PROMPT_ID
+    from slam.redact import BUILTINS, DEFAULT_PHONE_REGIONS, RedactionError, Redactor, label
+
+    try:
+        redactor = Redactor.build(redact, builtins=builtin or BUILTINS,
+                                  phone_regions=phone_region or DEFAULT_PHONE_REGIONS)
+    except RedactionError as e:
+        raise _fail(str(e)) from None
+    if not re.match(PROMPT_ID, id_prefix):
+        raise _fail(f"--id-prefix {id_prefix!r}: start with a letter or digit; then letters, "
+                    "digits, '.', '_', ':' or '-'")
+    if out.suffix not in (".yaml", ".yml", ".jsonl"):
+        raise _fail(f"--out {out}: name a .yaml or .jsonl file")
+    if out.exists() and not force:
+        raise _fail(f"--out {out}: exists; pass --force to replace it")
+    try:
+        text = logs.read_text(encoding="utf-8")
+    except OSError as e:
+        raise _fail(f"{logs}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise _fail(f"{logs}: not UTF-8 text (byte {e.start}); export the logs as UTF-8 "
+                    "JSONL") from None
+    try:
+        joined = logimport.read_responses(responses) if responses else None
+    except logimport.LogImportError as e:
+        raise _fail(str(e)) from None
+    prompts, result = logimport.import_logs(
+        text.splitlines(), logs.name, redactor, models=model, sample=sample, seed=seed,
+        responses=joined, id_prefix=id_prefix)
+    rows = result.rows()
+    if rows:
+        table = Table("Left out", "Requests", "Lines", title=f"{logs.name}: {result.read} read")
+        for reason, count, lines in rows:
+            table.add_row(reason, str(count), lines)
+        console.print(table)
+    if result.answer_errors:
+        console.print(f"{result.answer_errors} logged answer(s) were errors: those prompts "
+                      "have no reference answer from them", highlight=False)
+    if not prompts:
+        raise _fail(f"{logs}: no request could be used; nothing written (see the table)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = logimport.render(prompts, result, name or out.stem, out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(out)
+    redacted = ", ".join(f"{n} {label(k)}" for k, n in sorted(result.redacted.items()))
+    console.print(f"wrote {out}: {result.kept} prompts ({result.with_references} with reference "
+                  f"answers); redacted: {redacted or 'nothing found'}", highlight=False,
+                  soft_wrap=True)
+
+
 @app.command("plan")
 def plan_cmd(
     path: Path = typer.Argument(..., help="Manifest file or folder with the Evaluation."),  # noqa: B008
