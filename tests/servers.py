@@ -176,6 +176,7 @@ class Stub:
     tokens: int = 8
     interval: float = 0.002
     api_key: str | None = None
+    created: int | None = None
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -186,6 +187,8 @@ class Stub:
                "--tokens", str(self.tokens), "--interval", str(self.interval)]
         if self.api_key:
             cmd += ["--api-key", self.api_key]
+        if self.created is not None:
+            cmd += ["--created", str(self.created)]
         log = self.workdir / f"stub-{self.port}.log"
         self.proc = spawn(cmd, log, marker=self.workdir)
         wait_http(f"{self.base_url}/models", self.proc, log, timeout=30)

@@ -403,6 +403,98 @@ def import_cmd(
                   soft_wrap=True)
 
 
+@app.command("gateway")
+def gateway_cmd(
+    upstream: str = typer.Option(
+        ..., help="The incumbent API's origin, e.g. https://api.openai.com: the feature's "
+        "base URL becomes http://GATEWAY/v1 and every path is forwarded unchanged."),
+    evaluation: str = typer.Option(
+        ..., "--evaluation", "-e", help="The Evaluation the sampled traffic is recorded for."),
+    run_id: str = typer.Option(
+        ..., "--run-id", help="The run that collects it (the Evaluation's spec.runId)."),
+    namespace: str = typer.Option("", "--namespace", "-n", help="The Evaluation's namespace."),
+    incumbent: str = typer.Option(
+        "incumbent", help="Name of the incumbent's target in the run (the reference)."),
+    store_url: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    host: str = typer.Option("0.0.0.0", help="Address to listen on."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port the feature calls."),
+    metrics_port: int = typer.Option(9091, min=0, max=65535,
+                                     help="Port of /metrics and /healthz."),
+    sample_rate: float = typer.Option(0.1, min=0.0, max=1.0,
+                                      help="Share of eligible requests recorded."),
+    daily_cap: int | None = typer.Option(None, min=0,
+                                         help="At most this many recorded a day (UTC)."),
+    route: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Paths whose requests may be recorded (repeat; default /v1/chat/completions)."),
+    model: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Only requests to this model (repeat; default: all)."),
+    user: str | None = typer.Option(
+        None, help="Only requests whose `user` field matches this regular expression."),
+    exclude_user: str | None = typer.Option(
+        None, help="Never requests whose `user` field matches this regular expression."),
+    redact: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Also redact NAME=REGEX (repeat); matches become [NAME]."),
+    phone_region: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], help="Regions whose national phone formats are recognised (repeat)."),
+    queue_size: int = typer.Option(1000, min=1, help="Sampled requests that may wait to be "
+                                   "written; beyond it they are dropped (and counted)."),
+    shutdown_timeout: float = typer.Option(
+        30.0, min=0.0, help="On SIGTERM: seconds in-flight answers get to finish."),
+) -> None:
+    """Run the shadow gateway: forward every request to the incumbent unchanged and record a
+    sample of the feature's real traffic, redacted, as a run of an Evaluation.
+
+    The mirror path never slows or fails a request: sampled exchanges wait on a bounded queue
+    and one worker writes them; a full queue or a store that is down drops them, counted in
+    the metrics (slam_gateway_requests_dropped_total by reason).
+    """
+    import re
+
+    from slam import gateway as gw
+    from slam.redact import DEFAULT_PHONE_REGIONS, RedactionError, Redactor
+
+    _log_progress()
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    problems = []
+    try:
+        redactor = Redactor.build(redact, phone_regions=phone_region or DEFAULT_PHONE_REGIONS)
+    except RedactionError as e:
+        problems.append(str(e))
+    patterns = {}
+    for option, value in (("--user", user), ("--exclude-user", exclude_user)):
+        try:
+            patterns[option] = re.compile(value) if value else None
+        except re.error as e:
+            problems.append(f"{option}: not a valid regular expression ({e})")
+    if not re.match(r"^https?://[^/]+", upstream):
+        problems.append(f"--upstream {upstream!r}: an http(s) origin, e.g. "
+                        "https://api.openai.com")
+    bad_routes = [r for r in route if not r.startswith("/")]
+    if bad_routes:
+        problems.append(f"--route {bad_routes[0]!r}: a path starting with /, e.g. "
+                        "/v1/chat/completions")
+    if problems:
+        for problem in problems:
+            err.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    sampling = gw.Sampling(rate=sample_rate, daily_cap=daily_cap,
+                           routes=tuple(route) or (gw.CHAT_ROUTE,), models=tuple(model),
+                           users=patterns["--user"], exclude_users=patterns["--exclude-user"])
+    metrics = gw.Metrics()
+    url = store_url or default_url()
+    recorder = gw.Recorder(
+        gw.Recording(store_url=url, evaluation=evaluation, run_id=run_id, namespace=namespace,
+                     incumbent=incumbent, upstream=upstream, sampling=sampling.describe()),
+        redactor, metrics, queue_size=queue_size)
+    gateway = gw.Gateway(upstream=upstream, sampler=gw.Sampler(sampling), recorder=recorder,
+                         metrics=metrics)
+    logging.getLogger("slam.gateway").info(
+        "recording %.0f%% of %s into %s, run %s of %s", sample_rate * 100,
+        ", ".join(sampling.routes), display_url(url), run_id, evaluation)
+    asyncio.run(gw.serve(gateway, host=host, port=port, metrics_port=metrics_port,
+                         shutdown_timeout=shutdown_timeout))
+
+
 @app.command("plan")
 def plan_cmd(
     path: Path = typer.Argument(..., help="Manifest file or folder with the Evaluation."),  # noqa: B008

@@ -214,7 +214,8 @@ def answers_of(response: Any) -> tuple[list[str], bool]:
     return [t for t in texts if t.strip() and len(t) <= MAX_CHARS], False
 
 
-def _key(messages: list[dict[str, str]]) -> str:
+def prompt_key(messages: list[dict[str, str]]) -> str:
+    """A request's identity: its roles and contents with whitespace runs collapsed (sha256)."""
     canonical = [[m["role"], " ".join(m["content"].split())] for m in messages]
     return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
 
@@ -277,7 +278,7 @@ def import_logs(lines: Iterable[str], source: str, redactor: Redactor, *,
             summary.redacted += counts
         answers, counts = redactor.redact_all(answers)
         summary.redacted += counts
-        key = _key(messages)
+        key = prompt_key(messages)
         if key in entries:
             summary.drop(DUPLICATE, number)
             pooled = entries[key].references

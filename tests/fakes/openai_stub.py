@@ -64,13 +64,17 @@ def judge_reply(kind: str, messages: list[dict]) -> str:
     return "Assistant A is better. [[A]]"
 
 
-def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None) -> Starlette:
+def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None,
+             created: int | None = None) -> Starlette:
     hits: Counter[str] = Counter()
+
+    def now() -> int:
+        return created if created is not None else int(time.time())
 
     def chunk(i: int, content: str | None, finish: str | None = None, model: str = "stub",
               choices: bool = True) -> bytes:
         body = {
-            "id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
+            "id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": now(),
             "model": model,
             "choices": [{"index": 0, "delta": {"content": content} if content else {},
                          "finish_reason": finish}] if choices else [],
@@ -121,7 +125,7 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
             yield chunk(n, None, "length" if n == body.get("max_tokens") else "stop", model=model)
             if usage:
                 u = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model,
-                     "created": int(time.time()), "choices": [],
+                     "created": now(), "choices": [],
                      "usage": {"prompt_tokens": len(text.split()), "completion_tokens": n,
                                "total_tokens": len(text.split()) + n}}
                 yield b"data: " + json.dumps(u).encode() + b"\n\n"
@@ -133,7 +137,7 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
                 content = judge_reply(model.removeprefix("judge-"), body["messages"])
             return JSONResponse({
                 "id": "chatcmpl-stub", "object": "chat.completion", "model": model,
-                "created": int(time.time()),
+                "created": now(),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": n,
@@ -166,8 +170,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--created", type=int, default=None,
+                        help="a fixed `created` time, so answers are the same bytes every time")
     args = parser.parse_args()
-    app = make_app(args.tokens, args.interval, args.api_key)
+    app = make_app(args.tokens, args.interval, args.api_key, args.created)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                 timeout_keep_alive=30, backlog=4096)
 

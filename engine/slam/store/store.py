@@ -204,6 +204,20 @@ class Store:
             ).mappings().all()
         return [dict(r) for r in rows]
 
+    def add_prompt(self, run_pk: int, prompt_id: str, messages: Sequence[dict],
+                   references: Sequence[str] = ()) -> bool:
+        """Append one prompt to a run's set (the shadow gateway's sampled traffic); False when
+        the run already has it."""
+        with self.engine.begin() as conn:
+            position = conn.execute(
+                select(func.coalesce(func.max(RunPrompt.position) + 1, 0)).filter_by(
+                    run_pk=run_pk)).scalar_one()
+            stmt = (self._insert(RunPrompt)
+                    .values(run_pk=run_pk, prompt_id=prompt_id, position=position,
+                            messages=list(messages), references=list(references))
+                    .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"]))
+            return len(conn.execute(stmt.returning(RunPrompt.prompt_id)).all()) == 1
+
     # --- responses -----------------------------------------------------------------------------
 
     def done_keys(self, run_pk: int, *, include_failed: bool = True) -> set[tuple[str, str, int]]:

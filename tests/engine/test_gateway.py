@@ -1,0 +1,320 @@
+"""The shadow gateway (`slam gateway`) in front of the OpenAI stand-in: the incumbent path exactly
+as a direct call, a redacted sample in the store, and faults on the mirror path that cost the
+feature nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from slam.gateway import CHAT_ROUTE, Sampler, Sampling
+from slam.store import Store
+from tests.conftest import STUB_API_KEY
+from tests.controlplane.cluster import free_port
+from tests.engine.test_logimport import PLANTED, SENTENCES
+from tests.servers import Stub, spawn, stop, wait_http
+
+SLAM = str(Path(sys.executable).parent / "slam")
+CREATED = 1_764_800_000
+
+
+@dataclass
+class Gw:
+    proc: subprocess.Popen
+    port: int
+    metrics_port: int
+    log: Path
+    store_url: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics").text
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+    def count(self, name: str, **labels: str) -> float:
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def wait_for(self, name: str, value: float, timeout: float = 30, **labels: str) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(name, **labels) < value:
+            assert time.monotonic() < deadline, (name, labels, str({
+                k: v for k, v in self.metrics().items() if k[0].endswith("_total")}))
+            time.sleep(0.05)
+
+
+def start_gateway(tmp_path: Path, upstream: str, *args: str, store_url: str | None = None,
+                  name: str = "gw") -> Gw:
+    port, metrics_port = free_port(), free_port()
+    store_url = store_url or f"sqlite:///{tmp_path / 'results.db'}"
+    log = tmp_path / f"{name}.log"
+    proc = spawn([SLAM, "gateway", "--upstream", upstream, "--evaluation", "support-shadow",
+                  "--run-id", "week-49", "--host", "127.0.0.1", "--port", str(port),
+                  "--metrics-port", str(metrics_port), "--store", store_url, *args],
+                 log, marker=tmp_path)
+    wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc, log, timeout=60)
+    return Gw(proc, port, metrics_port, log, store_url)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Stub]:
+    s = Stub(tmp_path / "stub", api_key=STUB_API_KEY, created=CREATED).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def origin(stub: Stub) -> str:
+    return f"http://127.0.0.1:{stub.port}"
+
+
+AUTH = {"Authorization": f"Bearer {STUB_API_KEY}"}
+
+
+def body(content: str, *, stream: bool = False, model: str = "gpt-4o", **extra) -> dict:
+    b = {"model": model, "messages": [{"role": "system", "content": "You are a support bot."},
+                                      {"role": "user", "content": content}], **extra}
+    if stream:
+        b["stream"] = True
+        b["stream_options"] = {"include_usage": True}
+    return b
+
+
+def exchange(base: str, payload: dict, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    with httpx.Client(timeout=30) as client, client.stream(
+            "POST", f"{base}/v1/chat/completions", json=payload,
+            headers={**AUTH, **(headers or {})}) as r:
+        return r.status_code, dict(r.headers), b"".join(r.iter_raw())
+
+
+def comparable(headers: dict) -> dict:
+    # The date is the second it was sent; the framing is the connection's, not the answer's.
+    return {k: v for k, v in headers.items() if k not in ("date", "transfer-encoding",
+                                                           "connection")}
+
+
+def test_answers_and_errors_arrive_as_the_incumbent_sent_them(tmp_path: Path,
+                                                              upstream: Stub) -> None:
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "0")
+    try:
+        for payload in [body("Where is my parcel?"), body("Where is my parcel?", stream=True),
+                        body("Answer briefly [[tokens:3]]", stream=True),
+                        body("Fail please [[400]]"), body("Busy [[429:100]]"),
+                        body("Broken [[500:100]]")]:
+            direct = exchange(upstream.base_url.removesuffix("/v1"), payload)
+            shadowed = exchange(gw.url, payload)
+            assert shadowed[0] == direct[0], payload
+            assert shadowed[2] == direct[2], payload  # byte for byte
+            assert comparable(shadowed[1]) == comparable(direct[1]), payload
+            if shadowed[0] == 429:
+                assert shadowed[1]["retry-after"] == "1"
+        # The caller's own key is what authenticates: a wrong one gets the incumbent's 401.
+        status, _, raw = exchange(gw.url, body("hi"), {"Authorization": "Bearer sk-wrong"})
+        assert status == 401 and b"Incorrect API key" in raw
+        # Other routes are forwarded too (the feature's base URL is the gateway's).
+        assert httpx.get(f"{gw.url}/v1/models", headers=AUTH).json()["data"][0]["id"] == "stub"
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 4
+        assert gw.count("slam_gateway_requests_forwarded_total", code="429") == 1
+        assert gw.count("slam_gateway_requests_sampled_total") == 0
+        assert gw.count("slam_gateway_added_latency_seconds_count") == 8
+    finally:
+        stop(gw.proc)
+
+
+def test_a_cut_stream_is_cut_on_the_caller_too(tmp_path: Path, upstream: Stub) -> None:
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1")
+    try:
+        got = {}
+        for name, base in [("direct", upstream.base_url.removesuffix("/v1")), ("gateway", gw.url)]:
+            received = []
+            with pytest.raises(httpx.RemoteProtocolError), httpx.Client(timeout=30) as c, \
+                    c.stream("POST", f"{base}/v1/chat/completions", headers=AUTH,
+                             json=body(f"Tell me more [[cut:3]] ({name})", stream=True)) as r:
+                assert r.status_code == 200
+                for piece in r.iter_raw():
+                    received.append(piece)
+            got[name] = b"".join(received).replace(b"(gateway)", b"(direct)")
+        assert got["gateway"].count(b"data: ") == got["direct"].count(b"data: ") == 3
+        assert gw.count("slam_gateway_streams_cut_total") == 1
+        # A cut answer is not a pair to rate: sampled, not recorded, and the process lives on.
+        assert exchange(gw.url, body("still there?"))[0] == 200
+        gw.wait_for("slam_gateway_requests_recorded_total", 1)
+        store = Store.open(gw.store_url)
+        run = store.find_run("support-shadow", "week-49")
+        assert [p["messages"][-1]["content"] for p in store.prompts(run.id)] == ["still there?"]
+    finally:
+        stop(gw.proc)
+
+
+def test_sampled_traffic_is_stored_redacted_and_the_key_nowhere(tmp_path: Path,
+                                                                upstream: Stub) -> None:
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--model", "gpt-4o",
+                       "--exclude-user", "^internal-", "--redact", r"ORDER=ORD-\d{6}")
+    try:
+        planted = [sentence.format(p) for (p, _), sentence in
+                   zip(PLANTED, SENTENCES * 5, strict=False)]
+        for i, text in enumerate(planted):
+            payload = body(f"{text} ORD-{i:06d} (case {i})", stream=i % 2 == 0,
+                           user=f"customer-{i}")
+            assert exchange(gw.url, payload)[0] == 200
+        exchange(gw.url, body("not recorded", user="internal-qa"))
+        exchange(gw.url, body("not recorded either", model="gpt-3.5-turbo"))
+        # The same question from another customer, about another order: once redacted, the same
+        # prompt, so it is not stored twice.
+        exchange(gw.url, body(planted[1] + " ORD-999999 (case 1)", user="customer-again"))
+        gw.wait_for("slam_gateway_requests_recorded_total", len(planted))
+        gw.wait_for("slam_gateway_requests_dropped_total", 1, reason="duplicate")
+        assert gw.count("slam_gateway_requests_sampled_total") == len(planted) + 1
+    finally:
+        stop(gw.proc)
+    store = Store.open(gw.store_url)
+    run = store.find_run("support-shadow", "week-49")
+    assert run is not None and run.reference == "incumbent"
+    assert [t["name"] for t in store.targets(run.id)] == ["incumbent"]
+    prompts = store.prompts(run.id)
+    assert len(prompts) == len(planted)
+    texts = [p["messages"][-1]["content"] for p in prompts]
+    assert all("[ORDER]" in t for t in texts)
+    assert not any("not recorded" in t for t in texts)
+    responses = {r["prompt_id"]: r for r in store.responses(run.id, "incumbent")}
+    assert set(responses) == {p["prompt_id"] for p in prompts}
+    for r in responses.values():
+        assert r["text"].startswith(" tok0") and r["error_class"] is None
+        assert r["e2e_ms"] > 0 and r["completion_tokens"] == 8 and r["status_code"] == 200
+    streamed = [responses[p["prompt_id"]] for p, i in zip(prompts, range(len(planted)),
+                                                           strict=True) if i % 2 == 0]
+    assert all(r["ttft_ms"] is not None and r["ttft_ms"] <= r["e2e_ms"] for r in streamed)
+    # Nothing planted, no key, no customer id in the store file or the log.
+    raw = Path(gw.store_url.removeprefix("sqlite:///")).read_bytes()
+    for wal in Path(gw.store_url.removeprefix("sqlite:///")).parent.glob("results.db-*"):
+        raw += wal.read_bytes()
+    log = gw.log.read_bytes()
+    for secret in [STUB_API_KEY, "customer-3", *(p for p, _ in PLANTED)]:
+        assert secret.encode() not in raw and secret.encode() not in log, secret
+
+
+def test_store_down_costs_the_feature_nothing_and_is_counted(tmp_path: Path,
+                                                             upstream: Stub) -> None:
+    closed = free_port()  # nothing listens here: the store is down
+    url = f"postgresql://slam:s3cret-pw@127.0.0.1:{closed}/results"
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", store_url=url)
+    try:
+        for i in range(20):
+            status, _, raw = exchange(gw.url, body(f"question {i}", stream=i % 2 == 1))
+            assert status == 200 and raw.count(b"tok") >= 8
+        gw.wait_for("slam_gateway_requests_dropped_total", 20, reason="store_unavailable")
+        assert gw.count("slam_gateway_requests_recorded_total") == 0
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 20
+    finally:
+        stop(gw.proc)
+    log = gw.log.read_text()
+    assert "store unavailable" in log and "s3cret-pw" not in log
+
+
+def test_a_full_queue_drops_and_counts_while_answers_keep_flowing(tmp_path: Path,
+                                                                  upstream: Stub) -> None:
+    db = tmp_path / "results.db"
+    Store.open(f"sqlite:///{db}").close()
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--queue-size", "2")
+    lock = sqlite3.connect(db, timeout=1)
+    lock.execute("BEGIN EXCLUSIVE")  # the store is stuck: every write waits
+    try:
+        started = time.monotonic()
+        for i in range(12):
+            assert exchange(gw.url, body(f"question {i}"))[0] == 200
+        answered_in = time.monotonic() - started
+        gw.wait_for("slam_gateway_requests_dropped_total", 9, reason="queue_full")
+        assert answered_in < 30  # not waiting on the store's 60 s lock timeout
+        lock.rollback()
+        gw.wait_for("slam_gateway_requests_recorded_total", 1)
+        recorded = gw.count("slam_gateway_requests_recorded_total")
+        dropped = gw.count("slam_gateway_requests_dropped_total", reason="queue_full")
+        assert recorded + dropped == 12 and recorded <= 3
+    finally:
+        lock.close()
+        stop(gw.proc)
+
+
+def test_an_unreachable_incumbent_is_a_502_in_the_apis_error_shape(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, f"http://127.0.0.1:{free_port()}", "--sample-rate", "1")
+    try:
+        status, _, raw = exchange(gw.url, body("hello"))
+        assert status == 502
+        assert json.loads(raw)["error"]["code"] == "upstream_unreachable"
+        assert gw.count("slam_gateway_requests_forwarded_total", code="502") == 1
+    finally:
+        stop(gw.proc)
+
+
+def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: Path) -> None:
+    slow = Stub(tmp_path / "slow", api_key=STUB_API_KEY, tokens=40, interval=0.05).start()
+    try:
+        gw = start_gateway(tmp_path, origin(slow), "--sample-rate", "1")
+        result: dict = {}
+
+        def call() -> None:
+            result["answer"] = exchange(gw.url, body("a long one", stream=True))
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.6)  # mid-stream (40 tokens, 50 ms apart)
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        caller.join(30)
+        assert gw.proc.wait(30) == 0
+        status, _, raw = result["answer"]
+        assert status == 200 and raw.rstrip().endswith(b"data: [DONE]")
+        assert raw.count(b'" tok') == 40
+        store = Store.open(gw.store_url)
+        run = store.find_run("support-shadow", "week-49")
+        [response] = store.responses(run.id)
+        assert response["completion_tokens"] == 40
+        assert "stopped" in gw.log.read_text()
+    finally:
+        slow.stop()
+
+
+# --- sampling, as pure decisions -----------------------------------------------------------------
+
+
+def test_sampling_rate_cap_routes_models_and_users() -> None:
+    import re
+
+    draws = iter([0.05, 0.5, 0.01, 0.02, 0.03, 0.04] * 10)
+    day = [date(2026, 12, 1)]
+    s = Sampler(Sampling(rate=0.1, daily_cap=2, models=("gpt-4o",),
+                         users=re.compile("^cust-"), exclude_users=re.compile("-test$")),
+                draw=lambda: next(draws), today=lambda: day[0])
+    ok = {"model": "gpt-4o", "user": "cust-1", "messages": []}
+    assert s.choose("GET", CHAT_ROUTE, ok) is False
+    assert s.choose("POST", "/v1/embeddings", ok) is False
+    assert s.choose("POST", CHAT_ROUTE, {**ok, "model": "gpt-4"}) is False
+    assert s.choose("POST", CHAT_ROUTE, {**ok, "user": "staff-1"}) is False
+    assert s.choose("POST", CHAT_ROUTE, {**ok, "user": "cust-1-test"}) is False
+    assert s.choose("POST", CHAT_ROUTE, None) is False
+    assert s.choose("POST", CHAT_ROUTE, ok) is True   # draw 0.05 < 0.1
+    assert s.choose("POST", CHAT_ROUTE, ok) is False  # draw 0.5
+    assert s.choose("POST", CHAT_ROUTE, ok) is True   # 0.01: the day's second
+    assert s.choose("POST", CHAT_ROUTE, ok) is False  # the cap, whatever the draw
+    day[0] = date(2026, 12, 2)
+    assert s.choose("POST", CHAT_ROUTE, ok) is True   # a new day, a new cap
