@@ -177,6 +177,7 @@ class Stub:
     interval: float = 0.002
     api_key: str | None = None
     created: int | None = None
+    first_token: float = 0.0
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -189,6 +190,8 @@ class Stub:
             cmd += ["--api-key", self.api_key]
         if self.created is not None:
             cmd += ["--created", str(self.created)]
+        if self.first_token:
+            cmd += ["--first-token", str(self.first_token)]
         log = self.workdir / f"stub-{self.port}.log"
         self.proc = spawn(cmd, log, marker=self.workdir)
         wait_http(f"{self.base_url}/models", self.proc, log, timeout=30)

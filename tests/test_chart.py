@@ -41,6 +41,10 @@ VALUE_SETS = {
             "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/slam"}},
         "servingImages": {"llamacpp": "ghcr.io/slam-operator/slam-llamacpp:0.2.0",
                           "vllmCpu": "registry.internal/vllm-cpu:0.11.0"},
+        "gateway": {"enabled": True, "evaluation": "support-shadow", "runId": "week-49",
+                    "evaluationNamespace": "team-a", "sampleRate": 0.05, "dailyCap": 2000,
+                    "models": ["gpt-4o"], "excludeUsers": "^internal-",
+                    "redact": [r"EMPLOYEE_ID=EMP-\d{6}"], "phoneRegions": ["US", "DE"]},
     },
     "production": {  # existing Secrets, a proxy in front of the dashboard, CRDs managed apart
         "crds": {"install": False},
@@ -134,7 +138,8 @@ def test_every_pod_runs_restricted() -> None:
     docs = documents(render(VALUE_SETS["trial"]).stdout)
     pods = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
     assert {d["metadata"]["name"] for d in pods} == {
-        "slam-operator", "slam-operator-dashboard", "slam-operator-postgresql"}
+        "slam-operator", "slam-operator-dashboard", "slam-operator-postgresql",
+        "slam-operator-gateway"}
     for d in pods:
         spec = d["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True, d["metadata"]["name"]
@@ -165,6 +170,15 @@ def test_every_pod_runs_restricted() -> None:
     ({"serviceAccount": {"create": False}}, "serviceAccount.name: name the existing"),
     ({"dashboard": {"sessionHours": 0}}, "at '/dashboard/sessionHours'"),
     ({"dashboard": {"trustedProxies": ["lb.internal"]}}, "at '/dashboard/trustedProxies/0'"),
+    ({"gateway": {"enabled": True, "evaluation": "e", "runId": "r"}},
+     "gateway.enabled needs a results store"),
+    ({"gateway": {"enabled": True, "runId": "r"}, "store": {"existingSecret": "s"}},
+     "gateway.evaluation: name the Evaluation"),
+    ({"gateway": {"enabled": True, "evaluation": "e"}, "store": {"existingSecret": "s"}},
+     "gateway.runId: name the run"),
+    ({"gateway": {"upstream": "api.openai.com"}}, "at '/gateway/upstream'"),
+    ({"gateway": {"sampleRate": 1.5}}, "at '/gateway/sampleRate'"),
+    ({"gateway": {"redact": ["email=x"]}}, "at '/gateway/redact/0'"),
 ])
 def test_bad_values_fail_naming_the_key(values: dict, message: str) -> None:
     out = render(values, check=False)
@@ -182,6 +196,39 @@ def test_secrets_the_chart_makes_are_not_in_the_pod_specs() -> None:
         if d["kind"] != "Secret":
             assert TOKEN not in json.dumps(d) and password not in json.dumps(d), \
                 f"{d['kind']} {d['metadata']['name']}"
+
+
+def test_the_gateway_runs_what_the_values_say() -> None:
+    """The values become the gateway's own flags, every one of them a flag it has."""
+    from typer.main import get_command
+
+    from slam.cli import app
+
+    docs = documents(render(VALUE_SETS["trial"]).stdout)
+    deployment = next(d for d in docs if d["metadata"]["name"] == "slam-operator-gateway"
+                      and d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:2] == ["slam", "gateway"]
+    assert {"--evaluation=support-shadow", "--run-id=week-49", "--namespace=team-a",
+            "--sample-rate=0.05", "--daily-cap=2000", "--model=gpt-4o",
+            "--exclude-user=^internal-", r"--redact=EMPLOYEE_ID=EMP-\d{6}",
+            "--phone-region=US", "--phone-region=DE", "--shutdown-timeout=30"} <= set(args)
+    # Parsed by the command itself: an unknown or misspelt flag fails here.
+    command = get_command(app).commands["gateway"]
+    ctx = command.make_context("gateway", args[2:], resilient_parsing=False)
+    assert ctx.params["sample_rate"] == 0.05 and ctx.params["daily_cap"] == 2000
+    assert ctx.params["phone_region"] == ["US", "DE"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SLAM_STORE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "url"
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] > 30
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    service = next(d for d in docs if d["metadata"]["name"] == "slam-operator-gateway"
+                   and d["kind"] == "Service")
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
+    assert not any(d["metadata"]["name"].endswith("-gateway")
+                   for d in documents(render({}).stdout))  # off by default
 
 
 def test_the_gpu_node_pool_example_matches_what_model_servers_tolerate() -> None:

@@ -204,8 +204,9 @@ class Metrics:
                            "Sampled requests waiting to be written.", registry=r)
         self.added = Histogram("slam_gateway_added_latency_seconds",
                                "Time the gateway adds before the first byte of an answer.",
-                               buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01,
-                                        0.025, 0.05, 0.1), registry=r)
+                               buckets=(0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001,
+                                        0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1),
+                               registry=r)
 
 
 # --- the mirror path ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from slam.gateway import CHAT_ROUTE, Sampler, Sampling
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
-from tests.controlplane.cluster import free_port
+from tests.controlplane.cluster import REPO, free_port
 from tests.engine.test_logimport import PLANTED, SENTENCES
 from tests.servers import Stub, spawn, stop, wait_http
 
@@ -138,6 +139,12 @@ def test_answers_and_errors_arrive_as_the_incumbent_sent_them(tmp_path: Path,
         assert gw.count("slam_gateway_requests_forwarded_total", code="429") == 1
         assert gw.count("slam_gateway_requests_sampled_total") == 0
         assert gw.count("slam_gateway_added_latency_seconds_count") == 8
+        # The Grafana dashboard's gateway panels query what the gateway serves.
+        served = {name for name, _ in gw.metrics()}
+        dashboard = json.loads((REPO / "deploy" / "grafana" / "slam-operator.json").read_text())
+        queried = {name for panel in dashboard["panels"] for t in panel["targets"]
+                   for name in re.findall(r"\bslam_gateway_[a-z0-9_]+", t["expr"])}
+        assert len(queried) >= 6 and queried <= served, queried - served
     finally:
         stop(gw.proc)
 
@@ -298,8 +305,6 @@ def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: 
 
 
 def test_sampling_rate_cap_routes_models_and_users() -> None:
-    import re
-
     draws = iter([0.05, 0.5, 0.01, 0.02, 0.03, 0.04] * 10)
     day = [date(2026, 12, 1)]
     s = Sampler(Sampling(rate=0.1, daily_cap=2, models=("gpt-4o",),

@@ -65,7 +65,7 @@ def judge_reply(kind: str, messages: list[dict]) -> str:
 
 
 def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None,
-             created: int | None = None) -> Starlette:
+             created: int | None = None, first_token: float = 0.0) -> Starlette:
     hits: Counter[str] = Counter()
 
     def now() -> int:
@@ -108,6 +108,8 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
         usage = (body.get("stream_options") or {}).get("include_usage")
 
         async def stream():
+            if first_token:
+                await asyncio.sleep(first_token)
             if mode == "empty":
                 for i in range(3):
                     yield chunk(i, None, choices=False, model=model)
@@ -132,6 +134,8 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
             yield b"data: [DONE]\n\n"
 
         if not body.get("stream"):
+            if first_token:
+                await asyncio.sleep(first_token)
             content = "".join(f" tok{i}" for i in range(n))
             if model.startswith("judge-"):
                 content = judge_reply(model.removeprefix("judge-"), body["messages"])
@@ -172,8 +176,10 @@ def main() -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--created", type=int, default=None,
                         help="a fixed `created` time, so answers are the same bytes every time")
+    parser.add_argument("--first-token", type=float, default=0.0,
+                        help="seconds before the first token (a real API's queue and prefill)")
     args = parser.parse_args()
-    app = make_app(args.tokens, args.interval, args.api_key, args.created)
+    app = make_app(args.tokens, args.interval, args.api_key, args.created, args.first_token)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                 timeout_keep_alive=30, backlog=4096)
 

@@ -26,6 +26,11 @@ app.kubernetes.io/name: slam-dashboard
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- define "slam.gateway.selector" -}}
+app.kubernetes.io/name: slam-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{- define "slam.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "slam.fullname" .) .Values.serviceAccount.name -}}

@@ -1,0 +1,280 @@
+"""What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
+
+    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1]
+
+1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
+   and through `slam gateway` (mirror on, recording into SQLite), rounds interleaved. Prints TTFT
+   and end-to-end p50/p99 both ways, the TTFT p50 ratio (target <= 1.02), the client-side p99
+   difference, and the gateway's own added-latency histogram p99 (target <= 2 ms).
+2. 500 requests/s: constant-rate arrivals for a few seconds, both ways, the same figures.
+3. The highest rate forwarded with the mirror on: rising constant rates through the gateway; a
+   rate is forwarded when every request succeeds and the achieved rate is >= 95% of it.
+
+The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is an
+aiohttp loop in this process. On a 2-core machine the stub, the gateway and the client share the
+cores, so the figures are a floor. Nothing here asserts: numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from tests.controlplane.cluster import free_port  # noqa: E402
+from tests.servers import Stub, spawn, stop, wait_http  # noqa: E402
+
+SLAM = str(Path(sys.executable).parent / "slam")
+SENT = iter(range(10**9))
+
+
+def body() -> str:
+    """A distinct request each time, so the mirror records rather than skipping duplicates."""
+    return json.dumps({"model": "gpt-4o", "stream": True, "max_tokens": 16, "messages": [
+        {"role": "user", "content": f"Write a pep talk for Maya, number {next(SENT)}."}]})
+
+
+async def measure(base: str, n: int, concurrency: int | None = None,
+                  rate: float | None = None) -> tuple[list[float], list[float], int, float]:
+    """(TTFTs ms, e2es ms, failures, seconds) for n streamed requests, by concurrency or rate."""
+    ttfts: list[float] = []
+    e2es: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one() -> None:
+            nonlocal failures
+            start = time.perf_counter()
+            try:
+                async with session.post(f"{base}/v1/chat/completions", data=body(),
+                                        headers={"Content-Type": "application/json"}) as r:
+                    first = None
+                    async for _ in r.content.iter_any():
+                        if first is None:
+                            first = time.perf_counter()
+                    if r.status != 200 or first is None:
+                        failures += 1
+                        return
+            except aiohttp.ClientError:
+                failures += 1
+                return
+            end = time.perf_counter()
+            ttfts.append((first - start) * 1000)
+            e2es.append((end - start) * 1000)
+
+        began = time.perf_counter()
+        if rate is not None:
+            tasks = []
+            for i in range(n):
+                delay = began + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one()))
+            await asyncio.gather(*tasks)
+        else:
+            assert concurrency is not None
+            queue = iter(range(n))
+
+            async def worker() -> None:
+                for _ in queue:
+                    await one()
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return ttfts, e2es, failures, time.perf_counter() - began
+
+
+def p(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def gateway_added_p99(metrics_port: int) -> tuple[float, int]:
+    """p99 (ms, upper bucket bound) and count of the gateway's own added-latency histogram."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    buckets = []
+    for family in text_string_to_metric_families(text):
+        if family.name == "slam_gateway_added_latency_seconds":
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    buckets.append((float(s.labels["le"]), s.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= 0.99 * total:
+            return bound * 1000, int(total)
+    return float("nan"), int(total)
+
+
+def compare(label: str, bases: dict[str, str], metrics_port: int, rounds: int, **how) -> None:
+    """Interleaved rounds straight to the stub and through each proxy; figures per path."""
+    before = gateway_added_p99(metrics_port)[1]
+    ttft: dict[str, list[float]] = {name: [] for name in bases}
+    e2e: dict[str, list[float]] = {name: [] for name in bases}
+    fails = dict.fromkeys(bases, 0)
+    for _ in range(rounds):  # interleaved, so drift in the machine's load hits all alike
+        for name, base in bases.items():
+            t, e, f, _ = asyncio.run(measure(base, **how))
+            ttft[name] += t
+            e2e[name] += e
+            fails[name] += f
+    added, count = gateway_added_p99(metrics_port)
+    print(f"{label}: " + ", ".join(f"{name} {len(ttft[name])} ({fails[name]} failed)"
+                                   for name in bases))
+    d = "direct"
+    for name in bases:
+        line = (f"  {name:8s} TTFT ms p50 {p(ttft[name], 50):7.2f} p99 {p(ttft[name], 99):7.2f}"
+                f"   e2e ms p50 {p(e2e[name], 50):7.2f} p99 {p(e2e[name], 99):7.2f}")
+        if name != d:
+            line += (f"   TTFT p50 ratio {p(ttft[name], 50) / p(ttft[d], 50):.3f}, added p50 "
+                     f"{p(ttft[name], 50) - p(ttft[d], 50):+.2f} ms p99 "
+                     f"{p(ttft[name], 99) - p(ttft[d], 99):+.2f} ms")
+        print(line)
+    print(f"  the gateway's own added latency (its histogram): p99 <= {added:.2f} ms over "
+          f"{count - before} requests (target <= 2 ms; TTFT ratio target <= 1.02)")
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+master_process off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    upstream incumbent {{ server 127.0.0.1:{stub_port}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://incumbent;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, stub_port: int) -> tuple[subprocess.Popen | None, str | None]:
+    """nginx as a plain streaming reverse proxy (one worker, like the gateway's one process)."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)
+    if binary is None:
+        print("(nginx not installed: `apt-get install nginx-light` to compare with it)")
+        return None, None
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, stub_port=stub_port, port=port))
+    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/v1/models", timeout=1)
+            return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    print("(nginx did not start; see nginx-error.log)")
+    return None, None
+
+
+def highest_rate(gw_base: str, rates: list[int], seconds: float, first_token_ms: float) -> int:
+    """The highest rate at which every request succeeds, the sender keeps up (>= 95%) and the
+    TTFT p99 stays within 10% of the incumbent's own first-token time (nothing queues)."""
+    best = 0
+    for rate in rates:
+        n = int(rate * seconds)
+        ttfts, _, failures, took = asyncio.run(measure(gw_base, n, rate=rate))
+        achieved = n / max(took - p(ttfts, 50) / 1000, 1e-9)
+        ok = failures == 0 and achieved >= 0.95 * rate and p(ttfts, 99) <= 1.1 * first_token_ms
+        print(f"  {rate:5d}/s: achieved {achieved:7.1f}/s, failed {failures}, TTFT p50 "
+              f"{p(ttfts, 50):.2f} ms p99 {p(ttfts, 99):.2f} ms {'ok' if ok else 'NOT forwarded'}")
+        if not ok:
+            break
+        best = rate
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and rates (a smoke run)")
+    ap.add_argument("--sample-rate", type=float, default=0.1,
+                    help="share of requests the mirror records (default 0.1)")
+    ap.add_argument("--incumbent-ttft-ms", type=float, default=250.0,
+                    help="the stub's time to first token (a hosted API's is 200-600 ms)")
+    args = ap.parse_args()
+    rounds = 1 if args.quick else 3
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        stub = Stub(work / "stub", tokens=16, interval=0.002,
+                    first_token=args.incumbent_ttft_ms / 1000).start()
+        port, metrics_port = free_port(), free_port()
+        log = work / "gateway.log"
+        proc = spawn([SLAM, "gateway", "--upstream", f"http://127.0.0.1:{stub.port}",
+                      "--evaluation", "bench", "--run-id", "bench", "--host", "127.0.0.1",
+                      "--port", str(port), "--metrics-port", str(metrics_port),
+                      "--store", f"sqlite:///{work / 'results.db'}",
+                      "--sample-rate", str(args.sample_rate), "--queue-size", "10000"],
+                     log, marker=work)
+        nginx, nginx_base = start_nginx(work, stub.port)
+        try:
+            wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc, log, timeout=60)
+            bases = {"direct": f"http://127.0.0.1:{stub.port}",
+                     "gateway": f"http://127.0.0.1:{port}"}
+            if nginx_base:
+                bases["nginx"] = nginx_base
+            for base in bases.values():  # warm every path
+                asyncio.run(measure(base, 64, concurrency=16))
+            print(f"stub: first token after {args.incumbent_ttft_ms:.0f} ms, then 16 tokens 2 ms "
+                  f"apart; mirror on: {args.sample_rate:.0%} of requests recorded into SQLite\n")
+            print("1. Added latency")
+            compare("concurrency 1", bases, metrics_port, rounds, n=40 if args.quick else 100,
+                    concurrency=1)
+            compare("concurrency 64", bases, metrics_port, rounds,
+                    n=640 if args.quick else 1920, concurrency=64)
+            print("\n2. 500 requests/s")
+            compare("constant 500/s", bases, metrics_port, rounds,
+                    n=1000 if args.quick else 2500, rate=500)
+            print("\n3. Highest rate forwarded")
+            rates = [250, 500, 1000] if args.quick else [250, 500, 750, 1000, 1500, 2000, 3000]
+            for name, base in bases.items():
+                if name == "direct":
+                    continue
+                print(f" {name}{' (mirror on)' if name == 'gateway' else ''}:")
+                best = highest_rate(base, rates, 2.0 if args.quick else 4.0,
+                                    args.incumbent_ttft_ms)
+                print(f"  highest rate forwarded: {best}/s")
+            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            mirror = [line for line in metrics.splitlines()
+                      if line.startswith(("slam_gateway_requests_recorded_total",
+                                          "slam_gateway_requests_dropped_total"))
+                      and not line.endswith(" 0.0")]
+            print("  the gateway's mirror: " + "; ".join(mirror))
+        finally:
+            stop(proc)
+            if nginx is not None:
+                nginx.terminate()
+                nginx.wait(10)
+            stub.stop()
+
+
+if __name__ == "__main__":
+    main()
