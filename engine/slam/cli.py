@@ -108,6 +108,24 @@ def _parse_endpoints(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _recorded_loader(url: str, wait_seconds: float | None = None
+                     ) -> Callable[[Evaluation], promptsets.PromptSet]:
+    """Reads the requests the shadow gateway recorded into an Evaluation's run
+    (spec.promptSet.recorded) from the results store at `url`."""
+    def load(ev: Evaluation) -> promptsets.PromptSet:
+        try:
+            store = (_open_store(url) if wait_seconds is None
+                     else _open_store_waiting(url, wait_seconds))
+        except StoreOpenError as e:
+            raise promptsets.PromptSetError([f"spec.promptSet.recorded: {e}"]) from None
+        try:
+            return store.recorded_prompts(ev.metadata.get("name", ""), ev.spec.run_id,
+                                          ev.metadata.get("namespace", "") or "")
+        finally:
+            store.close()
+    return load
+
+
 def _log_progress() -> None:
     """Our progress lines at INFO; the HTTP clients' per-request lines stay out of the log."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -605,13 +623,13 @@ def run(
     Results go to the store as they arrive: run the same command again after an interruption
     and it resumes where it stopped, without repeating or losing a request.
     """
+    url = store_url or default_url()
     try:
         prepared = localrun.prepare(path, evaluation_name=evaluation,
                                     endpoints=_parse_endpoints(endpoint), limit=limit,
-                                    run_id=run_id)
+                                    run_id=run_id, recorded=_recorded_loader(url))
     except localrun.RunSetupError as e:
         raise _fail(str(e)) from None
-    url = store_url or default_url()
     try:
         store = _open_store(url)
     except StoreOpenError as e:
@@ -857,8 +875,12 @@ def job_run(
         ev = Evaluation.model_validate(raw)
         endpoints = json.loads(os.environ.get("SLAM_ENDPOINTS", "{}"))
         details = json.loads(os.environ.get("SLAM_TARGET_DETAILS", "{}"))
-        # A ConfigMap prompt set arrives as a mounted file (the Job's spec says so).
-        prompts = promptsets.load(ev.spec.prompt_set)
+        # A ConfigMap prompt set arrives as a mounted file (the Job's spec says so); recorded
+        # traffic is read from the store.
+        wait = ev.spec.store.wait_seconds if ev.spec.store else 120
+        prompts = promptsets.load(ev.spec.prompt_set,
+                                  recorded=lambda: _recorded_loader(store_url or default_url(),
+                                                                    wait)(ev))
         if shard >= shards:
             raise PlanError(f"--shard {shard} must be below --shards {shards}")
         plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards), details=details)

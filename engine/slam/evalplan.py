@@ -85,6 +85,13 @@ def build(
                 Endpoint(t.name, t.external.base_url.rstrip("/"), t.external.model, key),
                 t.concurrency, arrival, t.processes, "external", info))
             continue
+        if t.recorded is not None:
+            # The incumbent's answers are the ones the gateway recorded: never called again.
+            info = {"pricing": t.recorded.pricing.model_dump(by_alias=True)
+                    if t.recorded.pricing else None, "recordedBy": "slam gateway"}
+            targets.append(TargetRun(Endpoint(t.name, "", t.recorded.model), t.concurrency,
+                                     arrival, t.processes, "recorded", info))
+            continue
         assert t.model_deployment_ref is not None
         md_name = t.model_deployment_ref.name
         if t.name not in endpoints:

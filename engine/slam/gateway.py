@@ -307,17 +307,14 @@ class Recorder:
         if self._store is None:
             self._store = self._open_store(self.recording.store_url)
         if self._run_pk is None:
-            from slam.promptsets import PromptSet
-
             r = self.recording
-            self._run_pk = self._store.begin_run(
+            self._run_pk = self._store.recording_run(
                 evaluation=r.evaluation, run_id=r.run_id, reference=r.incumbent,
                 namespace=r.namespace,
-                spec={"source": "gateway", "upstream": r.upstream, "sampling": r.sampling},
-                targets=[{"name": r.incumbent, "kind": "external", "model": model,
-                          "base_url": r.upstream, "is_reference": True, "concurrency": 0,
-                          "details": {"recordedBy": "slam gateway"}}],
-                prompts=PromptSet(r.evaluation, "gateway", ()), total=0)
+                spec={"upstream": r.upstream, "model": model, "sampling": r.sampling},
+                target={"name": r.incumbent, "kind": "external", "model": model,
+                        "base_url": r.upstream, "is_reference": True, "concurrency": 0,
+                        "details": {"recordedBy": "slam gateway"}})
         return self._store, self._run_pk
 
     def _write(self, ex: Exchange) -> str | None:
@@ -336,12 +333,12 @@ class Recorder:
         answer["text"], _ = self.redactor.redact(answer["text"])
         prompt_id = f"gw-{prompt_key(messages)[:12]}"
         store, run_pk = self._run(str(ex.request.get("model", "")))
-        if not store.add_prompt(run_pk, prompt_id, messages):
-            return "duplicate"
-        store.save(run_pk, [RequestRecord(
+        record = RequestRecord(
             target=self.recording.incumbent, prompt_id=prompt_id, sample=0,
             started_at=ex.started_at, attempts=1, ttft_ms=ex.ttft_ms, e2e_ms=ex.e2e_ms,
-            status_code=ex.status, **answer)])
+            status_code=ex.status, **answer)
+        if not store.add_prompt(run_pk, prompt_id, messages, record=record):
+            return "duplicate"
         return None
 
 

@@ -99,7 +99,9 @@ def local_config_map(loaded: manifests.Manifests, source: Path, name: str,
 
 
 def load_prompts(loaded: manifests.Manifests, ev: Evaluation, source: Path,
-                 limit: int | None = None) -> promptsets.PromptSet:
+                 limit: int | None = None,
+                 recorded: Callable[[Evaluation], promptsets.PromptSet] | None = None,
+                 ) -> promptsets.PromptSet:
     """The Evaluation's prompt set without a cluster: inline, a file next to the manifest, or a
     ConfigMap in (or generated next to) the manifests; S3 is read with the AWS credentials."""
     prompt_source = ev.spec.prompt_set
@@ -113,14 +115,16 @@ def load_prompts(loaded: manifests.Manifests, ev: Evaluation, source: Path,
                 prompts = promptsets.PromptSet(prompts.name, prompts.source,
                                                prompts.prompts[: prompt_source.limit])
             return prompts
-        return promptsets.load(prompt_source, base_dir=source.parent)
+        return promptsets.load(prompt_source, base_dir=source.parent,
+                               recorded=(lambda: recorded(ev)) if recorded else None)
     except promptsets.PromptSetError as e:
         raise RunSetupError(str(e)) from None
 
 
 def prepare(path: Path, *, evaluation_name: str | None = None,
             endpoints: Mapping[str, str] | None = None, limit: int | None = None,
-            run_id: str | None = None) -> Prepared:
+            run_id: str | None = None,
+            recorded: Callable[[Evaluation], promptsets.PromptSet] | None = None) -> Prepared:
     endpoints = dict(endpoints or {})
     try:
         loaded = manifests.load(path)
@@ -134,7 +138,7 @@ def prepare(path: Path, *, evaluation_name: str | None = None,
     unknown = sorted(set(endpoints) - {t.name for t in ev.spec.targets})
     if unknown:
         raise RunSetupError(f"--endpoint names unknown target(s): {', '.join(unknown)}")
-    prompts = load_prompts(loaded, ev, source, limit)
+    prompts = load_prompts(loaded, ev, source, limit, recorded)
     mds = {md.metadata["name"]: md for md in loaded.model_deployments}
     local: list[ModelDeployment] = []
     problems: list[str] = []

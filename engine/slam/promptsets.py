@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,9 +236,21 @@ def load(
     *,
     base_dir: Path | None = None,
     s3_client: Any = None,
+    recorded: Callable[[], PromptSet] | None = None,
 ) -> PromptSet:
-    """Load and validate the prompt set an Evaluation names; `limit` applied."""
-    if source.inline is not None:
+    """Load and validate the prompt set an Evaluation names; `limit` applied. `recorded` reads
+    the requests the shadow gateway recorded (from the results store)."""
+    if source.recorded is not None:
+        if recorded is None:
+            raise PromptSetError(["spec.promptSet.recorded: the recorded requests are in the "
+                                  "results store; `slam run` and the scoring Job read them"])
+        ps = recorded()
+        if len(ps.prompts) < source.recorded.min_prompts:
+            raise PromptSetError([
+                f"spec.promptSet.recorded: {ps.source}: {len(ps.prompts)} so far, fewer than "
+                f"minPrompts {source.recorded.min_prompts}; let the gateway record more (or "
+                "raise its sample rate), then run again"])
+    elif source.inline is not None:
         bad = [f"spec.promptSet.inline (id {p.id}): {msg}" for p in source.inline
                for msg in _template_problems(p)]
         if bad:

@@ -29,7 +29,7 @@ class TargetRun:
     concurrency: int = 4
     arrival: Arrival = Arrival()
     processes: int | None = None  # generator processes (None: as the rate needs)
-    kind: str = "external"  # modelDeployment | external
+    kind: str = "external"  # modelDeployment | external | recorded (never called)
     details: dict = field(default_factory=dict)  # runtime, instance type, pricing (no secrets)
 
     @property
@@ -93,7 +93,9 @@ class Listener(StoreListener):
 
 def target_rows(plan: RunPlan) -> list[dict]:
     return [
-        {"name": t.name, "kind": t.kind, "model": t.endpoint.model,
+        # A recorded incumbent is priced as the API it is (its details say it was recorded).
+        {"name": t.name, "kind": "external" if t.kind == "recorded" else t.kind,
+         "model": t.endpoint.model,
          "base_url": t.endpoint.base_url, "is_reference": t.name == plan.reference,
          "concurrency": t.concurrency, "details": t.details}
         for t in plan.targets
@@ -157,6 +159,10 @@ async def execute(
         mine = len(plan.work(t.name, set()))
         result.skipped += mine - len(work)
         listener.start(t.name, mine, mine - len(work))
+        if t.kind == "recorded":
+            # Answered when the gateway recorded the request; one it has no answer for (none,
+            # as it stores both at once) cannot be asked again, and is left missing.
+            continue
         drivers.append(drive(t.endpoint, work, plan.params, concurrency=t.concurrency,
                              arrival=t.arrival, on_record=on_record, seed=plan.shard[0],
                              processes=t.processes))

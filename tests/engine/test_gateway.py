@@ -323,3 +323,93 @@ def test_sampling_rate_cap_routes_models_and_users() -> None:
     assert s.choose("POST", CHAT_ROUTE, ok) is False  # the cap, whatever the draw
     day[0] = date(2026, 12, 2)
     assert s.choose("POST", CHAT_ROUTE, ok) is True   # a new day, a new cap
+
+
+# --- an Evaluation of the recorded traffic ------------------------------------------------------
+
+
+def recorded_evaluation(folder: Path, candidate: str, min_prompts: int) -> Path:
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ev = {"apiVersion": "slam.dev/v1alpha1", "kind": "Evaluation",
+          "metadata": {"name": "support-shadow"},
+          "spec": {"runId": "week-49", "promptSet": {"recorded": {"minPrompts": min_prompts}},
+                   "reference": "incumbent",
+                   "targets": [{"name": "incumbent", "recorded": {"model": "gpt-4o"}},
+                               {"name": "small", "concurrency": 2,
+                                "external": {"baseUrl": candidate, "model": "small-model"}}],
+                   "generation": {"maxTokens": 8, "timeoutSeconds": 5, "maxRetries": 1},
+                   "cost": {"requestsPerDay": 10000}}}
+    path = folder / "evaluation.yaml"
+    path.write_text(yaml.safe_dump(ev))
+    return path
+
+
+def slam_run(manifest: Path, store_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SLAM, "run", str(manifest), "--store", store_url, "--no-progress"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_an_evaluation_replays_the_recorded_traffic_on_a_candidate(tmp_path: Path,
+                                                                  upstream: Stub) -> None:
+    """promptSet.recorded: the candidate answers the requests the gateway recorded, the
+    incumbent's answers are the ones the feature got (it is never called again), and a later
+    run of the same runId adds what the gateway recorded since."""
+    candidate = Stub(tmp_path / "candidate", tokens=6).start()
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1",
+                       "--redact", r"ORDER=ORD-\d{6}")
+    manifest = recorded_evaluation(tmp_path / "m", candidate.base_url, min_prompts=5)
+    try:
+        def record(first: int, last: int) -> None:
+            for i in range(first, last):
+                payload = body(f"Where is order ORD-{i:06d}? Question {i}.", stream=i % 2 == 0,
+                               user=f"customer-{i}")
+                assert exchange(gw.url, payload)[0] == 200
+            gw.wait_for("slam_gateway_requests_recorded_total", last)
+
+        record(0, 3)
+        too_few = slam_run(manifest, gw.store_url)
+        assert too_few.returncode != 0
+        assert "spec.promptSet.recorded" in too_few.stderr
+        assert "3 so far, fewer than minPrompts 5" in too_few.stderr
+        assert sum(candidate.hits().values()) == 0  # nothing generated
+
+        record(3, 6)
+        feature_calls = sum(upstream.hits().values())
+        out = slam_run(manifest, gw.store_url)
+        assert out.returncode == 0, out.stderr
+        assert "incumbent (ref)" in out.stdout and "small" in out.stdout
+        assert "Recommendation:" in out.stdout
+        assert sum(upstream.hits().values()) == feature_calls  # the incumbent is not called
+        hits = candidate.hits()
+        assert sum(hits.values()) == 6
+        # The candidate got the redacted requests, never an order number.
+        assert all("[ORDER]" in k and "ORD-" not in k for k in hits)
+
+        store = Store.open(gw.store_url)
+        run = store.find_run("support-shadow", "week-49")
+        assert run.spec["promptSet"] == {"recorded": {"minPrompts": 5}}  # the Evaluation's now
+        targets = {t["name"]: t for t in store.targets(run.id)}
+        assert set(targets) == {"incumbent", "small"} and targets["incumbent"]["is_reference"]
+        assert targets["incumbent"]["model"] == "gpt-4o"
+        answers = {(r["target"], r["prompt_id"]): r for r in store.responses(run.id)}
+        assert len(answers) == 12 and all(r["error_class"] is None for r in answers.values())
+        assert all(r["text"].startswith(" tok0 tok1 tok2 tok3 tok4 tok5 tok6")
+                   for (t, _), r in answers.items() if t == "incumbent")  # what the feature got
+        assert store.progress(run.id) == (12, 0, 12)
+        report = subprocess.run([SLAM, "report", "--store", gw.store_url, "--format", "json"],
+                                capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert '"incumbent"' in report.stdout and '"small"' in report.stdout
+
+        # The gateway records on; the same runId run again replays only the new requests.
+        record(6, 8)
+        again = slam_run(manifest, gw.store_url)
+        assert again.returncode == 0, again.stderr
+        assert sum(candidate.hits().values()) == 8
+        assert store.progress(run.id) == (16, 0, 16)
+        assert sum(upstream.hits().values()) == feature_calls + 2
+    finally:
+        stop(gw.proc)
+        candidate.stop()

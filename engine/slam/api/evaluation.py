@@ -92,8 +92,18 @@ class ConfigMapSource(ApiModel):
                      pattern=r"^[-._a-zA-Z0-9]+$")
 
 
+class RecordedSource(ApiModel):
+    """The feature's own requests, as the shadow gateway recorded them into this run
+    (`slam gateway --evaluation <this Evaluation> --run-id <spec.runId>`, or the chart's
+    gateway.* values): redacted, each with the incumbent's answer."""
+
+    min_prompts: int = Field(
+        default=1, ge=1, description="Fail the run when the gateway has recorded fewer requests "
+        "than this (the run takes those recorded when it starts; a retry adds later ones).")
+
+
 class PromptSetSource(ApiModel):
-    """Where the prompts come from: exactly one of inline, configMap, s3 or file."""
+    """Where the prompts come from: exactly one of inline, configMap, s3, file or recorded."""
 
     inline: list[Prompt] | None = Field(
         default=None,
@@ -115,6 +125,10 @@ class PromptSetSource(ApiModel):
         min_length=1,
         max_length=1024,
     )
+    recorded: RecordedSource | None = Field(
+        default=None, description="The requests the shadow gateway recorded into this run "
+        "(the incumbent is then a `recorded` target: its answers are the ones the feature got)."
+    )
     limit: int | None = Field(
         default=None, description="Use only the first N prompts (for a quick trial run).", ge=1
     )
@@ -127,11 +141,12 @@ class PromptSetSource(ApiModel):
             field_path=".inline",
         ),
         Rule(
-            cel=cel_exactly_one("inline", "configMap", "s3", "file"),
-            message="spec.promptSet needs exactly one source: inline, configMap, s3 or file",
+            cel=cel_exactly_one("inline", "configMap", "s3", "file", "recorded"),
+            message="spec.promptSet needs exactly one source: inline, configMap, s3, file or "
+                    "recorded",
             check=lambda p: exactly_one(
                 p.inline is not None, p.config_map is not None, p.s3 is not None,
-                p.file is not None,
+                p.file is not None, p.recorded is not None,
             ),
         ),
     )
@@ -221,8 +236,21 @@ class ScalingSpec(ApiModel):
         "(default: the ModelDeployment's own spec.replicas, what it had).", ge=0, le=64)
 
 
+class RecordedTarget(ApiModel):
+    """The incumbent as the shadow gateway recorded it: its answers are the ones the feature
+    got; it is never called by the run."""
+
+    model: str = Field(description="The model the feature calls, e.g. gpt-4o (for reports and "
+                       "the price table).", min_length=1, max_length=255)
+    pricing: TokenPricing | None = Field(
+        default=None,
+        description="Token prices; overrides the bundled, dated price table for this model.",
+    )
+
+
 class Target(ApiModel):
-    """A model under comparison: a ModelDeployment or an external endpoint."""
+    """A model under comparison: a ModelDeployment, an external endpoint, or the incumbent's
+    recorded answers."""
 
     name: str = Field(
         description="Short unique name used in results and reports.", pattern=DNS_LABEL,
@@ -233,6 +261,11 @@ class Target(ApiModel):
     )
     external: ExternalEndpoint | None = Field(
         default=None, description="An external OpenAI-compatible endpoint."
+    )
+    recorded: RecordedTarget | None = Field(
+        default=None, description="The answers the shadow gateway recorded (with "
+        "spec.promptSet.recorded; name the target as the gateway's --incumbent, default "
+        "`incumbent`)."
     )
     concurrency: int = Field(
         default=4, description="Most requests in flight at once to this target.", ge=1, le=4096
@@ -258,9 +291,10 @@ class Target(ApiModel):
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel=cel_exactly_one("modelDeploymentRef", "external"),
-            message="a target needs exactly one of modelDeploymentRef or external",
-            check=lambda t: exactly_one(t.model_deployment_ref is not None, t.external is not None),
+            cel=cel_exactly_one("modelDeploymentRef", "external", "recorded"),
+            message="a target needs exactly one of modelDeploymentRef, external or recorded",
+            check=lambda t: exactly_one(t.model_deployment_ref is not None,
+                                        t.external is not None, t.recorded is not None),
         ),
         Rule(
             cel="!has(self.scaling) || has(self.modelDeploymentRef)",
@@ -695,6 +729,46 @@ class EvaluationSpec(ApiModel):
                 or any(t.name == s.scorers.judge.target for t in s.targets)
             ),
             field_path=".scorers.judge.target",
+        ),
+        Rule(
+            cel=(
+                "!has(self.scorers) || !has(self.scorers.judge) || "
+                "!has(self.scorers.judge.target) || !self.targets.exists(t, "
+                "t.name == self.scorers.judge.target && has(t.recorded))"
+            ),
+            message="spec.scorers.judge.target cannot be a recorded target (it is never "
+                    "called): name another target or set spec.scorers.judge.external",
+            check=lambda s: (
+                s.scorers is None or s.scorers.judge is None or s.scorers.judge.target is None
+                or not any(t.name == s.scorers.judge.target and t.recorded for t in s.targets)
+            ),
+            field_path=".scorers.judge.target",
+        ),
+        Rule(
+            cel="!self.targets.exists(t, has(t.recorded)) || has(self.promptSet.recorded)",
+            message="a recorded target answers only the requests the gateway recorded: set "
+                    "spec.promptSet.recorded",
+            check=lambda s: not any(t.recorded for t in s.targets)
+            or s.prompt_set.recorded is not None,
+            field_path=".promptSet",
+        ),
+        Rule(
+            cel="!has(self.promptSet.recorded) || "
+                "self.targets.filter(t, has(t.recorded)).size() == 1",
+            message="spec.promptSet.recorded needs exactly one target with `recorded: {model: "
+                    "...}`: the incumbent whose answers the gateway recorded",
+            check=lambda s: s.prompt_set.recorded is None
+            or sum(1 for t in s.targets if t.recorded) == 1,
+            field_path=".targets",
+        ),
+        Rule(
+            cel="!has(self.promptSet.recorded) || !has(self.generation) || "
+                "!has(self.generation.samplesPerPrompt) || self.generation.samplesPerPrompt == 1",
+            message="spec.generation.samplesPerPrompt must be 1 with recorded traffic (the "
+                    "incumbent answered each request once)",
+            check=lambda s: s.prompt_set.recorded is None or s.generation is None
+            or s.generation.samples_per_prompt == 1,
+            field_path=".generation.samplesPerPrompt",
         ),
     )
 

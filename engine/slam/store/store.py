@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -142,8 +142,15 @@ class Store:
                 .values(**key, reference=reference, spec=spec, total=total, created_at=now)
                 .on_conflict_do_nothing(index_elements=list(key))
             )
-            run_pk = conn.execute(select(Run.id).filter_by(**key)).scalar_one()
-            conn.execute(update(Run).where(Run.id == run_pk).values(total=total, finished_at=None))
+            run_pk, stored_spec = conn.execute(
+                select(Run.id, Run.spec).filter_by(**key)).one()
+            values: dict[str, Any] = {"total": total, "finished_at": None}
+            if (stored_spec or {}).get("source") == "gateway":
+                # The shadow gateway opened the run to record into: the Evaluation's spec is
+                # the run's from now on, its targets with it.
+                values |= {"spec": spec, "reference": reference}
+                conn.execute(delete(RunTarget).where(RunTarget.run_pk == run_pk))
+            conn.execute(update(Run).where(Run.id == run_pk).values(**values))
             if targets:
                 conn.execute(
                     self._insert(RunTarget)
@@ -162,6 +169,24 @@ class Store:
                     .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"])
                 )
         return run_pk
+
+    def recording_run(self, *, evaluation: str, run_id: str, reference: str, spec: dict,
+                      target: dict, namespace: str = "") -> int:
+        """The run the shadow gateway records into: created (with `spec` and the incumbent
+        `target` as placeholders that the Evaluation's first run replaces) when it does not
+        exist, never changed when it does. Returns its key."""
+        key = {"namespace": namespace, "evaluation": evaluation, "run_id": run_id}
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(Run)
+                .values(**key, reference=reference, spec={**spec, "source": "gateway"},
+                        total=0, created_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=list(key)))
+            run_pk, stored_spec = conn.execute(select(Run.id, Run.spec).filter_by(**key)).one()
+            if (stored_spec or {}).get("source") == "gateway":
+                conn.execute(self._insert(RunTarget).values(**target, run_pk=run_pk)
+                             .on_conflict_do_nothing(index_elements=["run_pk", "name"]))
+            return run_pk
 
     def finish_run(self, run_pk: int) -> None:
         with self.engine.begin() as conn:
@@ -205,9 +230,11 @@ class Store:
         return [dict(r) for r in rows]
 
     def add_prompt(self, run_pk: int, prompt_id: str, messages: Sequence[dict],
-                   references: Sequence[str] = ()) -> bool:
-        """Append one prompt to a run's set (the shadow gateway's sampled traffic); False when
-        the run already has it."""
+                   references: Sequence[str] = (), *,
+                   record: RequestRecord | None = None) -> bool:
+        """Append one prompt to a run's set and, in the same transaction, the answer it
+        already has (the shadow gateway's sampled traffic and the incumbent's answer); False,
+        and nothing written, when the run already has the prompt."""
         with self.engine.begin() as conn:
             position = conn.execute(
                 select(func.coalesce(func.max(RunPrompt.position) + 1, 0)).filter_by(
@@ -216,7 +243,25 @@ class Store:
                     .values(run_pk=run_pk, prompt_id=prompt_id, position=position,
                             messages=list(messages), references=list(references))
                     .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"]))
-            return len(conn.execute(stmt.returning(RunPrompt.prompt_id)).all()) == 1
+            if len(conn.execute(stmt.returning(RunPrompt.prompt_id)).all()) != 1:
+                return False
+            if record is not None:
+                conn.execute(self._insert(Response).values(
+                    run_pk=run_pk, **{f: getattr(record, f) for f in RECORD_FIELDS})
+                    .on_conflict_do_nothing(index_elements=RESPONSE_KEY))
+            return True
+
+    def recorded_prompts(self, evaluation: str, run_id: str, namespace: str = "") -> PromptSet:
+        """The prompts the shadow gateway recorded into a run, in the order it recorded them
+        (an empty set when it has recorded nothing yet)."""
+        from slam.promptsets import PromptItem
+
+        run = self.find_run(evaluation, run_id, namespace)
+        rows = self.prompts(run.id) if run is not None else []
+        where = f"the requests recorded into run {run_id} of {evaluation}"
+        return PromptSet("recorded", where, tuple(
+            PromptItem(r["prompt_id"], tuple(r["messages"]), tuple(r["references"] or ()))
+            for r in rows))
 
     # --- responses -----------------------------------------------------------------------------
 
@@ -399,7 +444,6 @@ class Store:
 
     def delete_evaluation(self, evaluation: str, namespace: str = "") -> int:
         """Delete every run of an evaluation with everything under it; returns the runs deleted."""
-        from sqlalchemy import delete
         with self.engine.begin() as conn:
             runs = [r for (r,) in conn.execute(select(Run.id).filter_by(
                 namespace=namespace, evaluation=evaluation))]

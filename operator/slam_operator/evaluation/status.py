@@ -353,6 +353,8 @@ def judge_condition(obs: Observed) -> Cond | None:
     for t in obs.spec.targets:
         if t.external is not None:
             models[t.name] = t.external.model
+        elif t.recorded is not None:
+            models[t.name] = t.recorded.model
         else:
             md = obs.model_deployments.get(t.model_deployment_ref.name) or {}
             models[t.name] = ((md.get("spec") or {}).get("model") or {}).get("id")
