@@ -69,8 +69,9 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
         yield running
 
 
-@pytest.fixture
-def browser():
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
@@ -80,6 +81,12 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def browser():
+    with chromium() as b:
+        yield b
 
 
 def sign_in(page, base: str, token: str) -> None:

@@ -413,3 +413,41 @@ def test_an_evaluation_replays_the_recorded_traffic_on_a_candidate(tmp_path: Pat
     finally:
         stop(gw.proc)
         candidate.stop()
+
+
+def test_a_hanging_candidate_costs_the_feature_nothing(tmp_path: Path, upstream: Stub) -> None:
+    """The candidates answer off the request path: while a replay run waits on a candidate that
+    does not answer, the feature's requests through the gateway are answered and recorded as
+    before, and the candidate's requests end as timeouts, kept for a retry."""
+    hanging = Stub(tmp_path / "hanging", first_token=60).start()
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1")
+    manifest = recorded_evaluation(tmp_path / "m", hanging.base_url, min_prompts=3)
+    run = None
+    try:
+        for i in range(3):
+            assert exchange(gw.url, body(f"Question {i}"))[0] == 200
+        gw.wait_for("slam_gateway_requests_recorded_total", 3)
+        run = subprocess.Popen([SLAM, "run", str(manifest), "--store", gw.store_url,
+                                "--no-progress"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        deadline = time.monotonic() + 60
+        while sum(hanging.hits().values()) < 2:  # the candidate is being waited on
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.1)
+        for i in range(3, 9):
+            status, _, raw = exchange(gw.url, body(f"Question {i}", stream=i % 2 == 0))
+            assert status == 200 and b"tok0" in raw
+        gw.wait_for("slam_gateway_requests_recorded_total", 9)
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 1 and "every request to small failed" in out, out
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 9
+        assert sum(gw.count("slam_gateway_requests_dropped_total", reason=r) for r in (
+            "queue_full", "store_unavailable", "too_large", "incumbent_error")) == 0
+        store = Store.open(gw.store_url)
+        rows = store.responses(store.find_run("support-shadow", "week-49").id, "small")
+        assert rows and {r["error_class"] for r in rows} == {"Timeout"}
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+        stop(gw.proc)
+        hanging.stop()

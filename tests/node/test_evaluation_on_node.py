@@ -12,13 +12,12 @@ import re
 
 import yaml
 from kubernetes import client
-from playwright.sync_api import sync_playwright
 
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
 from tests.controlplane.cluster import REPO
 from tests.controlplane.node import NODE_IP
-from tests.dashboard.test_browser import CHROMIUM, SHOTS, sign_in, wait_idle
+from tests.dashboard.test_browser import SHOTS, chromium, sign_in, wait_idle
 from tests.images.built import image
 from tests.node.conftest import SMOL_REPO, Cluster, manifests
 from tests.node.test_operator_on_node import label_node, pod_logs
@@ -34,26 +33,59 @@ def report_of(store: Store, run_pk: int):
     return summary.build(store, run_pk)
 
 
+def deploy_dashboard(cluster: Cluster, ns: str, raters: str, admins: str) -> str:
+    """The dashboard from its manifest (its Secrets holding these invite tokens) in `ns`, on
+    the store in the slam-store Secret; returns its URL as the host reaches it."""
+    secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", raters)
+    cluster.core.patch_namespaced_secret(
+        "slam-dashboard-tokens", ns, {"stringData": {"admin-tokens": admins}})
+    cluster.node.load(image("dashboard"))  # its own image: the operator's has no Streamlit
+    docs = manifests(REPO / "manifests" / "dashboard" / "deployment.yaml")
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image("dashboard")
+    cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs))
+    cluster.wait("dashboard ready", lambda: (cluster.apps.read_namespaced_deployment(
+        "slam-dashboard", ns).status.ready_replicas or 0) == 1, timeout=240,
+        explain=lambda: cluster.pods_report(ns))
+    assert cluster.get(ns, "slam-dashboard", 8501, "/_stcore/health").text == "ok"
+    ip = cluster.core.read_namespaced_service("slam-dashboard", ns).spec.cluster_ip
+    return f"http://127.0.0.1:{cluster.node.reach(ip, 8501)}"
+
+
+def smollm2(replicas: int = 1) -> dict:
+    """SmolLM2-135M-Instruct served by llama.cpp (a real pod; the stand-in Hub has the GGUF)."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+            "metadata": {"name": "smollm2"},
+            "spec": {"model": {"id": SMOL_REPO, "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                               "servedName": "smollm2-135m-instruct"},
+                     "runtime": "llamacpp", "instanceType": "c7i.xlarge", "maxTotalTokens": 512,
+                     "resources": {"cpu": "500m", "memory": "1Gi"}, "replicas": replicas}}
+
+
+def stand_ins_on_node(cluster: Cluster, ns: str, stub, postgres) -> str:
+    """The OpenAI stand-in and a new PostgreSQL database reachable from the node's pods, the
+    store's URL in the slam-store Secret of `ns`, the node labelled as the example's instance
+    type; returns the store's URL as the test process reaches it."""
+    cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
+    cluster.node.expose(POSTGRES_PORT_ON_NODE, postgres.port)
+    store_url = postgres.create_database()
+    secret(cluster.api, ns, "slam-store", "url",
+           store_url.replace(f"127.0.0.1:{postgres.port}", f"{NODE_IP}:{POSTGRES_PORT_ON_NODE}"))
+    label_node(cluster)
+    return store_url
+
+
 def start_evaluation(cluster: Cluster, ns: str, stub, postgres, ev: dict,
                      replicas: int = 1) -> str:
     """The stand-ins exposed to the node, the Secrets, the SmolLM2 ModelDeployment (with
     `replicas`) and `ev` created in `ns`; returns the store's URL as the test process reaches
     it."""
     custom = client.CustomObjectsApi(cluster.api)
-    cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
-    cluster.node.expose(POSTGRES_PORT_ON_NODE, postgres.port)
-    store_url = postgres.create_database()
-    secret(cluster.api, ns, "slam-store", "url",
-           store_url.replace(f"127.0.0.1:{postgres.port}", f"{NODE_IP}:{POSTGRES_PORT_ON_NODE}"))
+    store_url = stand_ins_on_node(cluster, ns, stub, postgres)
     secret(cluster.api, ns, "openai", "api-key", STUB_API_KEY)
-    label_node(cluster)
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
-        "metadata": {"name": "smollm2"},
-        "spec": {"model": {"id": SMOL_REPO, "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-                           "servedName": "smollm2-135m-instruct"},
-                 "runtime": "llamacpp", "instanceType": "c7i.xlarge", "maxTotalTokens": 512,
-                 "resources": {"cpu": "500m", "memory": "1Gi"}, "replicas": replicas}})
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments",
+                                           smollm2(replicas))
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", ev)
     return store_url
 
@@ -114,38 +146,19 @@ def test_an_evaluation_runs_its_scoring_job_as_a_pod(
     assert STUB_API_KEY not in seen and postgres.password not in seen
 
     # The dashboard from its manifest, on the same store, rated in a real browser.
-    secret(cluster.api, ns, "slam-dashboard-tokens", "rater-tokens", f"ana={RATER_TOKEN}")
-    cluster.core.patch_namespaced_secret(
-        "slam-dashboard-tokens", ns, {"stringData": {"admin-tokens": f"boss=admin-{RATER_TOKEN}"}})
-    cluster.node.load(image("dashboard"))  # its own image: the operator's has no Streamlit
-    docs = manifests(REPO / "manifests" / "dashboard" / "deployment.yaml")
-    for doc in docs:
-        if doc["kind"] == "Deployment":
-            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image("dashboard")
-    cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs))
-    cluster.wait("dashboard ready", lambda: (cluster.apps.read_namespaced_deployment(
-        "slam-dashboard", ns).status.ready_replicas or 0) == 1, timeout=240,
-        explain=lambda: cluster.pods_report(ns))
-    assert cluster.get(ns, "slam-dashboard", 8501, "/_stcore/health").text == "ok"
-    ip = cluster.core.read_namespaced_service("slam-dashboard", ns).spec.cluster_ip
-    base = f"http://127.0.0.1:{cluster.node.reach(ip, 8501)}"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            sign_in(page, base, RATER_TOKEN)
-            page.get_by_text("Which answer is better?").wait_for(timeout=60_000)
-            page.get_by_text("Batch 1: pair 1 of").wait_for()
-            wait_idle(page)
-            text, html = page.inner_text("body"), page.content()
-            assert not re.search(r"\b(api|smollm2)\b", text), text  # blind in the cluster too
-            assert "smollm2" not in html and "svc.cluster.local" not in html
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "node-rating-page.png"), full_page=True)
-            page.get_by_role("button", name=re.compile(r"^A is better")).click()
-            page.get_by_text("Batch 1: pair 2 of").wait_for()
-        finally:
-            browser.close()
+    base = deploy_dashboard(cluster, ns, f"ana={RATER_TOKEN}", f"boss=admin-{RATER_TOKEN}")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, base, RATER_TOKEN)
+        page.get_by_text("Which answer is better?").wait_for(timeout=60_000)
+        page.get_by_text("Batch 1: pair 1 of").wait_for()
+        wait_idle(page)
+        text, html = page.inner_text("body"), page.content()
+        assert not re.search(r"\b(api|smollm2)\b", text), text  # blind in the cluster too
+        assert "smollm2" not in html and "svc.cluster.local" not in html
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "node-rating-page.png"), full_page=True)
+        page.get_by_role("button", name=re.compile(r"^A is better")).click()
+        page.get_by_text("Batch 1: pair 2 of").wait_for()
     ratings = store.ratings(run.id)
     assert [(r["rater"], r["choice"]) for r in ratings] == [("ana", "left")]
