@@ -445,7 +445,8 @@ def test_a_hanging_candidate_costs_the_feature_nothing(tmp_path: Path, upstream:
             "queue_full", "store_unavailable", "too_large", "incumbent_error")) == 0
         store = Store.open(gw.store_url)
         rows = store.responses(store.find_run("support-shadow", "week-49").id, "small")
-        assert rows and {r["error_class"] for r in rows} == {"Timeout"}
+        assert len(rows) == 3 and all(r["error_class"] for r in rows)  # none answered
+        assert "Timeout" in {r["error_class"] for r in rows}
     finally:
         if run is not None and run.poll() is None:
             run.kill()
