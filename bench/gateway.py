@@ -8,7 +8,8 @@
    difference, and the gateway's own added-latency histogram p99 (target <= 2 ms).
 2. 500 requests/s: constant-rate arrivals for a few seconds, both ways, the same figures.
 3. The highest rate forwarded with the mirror on: rising constant rates through the gateway; a
-   rate is forwarded when every request succeeds and the achieved rate is >= 95% of it.
+   rate is forwarded when every request succeeds, the achieved rate is >= 95% of it and the
+   TTFT p99 stays within 10% of the stub's first-token time, in one of two windows.
 
 The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is an
 aiohttp loop in this process. On a 2-core machine the stub, the gateway and the client share the
@@ -196,17 +197,26 @@ def start_nginx(work: Path, stub_port: int) -> tuple[subprocess.Popen | None, st
     return None, None
 
 
-def highest_rate(gw_base: str, rates: list[int], seconds: float, first_token_ms: float) -> int:
+def highest_rate(gw_base: str, rates: list[int], seconds: float, first_token_ms: float,
+                 tries: int = 2) -> int:
     """The highest rate at which every request succeeds, the sender keeps up (>= 95%) and the
-    TTFT p99 stays within 10% of the incumbent's own first-token time (nothing queues)."""
+    TTFT p99 stays within 10% of the incumbent's own first-token time (nothing queues). A rate
+    gets `tries` windows: on a shared machine one window can meet another process's burst, so
+    a rate fails when every window fails."""
     best = 0
     for rate in rates:
         n = int(rate * seconds)
-        ttfts, _, failures, took = asyncio.run(measure(gw_base, n, rate=rate))
-        achieved = n / max(took - p(ttfts, 50) / 1000, 1e-9)
-        ok = failures == 0 and achieved >= 0.95 * rate and p(ttfts, 99) <= 1.1 * first_token_ms
-        print(f"  {rate:5d}/s: achieved {achieved:7.1f}/s, failed {failures}, TTFT p50 "
-              f"{p(ttfts, 50):.2f} ms p99 {p(ttfts, 99):.2f} ms {'ok' if ok else 'NOT forwarded'}")
+        ok = False
+        for attempt in range(1, tries + 1):
+            ttfts, _, failures, took = asyncio.run(measure(gw_base, n, rate=rate))
+            achieved = n / max(took - p(ttfts, 50) / 1000, 1e-9)
+            ok = (failures == 0 and achieved >= 0.95 * rate
+                  and p(ttfts, 99) <= 1.1 * first_token_ms)
+            print(f"  {rate:5d}/s (window {attempt}): achieved {achieved:7.1f}/s, failed "
+                  f"{failures}, TTFT p50 {p(ttfts, 50):.2f} ms p99 {p(ttfts, 99):.2f} ms "
+                  f"{'ok' if ok else 'NOT forwarded'}")
+            if ok:
+                break
         if not ok:
             break
         best = rate

@@ -225,7 +225,10 @@ class Store:
     def prompts(self, run_pk: int) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(RunPrompt).filter_by(run_pk=run_pk).order_by(RunPrompt.position)
+                # Two gateway replicas appending at once can give two prompts one position:
+                # the id breaks the tie, so every reader (and every shard) sees one order.
+                select(RunPrompt).filter_by(run_pk=run_pk)
+                .order_by(RunPrompt.position, RunPrompt.prompt_id)
             ).mappings().all()
         return [dict(r) for r in rows]
 
