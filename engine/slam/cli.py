@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import importlib.resources
 import json
 import logging
@@ -877,10 +878,10 @@ def job_run(
         details = json.loads(os.environ.get("SLAM_TARGET_DETAILS", "{}"))
         # A ConfigMap prompt set arrives as a mounted file (the Job's spec says so); recorded
         # traffic is read from the store.
+        url = store_url or default_url()
         wait = ev.spec.store.wait_seconds if ev.spec.store else 120
         prompts = promptsets.load(ev.spec.prompt_set,
-                                  recorded=lambda: _recorded_loader(store_url or default_url(),
-                                                                    wait)(ev))
+                                  recorded=functools.partial(_recorded_loader(url, wait), ev))
         if shard >= shards:
             raise PlanError(f"--shard {shard} must be below --shards {shards}")
         plan = build(ev, prompts, endpoints=endpoints, shard=(shard, shards), details=details)
@@ -890,11 +891,10 @@ def job_run(
                 p.id for p in prompts.shard(shard, shards).prompts))
     except (KeyError, ValueError, promptsets.PromptSetError, PlanError) as e:
         raise fail(f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)) from None
-    url = store_url or default_url()
     _sigterm_as_interrupt()
     listener = LogLines()
     try:
-        store = _open_store_waiting(url, ev.spec.store.wait_seconds if ev.spec.store else 120)
+        store = _open_store_waiting(url, wait)
     except StoreOpenError as e:
         raise fail(str(e)) from None
     fix = ("; the Job's next pod asks for them again (or: kubectl annotate evaluation "

@@ -452,3 +452,14 @@ def test_a_hanging_candidate_costs_the_feature_nothing(tmp_path: Path, upstream:
             run.kill()
         stop(gw.proc)
         hanging.stop()
+
+
+def test_a_recorded_evaluation_on_a_store_that_does_not_answer_says_so(tmp_path: Path) -> None:
+    """The recorded requests live in the store: a store that cannot be reached fails the run
+    before anything is sent, naming the field and the store, never its password."""
+    port = free_port()
+    manifest = recorded_evaluation(tmp_path / "m", "http://127.0.0.1:9/v1", min_prompts=1)
+    out = slam_run(manifest, f"postgresql+psycopg://slam:s3cret-pw@127.0.0.1:{port}/results")
+    assert out.returncode != 0
+    assert "spec.promptSet.recorded" in out.stderr and f"127.0.0.1:{port}" in out.stderr
+    assert "s3cret-pw" not in out.stdout + out.stderr

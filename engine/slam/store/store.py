@@ -38,6 +38,15 @@ from slam.store.schema import (
 
 RESPONSE_KEY = ["run_pk", "target", "prompt_id", "sample"]
 RECORD_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+# A run's spec source while only the shadow gateway has written to it (slam.gateway): the
+# Evaluation's first run replaces that spec and the placeholder incumbent target.
+GATEWAY_SOURCE = "gateway"
+
+
+def _response_row(run_pk: int, record: RequestRecord) -> dict:
+    return {"run_pk": run_pk, **{f: getattr(record, f) for f in RECORD_FIELDS}}
+
+
 # Rows per statement: SQLite allows 32,766 bound parameters; 500 rows keep every table under it.
 CHUNK = 500
 
@@ -145,7 +154,7 @@ class Store:
             run_pk, stored_spec = conn.execute(
                 select(Run.id, Run.spec).filter_by(**key)).one()
             values: dict[str, Any] = {"total": total, "finished_at": None}
-            if (stored_spec or {}).get("source") == "gateway":
+            if (stored_spec or {}).get("source") == GATEWAY_SOURCE:
                 # The shadow gateway opened the run to record into: the Evaluation's spec is
                 # the run's from now on, its targets with it.
                 values |= {"spec": spec, "reference": reference}
@@ -179,11 +188,11 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 self._insert(Run)
-                .values(**key, reference=reference, spec={**spec, "source": "gateway"},
+                .values(**key, reference=reference, spec={**spec, "source": GATEWAY_SOURCE},
                         total=0, created_at=datetime.now(UTC))
                 .on_conflict_do_nothing(index_elements=list(key)))
             run_pk, stored_spec = conn.execute(select(Run.id, Run.spec).filter_by(**key)).one()
-            if (stored_spec or {}).get("source") == "gateway":
+            if (stored_spec or {}).get("source") == GATEWAY_SOURCE:
                 conn.execute(self._insert(RunTarget).values(**target, run_pk=run_pk)
                              .on_conflict_do_nothing(index_elements=["run_pk", "name"]))
             return run_pk
@@ -249,9 +258,8 @@ class Store:
             if len(conn.execute(stmt.returning(RunPrompt.prompt_id)).all()) != 1:
                 return False
             if record is not None:
-                conn.execute(self._insert(Response).values(
-                    run_pk=run_pk, **{f: getattr(record, f) for f in RECORD_FIELDS})
-                    .on_conflict_do_nothing(index_elements=RESPONSE_KEY))
+                conn.execute(self._insert(Response).values(_response_row(run_pk, record))
+                             .on_conflict_do_nothing(index_elements=RESPONSE_KEY))
             return True
 
     def recorded_prompts(self, evaluation: str, run_id: str, namespace: str = "") -> PromptSet:
@@ -279,7 +287,7 @@ class Store:
              replace_failed: bool = False) -> int:
         """Store final records; a key already stored is kept (or, if it failed and
         `replace_failed`, replaced). Returns the number of rows written."""
-        rows = [{"run_pk": run_pk, **{f: getattr(r, f) for f in RECORD_FIELDS}} for r in records]
+        rows = [_response_row(run_pk, r) for r in records]
         if not rows:
             return 0
         stmt = self._insert(Response).values(rows)
