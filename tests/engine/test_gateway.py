@@ -463,3 +463,20 @@ def test_a_recorded_evaluation_on_a_store_that_does_not_answer_says_so(tmp_path:
     assert out.returncode != 0
     assert "spec.promptSet.recorded" in out.stderr and f"127.0.0.1:{port}" in out.stderr
     assert "s3cret-pw" not in out.stdout + out.stderr
+
+
+def test_bad_gateway_settings_are_refused_before_it_listens(tmp_path: Path) -> None:
+    """Every wrong setting is named at once, with how to write it; nothing is served."""
+    out = subprocess.run(
+        [SLAM, "gateway", "--upstream", "api.openai.com", "--evaluation", "e", "--run-id", "1",
+         "--user", "customer-(", "--redact", "BAD=(", "--route", "v1/chat/completions",
+         "--port", str(free_port()), "--metrics-port", str(free_port()),
+         "--store", f"sqlite:///{tmp_path / 'r.db'}"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 1
+    for said in ("--redact BAD: not a valid regular expression",
+                 "--user: not a valid regular expression",
+                 "--upstream 'api.openai.com': an http(s) origin, e.g. https://api.openai.com",
+                 "--route 'v1/chat/completions': a path starting with /"):
+        assert said in out.stderr, out.stderr
+    assert not (tmp_path / "r.db").exists()  # refused before anything was opened
