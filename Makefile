@@ -6,6 +6,7 @@
 #   make test-quick     only the quick tests (-m "not slow": no control plane, model server,
 #                       browser, images or node)
 #   make control-plane  build the control plane, etcd and the test node's parts (cached, keyed by version)
+#   make runtime-parsers install vLLM's and SGLang's argument parsers for the flag contract tests
 #   make images         build the operator, dashboard, scoring and llama.cpp images with podman (cached by inputs)
 #   make crds           regenerate crds/ (and the Helm chart's copy) from the typed spec models
 #   make manifests      re-render manifests/base (and the dev overlay's PostgreSQL) from the chart
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all venv test test-quick test-unit test-cluster control-plane images system-deps crds manifests lock demo \
-        dashboard lint clean-venv
+        dashboard lint clean-venv runtime-parsers
 
 all: venv
 
@@ -56,6 +57,12 @@ lock:
 
 control-plane:
 	bash tests/controlplane/build.sh
+
+# vLLM's and SGLang's own argument parsers (requirements/runtimes/*.txt, each in a directory of
+# its own under $(SLAM_CACHE), keyed by the file): the flag contract tests feed them the builders'
+# arguments.
+runtime-parsers: venv
+	bash requirements/runtime-parsers.sh $(BIN)/python $(SLAM_CACHE)
 
 # Debian packages the tests use: a real PostgreSQL server (the store's second backend),
 # Chromium for the dashboard's browser tests (Playwright drives it; no browser is downloaded),
@@ -95,13 +102,13 @@ lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench
 	$(BIN)/python -m slam.api.crdgen --check crds/
 
-test: venv control-plane system-deps lint images
+test: venv control-plane system-deps lint images runtime-parsers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-quick: venv
 	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
 
-test-unit: venv system-deps
+test-unit: venv system-deps runtime-parsers
 	$(BIN)/pytest -m 'not cluster and not image' $(PYTEST_ARGS)
 
 test-cluster: venv control-plane system-deps

@@ -110,6 +110,9 @@ INVALID: tuple[Case, ...] = (
     Case("md-tgi-only-quantization",
          _edit(md, lambda m: m["spec"].update(runtime="vllm", quantization="eetq")),
          "spec.quantization"),
+    Case("md-sglang-no-marlin",
+         _edit(md, lambda m: m["spec"].update(runtime="sglang", quantization="marlin")),
+         "spec.quantization"),
     Case("md-llamacpp-no-concurrent-sequences",
          _edit(md, lambda m: m["spec"].update(
              runtime="llamacpp", maxConcurrentSequences=4,

@@ -71,7 +71,7 @@ def slam(*args: str, hub: FakeHub, cwd: Path) -> subprocess.CompletedProcess:
 
 
 FILTERS = ["--max-params", "8B", "--license", "apache-2.0", "--min-downloads", "1000",
-           "--instance-type", "g4dn.xlarge", "--quantization", "bitsandbytes"]
+           "--instance-type", "g4dn.xlarge", "--runtime", "tgi", "--quantization", "bitsandbytes"]
 
 
 def test_the_filters_pick_the_candidates_and_say_why_the_others_are_out(
@@ -101,7 +101,7 @@ def test_fit_and_price_are_the_operators_and_a_refused_model_is_not_written(
     says so, so discovery takes 8-bit; a model whose Hub lookup fails is shown, not written."""
     criteria = disc.Criteria(max_parameters=8 * 10**9, licenses=("apache-2.0",),
                              min_downloads=1000, instance_type="g4dn.xlarge",
-                             quantizations=(None, "bitsandbytes"))
+                             runtime="tgi", quantizations=(None, "bitsandbytes"))
     found = disc.discover(criteria, endpoint=hub.url, timeout=5)
     by_id = {x.listed.id: x for x in found.candidates}
     mistral = by_id["mistralai/Mistral-7B-Instruct-v0.3"]
@@ -139,7 +139,7 @@ def test_written_manifests_validate_and_run(hub: FakeHub, tmp_path: Path, stub: 
     assert md["spec"]["model"] == {"id": "mistralai/Mistral-7B-Instruct-v0.3",
                                    "revision": SHA_MISTRAL}
     assert md["spec"]["quantization"] == "bitsandbytes"
-    assert md["spec"]["instanceType"] == "g4dn.xlarge" and md["spec"]["runtime"] == "vllm"
+    assert md["spec"]["instanceType"] == "g4dn.xlarge" and "runtime" not in md["spec"]  # tgi
     assert md["metadata"]["annotations"]["slam.dev/license"] == "apache-2.0"
     ev = yaml.safe_load((out / "evaluation-replace-gpt4.yaml").read_text())
     assert [t["name"] for t in ev["spec"]["targets"]] == [

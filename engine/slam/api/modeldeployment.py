@@ -31,7 +31,13 @@ Quantization = Literal[
     "marlin",
     "exl2",
 ]
-TGI_ONLY_QUANTIZATIONS = ("bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2")
+# What vLLM and SGLang take, at the pinned releases (vLLM 0.34: its get_quantization_config;
+# SGLang 0.5.23: its --quantization choices); TGI takes them all. The runtimes themselves are
+# asked in tests/operator/modeldeployment/test_runtime_contracts.py.
+RUNTIME_QUANTIZATIONS: dict[str, tuple[str, ...]] = {
+    "vllm": ("awq", "gptq", "fp8"),
+    "sglang": ("awq", "gptq", "fp8", "bitsandbytes"),
+}
 
 HF_REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
@@ -101,8 +107,9 @@ class ModelDeploymentSpec(ApiModel):
     runtime: Runtime = Field(
         default="tgi",
         description=(
-            "Serving runtime: tgi (text-generation-inference), vllm, sglang (GPU) or llamacpp "
-            "(CPU, GGUF). All serve the OpenAI-compatible chat completions API."
+            "Serving runtime: tgi (text-generation-inference; in maintenance mode upstream since "
+            "December 2025: prefer vllm), vllm, sglang (GPU) or llamacpp (CPU, GGUF). All serve "
+            "the OpenAI-compatible chat completions API."
         ),
     )
     image: str | None = Field(
@@ -114,7 +121,8 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description=(
             "Quantization the runtime applies when loading. Not for llamacpp (the GGUF file is "
-            "already quantized); bitsandbytes-nf4/-fp4, eetq and exl2 are TGI-only."
+            "already quantized); vllm takes awq, gptq or fp8, sglang also bitsandbytes, tgi "
+            "every one listed."
         ),
     )
     gpus: int | None = Field(
@@ -212,12 +220,21 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".quantization",
         ),
         Rule(
-            cel=(
-                "self.runtime == 'tgi' || !has(self.quantization) || "
-                "!(self.quantization in ['bitsandbytes-nf4', 'bitsandbytes-fp4', 'eetq', 'exl2'])"
-            ),
-            message="this quantization is TGI-only: use runtime tgi or another quantization",
-            check=lambda s: s.runtime == "tgi" or s.quantization not in TGI_ONLY_QUANTIZATIONS,
+            cel="self.runtime != 'vllm' || !has(self.quantization) || "
+                "self.quantization in ['awq', 'gptq', 'fp8']",
+            message="vLLM takes quantization awq, gptq or fp8: use one of them, or "
+                    "runtime tgi",
+            check=lambda s: s.runtime != "vllm" or s.quantization is None
+            or s.quantization in RUNTIME_QUANTIZATIONS["vllm"],
+            field_path=".quantization",
+        ),
+        Rule(
+            cel="self.runtime != 'sglang' || !has(self.quantization) || "
+                "self.quantization in ['awq', 'gptq', 'fp8', 'bitsandbytes']",
+            message="SGLang takes quantization awq, gptq, fp8 or bitsandbytes: use one of "
+                    "them, or runtime tgi",
+            check=lambda s: s.runtime != "sglang" or s.quantization is None
+            or s.quantization in RUNTIME_QUANTIZATIONS["sglang"],
             field_path=".quantization",
         ),
         Rule(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slam_operator.runtimes.base import CACHE_DIR, RuntimeInput, base_container, hf_env
 
-IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b6500"
+IMAGE = "ghcr.io/ggml-org/llama.cpp:server-b11312"
 
 
 def model_url(inp: RuntimeInput) -> str:

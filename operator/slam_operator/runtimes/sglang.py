@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slam_operator.runtimes.base import RuntimeInput, base_container, hf_env
 
-IMAGE = "lmsysorg/sglang:v0.5.3-cu126"
+IMAGE = "lmsysorg/sglang:v0.5.23"
 
 
 def container(inp: RuntimeInput) -> dict:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from slam_operator.runtimes.base import RuntimeInput, base_container, hf_env
 
-IMAGE = "vllm/vllm-openai:v0.11.0"
-CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0"
+IMAGE = "vllm/vllm-openai:v0.34.0"
+CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.34.0"
 # The key of the operator's configured CPU image (settings.runtime_images, SLAM_VLLM_CPU_IMAGE).
 CPU_IMAGE_KEY = "vllm-cpu"
 
