@@ -1,9 +1,10 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
-    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1]
+    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
-   and through `slam gateway` (mirror on, recording into SQLite), rounds interleaved. Prints TTFT
+   and through `slam gateway` (mirror on, recording into SQLite) with each `--workers` count
+   (one gateway per count, all running; "gw-2" is --workers 2), rounds interleaved. Prints TTFT
    and end-to-end p50/p99 both ways, the TTFT p50 ratio (target <= 1.02), the client-side p99
    difference, and the gateway's own added-latency histogram p99 (target <= 2 ms).
 2. 500 requests/s: constant-rate arrivals for a few seconds, both ways, the same figures.
@@ -118,9 +119,10 @@ def gateway_added_p99(metrics_port: int) -> tuple[float, int]:
     return float("nan"), int(total)
 
 
-def compare(label: str, bases: dict[str, str], metrics_port: int, rounds: int, **how) -> None:
+def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], rounds: int,
+            **how) -> None:
     """Interleaved rounds straight to the stub and through each proxy; figures per path."""
-    before = gateway_added_p99(metrics_port)[1]
+    before = {name: gateway_added_p99(port)[1] for name, port in metrics_ports.items()}
     ttft: dict[str, list[float]] = {name: [] for name in bases}
     e2e: dict[str, list[float]] = {name: [] for name in bases}
     fails = dict.fromkeys(bases, 0)
@@ -130,7 +132,6 @@ def compare(label: str, bases: dict[str, str], metrics_port: int, rounds: int, *
             ttft[name] += t
             e2e[name] += e
             fails[name] += f
-    added, count = gateway_added_p99(metrics_port)
     print(f"{label}: " + ", ".join(f"{name} {len(ttft[name])} ({fails[name]} failed)"
                                    for name in bases))
     d = "direct"
@@ -142,8 +143,10 @@ def compare(label: str, bases: dict[str, str], metrics_port: int, rounds: int, *
                      f"{p(ttft[name], 50) - p(ttft[d], 50):+.2f} ms p99 "
                      f"{p(ttft[name], 99) - p(ttft[d], 99):+.2f} ms")
         print(line)
-    print(f"  the gateway's own added latency (its histogram): p99 <= {added:.2f} ms over "
-          f"{count - before} requests (target <= 2 ms; TTFT ratio target <= 1.02)")
+    for name, port in metrics_ports.items():
+        added, count = gateway_added_p99(port)
+        print(f"  {name}'s own added latency (its histogram): p99 <= {added:.2f} ms over "
+              f"{count - before[name]} requests (target <= 2 ms; TTFT ratio target <= 1.02)")
 
 
 NGINX_CONF = """
@@ -173,7 +176,7 @@ http {{
 
 
 def start_nginx(work: Path, stub_port: int) -> tuple[subprocess.Popen | None, str | None]:
-    """nginx as a plain streaming reverse proxy (one worker, like the gateway's one process)."""
+    """nginx as a plain streaming reverse proxy, one worker process."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                        else None)
     if binary is None:
@@ -228,6 +231,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer rounds and rates (a smoke run)")
     ap.add_argument("--sample-rate", type=float, default=0.1,
                     help="share of requests the mirror records (default 0.1)")
+    ap.add_argument("--workers", default="1,2",
+                    help="the gateway's --workers, one gateway per comma-separated count")
     ap.add_argument("--incumbent-ttft-ms", type=float, default=250.0,
                     help="the stub's time to first token (a hosted API's is 200-600 ms)")
     args = ap.parse_args()
@@ -236,19 +241,25 @@ def main() -> None:
         work = Path(tmp)
         stub = Stub(work / "stub", tokens=16, interval=0.002,
                     first_token=args.incumbent_ttft_ms / 1000).start()
-        port, metrics_port = free_port(), free_port()
-        log = work / "gateway.log"
-        proc = spawn([SLAM, "gateway", "--upstream", f"http://127.0.0.1:{stub.port}",
-                      "--evaluation", "bench", "--run-id", "bench", "--host", "127.0.0.1",
-                      "--port", str(port), "--metrics-port", str(metrics_port),
-                      "--store", f"sqlite:///{work / 'results.db'}",
-                      "--sample-rate", str(args.sample_rate), "--queue-size", "10000"],
-                     log, marker=work)
+        gateways = {}  # name -> (process, port, metrics port, log)
+        for count in [int(w) for w in args.workers.split(",")]:
+            port, metrics_port = free_port(), free_port()
+            log = work / f"gateway-{count}.log"
+            proc = spawn([SLAM, "gateway", "--upstream", f"http://127.0.0.1:{stub.port}",
+                          "--evaluation", "bench", "--run-id", f"bench-{count}",
+                          "--host", "127.0.0.1", "--port", str(port),
+                          "--metrics-port", str(metrics_port), "--workers", str(count),
+                          "--store", f"sqlite:///{work / f'results-{count}.db'}",
+                          "--sample-rate", str(args.sample_rate), "--queue-size", "10000"],
+                         log, marker=work)
+            gateways[f"gw-{count}"] = (proc, port, metrics_port, log)
         nginx, nginx_base = start_nginx(work, stub.port)
         try:
-            wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc, log, timeout=60)
-            bases = {"direct": f"http://127.0.0.1:{stub.port}",
-                     "gateway": f"http://127.0.0.1:{port}"}
+            for proc, _, metrics_port, log in gateways.values():
+                wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc, log, timeout=60)
+            bases = {"direct": f"http://127.0.0.1:{stub.port}"}
+            bases |= {name: f"http://127.0.0.1:{g[1]}" for name, g in gateways.items()}
+            metrics_ports = {name: g[2] for name, g in gateways.items()}
             if nginx_base:
                 bases["nginx"] = nginx_base
             for base in bases.values():  # warm every path
@@ -256,30 +267,32 @@ def main() -> None:
             print(f"stub: first token after {args.incumbent_ttft_ms:.0f} ms, then 16 tokens 2 ms "
                   f"apart; mirror on: {args.sample_rate:.0%} of requests recorded into SQLite\n")
             print("1. Added latency")
-            compare("concurrency 1", bases, metrics_port, rounds, n=40 if args.quick else 100,
+            compare("concurrency 1", bases, metrics_ports, rounds, n=40 if args.quick else 100,
                     concurrency=1)
-            compare("concurrency 64", bases, metrics_port, rounds,
+            compare("concurrency 64", bases, metrics_ports, rounds,
                     n=640 if args.quick else 1920, concurrency=64)
             print("\n2. 500 requests/s")
-            compare("constant 500/s", bases, metrics_port, rounds,
+            compare("constant 500/s", bases, metrics_ports, rounds,
                     n=1000 if args.quick else 2500, rate=500)
             print("\n3. Highest rate forwarded")
             rates = [250, 500, 1000] if args.quick else [250, 500, 750, 1000, 1500, 2000, 3000]
             for name, base in bases.items():
                 if name == "direct":
                     continue
-                print(f" {name}{' (mirror on)' if name == 'gateway' else ''}:")
+                print(f" {name}{' (mirror on)' if name in gateways else ''}:")
                 best = highest_rate(base, rates, 2.0 if args.quick else 4.0,
                                     args.incumbent_ttft_ms)
                 print(f"  highest rate forwarded: {best}/s")
-            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-            mirror = [line for line in metrics.splitlines()
-                      if line.startswith(("slam_gateway_requests_recorded_total",
-                                          "slam_gateway_requests_dropped_total"))
-                      and not line.endswith(" 0.0")]
-            print("  the gateway's mirror: " + "; ".join(mirror))
+            for name, (_, _, metrics_port, _) in gateways.items():
+                metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+                mirror = [line for line in metrics.splitlines()
+                          if line.startswith(("slam_gateway_requests_recorded_total",
+                                              "slam_gateway_requests_dropped_total"))
+                          and not line.endswith(" 0.0")]
+                print(f"  {name}'s mirror: " + "; ".join(mirror))
         finally:
-            stop(proc)
+            for proc, *_ in gateways.values():
+                stop(proc)
             if nginx is not None:
                 nginx.terminate()
                 nginx.wait(10)

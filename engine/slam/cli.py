@@ -215,7 +215,7 @@ def discover(
     gpus: int = typer.Option(1, min=1, help="GPUs per replica."),
     quantization: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
         [], help="Quantization to try when the weights as they are do not fit (repeat, in "
-        "order: fp8, bitsandbytes; with tgi also bitsandbytes-nf4, eetq)."),
+        "order: fp8; with sglang or tgi bitsandbytes; with tgi also bitsandbytes-nf4, eetq)."),
     variants: bool = typer.Option(
         True, help="When a model fits in none of those ways, look for AWQ and GPTQ "
         "repositories quantized from it (the Hub's base_model:quantized tag)."),
@@ -459,13 +459,17 @@ def gateway_cmd(
                                    "written; beyond it they are dropped (and counted)."),
     shutdown_timeout: float = typer.Option(
         30.0, min=0.0, help="On SIGTERM: seconds in-flight answers get to finish."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Processes that forward, sharing the port (one event loop each; "
+        "give each about a core). They feed one recorder; the daily cap and the metrics are the "
+        "gateway's, not each worker's."),
 ) -> None:
     """Run the shadow gateway: forward every request to the incumbent unchanged and record a
     sample of the feature's real traffic, redacted, as a run of an Evaluation.
 
     The mirror path never slows or fails a request: sampled exchanges wait on a bounded queue
-    and one worker writes them; a full queue or a store that is down drops them, counted in
-    the metrics (slam_gateway_requests_dropped_total by reason).
+    and one recorder process writes them; a full queue or a store that is down drops them,
+    counted in the metrics (slam_gateway_requests_dropped_total by reason).
     """
     import re
 
@@ -499,21 +503,43 @@ def gateway_cmd(
     sampling = gw.Sampling(rate=sample_rate, daily_cap=daily_cap,
                            routes=tuple(route) or (gw.CHAT_ROUTE,), models=tuple(model),
                            users=patterns["--user"], exclude_users=patterns["--exclude-user"])
-    metrics = gw.Metrics()
     url = store_url or default_url()
-    recorder = gw.Recorder(
-        gw.Recording(store_url=url, evaluation=evaluation, run_id=run_id, namespace=namespace,
-                     incumbent=incumbent, upstream=upstream, sampling=sampling.describe()),
-        redactor, metrics, queue_size=queue_size)
-    gateway = gw.Gateway(upstream=upstream, sampler=gw.Sampler(sampling), recorder=recorder,
-                         metrics=metrics)
+    recording = gw.Recording(store_url=url, evaluation=evaluation, run_id=run_id,
+                             namespace=namespace, incumbent=incumbent, upstream=upstream,
+                             sampling=sampling.describe())
     logging.getLogger("slam.gateway").info(
         "recording %.0f%% of %s into %s, run %s of %s", sample_rate * 100,
         ", ".join(sampling.routes), display_url(url), run_id, evaluation)
+    import multiprocessing
+    import tempfile
+
     import uvloop  # libuv's event loop: the request path's per-chunk cost, about halved
 
-    uvloop.run(gw.serve(gateway, host=host, port=port, metrics_port=metrics_port,
-                        shutdown_timeout=shutdown_timeout))
+    with contextlib.ExitStack() as cleanup:
+        if workers > 1:  # metrics in files, added up on /metrics
+            gw.metrics_in_files(cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="slam-gateway-metrics-")))
+        metrics = gw.Metrics(in_files=workers > 1)
+        recorder = gw.Recorder(recording, redactor, metrics, queue_size=queue_size)
+        try:
+            if workers == 1:
+                gateway = gw.Gateway(upstream=upstream, sampler=gw.Sampler(sampling),
+                                     mirror=recorder.mirror, metrics=metrics)
+                uvloop.run(gw.serve(gateway, host=host, port=port, metrics_port=metrics_port,
+                                    shutdown_timeout=shutdown_timeout, recorder=recorder))
+            else:
+                tally = (gw.SharedTally(multiprocessing.get_context("spawn"))
+                         if daily_cap is not None else None)
+                forwarding = gw.Forwarding(upstream=upstream, sampling=sampling, host=host,
+                                           port=port, shutdown_timeout=shutdown_timeout)
+                uvloop.run(gw.supervise(forwarding, workers, metrics=metrics,
+                                        recorder=recorder, tally=tally,
+                                        metrics_port=metrics_port))
+        except (gw.WorkerError, OSError) as e:
+            recorder.close(0)
+            message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            err.print(f"[red]error[/red] {message}", highlight=False)
+            raise typer.Exit(1) from None
 
 
 @app.command("plan")

@@ -17,6 +17,10 @@ response with its timings. A store that is down or slow costs drops, counted by 
 nothing else. The caller's key is forwarded and never kept: only messages and answers are
 written, and nothing here logs a header.
 
+With `--workers N`, N processes forward on the same port (SO_REUSEPORT: the kernel spreads the
+connections), feeding one recorder, keeping one daily cap (shared memory) and one set of metrics
+(prometheus_client's multiprocess mode); the first process only supervises them (`supervise`).
+
 Metrics (Prometheus, on their own port with /healthz): requests forwarded by status, sampled,
 recorded, dropped by reason, the queue's depth, and the latency the gateway adds (its own time
 before the upstream request is sent plus before the first byte of the answer is relayed).
@@ -86,17 +90,53 @@ class Sampling:
                 "excludeUsers": self.exclude_users.pattern if self.exclude_users else None}
 
 
+class DailyTally:
+    """How many requests were recorded today, in one process."""
+
+    def __init__(self) -> None:
+        self._day = 0
+        self._taken = 0
+
+    def take(self, day: date, cap: int) -> bool:
+        """Count one more for `day` if fewer than `cap` were taken that day."""
+        if day.toordinal() != self._day:
+            self._day, self._taken = day.toordinal(), 0
+        if self._taken >= cap:
+            return False
+        self._taken += 1
+        return True
+
+
+class SharedTally:
+    """The same count shared by the gateway's worker processes, so a pod's daily cap is one cap
+    whatever its number of workers (shared memory and a lock; taken only by sampled requests of
+    a capped gateway)."""
+
+    def __init__(self, ctx) -> None:
+        self._day = ctx.Value("q", 0, lock=False)
+        self._taken = ctx.Value("q", 0)  # its lock guards both
+
+    def take(self, day: date, cap: int) -> bool:
+        with self._taken.get_lock():
+            if day.toordinal() != self._day.value:
+                self._day.value, self._taken.value = day.toordinal(), 0
+            if self._taken.value >= cap:
+                return False
+            self._taken.value += 1
+            return True
+
+
 class Sampler:
-    """Decides per request; `choose` returns True for a request to record. Thread-unsafe by
-    design: the gateway calls it from its one event loop."""
+    """Decides per request; `choose` returns True for a request to record. The daily count is
+    `tally`'s: this process's alone (the default) or shared by the gateway's workers."""
 
     def __init__(self, sampling: Sampling, *, draw: Callable[[], float] = random.random,
-                 today: Callable[[], date] = lambda: datetime.now(UTC).date()):
+                 today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+                 tally: DailyTally | SharedTally | None = None):
         self.sampling = sampling
         self._draw = draw
         self._today = today
-        self._day: date | None = None
-        self._taken = 0
+        self._tally = tally or DailyTally()
 
     def choose(self, method: str, path: str, body: dict | None) -> bool:
         s = self.sampling
@@ -110,15 +150,9 @@ class Sampler:
             return False
         if s.exclude_users is not None and s.exclude_users.search(user):
             return False
-        day = self._today()
-        if day != self._day:
-            self._day, self._taken = day, 0
-        if s.daily_cap is not None and self._taken >= s.daily_cap:
-            return False
         if self._draw() >= s.rate:
             return False
-        self._taken += 1
-        return True
+        return s.daily_cap is None or self._tally.take(self._today(), s.daily_cap)
 
 
 # --- one recorded exchange ---------------------------------------------------------------------
@@ -182,8 +216,13 @@ def parse_answer(body: bytes, streamed: bool) -> dict:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None):
+    """The gateway's metrics. With several worker processes (`in_files`), every process writes
+    its values to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up (prometheus_client's
+    multiprocess mode: counters and histograms summed, the queue depth the supervisor's)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, in_files: bool = False):
         self.registry = registry or CollectorRegistry()
+        self.in_files = in_files
         r = self.registry
         self.forwarded = Counter("slam_gateway_requests_forwarded",
                                  "Requests forwarded to the incumbent, by the status it answered "
@@ -201,12 +240,34 @@ class Metrics:
                            "Answers that ended early: the upstream cut its stream or the caller "
                            "went away.", registry=r)
         self.queue = Gauge("slam_gateway_mirror_queue_depth",
-                           "Sampled requests waiting to be written.", registry=r)
+                           "Sampled requests waiting to be written.", registry=r,
+                           multiprocess_mode="livemax")  # only the supervisor sets it
         self.added = Histogram("slam_gateway_added_latency_seconds",
                                "Time the gateway adds before the first byte of an answer.",
                                buckets=(0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001,
                                         0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1),
                                registry=r)
+
+    def exposition(self) -> bytes:
+        if not self.in_files:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+
+def metrics_in_files(directory: str) -> None:
+    """Make this process (and the processes it spawns, through the environment) write metric
+    values to files in `directory`: prometheus_client's multiprocess mode. Before any metric is
+    made."""
+    import os
+
+    from prometheus_client import values
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.get_value_class()
 
 
 # --- the mirror path ---------------------------------------------------------------------------
@@ -226,12 +287,38 @@ class Recording:
     retry_seconds: float = 5.0
 
 
+class Mirror:
+    """The request path's end of the mirror queue: `offer` never blocks, a full queue is a counted
+    drop. Each of the gateway's worker processes has one on the same queue: one recorder for all."""
+
+    def __init__(self, queue, metrics: Metrics):
+        self.queue = queue
+        self.metrics = metrics
+
+    def depth(self) -> int:
+        try:
+            return self.queue.qsize()
+        except NotImplementedError:  # macOS: no sem_getvalue
+            return 0
+
+    def offer(self, exchange: Exchange) -> None:
+        import queue
+
+        try:
+            self.queue.put_nowait(exchange)
+        except queue.Full:
+            self.metrics.dropped.labels("queue_full").inc()
+        if not self.metrics.in_files:  # with workers, the supervisor sets it
+            self.metrics.queue.set(self.depth())
+
+
 class Recorder:
-    """A bounded queue drained by a worker process that redacts and writes to the store; `offer`
-    never blocks. The worker is a process, not a thread: redaction (phone numbers above all) and
-    the store's driver are CPU work that, in a thread, would hold the GIL the request path's event
-    loop needs (measured: TTFT p50 ratio 1.05 and +60 ms p99 at 500 requests/s with every request
-    recorded, bench/gateway.py). Its outcomes come back on a second queue to the metrics."""
+    """A bounded queue drained by a worker process that redacts and writes to the store; its
+    `mirror` is what the request path offers exchanges to. The worker is a process, not a thread:
+    redaction (phone numbers above all) and the store's driver are CPU work that, in a thread,
+    would hold the GIL the request path's event loop needs (measured: TTFT p50 ratio 1.05 and
+    +60 ms p99 at 500 requests/s with every request recorded, bench/gateway.py). Its outcomes
+    come back on a second queue to the metrics."""
 
     def __init__(self, recording: Recording, redactor: Redactor, metrics: Metrics, *,
                  queue_size: int = 1000):
@@ -241,6 +328,7 @@ class Recorder:
         ctx = multiprocessing.get_context("spawn")  # nothing of this process's threads or loop
         self.metrics = metrics
         self._queue = ctx.Queue(maxsize=queue_size)
+        self.mirror = Mirror(self._queue, metrics)
         self._outcomes = ctx.Queue()
         self._process = ctx.Process(
             target=_record, args=(recording, redactor, self._queue, self._outcomes, os.getpid()),
@@ -249,21 +337,6 @@ class Recorder:
         self._counter = threading.Thread(target=self._count, name="slam-gateway-outcomes",
                                          daemon=True)
         self._counter.start()
-
-    def _depth(self) -> int:
-        try:
-            return self._queue.qsize()
-        except NotImplementedError:  # macOS: no sem_getvalue
-            return 0
-
-    def offer(self, exchange: Exchange) -> None:
-        import queue
-
-        try:
-            self._queue.put_nowait(exchange)
-        except queue.Full:
-            self.metrics.dropped.labels("queue_full").inc()
-        self.metrics.queue.set(self._depth())
 
     def _count(self) -> None:
         while True:
@@ -277,7 +350,7 @@ class Recorder:
                 self.metrics.recorded.inc()
             else:
                 self.metrics.dropped.labels(reason).inc()
-            self.metrics.queue.set(self._depth())
+            self.metrics.queue.set(self.mirror.depth())
 
     def close(self, timeout: float) -> int:
         """Write what is queued, for at most `timeout` seconds; returns how many were left."""
@@ -287,7 +360,7 @@ class Recorder:
         with contextlib.suppress(queue.Full, ValueError):
             self._queue.put(None, timeout=max(0.001, deadline - time.monotonic()))
         self._process.join(max(0.0, deadline - time.monotonic()))
-        left = self._depth()
+        left = self.mirror.depth()
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(5)
@@ -419,11 +492,11 @@ def _safe_error(e: BaseException, store_url: str) -> str:
 
 @dataclass
 class Gateway:
-    """The proxy: `app()` serves the feature's requests, `metrics_app()` /metrics and /healthz."""
+    """The proxy: `app()` serves the feature's requests."""
 
     upstream: str
     sampler: Sampler
-    recorder: Recorder | None
+    mirror: Mirror | None
     metrics: Metrics
     max_record_bytes: int = 4 << 20
     connect_timeout: float = 10.0
@@ -435,16 +508,6 @@ class Gateway:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
-
-    def metrics_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
-        return app
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.metrics.registry),
-                            headers={"Content-Type": METRICS_TYPE})
 
     async def _start(self, _: web.Application) -> None:
         self._session = aiohttp.ClientSession(
@@ -472,7 +535,7 @@ class Gateway:
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
-            sampled = self.recorder is not None and self.sampler.choose(
+            sampled = self.mirror is not None and self.sampler.choose(
                 request.method, request.path, parsed)
         assert self._session is not None
         sent = time.perf_counter()
@@ -530,9 +593,9 @@ class Gateway:
             await response.write_eof()
         if sampled:
             self.metrics.sampled.inc()
-        if captured is not None and self.recorder is not None:
+        if captured is not None and self.mirror is not None:
             content_type = upstream.headers.get("Content-Type", "")
-            self.recorder.offer(Exchange(
+            self.mirror.offer(Exchange(
                 request=parsed or {}, status=upstream.status, body=b"".join(captured),
                 streamed=content_type.startswith("text/event-stream"),
                 encoding=upstream.headers.get("Content-Encoding"), started_at=started_at,
@@ -544,28 +607,64 @@ class Gateway:
 # --- running it --------------------------------------------------------------------------------
 
 
-async def serve(gateway: Gateway, *, host: str, port: int, metrics_port: int | None,
-                shutdown_timeout: float = 30.0, stop: asyncio.Event | None = None,
-                ready: Callable[[Sequence[int]], None] | None = None) -> None:
-    """Serve until `stop` is set (or SIGTERM/SIGINT): then stop accepting, let in-flight
-    answers finish for up to `shutdown_timeout`, and write what the mirror queue holds."""
+def metrics_app(metrics: Metrics, *, refresh: Callable[[], None] | None = None,
+                healthy: Callable[[], bool] = lambda: True) -> web.Application:
+    """/metrics, and /healthz (503 while `healthy()` says not)."""
+
+    async def exposition(_: web.Request) -> web.Response:
+        if refresh is not None:
+            refresh()
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": METRICS_TYPE})
+
+    async def health(_: web.Request) -> web.Response:
+        ok = healthy()
+        return web.json_response({"ok": ok}, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", exposition)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
     import signal
 
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=shutdown_timeout)
+
+
+async def _site(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 60.0,
+                reuse_port: bool = False) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout)
-    await site.start()
+    await web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout,
+                      reuse_port=reuse_port or None).start()
+    return runner
+
+
+async def _close_recorder(recorder: Recorder, timeout: float) -> None:
+    left = await asyncio.to_thread(recorder.close, timeout)
+    if left:
+        recorder.metrics.dropped.labels("queue_full").inc(left)
+        log.warning("stopped with %d sampled requests unwritten", left)
+
+
+async def serve(gateway: Gateway, *, host: str, port: int, metrics_port: int | None,
+                shutdown_timeout: float = 30.0, stop: asyncio.Event | None = None,
+                ready: Callable[[Sequence[int]], None] | None = None,
+                recorder: Recorder | None = None) -> None:
+    """One process serves the feature and the metrics until `stop` is set (or SIGTERM/SIGINT):
+    then it stops accepting, lets in-flight answers finish for up to `shutdown_timeout`, and
+    `recorder` writes what its queue holds."""
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    runner = await _site(gateway.app(), host, port, shutdown_timeout=shutdown_timeout)
     ports = [runner.addresses[0][1]]
     metrics_runner = None
     if metrics_port is not None:
-        metrics_runner = web.AppRunner(gateway.metrics_app(), access_log=None)
-        await metrics_runner.setup()
-        await web.TCPSite(metrics_runner, host, metrics_port).start()
+        metrics_runner = await _site(metrics_app(gateway.metrics), host, metrics_port)
         ports.append(metrics_runner.addresses[0][1])
     log.info("forwarding :%d to %s (metrics on :%s)", ports[0], gateway.upstream,
              ports[1] if len(ports) > 1 else "-")
@@ -574,11 +673,156 @@ async def serve(gateway: Gateway, *, host: str, port: int, metrics_port: int | N
     await stop.wait()
     log.info("stopping: finishing in-flight answers (at most %.0f s)", shutdown_timeout)
     await runner.cleanup()
-    if gateway.recorder is not None:
-        left = await asyncio.to_thread(gateway.recorder.close, shutdown_timeout)
-        if left:
-            gateway.metrics.dropped.labels("queue_full").inc(left)
-            log.warning("stopped with %d sampled requests unwritten", left)
+    if recorder is not None:
+        await _close_recorder(recorder, shutdown_timeout)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
+    log.info("stopped")
+
+
+# --- several worker processes ------------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """A worker process could not start forwarding."""
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """What a worker process needs to forward and sample (picklable: it crosses to the spawned
+    process)."""
+
+    upstream: str
+    sampling: Sampling
+    host: str
+    port: int
+    shutdown_timeout: float = 30.0
+
+
+def _forward(forwarding: Forwarding, queue, tally: SharedTally | None, listening,
+             parent: int) -> None:
+    """A worker process: an event loop of its own on the shared port, until SIGTERM/SIGINT (then
+    in-flight answers finish) or until the supervisor is gone. The kernel spreads connections
+    over the workers (SO_REUSEPORT); every worker's sampled exchanges go to the one recorder."""
+    import os
+
+    import uvloop
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    f = forwarding
+    metrics = Metrics(in_files=True)
+    gateway = Gateway(upstream=f.upstream, sampler=Sampler(f.sampling, tally=tally),
+                      mirror=Mirror(queue, metrics) if queue is not None else None,
+                      metrics=metrics)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        runner = await _site(gateway.app(), f.host, f.port, shutdown_timeout=f.shutdown_timeout,
+                             reuse_port=True)
+        listening.set()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if os.getppid() != parent:  # the supervisor died without saying so
+                log.warning("the gateway's supervisor is gone: stopping")
+                break
+        await runner.cleanup()
+
+    uvloop.run(main())
+
+
+async def supervise(forwarding: Forwarding, workers: int, *, metrics: Metrics,
+                    recorder: Recorder | None, tally: SharedTally | None,
+                    metrics_port: int | None, stop: asyncio.Event | None = None,
+                    ready: Callable[[Sequence[int]], None] | None = None) -> None:
+    """Forward on `workers` processes sharing one port (one event loop relays chunks one after
+    another: at 64 concurrent streams whose first tokens arrive together, the last waits for the
+    63 before it). This process serves the metrics (the workers' added up: `metrics` must be
+    in files, see `metrics_in_files`), keeps the recorder every worker feeds, starts a worker
+    again if one dies, and on SIGTERM/SIGINT stops them all (each lets its in-flight answers
+    finish), then writes the queue."""
+    import dataclasses
+    import multiprocessing
+    import os
+    import signal
+    import socket
+
+    from prometheus_client import multiprocess
+
+    assert metrics.in_files, "the workers' metrics must be in files"
+    ctx = multiprocessing.get_context("spawn")
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    queue = recorder.mirror.queue if recorder is not None else None
+    procs: list = [None] * workers
+    holder = socket.socket(socket.AF_INET6 if ":" in forwarding.host else socket.AF_INET)
+
+    async def start(i: int) -> None:
+        listening = ctx.Event()
+        p = ctx.Process(target=_forward, args=(forwarding, queue, tally, listening, os.getpid()),
+                        name=f"slam-gateway-{i}", daemon=True)
+        p.start()
+        procs[i] = p
+        while not await asyncio.to_thread(listening.wait, 0.5):
+            if not p.is_alive():
+                raise WorkerError(f"gateway worker {i} exited with code {p.exitcode} before "
+                                   f"listening on {forwarding.host}:{forwarding.port}")
+
+    def depth() -> None:
+        if recorder is not None:
+            metrics.queue.set(recorder.mirror.depth())
+
+    metrics_runner = None
+    try:
+        # Port 0: pick one now and hold it (bound, not listening): every worker binds that one.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            holder.bind((forwarding.host, forwarding.port))
+        except OSError as e:
+            raise OSError(e.errno, f"--port {forwarding.port}: cannot listen on "
+                                   f"{forwarding.host}:{forwarding.port} ({e.strerror})") from None
+        forwarding = dataclasses.replace(forwarding, port=holder.getsockname()[1])
+        await asyncio.gather(*(start(i) for i in range(workers)))
+        ports = [forwarding.port]
+        if metrics_port is not None:
+            metrics_runner = await _site(
+                metrics_app(metrics, refresh=depth,
+                            healthy=lambda: all(p.is_alive() for p in procs)),
+                forwarding.host, metrics_port)
+            ports.append(metrics_runner.addresses[0][1])
+        log.info("forwarding :%d to %s on %d worker processes (metrics on :%s)", ports[0],
+                 forwarding.upstream, workers, ports[1] if len(ports) > 1 else "-")
+        if ready:
+            ready(ports)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            for i, p in enumerate(procs):
+                if not stop.is_set() and not p.is_alive():
+                    log.warning("gateway worker %d exited with code %s: starting another", i,
+                                p.exitcode)
+                    multiprocess.mark_process_dead(p.pid)
+                    await start(i)
+        log.info("stopping: finishing in-flight answers (at most %.0f s)",
+                 forwarding.shutdown_timeout)
+    finally:
+        for p in procs:
+            if p is not None and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + forwarding.shutdown_timeout + 5
+        for p in procs:
+            if p is not None:
+                await asyncio.to_thread(p.join, max(0.0, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    await asyncio.to_thread(p.join, 5)
+        holder.close()
+        if recorder is not None:
+            await _close_recorder(recorder, forwarding.shutdown_timeout)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
     log.info("stopped")

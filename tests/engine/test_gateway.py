@@ -4,10 +4,12 @@ feature nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -115,9 +117,11 @@ def comparable(headers: dict) -> dict:
                                                            "connection")}
 
 
-def test_answers_and_errors_arrive_as_the_incumbent_sent_them(tmp_path: Path,
-                                                              upstream: Stub) -> None:
-    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "0")
+@pytest.mark.parametrize("workers", [1, 3])
+def test_answers_and_errors_arrive_as_the_incumbent_sent_them(tmp_path: Path, upstream: Stub,
+                                                              workers: int) -> None:
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "0",
+                       "--workers", str(workers))
     try:
         for payload in [body("Where is my parcel?"), body("Where is my parcel?", stream=True),
                         body("Answer briefly [[tokens:3]]", stream=True),
@@ -274,10 +278,14 @@ def test_an_unreachable_incumbent_is_a_502_in_the_apis_error_shape(tmp_path: Pat
         stop(gw.proc)
 
 
-def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: Path,
+                                                                      workers: int) -> None:
     slow = Stub(tmp_path / "slow", api_key=STUB_API_KEY, tokens=40, interval=0.05).start()
     try:
-        gw = start_gateway(tmp_path, origin(slow), "--sample-rate", "1")
+        # Kubernetes signals the container's first process only: with workers, the supervisor.
+        gw = start_gateway(tmp_path, origin(slow), "--sample-rate", "1",
+                           "--workers", str(workers))
         result: dict = {}
 
         def call() -> None:
@@ -299,6 +307,77 @@ def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: 
         assert "stopped" in gw.log.read_text()
     finally:
         slow.stop()
+
+
+def listeners(gw: Gw) -> set[int]:
+    """The gateway's processes listening on its port (from /proc: the sockets' inodes)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == gw.port and fields[3] == "0A":
+                inodes.add(f"socket:[{fields[9]}]")
+    children = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
+    found = set()
+    for pid in map(int, children):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                found.add(pid)
+    return found
+
+
+def test_workers_share_the_port_the_daily_cap_and_the_metrics(tmp_path: Path,
+                                                              upstream: Stub) -> None:
+    """Three worker processes: the feature sees one gateway (one port, one daily cap, one set of
+    metrics, one recorder), and a worker that dies is replaced while the others answer."""
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--daily-cap", "5",
+                       "--workers", "3")
+    try:
+        workers = listeners(gw)
+        assert len(workers) == 3, workers
+        for i in range(12):  # a connection each: the kernel spreads them over the workers
+            assert exchange(gw.url, body(f"question {i}", stream=i % 2 == 0))[0] == 200
+        gw.wait_for("slam_gateway_requests_recorded_total", 5)
+        assert gw.count("slam_gateway_requests_sampled_total") == 5  # the cap is the gateway's
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 12
+        assert gw.count("slam_gateway_added_latency_seconds_count") == 12
+        # A worker killed outright: the others answer at once, a new one takes its place, and
+        # what the dead one counted still counts.
+        os.kill(min(workers), signal.SIGKILL)
+        for i in range(6):
+            assert exchange(gw.url, body(f"after {i}"))[0] == 200
+        deadline = time.monotonic() + 60
+        while len(now := listeners(gw)) < 3:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.2)
+        assert min(workers) not in now
+        wait_http(f"http://127.0.0.1:{gw.metrics_port}/healthz", gw.proc, gw.log, timeout=30)
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 18
+        assert gw.count("slam_gateway_requests_sampled_total") == 5
+    finally:
+        stop(gw.proc)
+    assert "exited with code -9: starting another" in gw.log.read_text()
+    store = Store.open(gw.store_url)
+    run = store.find_run("support-shadow", "week-49")
+    assert len(store.prompts(run.id)) == 5
+    assert len(store.responses(run.id, "incumbent")) == 5
+
+
+def test_workers_on_a_port_already_taken_are_refused_clearly(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        out = subprocess.run(
+            [SLAM, "gateway", "--upstream", "http://127.0.0.1:9", "--evaluation", "e",
+             "--run-id", "1", "--host", "127.0.0.1", "--port", str(taken.getsockname()[1]),
+             "--metrics-port", str(free_port()), "--workers", "2",
+             "--store", f"sqlite:///{tmp_path / 'r.db'}"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    finally:
+        taken.close()
+    assert out.returncode == 1
+    assert "Address already in use" in out.stderr, out.stderr
 
 
 # --- sampling, as pure decisions -----------------------------------------------------------------
