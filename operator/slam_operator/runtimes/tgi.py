@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slam_operator.runtimes.base import RuntimeInput, base_container, hf_env
 
-IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.7"
+IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
 
 
 def container(inp: RuntimeInput) -> dict:
