@@ -39,6 +39,20 @@ RUNTIME_QUANTIZATIONS: dict[str, tuple[str, ...]] = {
     "sglang": ("awq", "gptq", "fp8", "bitsandbytes"),
 }
 
+
+def _quantization_rule(runtime: str, name: str) -> Rule:
+    """The API takes for `runtime` only the quantizations RUNTIME_QUANTIZATIONS lists."""
+    allowed = RUNTIME_QUANTIZATIONS[runtime]
+    return Rule(
+        cel=f"self.runtime != '{runtime}' || !has(self.quantization) || "
+            f"self.quantization in {list(allowed)!r}",
+        message=f"{name} takes quantization {', '.join(allowed[:-1])} or {allowed[-1]}: use one "
+                "of them, or runtime tgi",
+        check=lambda s: s.runtime != runtime or s.quantization is None
+        or s.quantization in allowed,
+        field_path=".quantization",
+    )
+
 HF_REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 
@@ -219,24 +233,8 @@ class ModelDeploymentSpec(ApiModel):
             check=lambda s: s.runtime != "llamacpp" or s.quantization is None,
             field_path=".quantization",
         ),
-        Rule(
-            cel="self.runtime != 'vllm' || !has(self.quantization) || "
-                "self.quantization in ['awq', 'gptq', 'fp8']",
-            message="vLLM takes quantization awq, gptq or fp8: use one of them, or "
-                    "runtime tgi",
-            check=lambda s: s.runtime != "vllm" or s.quantization is None
-            or s.quantization in RUNTIME_QUANTIZATIONS["vllm"],
-            field_path=".quantization",
-        ),
-        Rule(
-            cel="self.runtime != 'sglang' || !has(self.quantization) || "
-                "self.quantization in ['awq', 'gptq', 'fp8', 'bitsandbytes']",
-            message="SGLang takes quantization awq, gptq, fp8 or bitsandbytes: use one of "
-                    "them, or runtime tgi",
-            check=lambda s: s.runtime != "sglang" or s.quantization is None
-            or s.quantization in RUNTIME_QUANTIZATIONS["sglang"],
-            field_path=".quantization",
-        ),
+        *(_quantization_rule(runtime, name) for runtime, name in (("vllm", "vLLM"),
+                                                                 ("sglang", "SGLang"))),
         Rule(
             cel="self.runtime != 'llamacpp' || !has(self.maxConcurrentSequences)",
             message="spec.maxConcurrentSequences is for tgi, vllm and sglang: the llamacpp "
