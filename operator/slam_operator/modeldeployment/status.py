@@ -70,9 +70,9 @@ def _fits_cpu_memory(spec: ModelDeploymentSpec, parameters: int | None) -> Cond:
                     "cache cannot be sized from spec.resources.memory")
     est = gpu.estimate_gpu_memory(parameters, spec.quantization)
     need = (f"{parameters / 1e9:.2f}B parameters at {est.bits:g} bits = "
-            f"{est.weights_gib:.1f} GiB of weights + {gpu.RUNTIME_OVERHEAD_GIB:g} GiB runtime")
+            f"{est.weights_gib:.1f} GiB of weights + {gpu.VLLM_CPU_OVERHEAD_GIB:g} GiB runtime")
     if kv is None:
-        least = math.ceil(10 * (est.weights_gib + gpu.RUNTIME_OVERHEAD_GIB
+        least = math.ceil(10 * (est.weights_gib + gpu.VLLM_CPU_OVERHEAD_GIB
                                 + gpu.CPU_MIN_KV_CACHE_GIB)) / 10  # rounded up: enough
         return Cond("Fits", "False", "InsufficientMemory",
                     f"{need} leave less than {gpu.CPU_MIN_KV_CACHE_GIB} GiB of KV cache in "

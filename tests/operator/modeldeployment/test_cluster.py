@@ -442,9 +442,9 @@ def test_vllm_on_a_cpu_node_gets_its_kv_cache_from_the_memory_it_asks_for(k8s, n
     much it needs."""
     create_md(k8s, namespace, md("smol-cpu", "HuggingFaceTB/SmolLM2-135M-Instruct",
                                  runtime="vllm", gpus=0, instanceType="c7i.xlarge",
-                                 resources={"cpu": "2", "memory": "4Gi"}))
+                                 resources={"cpu": "2", "memory": "6Gi"}))
     obj = wait_condition(k8s, namespace, "smol-cpu", "Available", "False")
-    assert obj["status"]["kvCacheGiB"] == 2  # 4 GiB - 0.25 GiB of bf16 weights - 1 GiB
+    assert obj["status"]["kvCacheGiB"] == 2  # 6 GiB - 0.25 GiB of bf16 weights - 3.5 GiB
     assert condition(obj, "Fits")["reason"] == "FitsInMemory"
     assert "estimatedGpuMemoryGiB" not in obj["status"]
     c = deployment(k8s, namespace, "smol-cpu").spec.template.spec.containers[0]
@@ -456,7 +456,7 @@ def test_vllm_on_a_cpu_node_gets_its_kv_cache_from_the_memory_it_asks_for(k8s, n
     create_md(k8s, namespace, md("smol-tight", "HuggingFaceTB/SmolLM2-135M-Instruct",
                                  runtime="vllm", gpus=0, resources={"memory": "2Gi"}))
     obj = wait_condition(k8s, namespace, "smol-tight", "Fits", "False", "InsufficientMemory")
-    assert "give it at least 2.3 GiB" in condition(obj, "Fits")["message"]
+    assert "give it at least 4.8 GiB" in condition(obj, "Fits")["message"]
     with pytest.raises(client.ApiException) as refused:
         create_md(k8s, namespace, md("tgi-cpu", runtime="tgi", gpus=0))
     assert "tgi and sglang need spec.gpus \\u003e= 1" in refused.value.body
