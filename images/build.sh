@@ -2,7 +2,7 @@
 # Builds the project's images with podman (`make images`; `make test` calls it), each only when
 # its inputs changed, and writes their names to build/images.env for the tests.
 #
-#   images/build.sh [TARGET ...]        default: operator dashboard scoring llamacpp
+#   images/build.sh [TARGET ...]        default: operator dashboard scoring llamacpp vllm-cpu
 #
 # An image's tag is a hash of everything it is built from: the base image, the Dockerfile,
 # requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cache="${SLAM_CACHE:-$HOME/.cache/slam}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/images/containers.conf}"
 targets=("$@")
-(( ${#targets[@]} )) || targets=(operator dashboard scoring llamacpp)
+(( ${#targets[@]} )) || targets=(operator dashboard scoring llamacpp vllm-cpu)
 
 command -v podman >/dev/null || { echo "images/build.sh: podman is needed (make system-deps)" >&2; exit 1; }
 # The pip cache mounted into the builds: podman refuses a missing source folder, and a fresh
@@ -31,6 +31,7 @@ wheel="$(bash requirements/llama-cpp-wheel.sh "${PYTHON:-python3.11}" "$cache")"
 inputs() {
   case "$1" in
     llamacpp) echo Dockerfile requirements images/llamacpp_serve.py ;;
+    vllm-cpu) echo Dockerfile requirements/images/vllm-cpu.txt ;;
     # README.md is copied (pyproject's readme) but only as package metadata: not an input.
     *) echo Dockerfile requirements pyproject.toml engine operator dashboard images ;;
   esac
@@ -61,7 +62,7 @@ for target in "${targets[@]}"; do
     size="$(podman image inspect --format '{{.Size}}' "$name")"
     echo "built $name in $((SECONDS - start)) s: $((size / 1000000)) MB"
   fi
-  echo "SLAM_IMAGE_${target^^}=$name" >> build/images.env.part
+  var="${target^^}"; echo "SLAM_IMAGE_${var//-/_}=$name" >> build/images.env.part
   # Older builds of this target, and build leftovers, only take disk (the scoring image: 7 GB).
   podman images --format '{{.Repository}}:{{.Tag}}' "localhost/slam-$target" \
     | grep -vxF "$name" | xargs -r podman rmi >/dev/null 2>&1 || true

@@ -45,12 +45,57 @@ def hub() -> FakeHub:
     h.stop()
 
 
-@pytest.mark.parametrize("target", ["operator", "dashboard", "scoring", "llamacpp"])
+@pytest.mark.parametrize("target", ["operator", "dashboard", "scoring", "llamacpp", "vllm-cpu"])
 def test_images_run_as_non_root_without_compilers(target: str) -> None:
+    """No compilers, but in the vllm-cpu image: vLLM's CPU backend compiles its model graph with
+    PyTorch's inductor (C++) when it starts, as in vLLM's own CPU image."""
     out = run(target, "python", "-c", "import os, shutil; print(os.getuid(), os.getgid(), "
               "[t for t in ('gcc', 'cc', 'c++', 'cmake', 'make') if shutil.which(t)])",
               env={"PYTHONPATH": ""})
-    assert out.stdout.split("\n")[0] == "65532 65532 []", out.stdout + out.stderr
+    compilers = "['gcc', 'cc', 'c++']" if target == "vllm-cpu" else "[]"
+    assert out.stdout.split("\n")[0] == f"65532 65532 {compilers}", out.stdout + out.stderr
+
+
+def test_the_vllm_cpu_image_takes_the_builders_cpu_arguments() -> None:
+    """The arguments and environment the operator gives a `runtime: vllm`, `gpus: 0` pod, checked
+    by the parser of the vLLM inside the image that serves them on the test node (the contract
+    tests check the same against the pinned release image's version), with the libraries it
+    preloads present."""
+    import json
+
+    from tests.operator.modeldeployment.test_builders import SPECS
+    from tests.operator.modeldeployment.test_runtime_contracts import (
+        allowed_quantizations,
+        container,
+        env_names,
+        hub_env,
+        misspelt,
+    )
+
+    cpu = SPECS["vllm-cpu"]
+    specs = {"vllm-cpu": cpu,
+             "all-limits": {**cpu, "maxTotalTokens": 8192, "maxConcurrentSequences": 64},
+             **{q: {**cpu, "quantization": q} for q in allowed_quantizations("vllm")}}
+    containers = {name: container(spec) for name, spec in specs.items()}
+    lists = [c["args"] for c in containers.values()] + [misspelt(containers["vllm-cpu"]["args"])]
+    driver = REPO / "tests" / "operator" / "modeldeployment" / "runtime_parsers.py"
+    flags = ["--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/tmp:rw,mode=1777",
+             "--volume", f"{driver}:/parsers.py:ro", "--entrypoint", "python"]
+    out = subprocess.run(["podman", "run", *flags, image("vllm-cpu"), "/parsers.py", "vllm"],
+                         input=json.dumps(lists), capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CONTAINERS_CONF": str(REPO / "images" /
+                                                                    "containers.conf")})
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    *results, probe = got["results"]
+    assert dict(zip(containers, results, strict=True)) == dict.fromkeys(containers), results
+    assert probe == "vllm serve: error: unrecognized arguments: --prot", probe
+    known = set(got["env"]) | hub_env()
+    for name, c in containers.items():
+        assert env_names(c) <= known, (name, env_names(c) - known)
+    preload = run("vllm-cpu", "python", "-c", "import os; print([p for p in "
+                  "os.environ['LD_PRELOAD'].split(':') if not os.path.exists(p)])")
+    assert preload.stdout.strip().splitlines()[-1] == "[]", preload.stdout + preload.stderr
 
 
 def test_the_operator_image_resolves_models_through_hf_endpoint(hub: FakeHub) -> None:

@@ -37,7 +37,10 @@ def vllm() -> tuple:
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
     import vllm as package
     from vllm import envs
-    from vllm.entrypoints.common.cli_args import make_arg_parser
+    try:
+        from vllm.entrypoints.common.cli_args import make_arg_parser
+    except ImportError:  # vLLM before 0.33 (the vllm-cpu image's 0.32)
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
