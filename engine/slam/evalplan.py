@@ -101,10 +101,12 @@ def build(
             )
             continue
         md = mds.get(md_name)
-        model = md.spec.served_model_name if md else md_name
         # `details` is per target: each target's own dict (the name is not reused, so an
         # earlier target cannot hide a later one's).
         info = dict((details or {}).get(t.name) or {})
+        # The name the model's server answers to: vLLM, TGI and SGLang answer 404 to any other
+        # (the scoring Job knows it from the operator's details, `slam run` from the manifest).
+        model = md.spec.served_model_name if md else info.get("servedModelName") or md_name
         if md is not None:
             info |= {"modelDeployment": md_name, "runtime": md.spec.runtime,
                      "model": md.spec.model.id, "instanceType": md.spec.instance_type,

@@ -256,12 +256,17 @@ def decide(obs: Observed) -> Decision:
 
 def target_details(name: str, md: dict) -> dict[str, Any]:
     """What the run stores about a ModelDeployment target (the report's cost and the answers'
-    configuration): its runtime, model, instance type, GPUs and replicas, and the generation,
+    configuration) and the model name the Job asks for: its runtime, model, served model name,
+    instance type, GPUs and replicas, and the generation,
     revision, image and arguments its pods serve."""
     spec, st = md.get("spec") or {}, md.get("status") or {}
     served = st.get("served") or {}
+    model = spec.get("model") or {}
     details = {"modelDeployment": name, "runtime": spec.get("runtime"),
-               "model": (spec.get("model") or {}).get("id"),
+               "model": model.get("id"),
+               # The name its server answers to (vLLM, TGI and SGLang answer 404 to any other).
+               "servedModelName": st.get("servedModelName") or model.get("servedName")
+               or model.get("id"),
                "instanceType": spec.get("instanceType"), "gpus": spec.get("gpus"),
                # What served the run: spec.replicas, or more while runs hold it up.
                "replicas": (st.get("replicas") or {}).get("desired") or spec.get("replicas"),

@@ -346,12 +346,49 @@ def md_serving(generation: int, served: int, ready: bool = True, rolled: bool = 
                                   "args": ["--max-model-len", "4096"]}}}
 
 
+@pytest.mark.parametrize("model, status_name, asked", [
+    ({"id": "mistralai/Mistral-7B", "servedName": "mistral"}, "mistral", "mistral"),
+    ({"id": "mistralai/Mistral-7B"}, "mistralai/Mistral-7B", "mistralai/Mistral-7B"),
+    # A status written before servedModelName existed: the spec says what the server answers to.
+    ({"id": "mistralai/Mistral-7B", "servedName": "mistral"}, None, "mistral"),
+])
+def test_the_scoring_job_asks_for_the_model_by_the_name_its_server_answers_to(
+        model: dict, status_name: str | None, asked: str) -> None:
+    """vLLM (like TGI and SGLang) answers 404 "The model `mistral-7b` does not exist" to a
+    request for any other model name than its --served-model-name: the Job must ask for that
+    name, not the ModelDeployment's."""
+    import json
+
+    from slam.api.evaluation import Evaluation
+    from slam.evalplan import build
+    from slam.promptsets import PromptSet
+
+    served = md_serving(3, 3)
+    served["spec"]["model"] = model
+    if status_name:
+        served["status"]["servedModelName"] = status_name
+    obs = observed(started(1), model_deployments={"mistral-7b": served})
+    [action] = [a for a in plan(obs, status.decide(obs), "slam:test") if a.kind == "Job"]
+    env = {e["name"]: e.get("value") for e in
+           action.obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # What `slam job run` in the Job's pod builds from its environment.
+    ev = Evaluation.model_validate(json.loads(env["SLAM_EVALUATION"]))
+    job_plan = build(ev, PromptSet("p", "p.yaml", ()),
+                     env={"SLAM_SECRET_OPENAI__API_KEY": "k"},
+                     endpoints=json.loads(env["SLAM_ENDPOINTS"]),
+                     details=json.loads(env["SLAM_TARGET_DETAILS"]))
+    [target] = [t for t in job_plan.targets if t.name == "mistral"]
+    assert target.endpoint.model == asked
+    assert target.endpoint.base_url == URL
+
+
 def test_the_job_is_told_what_serves_each_target_and_states_are_timed_by_the_target() -> None:
     obs = observed(started(1), model_deployments={"mistral-7b": md_serving(3, 3)})
     d = status.decide(obs)
     assert d.details == {"mistral": {
         "modelDeployment": "mistral-7b", "runtime": "vllm", "model": "mistralai/Mistral-7B",
-        "instanceType": "g5.xlarge", "gpus": 1, "replicas": 1, "generation": 3,
+        "servedModelName": "mistralai/Mistral-7B", "instanceType": "g5.xlarge", "gpus": 1,
+        "replicas": 1, "generation": 3,
         "revision": "beef", "image": "vllm:1", "args": ["--max-model-len", "4096"]}}
     [action] = [a for a in plan(obs, d, "slam:test") if a.kind == "Job"]
     env = {e["name"]: e.get("value") for e in
