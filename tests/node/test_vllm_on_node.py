@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 from kubernetes import client
@@ -100,9 +101,18 @@ def test_vllm_and_llamacpp_serve_the_same_model_in_one_evaluation(
         return sum(1 for r in run.store.responses(run_row.id)
                    if r["target"] == "vllm" and r["error_class"] is None)
 
+    def explain() -> str:
+        """The run's state, and what the store says went wrong with the vLLM target's answers."""
+        run_row = run.store.find_run("engines", "1", ns)
+        errors = Counter(
+            (r["error_class"], (r.get("error_message") or "")[:300])
+            for r in (run.store.responses(run_row.id) if run_row else [])
+            if r["target"] == "vllm" and r["error_class"] is not None)
+        return f"{run.explain()}\nvLLM errors in the store: {dict(errors)}"
+
     # 1. The vLLM ModelDeployment becomes Ready as on EKS: vLLM fetched the model from the Hub.
     cluster.wait("smollm2-vllm Ready", lambda: md_cond("smollm2-vllm", "Ready").get("status")
-                 == "True", 900, run.explain)
+                 == "True", 900, explain)
     status = md("smollm2-vllm")["status"]
     assert status["resolvedRevision"] == SHA
     assert status["endpoint"] == f"http://smollm2-vllm.{ns}.svc.cluster.local:8080/v1"
@@ -116,7 +126,7 @@ def test_vllm_and_llamacpp_serve_the_same_model_in_one_evaluation(
     assert pod.spec.containers[0].image == vllm_loaded
 
     # 2. Killed mid-run: the run says the target is gone, the kubelet starts vLLM again.
-    cluster.wait("vLLM answers stored", lambda: vllm_answers() >= 3, 300, run.explain)
+    cluster.wait("vLLM answers stored", lambda: vllm_answers() >= 3, 300, explain)
     # vLLM's own /metrics (what a ServiceMonitor scrapes) count at least what the store holds.
     stored = vllm_answers()
     metrics = cluster.get(ns, "smollm2-vllm", 8080, "/metrics").text
@@ -134,17 +144,17 @@ def test_vllm_and_llamacpp_serve_the_same_model_in_one_evaluation(
     assert last is not None and last.exit_code == 137, last
 
     status = run.wait_end(1200)
-    assert status["phase"] == "Succeeded", run.explain()
+    assert status["phase"] == "Succeeded", explain()
     before = sum(run.hits().values())
     if status["progress"]["failed"]:
         custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", "engines", {
             "metadata": {"annotations": {"slam.dev/retry": "1"}}})
         cluster.wait("the retry's Job", lambda: run.job_pods("engines-run-1-retry-1"), 120,
-                     run.explain)
+                     explain)
         cluster.wait("the retry started", lambda: (run.status().get("retry") or {}).get(
-            "attempt") == 1, 120, run.explain)
+            "attempt") == 1, 120, explain)
         status = run.wait_end(900)
-        assert status["phase"] == "Succeeded", run.explain()
+        assert status["phase"] == "Succeeded", explain()
     assert status["progress"]["failed"] == 0, status["progress"]
     assert status["progress"]["display"] == f"{3 * PROMPTS}/{3 * PROMPTS}"
     assert sum(run.hits().values()) == before  # the API's answers were not asked again
@@ -184,6 +194,6 @@ def test_vllm_and_llamacpp_serve_the_same_model_in_one_evaluation(
     # The run's hold is released with `after` applied; no secret leaked into any log.
     cluster.wait("smollm2-vllm's hold released", lambda: md("smollm2-vllm")["spec"]["replicas"]
                  == 1 and not (md("smollm2-vllm")["status"].get("replicas") or {}).get("heldBy"),
-                 180, run.explain)
+                 180, explain)
     assert STUB_API_KEY not in pod_logs(cluster, ns) + pod_logs(cluster, operator)
     assert postgres.password not in pod_logs(cluster, ns)
