@@ -353,8 +353,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def kill_pod(self, uid: str, sig: int = signal.SIGKILL) -> list[int]:
         """Send `sig` to every process of a pod's containers (not its sandbox's pause), as the
-        kernel's OOM killer or a crash would end them; returns the pids signalled."""
-        killed = []
+        kernel's OOM killer or a crash would end them; returns the pids signalled.
+
+        The processes are listed first (every cgroup v1 hierarchy), then signalled: signalling
+        while listing let the kubelet restart the container in between, and the restarted
+        container's processes, found in a later hierarchy, were killed too (two restarts)."""
+        found: list[int] = []
         for controller in _cgroup_controllers():
             root = controller / self.cgroup_root.lstrip("/")
             for pod_dir in root.rglob(f"pod{uid}") if root.exists() else ():
@@ -362,11 +366,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     with contextlib.suppress(OSError):
                         for pid in map(int, procs.read_text().split()):
                             comm = Path(f"/proc/{pid}/comm").read_text().strip()
-                            if comm != "pause" and pid not in killed:
-                                os.kill(pid, sig)
-                                killed.append(pid)
-        if not killed:
+                            if comm != "pause" and pid not in found:
+                                found.append(pid)
+        if not found:
             raise RuntimeError(f"no process of pod {uid} under {self.cgroup_root}")
+        killed = []
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):  # ended with its container's init
+                os.kill(pid, sig)
+                killed.append(pid)
         return killed
 
     def _kube_proxy(self, kube_proxy: Path) -> None:
