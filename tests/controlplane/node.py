@@ -355,9 +355,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         """Send `sig` to every process of a pod's containers (not its sandbox's pause), as the
         kernel's OOM killer or a crash would end them; returns the pids signalled.
 
-        The processes are listed first (every cgroup v1 hierarchy), then signalled: signalling
-        while listing let the kubelet restart the container in between, and the restarted
-        container's processes, found in a later hierarchy, were killed too (two restarts)."""
+        The processes are listed first (every cgroup v1 hierarchy), then signalled, so that a
+        container the kubelet restarts while the list is read is not killed a second time."""
         found: list[int] = []
         for controller in _cgroup_controllers():
             root = controller / self.cgroup_root.lstrip("/")
