@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 
 import pytest
 
-from slam.api.evaluation import EvaluationSpec
+from slam.api.evaluation import Evaluation, EvaluationSpec
+from slam.evalplan import build
+from slam.promptsets import PromptSet
 from slam_operator import pods
 from slam_operator.evaluation import status
 from slam_operator.evaluation.plan import plan
@@ -357,12 +360,6 @@ def test_the_scoring_job_asks_for_the_model_by_the_name_its_server_answers_to(
     """vLLM (like TGI and SGLang) answers 404 "The model `mistral-7b` does not exist" to a
     request for any other model name than its --served-model-name: the Job must ask for that
     name, not the ModelDeployment's."""
-    import json
-
-    from slam.api.evaluation import Evaluation
-    from slam.evalplan import build
-    from slam.promptsets import PromptSet
-
     served = md_serving(3, 3)
     served["spec"]["model"] = model
     if status_name:
