@@ -191,8 +191,7 @@ def option(model_id: str, parameters: int | None, c: Criteria, quantization: str
             parameters, bits, shape.kv_bytes_per_token if shape else None,  # type: ignore[attr-defined]
             spec.max_total_tokens or gpu.LLAMACPP_DEFAULT_CONTEXT).total_gib
     elif parameters and c.on_cpu:
-        total = round(gpu.estimate_gpu_memory(parameters, quantization).weights_gib
-                      + gpu.VLLM_CPU_OVERHEAD_GIB + gpu.CPU_MIN_KV_CACHE_GIB, 2)
+        total = gpu.vllm_cpu_least_memory_gib(parameters, quantization)
     elif parameters:
         total = gpu_estimate(spec, parameters, shape).total_gib  # type: ignore[arg-type]
     return Option(quantization, total, cond.status, cond.message, variant, sha, file)

