@@ -1,6 +1,6 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
-    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2]
+    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
    and through `slam gateway` (mirror on, recording into SQLite) with each `--workers` count
@@ -14,7 +14,10 @@
 
 The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is an
 aiohttp loop in this process. On a 2-core machine the stub, the gateway and the client share the
-cores, so the figures are a floor. Nothing here asserts: numbers are printed.
+cores, so the figures are a floor. `--pin` puts the client and the stub on the first core and
+the proxies (each gateway, nginx) on the second (taskset / sched_setaffinity; implies
+`--workers 1`): the proxy then has a core to itself, as it would in its own pod, and the direct
+path pays the same client and stub costs. Nothing here asserts: numbers are printed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -175,7 +179,8 @@ http {{
 """
 
 
-def start_nginx(work: Path, stub_port: int) -> tuple[subprocess.Popen | None, str | None]:
+def start_nginx(work: Path, stub_port: int, prefix: list[str]
+                ) -> tuple[subprocess.Popen | None, str | None]:
     """nginx as a plain streaming reverse proxy, one worker process."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                        else None)
@@ -185,7 +190,7 @@ def start_nginx(work: Path, stub_port: int) -> tuple[subprocess.Popen | None, st
     port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, stub_port=stub_port, port=port))
-    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(work)],
+    proc = subprocess.Popen([*prefix, binary, "-c", str(conf), "-p", str(work)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 10
@@ -235,8 +240,19 @@ def main() -> None:
                     help="the gateway's --workers, one gateway per comma-separated count")
     ap.add_argument("--incumbent-ttft-ms", type=float, default=250.0,
                     help="the stub's time to first token (a hosted API's is 200-600 ms)")
+    ap.add_argument("--pin", action="store_true",
+                    help="client and stub on core 0, the proxies on core 1 (needs 2 cores)")
     args = ap.parse_args()
     rounds = 1 if args.quick else 3
+    proxy_prefix: list[str] = []
+    if args.pin:
+        if len(os.sched_getaffinity(0)) < 2:
+            ap.error("--pin needs two cores")
+        first, second, *_ = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {first})  # this process: the client (the stub inherits it)
+        proxy_prefix = ["taskset", "-c", str(second)]
+        args.workers = "1"
+        print(f"pinned: client and stub on core {first}, proxies on core {second}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         stub = Stub(work / "stub", tokens=16, interval=0.002,
@@ -245,7 +261,7 @@ def main() -> None:
         for count in [int(w) for w in args.workers.split(",")]:
             port, metrics_port = free_port(), free_port()
             log = work / f"gateway-{count}.log"
-            proc = spawn([SLAM, "gateway", "--upstream", f"http://127.0.0.1:{stub.port}",
+            proc = spawn([*proxy_prefix, SLAM, "gateway", "--upstream", f"http://127.0.0.1:{stub.port}",
                           "--evaluation", "bench", "--run-id", f"bench-{count}",
                           "--host", "127.0.0.1", "--port", str(port),
                           "--metrics-port", str(metrics_port), "--workers", str(count),
@@ -253,7 +269,7 @@ def main() -> None:
                           "--sample-rate", str(args.sample_rate), "--queue-size", "10000"],
                          log, marker=work)
             gateways[f"gw-{count}"] = (proc, port, metrics_port, log)
-        nginx, nginx_base = start_nginx(work, stub.port)
+        nginx, nginx_base = start_nginx(work, stub.port, proxy_prefix)
         try:
             for proc, _, metrics_port, log in gateways.values():
                 wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc, log, timeout=60)
