@@ -219,13 +219,20 @@ async def measure(
     *,
     done: Sequence[Probe] = (),
     on_probe: Callable[[Probe], Awaitable[None] | None] | None = None,
+    warmups: int = 1,
 ) -> list[Probe]:
     """Run the search against `endpoint` (the prompts cycled), after the probes already `done`;
     each new probe goes to `on_probe` as soon as it is measured. Nothing else may load the
-    server meanwhile: the caller measures one target at a time."""
+    server meanwhile: the caller measures one target at a time. A search that starts afresh
+    first sends `warmups` requests it does not count (as vLLM's `bench serve --num-warmups`):
+    a server's first answer pays for its lazy set-up, which would otherwise be the first probe's
+    p95."""
     probes = list(done)
     client = endpoint.client(params)
     try:
+        if not probes and warmups:
+            await drive(endpoint, [Work(prompts[i % len(prompts)], 999) for i in range(warmups)],
+                        params, concurrency=1, on_record=lambda _: None, client=client)
         while True:
             concurrency, _ = search.next(probes, slo)
             if concurrency is None:

@@ -227,8 +227,8 @@ def test_cold_starts_count_as_slo_misses_in_the_scale_to_zero_cost() -> None:
 def test_the_search_on_a_real_llama_server_finds_less_capacity_at_a_tighter_slo(
         llama: Llama) -> None:
     """llama.cpp's Python server answers one request at a time, so queueing shows at once: a
-    loose SLO holds at every level searched, an e2e bound near one request's own time holds only
-    one at a time, and an impossible one at none."""
+    loose SLO holds at every level searched, an e2e bound between one request's own time and two
+    requests' holds only one at a time, and an impossible one at none."""
     endpoint = Endpoint("smol", llama.base_url, llama.alias)
     prompts = [PromptItem(f"p{i}", ({"role": "user", "content": f"Name a colour. ({i})"},))
                for i in range(4)]
@@ -248,7 +248,9 @@ def test_the_search_on_a_real_llama_server_finds_less_capacity_at_a_tighter_slo(
     # Two at a time, a request waits for the other's answer: about twice one request's time.
     queueing = loose.probes[1].e2e_p95_ms
     assert queueing is not None and queueing > 1.3 * one
-    medium = measured(goodput.Slo(e2e_ms=1.25 * one, attainment=0.6))
+    # Half the requests within the geometric middle of one and two at a time (~1.4x one): met one
+    # at a time, not two at a time, with room for the machine's noise between the searches.
+    medium = measured(goodput.Slo(e2e_ms=math.sqrt(one * queueing), attainment=0.5))
     assert medium.best is not None and medium.best.concurrency < loose.best.concurrency
     assert medium.goodput_rps > 0
     tight = measured(goodput.Slo(ttft_ms=0.001))
