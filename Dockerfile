@@ -1,6 +1,7 @@
 # The SLaM operator's images, one Dockerfile, four targets:
 #
-#   operator   the kopf operator and the CLI: no dashboard stack, no PyTorch
+#   operator   the kopf operator and the CLI (with the shadow gateway's Go proxy): no dashboard
+#              stack, no PyTorch
 #   dashboard  the dashboard (`slam dashboard`): Streamlit and its charts; no PyTorch
 #   scoring    the scoring Job (`slam job run`): the engine with sentence-transformers and the
 #              bundled MiniLM model, offline
@@ -23,6 +24,15 @@
 # reached. In the build stages pip may use a cache mounted at /root/.cache/pip, and a prebuilt
 # llama-cpp-python wheel mounted at /wheels (else it is compiled here).
 ARG BASE=python:3.11-slim-bookworm
+# The shadow gateway's request path (gateway/, Go) is built in GO_IMAGE. images/build.sh passes
+# BASE and mounts the host's Go toolchain at /usr/local/go and its module cache instead.
+ARG GO_IMAGE=golang:1.26-bookworm
+
+FROM ${GO_IMAGE} AS gateway-build
+WORKDIR /src/gateway
+COPY gateway/ ./
+RUN PATH="$PATH:/usr/local/go/bin" CGO_ENABLED=0 GOCACHE=/tmp/go-build \
+      go build -trimpath -ldflags=-s -o /out/slam-gateway-proxy .
 
 FROM ${BASE} AS source
 WORKDIR /src
@@ -73,6 +83,8 @@ RUN --mount=type=bind,from=source,source=/src,target=/src,rw \
  && find /opt/slam/lib/python3.11/site-packages -depth -mindepth 2 -type d -name tests \
       -exec rm -rf {} + \
  && /opt/slam/bin/pip uninstall --yes --quiet pip
+# `slam gateway`'s request path (a static binary, 7 MB).
+COPY --from=gateway-build /out/slam-gateway-proxy /opt/slam/bin/slam-gateway-proxy
 USER 65532:65532
 # The operator resolves models on the Hub (or $HF_ENDPOINT): never offline.
 EXPOSE 8080 9090

@@ -6,6 +6,7 @@
 #   make test-quick     only the quick tests (-m "not slow": no control plane, model server,
 #                       browser, images or node)
 #   make control-plane  build the control plane, etcd and the test node's parts (cached, keyed by version)
+#   make gateway-proxy  build the shadow gateway's request path (Go, gateway/) into the venv (cached by inputs)
 #   make runtime-parsers install vLLM's and SGLang's argument parsers for the flag contract tests
 #   make images         build the operator, dashboard, scoring and llama.cpp images with podman (cached by inputs)
 #   make crds           regenerate crds/ (and the Helm chart's copy) from the typed spec models
@@ -26,7 +27,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all venv test test-quick test-unit test-cluster control-plane images system-deps crds manifests lock demo \
-        dashboard lint clean-venv runtime-parsers
+        dashboard lint clean-venv runtime-parsers gateway-proxy
 
 all: venv
 
@@ -57,6 +58,11 @@ lock:
 
 control-plane:
 	bash tests/controlplane/build.sh
+
+# The shadow gateway's request path (`slam gateway` runs it): a static Go binary, next to the
+# venv's Python, built once per input under $(SLAM_CACHE)/gateway.
+gateway-proxy: venv
+	bash gateway/build.sh $(BIN) $(SLAM_CACHE)
 
 # vLLM's and SGLang's own argument parsers (requirements/runtimes/*.txt, each in a directory of
 # its own under $(SLAM_CACHE), keyed by the file): the flag contract tests feed them the builders'
@@ -101,14 +107,16 @@ manifests: venv control-plane
 lint: venv
 	$(BIN)/ruff check engine operator dashboard tests bench
 	$(BIN)/python -m slam.api.crdgen --check crds/
+	cd gateway && go vet ./...
 
-test: venv control-plane system-deps lint images runtime-parsers
+test: venv control-plane system-deps lint images runtime-parsers gateway-proxy
+	cd gateway && go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-quick: venv
+test-quick: venv gateway-proxy
 	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
 
-test-unit: venv system-deps runtime-parsers
+test-unit: venv system-deps runtime-parsers gateway-proxy
 	$(BIN)/pytest -m 'not cluster and not image' $(PYTEST_ARGS)
 
 test-cluster: venv control-plane system-deps

@@ -3,10 +3,15 @@
     .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
-   and through `slam gateway` (mirror on, recording into SQLite) with each `--workers` count
-   (one gateway per count, all running; "gw-2" is --workers 2), rounds interleaved. Prints TTFT
+   and through `slam gateway` (its Go request path, mirror on, recording into SQLite) with each
+   `--workers` count (the cores it may use at once, GOMAXPROCS; one gateway per count, all
+   running; "gw-2" is --workers 2), rounds interleaved. Prints TTFT
    and end-to-end p50/p99 both ways, the TTFT p50 ratio (target <= 1.02), the client-side p99
-   difference, and the gateway's own added-latency histogram p99 (target <= 2 ms).
+   difference, and the gateway's own added-latency histogram p99 (target <= 2 ms). The stub
+   stamps its first token with its send time (CLOCK_MONOTONIC, one machine): the first token's
+   delivery (the stub's write to the client's read: loopback, the proxy, the client's wake-up)
+   is printed too, without the stub's own first-token jitter; its p99 difference is the added
+   latency least disturbed by the rest of the machine.
 2. 500 requests/s: constant-rate arrivals for a few seconds, both ways, the same figures.
 3. The highest rate forwarded with the mirror on: rising constant rates through the gateway; a
    rate is forwarded when every request succeeds, the achieved rate is >= 95% of it and the
@@ -15,9 +20,10 @@
 The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is an
 aiohttp loop in this process. On a 2-core machine the stub, the gateway and the client share the
 cores, so the figures are a floor. `--pin` puts the client and the stub on the first core and
-the proxies (each gateway, nginx) on the second (taskset / sched_setaffinity; implies
-`--workers 1`): the proxy then has a core to itself, as it would in its own pod, and the direct
-path pays the same client and stub costs. Nothing here asserts: numbers are printed.
+the proxies (each gateway with its recorder, nginx) on the second (taskset /
+sched_setaffinity; implies `--workers 1`): the proxy then has a core to itself, as it would in
+its own pod, and the direct path pays the same client and stub costs. Nothing here asserts:
+numbers are printed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,9 +60,14 @@ def body() -> str:
         {"role": "user", "content": f"Write a pep talk for Maya, number {next(SENT)}."}]})
 
 
-async def measure(base: str, n: int, concurrency: int | None = None,
-                  rate: float | None = None) -> tuple[list[float], list[float], int, float]:
-    """(TTFTs ms, e2es ms, failures, seconds) for n streamed requests, by concurrency or rate."""
+SENT_AT = re.compile(rb": sent (\d+)")
+
+
+async def measure(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
+                  deliveries: list[float] | None = None
+                  ) -> tuple[list[float], list[float], int, float]:
+    """(TTFTs ms, e2es ms, failures, seconds) for n streamed requests, by concurrency or rate;
+    `deliveries` gets each first token's time from the stub's write to this client's read (ms)."""
     ttfts: list[float] = []
     e2es: list[float] = []
     failures = 0
@@ -68,9 +80,13 @@ async def measure(base: str, n: int, concurrency: int | None = None,
                 async with session.post(f"{base}/v1/chat/completions", data=body(),
                                         headers={"Content-Type": "application/json"}) as r:
                     first = None
-                    async for _ in r.content.iter_any():
+                    async for data in r.content.iter_any():
                         if first is None:
                             first = time.perf_counter()
+                            read_ns = time.monotonic_ns()
+                            sent = SENT_AT.search(data)
+                            if sent and deliveries is not None:
+                                deliveries.append((read_ns - int(sent.group(1))) / 1e6)
                     if r.status != 200 or first is None:
                         failures += 1
                         return
@@ -129,10 +145,11 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
     before = {name: gateway_added_p99(port)[1] for name, port in metrics_ports.items()}
     ttft: dict[str, list[float]] = {name: [] for name in bases}
     e2e: dict[str, list[float]] = {name: [] for name in bases}
+    delivery: dict[str, list[float]] = {name: [] for name in bases}
     fails = dict.fromkeys(bases, 0)
     for _ in range(rounds):  # interleaved, so drift in the machine's load hits all alike
         for name, base in bases.items():
-            t, e, f, _ = asyncio.run(measure(base, **how))
+            t, e, f, _ = asyncio.run(measure(base, deliveries=delivery[name], **how))
             ttft[name] += t
             e2e[name] += e
             fails[name] += f
@@ -146,6 +163,13 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
             line += (f"   TTFT p50 ratio {p(ttft[name], 50) / p(ttft[d], 50):.3f}, added p50 "
                      f"{p(ttft[name], 50) - p(ttft[d], 50):+.2f} ms p99 "
                      f"{p(ttft[name], 99) - p(ttft[d], 99):+.2f} ms")
+        print(line)
+    for name in bases:
+        line = (f"  {name:8s} first token, stub's write to client's read: ms p50 "
+                f"{p(delivery[name], 50):6.2f} p99 {p(delivery[name], 99):6.2f}")
+        if name != d:
+            line += (f"   added p50 {p(delivery[name], 50) - p(delivery[d], 50):+.2f} ms p99 "
+                     f"{p(delivery[name], 99) - p(delivery[d], 99):+.2f} ms")
         print(line)
     for name, port in metrics_ports.items():
         added, count = gateway_added_p99(port)
@@ -256,7 +280,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         stub = Stub(work / "stub", tokens=16, interval=0.002,
-                    first_token=args.incumbent_ttft_ms / 1000).start()
+                    first_token=args.incumbent_ttft_ms / 1000, stamp=True).start()
         gateways = {}  # name -> (process, port, metrics port, log)
         for count in [int(w) for w in args.workers.split(",")]:
             port, metrics_port = free_port(), free_port()
@@ -304,7 +328,7 @@ def main() -> None:
                 mirror = [line for line in metrics.splitlines()
                           if line.startswith(("slam_gateway_requests_recorded_total",
                                               "slam_gateway_requests_dropped_total"))
-                          and not line.endswith(" 0.0")]
+                          and float(line.rsplit(" ", 1)[1]) != 0]
                 print(f"  {name}'s mirror: " + "; ".join(mirror))
         finally:
             for proc, *_ in gateways.values():

@@ -26,12 +26,18 @@ command -v podman >/dev/null || { echo "images/build.sh: podman is needed (make 
 mkdir -p "$HOME/.cache/pip"
 base="$(bash images/base.sh "$cache")"
 wheel="$(bash requirements/llama-cpp-wheel.sh "${PYTHON:-python3.11}" "$cache")"
+# The operator image's Go proxy is built with this machine's Go and module cache (mounted).
+command -v go >/dev/null || { echo "images/build.sh: Go is needed for the gateway's proxy" >&2; exit 1; }
+goroot="$(go env GOROOT)"; gomodcache="$(go env GOMODCACHE)"
+mkdir -p "$gomodcache"
+(cd gateway && go mod download)
 
 # What each image is built from (the llama.cpp server uses none of the project's own code).
 inputs() {
   case "$1" in
     llamacpp) echo Dockerfile requirements images/llamacpp_serve.py ;;
     vllm-cpu) echo Dockerfile requirements/images/vllm-cpu.txt ;;
+    operator) echo Dockerfile requirements pyproject.toml engine operator dashboard images gateway ;;
     # README.md is copied (pyproject's readme) but only as package metadata: not an input.
     *) echo Dockerfile requirements pyproject.toml engine operator dashboard images ;;
   esac
@@ -53,7 +59,9 @@ for target in "${targets[@]}"; do
     # --no-cache: an image is only built when its inputs changed, and buildah's layer cache does
     # not hash what a RUN --mount=type=bind sees (it reused an install of the old sources).
     podman build --quiet --no-cache --pull=never --network host --target "$target" \
-      --build-arg "BASE=$base" \
+      --build-arg "BASE=$base" --build-arg "GO_IMAGE=$base" \
+      --volume "$goroot:/usr/local/go:ro" --volume "$gomodcache:/root/go/pkg/mod" \
+      --env "GOPROXY=$(go env GOPROXY)" --env GOFLAGS=-mod=readonly --env GOMODCACHE=/root/go/pkg/mod \
       --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
       --volume "$HOME/.cache/pip:/root/.cache/pip" \
       --volume "$(dirname "$wheel"):/wheels:ro" \

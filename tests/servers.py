@@ -178,6 +178,7 @@ class Stub:
     api_key: str | None = None
     created: int | None = None
     first_token: float = 0.0
+    stamp: bool = False
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -192,6 +193,8 @@ class Stub:
             cmd += ["--created", str(self.created)]
         if self.first_token:
             cmd += ["--first-token", str(self.first_token)]
+        if self.stamp:
+            cmd.append("--stamp")
         log = self.workdir / f"stub-{self.port}.log"
         self.proc = spawn(cmd, log, marker=self.workdir)
         wait_http(f"{self.base_url}/models", self.proc, log, timeout=30)

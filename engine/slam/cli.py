@@ -459,17 +459,17 @@ def gateway_cmd(
                                    "written; beyond it they are dropped (and counted)."),
     shutdown_timeout: float = typer.Option(
         30.0, min=0.0, help="On SIGTERM: seconds in-flight answers get to finish."),
-    workers: int = typer.Option(
-        1, min=1, max=64, help="Processes that forward, sharing the port (one event loop each; "
-        "give each about a core). They feed one recorder; the daily cap and the metrics are the "
-        "gateway's, not each worker's."),
+    workers: int | None = typer.Option(
+        None, min=1, max=256, help="Cores the request path may use at once (its GOMAXPROCS; "
+        "default: the cores the container's CPU limit allows)."),
 ) -> None:
     """Run the shadow gateway: forward every request to the incumbent unchanged and record a
     sample of the feature's real traffic, redacted, as a run of an Evaluation.
 
-    The mirror path never slows or fails a request: sampled exchanges wait on a bounded queue
-    and one recorder process writes them; a full queue or a store that is down drops them,
-    counted in the metrics (slam_gateway_requests_dropped_total by reason).
+    The request path is slam-gateway-proxy (Go's ReverseProxy); this process records. The mirror
+    path never slows or fails a request: sampled exchanges wait on a bounded queue and are
+    written one at a time; a full queue or a store that is down drops them, counted in the
+    metrics (slam_gateway_requests_dropped_total by reason).
     """
     import re
 
@@ -477,7 +477,6 @@ def gateway_cmd(
     from slam.redact import DEFAULT_PHONE_REGIONS, RedactionError, Redactor
 
     _log_progress()
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     problems = []
     try:
         redactor = Redactor.build(redact, phone_regions=phone_region or DEFAULT_PHONE_REGIONS)
@@ -510,36 +509,16 @@ def gateway_cmd(
     logging.getLogger("slam.gateway").info(
         "recording %.0f%% of %s into %s, run %s of %s", sample_rate * 100,
         ", ".join(sampling.routes), display_url(url), run_id, evaluation)
-    import multiprocessing
-    import tempfile
-
-    import uvloop  # libuv's event loop: the request path's per-chunk cost, about halved
-
-    with contextlib.ExitStack() as cleanup:
-        if workers > 1:  # metrics in files, added up on /metrics
-            gw.metrics_in_files(cleanup.enter_context(
-                tempfile.TemporaryDirectory(prefix="slam-gateway-metrics-")))
-        metrics = gw.Metrics(in_files=workers > 1)
-        recorder = gw.Recorder(recording, redactor, metrics, queue_size=queue_size)
-        try:
-            if workers == 1:
-                gateway = gw.Gateway(upstream=upstream, sampler=gw.Sampler(sampling),
-                                     mirror=recorder.mirror, metrics=metrics)
-                uvloop.run(gw.serve(gateway, host=host, port=port, metrics_port=metrics_port,
-                                    shutdown_timeout=shutdown_timeout, recorder=recorder))
-            else:
-                tally = (gw.SharedTally(multiprocessing.get_context("spawn"))
-                         if daily_cap is not None else None)
-                forwarding = gw.Forwarding(upstream=upstream, sampling=sampling, host=host,
-                                           port=port, shutdown_timeout=shutdown_timeout)
-                uvloop.run(gw.supervise(forwarding, workers, metrics=metrics,
-                                        recorder=recorder, tally=tally,
-                                        metrics_port=metrics_port))
-        except (gw.WorkerError, OSError) as e:
-            recorder.close(0)
-            message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            err.print(f"[red]error[/red] {message}", highlight=False)
-            raise typer.Exit(1) from None
+    try:
+        code = asyncio.run(gw.run(
+            upstream=upstream, sampling=sampling, recording=recording, redactor=redactor,
+            host=host, port=port, metrics_port=metrics_port, queue_size=queue_size,
+            shutdown_timeout=shutdown_timeout, workers=workers))
+    except gw.GatewayError as e:
+        err.print(f"[red]error[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("plan")

@@ -1,57 +1,52 @@
 """The shadow gateway: an OpenAI-compatible reverse proxy in front of the incumbent API model that
 records a sample of the feature's real traffic as a run of an Evaluation.
 
-The request path: every request goes to the upstream unchanged (method, path, query, headers
-including the caller's own API key, body) and its answer comes back as the upstream sent it —
-status, headers and body bytes, a stream relayed chunk by chunk as each arrives, an upstream that
-cuts a stream cut on the caller the same way. Forwarding is aiohttp's (already the load
-generator's HTTP stack): an asyncio server and client that relay a body without buffering it and
-without decompressing it (`auto_decompress=False`), with one pooled connection set to the
-upstream.
+Two processes, one command (`slam gateway`, this module's `run`):
 
-The mirror path, after the answer went back: a sampled request (rate, daily cap, routes, models,
-`user` include/exclude patterns) and its answer are put on a bounded queue — never waited on; a
-full queue is a counted drop — and one worker process redacts them (slam.redact) and writes them
-to the results store: the prompt into the run's prompt set, the answer as the incumbent target's
-response with its timings. A store that is down or slow costs drops, counted by reason, and
-nothing else. The caller's key is forwarded and never kept: only messages and answers are
-written, and nothing here logs a header.
+- The request path is `slam-gateway-proxy` (gateway/, Go): net/http/httputil's ReverseProxy
+  forwards every request to the upstream unchanged (method, path, query, headers including the
+  caller's own API key, body) and relays its answer as the upstream sent it — status, headers and
+  body bytes, a stream flushed chunk by chunk as each arrives, an upstream that cuts a stream cut
+  on the caller the same way. It decides which requests are sampled (rate, daily cap, routes,
+  models, `user` include/exclude patterns), keeps a copy of a sampled answer on its way through,
+  and after the caller got it offers the exchange to a bounded queue, never waited on (a full
+  queue is a counted drop). It serves the metrics (Prometheus, with /healthz): requests
+  forwarded by status, sampled, recorded, dropped by reason, the queue's depth, and the latency
+  it adds (its time before the upstream request is sent plus before the answer's head is
+  relayed). Why Go and not this process's asyncio: one event loop relays one chunk at a time,
+  and at 64 concurrent streams whose first tokens arrive together the last one waited ~15 ms
+  (bench/README.md, issue 30); Go relays on every core at microseconds a chunk.
+- The recorder is this process: the queue's one consumer hands it each exchange over a Unix
+  socket (`recorder_app`); it redacts the request and the answer (slam.redact) and writes them to
+  the results store — the prompt into the run's prompt set, the answer as the incumbent target's
+  response with its timings — and answers with the outcome, which the proxy counts. A store
+  that is down or slow costs drops, counted by reason, and nothing else. The caller's key is
+  forwarded and never kept: only messages and answers are written, and nothing logs a header.
 
-With `--workers N`, N processes forward on the same port (SO_REUSEPORT: the kernel spreads the
-connections), feeding one recorder, keeping one daily cap (shared memory) and one set of metrics
-(prometheus_client's multiprocess mode); the first process only supervises them (`supervise`).
-
-Metrics (Prometheus, on their own port with /healthz): requests forwarded by status, sampled,
-recorded, dropped by reason, the queue's depth, and the latency the gateway adds (its own time
-before the upstream request is sent plus before the first byte of the answer is relayed).
+On SIGTERM/SIGINT the proxy stops accepting, lets in-flight answers finish (`--shutdown-timeout`),
+then its queue is written; this process waits for it and exits with its code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
-import random
+import os
 import re
-import threading
+import shutil
+import signal
+import sys
+import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
+from pathlib import Path
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
-from prometheus_client import CONTENT_TYPE_LATEST as METRICS_TYPE
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 
 from slam.generate import RequestRecord
 from slam.logimport import _Skip, answers_of, messages_of, prompt_key
@@ -59,9 +54,7 @@ from slam.redact import Redactor
 
 log = logging.getLogger("slam.gateway")
 
-# Hop-by-hop headers (RFC 9110 7.6.1) are the connection's, not the message's: never relayed.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"})
+PROXY = "slam-gateway-proxy"
 CHAT_ROUTE = "/v1/chat/completions"
 DROP_REASONS = ("queue_full", "store_unavailable", "too_large", "incumbent_error",
                 "not_recordable", "duplicate")
@@ -89,70 +82,16 @@ class Sampling:
                 "users": self.users.pattern if self.users else None,
                 "excludeUsers": self.exclude_users.pattern if self.exclude_users else None}
 
-
-class DailyTally:
-    """How many requests were recorded today, in one process."""
-
-    def __init__(self) -> None:
-        self._day = 0
-        self._taken = 0
-
-    def take(self, day: date, cap: int) -> bool:
-        """Count one more for `day` if fewer than `cap` were taken that day."""
-        if day.toordinal() != self._day:
-            self._day, self._taken = day.toordinal(), 0
-        if self._taken >= cap:
-            return False
-        self._taken += 1
-        return True
-
-
-class SharedTally:
-    """The same count shared by the gateway's worker processes, so a pod's daily cap is one cap
-    whatever its number of workers (shared memory and a lock; taken only by sampled requests of
-    a capped gateway)."""
-
-    def __init__(self, ctx) -> None:
-        self._day = ctx.Value("q", 0, lock=False)
-        self._taken = ctx.Value("q", 0)  # its lock guards both
-
-    def take(self, day: date, cap: int) -> bool:
-        with self._taken.get_lock():
-            if day.toordinal() != self._day.value:
-                self._day.value, self._taken.value = day.toordinal(), 0
-            if self._taken.value >= cap:
-                return False
-            self._taken.value += 1
-            return True
-
-
-class Sampler:
-    """Decides per request; `choose` returns True for a request to record. The daily count is
-    `tally`'s: this process's alone (the default) or shared by the gateway's workers."""
-
-    def __init__(self, sampling: Sampling, *, draw: Callable[[], float] = random.random,
-                 today: Callable[[], date] = lambda: datetime.now(UTC).date(),
-                 tally: DailyTally | SharedTally | None = None):
-        self.sampling = sampling
-        self._draw = draw
-        self._today = today
-        self._tally = tally or DailyTally()
-
-    def choose(self, method: str, path: str, body: dict | None) -> bool:
-        s = self.sampling
-        if method != "POST" or path not in s.routes or not isinstance(body, dict):
-            return False
-        if s.models and body.get("model") not in s.models:
-            return False
-        user = body.get("user")
-        user = user if isinstance(user, str) else ""
-        if s.users is not None and not s.users.search(user):
-            return False
-        if s.exclude_users is not None and s.exclude_users.search(user):
-            return False
-        if self._draw() >= s.rate:
-            return False
-        return s.daily_cap is None or self._tally.take(self._today(), s.daily_cap)
+    def proxy_args(self) -> list[str]:
+        """The same settings as the proxy's flags (it decides per request)."""
+        args = [f"--sample-rate={self.rate}",
+                f"--daily-cap={-1 if self.daily_cap is None else self.daily_cap}"]
+        args += [f"--route={r}" for r in self.routes] + [f"--model={m}" for m in self.models]
+        if self.users is not None:
+            args.append(f"--user={self.users.pattern}")
+        if self.exclude_users is not None:
+            args.append(f"--exclude-user={self.exclude_users.pattern}")
+        return args
 
 
 # --- one recorded exchange ---------------------------------------------------------------------
@@ -170,6 +109,15 @@ class Exchange:
     started_at: datetime
     ttft_ms: float | None
     e2e_ms: float
+
+    @classmethod
+    def from_proxy(cls, data: dict) -> Exchange:
+        """An exchange as the proxy sends it (gateway/mirror.go: the body in base64)."""
+        return cls(request=data["request"], status=int(data["status"]),
+                   body=base64.b64decode(data.get("body") or b""),
+                   streamed=bool(data.get("streamed")), encoding=data.get("encoding") or None,
+                   started_at=datetime.fromisoformat(data["started_at"]),
+                   ttft_ms=data.get("ttft_ms"), e2e_ms=float(data["e2e_ms"]))
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:
@@ -212,64 +160,6 @@ def parse_answer(body: bytes, streamed: bool) -> dict:
             "tokens_source": "usage" if usage else None}
 
 
-# --- metrics -----------------------------------------------------------------------------------
-
-
-class Metrics:
-    """The gateway's metrics. With several worker processes (`in_files`), every process writes
-    its values to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up (prometheus_client's
-    multiprocess mode: counters and histograms summed, the queue depth the supervisor's)."""
-
-    def __init__(self, registry: CollectorRegistry | None = None, *, in_files: bool = False):
-        self.registry = registry or CollectorRegistry()
-        self.in_files = in_files
-        r = self.registry
-        self.forwarded = Counter("slam_gateway_requests_forwarded",
-                                 "Requests forwarded to the incumbent, by the status it answered "
-                                 "(502: it could not be reached).", ["code"], registry=r)
-        self.sampled = Counter("slam_gateway_requests_sampled",
-                               "Requests chosen for recording.", registry=r)
-        self.recorded = Counter("slam_gateway_requests_recorded",
-                                "Sampled requests written to the results store.", registry=r)
-        self.dropped = Counter("slam_gateway_requests_dropped",
-                               "Sampled requests not recorded, by reason.", ["reason"],
-                               registry=r)
-        for reason in DROP_REASONS:
-            self.dropped.labels(reason)
-        self.cut = Counter("slam_gateway_streams_cut",
-                           "Answers that ended early: the upstream cut its stream or the caller "
-                           "went away.", registry=r)
-        self.queue = Gauge("slam_gateway_mirror_queue_depth",
-                           "Sampled requests waiting to be written.", registry=r,
-                           multiprocess_mode="livemax")  # only the supervisor sets it
-        self.added = Histogram("slam_gateway_added_latency_seconds",
-                               "Time the gateway adds before the first byte of an answer.",
-                               buckets=(0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001,
-                                        0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1),
-                               registry=r)
-
-    def exposition(self) -> bytes:
-        if not self.in_files:
-            return generate_latest(self.registry)
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-
-
-def metrics_in_files(directory: str) -> None:
-    """Make this process (and the processes it spawns, through the environment) write metric
-    values to files in `directory`: prometheus_client's multiprocess mode. Before any metric is
-    made."""
-    import os
-
-    from prometheus_client import values
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    values.ValueClass = values.get_value_class()
-
-
 # --- the mirror path ---------------------------------------------------------------------------
 
 
@@ -287,124 +177,8 @@ class Recording:
     retry_seconds: float = 5.0
 
 
-class Mirror:
-    """The request path's end of the mirror queue: `offer` never blocks, a full queue is a counted
-    drop. Each of the gateway's worker processes has one on the same queue: one recorder for all."""
-
-    def __init__(self, queue, metrics: Metrics):
-        self.queue = queue
-        self.metrics = metrics
-
-    def depth(self) -> int:
-        try:
-            return self.queue.qsize()
-        except NotImplementedError:  # macOS: no sem_getvalue
-            return 0
-
-    def offer(self, exchange: Exchange) -> None:
-        import queue
-
-        try:
-            self.queue.put_nowait(exchange)
-        except queue.Full:
-            self.metrics.dropped.labels("queue_full").inc()
-        if not self.metrics.in_files:  # with workers, the supervisor sets it
-            self.metrics.queue.set(self.depth())
-
-
-class Recorder:
-    """A bounded queue drained by a worker process that redacts and writes to the store; its
-    `mirror` is what the request path offers exchanges to. The worker is a process, not a thread:
-    redaction (phone numbers above all) and the store's driver are CPU work that, in a thread,
-    would hold the GIL the request path's event loop needs (measured: TTFT p50 ratio 1.05 and
-    +60 ms p99 at 500 requests/s with every request recorded, bench/gateway.py). Its outcomes
-    come back on a second queue to the metrics."""
-
-    def __init__(self, recording: Recording, redactor: Redactor, metrics: Metrics, *,
-                 queue_size: int = 1000):
-        import multiprocessing
-        import os
-
-        ctx = multiprocessing.get_context("spawn")  # nothing of this process's threads or loop
-        self.metrics = metrics
-        self._queue = ctx.Queue(maxsize=queue_size)
-        self.mirror = Mirror(self._queue, metrics)
-        self._outcomes = ctx.Queue()
-        self._process = ctx.Process(
-            target=_record, args=(recording, redactor, self._queue, self._outcomes, os.getpid()),
-            name="slam-gateway-recorder", daemon=True)
-        self._process.start()
-        self._counter = threading.Thread(target=self._count, name="slam-gateway-outcomes",
-                                         daemon=True)
-        self._counter.start()
-
-    def _count(self) -> None:
-        while True:
-            try:
-                reason = self._outcomes.get()
-            except (EOFError, OSError):
-                return
-            if reason == _DONE:
-                return
-            if reason is None:
-                self.metrics.recorded.inc()
-            else:
-                self.metrics.dropped.labels(reason).inc()
-            self.metrics.queue.set(self.mirror.depth())
-
-    def close(self, timeout: float) -> int:
-        """Write what is queued, for at most `timeout` seconds; returns how many were left."""
-        import queue
-
-        deadline = time.monotonic() + timeout
-        with contextlib.suppress(queue.Full, ValueError):
-            self._queue.put(None, timeout=max(0.001, deadline - time.monotonic()))
-        self._process.join(max(0.0, deadline - time.monotonic()))
-        left = self.mirror.depth()
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5)
-            left = max(left, 1)
-        self._counter.join(max(0.0, min(2.0, deadline - time.monotonic())))
-        self._queue.cancel_join_thread()  # what the worker never took is dropped, not waited on
-        return left
-
-
-_DONE = "__done__"
-
-
-def _record(recording: Recording, redactor: Redactor, work, outcomes, parent: int) -> None:
-    """The worker process: take exchanges until the sentinel (or until the gateway is gone),
-    write each, send its outcome back."""
-    import os
-    import queue
-    import signal
-
-    # The gateway decides when this stops (it drains the queue on SIGTERM first); a signal sent
-    # to the whole process group must not cut that short.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    writer = _Writer(recording, redactor)
-    try:
-        while True:
-            try:
-                exchange = work.get(timeout=1.0)
-            except queue.Empty:
-                if os.getppid() != parent:  # the gateway died without saying so
-                    return
-                continue
-            if exchange is None:
-                return
-            outcomes.put(writer.handle(exchange))
-    finally:
-        writer.close()
-        outcomes.put(_DONE)
-
-
 class _Writer:
-    """Redacts and stores one exchange at a time (in the worker process); a store that fails
+    """Redacts and stores one exchange at a time (in the recorder); a store that fails
     is left alone for `recording.retry_seconds`, each exchange meanwhile a counted drop."""
 
     def __init__(self, recording: Recording, redactor: Redactor):
@@ -487,342 +261,101 @@ def _safe_error(e: BaseException, store_url: str) -> str:
     return describe_error(e, password)
 
 
-# --- the request path --------------------------------------------------------------------------
 
 
-@dataclass
-class Gateway:
-    """The proxy: `app()` serves the feature's requests."""
+# --- the recorder, and the two processes together ----------------------------------------------
 
-    upstream: str
-    sampler: Sampler
-    mirror: Mirror | None
-    metrics: Metrics
-    max_record_bytes: int = 4 << 20
-    connect_timeout: float = 10.0
-    _session: aiohttp.ClientSession | None = None
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 << 20)
-        app.router.add_route("*", "/{tail:.*}", self.forward)
-        app.on_startup.append(self._start)
-        app.on_cleanup.append(self._stop)
-        return app
+def recorder_app(writer: _Writer) -> web.Application:
+    """POST /exchange: one exchange from the proxy's queue, answered with its outcome (`null` when
+    it was written, else the drop reason). The proxy sends one at a time; the writer works in a
+    thread so this process's loop stays free."""
+    lock = asyncio.Lock()
 
-    async def _start(self, _: web.Application) -> None:
-        self._session = aiohttp.ClientSession(
-            auto_decompress=False, timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.connect_timeout),
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
-
-    async def _stop(self, _: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    def _target(self, request: web.Request) -> str:
-        return self.upstream.rstrip("/") + request.raw_path  # path and query, as sent
-
-    async def forward(self, request: web.Request) -> web.StreamResponse:
-        received = time.perf_counter()
-        started_at = datetime.now(UTC)
-        body = await request.read()
-        headers = CIMultiDict((k, v) for k, v in request.headers.items()
-                              if k.lower() not in HOP_BY_HOP and k.lower() != "host")
-        sampled = False
-        parsed: dict | None = None
-        if request.method == "POST" and request.path in self.sampler.sampling.routes:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
-            sampled = self.mirror is not None and self.sampler.choose(
-                request.method, request.path, parsed)
-        assert self._session is not None
-        sent = time.perf_counter()
+    async def exchange(request: web.Request) -> web.Response:
         try:
-            upstream = await self._session.request(
-                request.method, self._target(request), headers=headers, data=body,
-                allow_redirects=False, skip_auto_headers=("User-Agent", "Accept-Encoding",
-                                                          "Accept", "Content-Type"))
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            self.metrics.forwarded.labels("502").inc()
-            return web.json_response(
-                {"error": {"message": f"the gateway could not reach the upstream API "
-                                      f"({type(e).__name__})", "type": "gateway_error",
-                           "code": "upstream_unreachable"}}, status=502)
-        answered = time.perf_counter()
-        async with upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for key, value in upstream.raw_headers:
-                name = key.decode("latin-1")
-                if name.lower() not in HOP_BY_HOP:
-                    response.headers.add(name, value.decode("latin-1"))
-            await response.prepare(request)
-            self.metrics.added.observe((sent - received) + (time.perf_counter() - answered))
-            self.metrics.forwarded.labels(str(upstream.status)).inc()
-            captured: list[bytes] | None = [] if sampled else None
-            size = 0
-            first: float | None = None
-            try:
-                async for data in upstream.content.iter_any():
-                    if first is None:
-                        first = time.perf_counter()
-                    await response.write(data)
-                    size += len(data)
-                    if captured is not None:
-                        if size > self.max_record_bytes:
-                            captured = None
-                            self.metrics.dropped.labels("too_large").inc()
-                        else:
-                            captured.append(data)
-            except aiohttp.ClientPayloadError:
-                # The incumbent cut its answer: cut the caller's the same way (what was relayed
-                # is flushed, the body is never ended), and record nothing.
-                log.warning("the upstream cut its answer to %s %s after %d bytes; the caller's "
-                            "connection is closed the same way", request.method, request.path,
-                            size)
-                self.metrics.cut.inc()
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            except ConnectionError:
-                # The caller went away: stop reading the answer (the upstream connection is
-                # released), record nothing.
-                self.metrics.cut.inc()
-                return response
-            await response.write_eof()
-        if sampled:
-            self.metrics.sampled.inc()
-        if captured is not None and self.mirror is not None:
-            content_type = upstream.headers.get("Content-Type", "")
-            self.mirror.offer(Exchange(
-                request=parsed or {}, status=upstream.status, body=b"".join(captured),
-                streamed=content_type.startswith("text/event-stream"),
-                encoding=upstream.headers.get("Content-Encoding"), started_at=started_at,
-                ttft_ms=(first - received) * 1000 if first is not None else None,
-                e2e_ms=(time.perf_counter() - received) * 1000))
-        return response
+            ex = Exchange.from_proxy(await request.json())
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"outcome": "not_recordable"})
+        async with lock:
+            outcome = await asyncio.to_thread(writer.handle, ex)
+        return web.json_response({"outcome": outcome})
 
-
-# --- running it --------------------------------------------------------------------------------
-
-
-def metrics_app(metrics: Metrics, *, refresh: Callable[[], None] | None = None,
-                healthy: Callable[[], bool] = lambda: True) -> web.Application:
-    """/metrics, and /healthz (503 while `healthy()` says not)."""
-
-    async def exposition(_: web.Request) -> web.Response:
-        if refresh is not None:
-            refresh()
-        return web.Response(body=metrics.exposition(), headers={"Content-Type": METRICS_TYPE})
-
-    async def health(_: web.Request) -> web.Response:
-        ok = healthy()
-        return web.json_response({"ok": ok}, status=200 if ok else 503)
-
-    app = web.Application()
-    app.router.add_get("/metrics", exposition)
-    app.router.add_get("/healthz", health)
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post("/exchange", exchange)
     return app
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    import signal
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
+class GatewayError(RuntimeError):
+    """The gateway could not start."""
 
 
-async def _site(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 60.0,
-                reuse_port: bool = False) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout,
-                      reuse_port=reuse_port or None).start()
-    return runner
+def proxy_binary() -> str:
+    """The request path's program: $SLAM_GATEWAY_PROXY, else next to this Python (the venv's or
+    the image's bin), else on PATH."""
+    named = os.environ.get("SLAM_GATEWAY_PROXY")
+    if named:
+        if not os.access(named, os.X_OK):
+            raise GatewayError(f"SLAM_GATEWAY_PROXY={named}: not an executable file")
+        return named
+    beside = Path(sys.executable).parent / PROXY
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(PROXY)
+    if found:
+        return found
+    raise GatewayError(f"the gateway's request path ({PROXY}) is not installed: `make "
+                       "gateway-proxy` builds it from gateway/ (needs Go) into the venv; the "
+                       "operator image has it")
 
 
-async def _close_recorder(recorder: Recorder, timeout: float) -> None:
-    left = await asyncio.to_thread(recorder.close, timeout)
-    if left:
-        recorder.metrics.dropped.labels("queue_full").inc(left)
-        log.warning("stopped with %d sampled requests unwritten", left)
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve(gateway: Gateway, *, host: str, port: int, metrics_port: int | None,
-                shutdown_timeout: float = 30.0, stop: asyncio.Event | None = None,
-                ready: Callable[[Sequence[int]], None] | None = None,
-                recorder: Recorder | None = None) -> None:
-    """One process serves the feature and the metrics until `stop` is set (or SIGTERM/SIGINT):
-    then it stops accepting, lets in-flight answers finish for up to `shutdown_timeout`, and
-    `recorder` writes what its queue holds."""
-    stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
-    runner = await _site(gateway.app(), host, port, shutdown_timeout=shutdown_timeout)
-    ports = [runner.addresses[0][1]]
-    metrics_runner = None
-    if metrics_port is not None:
-        metrics_runner = await _site(metrics_app(gateway.metrics), host, metrics_port)
-        ports.append(metrics_runner.addresses[0][1])
-    log.info("forwarding :%d to %s (metrics on :%s)", ports[0], gateway.upstream,
-             ports[1] if len(ports) > 1 else "-")
-    if ready:
-        ready(ports)
-    await stop.wait()
-    log.info("stopping: finishing in-flight answers (at most %.0f s)", shutdown_timeout)
-    await runner.cleanup()
-    if recorder is not None:
-        await _close_recorder(recorder, shutdown_timeout)
-    if metrics_runner is not None:
-        await metrics_runner.cleanup()
-    log.info("stopped")
-
-
-# --- several worker processes ------------------------------------------------------------------
-
-
-class WorkerError(RuntimeError):
-    """A worker process could not start forwarding."""
-
-
-@dataclass(frozen=True)
-class Forwarding:
-    """What a worker process needs to forward and sample (picklable: it crosses to the spawned
-    process)."""
-
-    upstream: str
-    sampling: Sampling
-    host: str
-    port: int
-    shutdown_timeout: float = 30.0
-
-
-def _forward(forwarding: Forwarding, queue, tally: SharedTally | None, listening,
-             parent: int) -> None:
-    """A worker process: an event loop of its own on the shared port, until SIGTERM/SIGINT (then
-    in-flight answers finish) or until the supervisor is gone. The kernel spreads connections
-    over the workers (SO_REUSEPORT); every worker's sampled exchanges go to the one recorder."""
-    import os
-
-    import uvloop
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    f = forwarding
-    metrics = Metrics(in_files=True)
-    gateway = Gateway(upstream=f.upstream, sampler=Sampler(f.sampling, tally=tally),
-                      mirror=Mirror(queue, metrics) if queue is not None else None,
-                      metrics=metrics)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
-        runner = await _site(gateway.app(), f.host, f.port, shutdown_timeout=f.shutdown_timeout,
-                             reuse_port=True)
-        listening.set()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-            if os.getppid() != parent:  # the supervisor died without saying so
-                log.warning("the gateway's supervisor is gone: stopping")
-                break
-        await runner.cleanup()
-
-    uvloop.run(main())
-
-
-async def supervise(forwarding: Forwarding, workers: int, *, metrics: Metrics,
-                    recorder: Recorder | None, tally: SharedTally | None,
-                    metrics_port: int | None, stop: asyncio.Event | None = None,
-                    ready: Callable[[Sequence[int]], None] | None = None) -> None:
-    """Forward on `workers` processes sharing one port (one event loop relays chunks one after
-    another: at 64 concurrent streams whose first tokens arrive together, the last waits for the
-    63 before it). This process serves the metrics (the workers' added up: `metrics` must be
-    in files, see `metrics_in_files`), keeps the recorder every worker feeds, starts a worker
-    again if one dies, and on SIGTERM/SIGINT stops them all (each lets its in-flight answers
-    finish), then writes the queue."""
-    import dataclasses
-    import multiprocessing
-    import os
-    import signal
-    import socket
-
-    from prometheus_client import multiprocess
-
-    assert metrics.in_files, "the workers' metrics must be in files"
-    ctx = multiprocessing.get_context("spawn")
-    stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
-    queue = recorder.mirror.queue if recorder is not None else None
-    procs: list = [None] * workers
-    holder = socket.socket(socket.AF_INET6 if ":" in forwarding.host else socket.AF_INET)
-
-    async def start(i: int) -> None:
-        listening = ctx.Event()
-        p = ctx.Process(target=_forward, args=(forwarding, queue, tally, listening, os.getpid()),
-                        name=f"slam-gateway-{i}", daemon=True)
-        p.start()
-        procs[i] = p
-        while not await asyncio.to_thread(listening.wait, 0.5):
-            if not p.is_alive():
-                raise WorkerError(f"gateway worker {i} exited with code {p.exitcode} before "
-                                   f"listening on {forwarding.host}:{forwarding.port}")
-
-    def depth() -> None:
-        if recorder is not None:
-            metrics.queue.set(recorder.mirror.depth())
-
-    metrics_runner = None
-    try:
-        # Port 0: pick one now and hold it (bound, not listening): every worker binds that one.
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            holder.bind((forwarding.host, forwarding.port))
-        except OSError as e:
-            raise OSError(e.errno, f"--port {forwarding.port}: cannot listen on "
-                                   f"{forwarding.host}:{forwarding.port} ({e.strerror})") from None
-        forwarding = dataclasses.replace(forwarding, port=holder.getsockname()[1])
-        await asyncio.gather(*(start(i) for i in range(workers)))
-        ports = [forwarding.port]
+async def run(*, upstream: str, sampling: Sampling, recording: Recording, redactor: Redactor,
+              host: str, port: int, metrics_port: int | None, queue_size: int = 1000,
+              shutdown_timeout: float = 30.0, workers: int | None = None) -> int:
+    """Serve until SIGTERM/SIGINT: the proxy forwards (and serves the metrics), this process
+    records. Returns the exit code (the proxy's; 1 when it could not start or died)."""
+    binary = proxy_binary()
+    writer = _Writer(recording, redactor)
+    with tempfile.TemporaryDirectory(prefix="slam-gateway-") as folder:
+        socket_path = str(Path(folder) / "recorder.sock")
+        runner = web.AppRunner(recorder_app(writer), access_log=None)
+        await runner.setup()
+        await web.UnixSite(runner, socket_path).start()
+        args = [f"--listen={_address(host, port)}", f"--upstream={upstream}",
+                f"--recorder={socket_path}", f"--queue-size={queue_size}",
+                f"--shutdown-timeout={shutdown_timeout}s", *sampling.proxy_args()]
         if metrics_port is not None:
-            metrics_runner = await _site(
-                metrics_app(metrics, refresh=depth,
-                            healthy=lambda: all(p.is_alive() for p in procs)),
-                forwarding.host, metrics_port)
-            ports.append(metrics_runner.addresses[0][1])
-        log.info("forwarding :%d to %s on %d worker processes (metrics on :%s)", ports[0],
-                 forwarding.upstream, workers, ports[1] if len(ports) > 1 else "-")
-        if ready:
-            ready(ports)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
-            for i, p in enumerate(procs):
-                if not stop.is_set() and not p.is_alive():
-                    log.warning("gateway worker %d exited with code %s: starting another", i,
-                                p.exitcode)
-                    multiprocess.mark_process_dead(p.pid)
-                    await start(i)
-        log.info("stopping: finishing in-flight answers (at most %.0f s)",
-                 forwarding.shutdown_timeout)
-    finally:
-        for p in procs:
-            if p is not None and p.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + forwarding.shutdown_timeout + 5
-        for p in procs:
-            if p is not None:
-                await asyncio.to_thread(p.join, max(0.0, deadline - time.monotonic()))
-                if p.is_alive():
-                    p.kill()
-                    await asyncio.to_thread(p.join, 5)
-        holder.close()
-        if recorder is not None:
-            await _close_recorder(recorder, forwarding.shutdown_timeout)
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-    log.info("stopped")
+            args.append(f"--metrics-listen={_address(host, metrics_port)}")
+        env = dict(os.environ)
+        if workers:
+            env["GOMAXPROCS"] = str(workers)
+        proc = await asyncio.create_subprocess_exec(binary, *args, env=env)
+        loop = asyncio.get_running_loop()
+        stopping = False
+
+        def forward(sig: signal.Signals) -> None:
+            nonlocal stopping
+            stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, forward, sig)
+        try:
+            code = await proc.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await runner.cleanup()
+            writer.close()
+    if code < 0 or (code and stopping):
+        log.error("the gateway's request path (%s) exited with code %d", PROXY, code)
+        return 1
+    return code

@@ -4,7 +4,6 @@ feature nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -17,14 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from slam.gateway import CHAT_ROUTE, Sampler, Sampling
+from slam.gateway import CHAT_ROUTE
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
 from tests.controlplane.cluster import REPO, free_port
@@ -309,99 +307,67 @@ def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: 
         slow.stop()
 
 
-def listeners(gw: Gw) -> set[int]:
-    """The gateway's processes listening on its port (from /proc: the sockets' inodes)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == gw.port and fields[3] == "0A":
-                inodes.add(f"socket:[{fields[9]}]")
-    children = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
-    found = set()
-    for pid in map(int, children):
-        with contextlib.suppress(OSError):
-            if any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir()):
-                found.add(pid)
-    return found
-
-
-def test_workers_share_the_port_the_daily_cap_and_the_metrics(tmp_path: Path,
-                                                              upstream: Stub) -> None:
-    """Three worker processes: the feature sees one gateway (one port, one daily cap, one set of
-    metrics, one recorder), and a worker that dies is replaced while the others answer."""
-    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--daily-cap", "5",
-                       "--workers", "3")
+def test_the_daily_cap_models_and_users_decide_what_is_recorded(tmp_path: Path,
+                                                                upstream: Stub) -> None:
+    """Every request is forwarded; only eligible ones are recorded, at most the day's cap, on
+    as many cores as the request path is given."""
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--daily-cap", "3",
+                       "--model", "gpt-4o", "--user", "^cust-", "--exclude-user", "-test$",
+                       "--workers", "2")
     try:
-        workers = listeners(gw)
-        assert len(workers) == 3, workers
-        for i in range(12):  # a connection each: the kernel spreads them over the workers
-            assert exchange(gw.url, body(f"question {i}", stream=i % 2 == 0))[0] == 200
-        gw.wait_for("slam_gateway_requests_recorded_total", 5)
-        assert gw.count("slam_gateway_requests_sampled_total") == 5  # the cap is the gateway's
-        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 12
-        assert gw.count("slam_gateway_added_latency_seconds_count") == 12
-        # A worker killed outright: the others answer at once, a new one takes its place, and
-        # what the dead one counted still counts.
-        os.kill(min(workers), signal.SIGKILL)
-        for i in range(6):
-            assert exchange(gw.url, body(f"after {i}"))[0] == 200
-        deadline = time.monotonic() + 60
-        while len(now := listeners(gw)) < 3:
-            assert time.monotonic() < deadline, now
-            time.sleep(0.2)
-        assert min(workers) not in now
-        wait_http(f"http://127.0.0.1:{gw.metrics_port}/healthz", gw.proc, gw.log, timeout=30)
-        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 18
-        assert gw.count("slam_gateway_requests_sampled_total") == 5
+        assert httpx.get(f"{gw.url}/v1/models", headers=AUTH).status_code == 200
+        for payload in [body("wrong model", model="gpt-4", user="cust-1"),
+                        body("staff", user="staff-1"), body("no user"),
+                        body("a test account", user="cust-2-test")]:
+            assert exchange(gw.url, payload)[0] == 200
+        for i in range(5):
+            assert exchange(gw.url, body(f"question {i}", stream=i % 2 == 0,
+                                         user=f"cust-{i}"))[0] == 200
+        gw.wait_for("slam_gateway_requests_recorded_total", 3)
+        assert gw.count("slam_gateway_requests_sampled_total") == 3  # the day's cap
+        assert gw.count("slam_gateway_requests_forwarded_total", code="200") == 10
+        assert gw.count("slam_gateway_added_latency_seconds_count") == 10
     finally:
         stop(gw.proc)
-    assert "exited with code -9: starting another" in gw.log.read_text()
     store = Store.open(gw.store_url)
     run = store.find_run("support-shadow", "week-49")
-    assert len(store.prompts(run.id)) == 5
-    assert len(store.responses(run.id, "incumbent")) == 5
+    assert [p["messages"][-1]["content"] for p in store.prompts(run.id)] == [
+        "question 0", "question 1", "question 2"]
+    assert run.spec["sampling"] == {
+        "rate": 1.0, "dailyCap": 3, "routes": [CHAT_ROUTE], "models": ["gpt-4o"],
+        "users": "^cust-", "excludeUsers": "-test$"}
 
 
-def test_workers_on_a_port_already_taken_are_refused_clearly(tmp_path: Path) -> None:
+def test_a_request_path_that_dies_ends_the_gateway_clearly(tmp_path: Path,
+                                                           upstream: Stub) -> None:
+    """The request path is its own process (slam-gateway-proxy): if it dies, `slam gateway`
+    exits non-zero saying so, and Kubernetes starts the container again."""
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1")
+    [proxy] = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
+    assert Path(f"/proc/{proxy}/exe").resolve().name == "slam-gateway-proxy"
+    assert exchange(gw.url, body("hello"))[0] == 200
+    os.kill(int(proxy), signal.SIGKILL)
+    assert gw.proc.wait(30) == 1
+    assert "slam-gateway-proxy) exited with code -9" in gw.log.read_text()
+
+
+def test_a_port_already_taken_is_refused_clearly(tmp_path: Path) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    port = taken.getsockname()[1]
     try:
         out = subprocess.run(
             [SLAM, "gateway", "--upstream", "http://127.0.0.1:9", "--evaluation", "e",
-             "--run-id", "1", "--host", "127.0.0.1", "--port", str(taken.getsockname()[1]),
+             "--run-id", "1", "--host", "127.0.0.1", "--port", str(port),
              "--metrics-port", str(free_port()), "--workers", "2",
              "--store", f"sqlite:///{tmp_path / 'r.db'}"],
             capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     finally:
         taken.close()
     assert out.returncode == 1
-    assert "Address already in use" in out.stderr, out.stderr
-
-
-# --- sampling, as pure decisions -----------------------------------------------------------------
-
-
-def test_sampling_rate_cap_routes_models_and_users() -> None:
-    draws = iter([0.05, 0.5, 0.01, 0.02, 0.03, 0.04] * 10)
-    day = [date(2026, 12, 1)]
-    s = Sampler(Sampling(rate=0.1, daily_cap=2, models=("gpt-4o",),
-                         users=re.compile("^cust-"), exclude_users=re.compile("-test$")),
-                draw=lambda: next(draws), today=lambda: day[0])
-    ok = {"model": "gpt-4o", "user": "cust-1", "messages": []}
-    assert s.choose("GET", CHAT_ROUTE, ok) is False
-    assert s.choose("POST", "/v1/embeddings", ok) is False
-    assert s.choose("POST", CHAT_ROUTE, {**ok, "model": "gpt-4"}) is False
-    assert s.choose("POST", CHAT_ROUTE, {**ok, "user": "staff-1"}) is False
-    assert s.choose("POST", CHAT_ROUTE, {**ok, "user": "cust-1-test"}) is False
-    assert s.choose("POST", CHAT_ROUTE, None) is False
-    assert s.choose("POST", CHAT_ROUTE, ok) is True   # draw 0.05 < 0.1
-    assert s.choose("POST", CHAT_ROUTE, ok) is False  # draw 0.5
-    assert s.choose("POST", CHAT_ROUTE, ok) is True   # 0.01: the day's second
-    assert s.choose("POST", CHAT_ROUTE, ok) is False  # the cap, whatever the draw
-    day[0] = date(2026, 12, 2)
-    assert s.choose("POST", CHAT_ROUTE, ok) is True   # a new day, a new cap
+    assert f"--port: cannot listen on 127.0.0.1:{port} (address already in use)" in out.stderr, \
+        out.stderr
 
 
 # --- an Evaluation of the recorded traffic ------------------------------------------------------

@@ -1,6 +1,8 @@
 """A local stand-in for the OpenAI chat completions API that also plays its failure modes.
 
-Streams `--tokens` tokens, one every `--interval` seconds (a fixed rate, for benchmarks). A prompt
+Streams `--tokens` tokens, one every `--interval` seconds (a fixed rate, for benchmarks;
+`--stamp` puts `: sent <CLOCK_MONOTONIC ns>` before the first, an SSE comment clients skip, so a
+benchmark on the same machine can time the delivery alone). A prompt
 steers the stub with a directive anywhere in its last message, counted per (model, prompt text):
 
   [[500:N]]   the first N attempts get HTTP 500, later ones succeed
@@ -65,7 +67,8 @@ def judge_reply(kind: str, messages: list[dict]) -> str:
 
 
 def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None,
-             created: int | None = None, first_token: float = 0.0) -> Starlette:
+             created: int | None = None, first_token: float = 0.0,
+             stamp: bool = False) -> Starlette:
     hits: Counter[str] = Counter()
 
     def now() -> int:
@@ -123,6 +126,9 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
                 if mode == "badjson" and i == 1:
                     yield b'data: {"id": "chatcmpl-stub", "choices": [{"delta": \n\n'
                     return
+                if stamp and i == 0:  # an SSE comment (clients skip it): when it was sent
+                    yield b": sent %d\n\n" % time.monotonic_ns() + chunk(i, " tok0", model=model)
+                    continue
                 yield chunk(i, f" tok{i}", model=model)
             yield chunk(n, None, "length" if n == body.get("max_tokens") else "stop", model=model)
             if usage:
@@ -178,8 +184,11 @@ def main() -> None:
                         help="a fixed `created` time, so answers are the same bytes every time")
     parser.add_argument("--first-token", type=float, default=0.0,
                         help="seconds before the first token (a real API's queue and prefill)")
+    parser.add_argument("--stamp", action="store_true",
+                        help="an SSE comment with the send time before the first token")
     args = parser.parse_args()
-    app = make_app(args.tokens, args.interval, args.api_key, args.created, args.first_token)
+    app = make_app(args.tokens, args.interval, args.api_key, args.created, args.first_token,
+                   args.stamp)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                 timeout_keep_alive=30, backlog=4096)
 

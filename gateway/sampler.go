@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Sampling says which requests are recorded: a share (Rate) of the POSTs to Routes for Models
+// (all when empty) whose `user` field matches Users and not ExcludeUsers, at most DailyCap a UTC
+// day (no cap when negative).
+type Sampling struct {
+	Rate         float64
+	DailyCap     int
+	Routes       map[string]bool
+	Models       map[string]bool
+	Users        *regexp.Regexp
+	ExcludeUsers *regexp.Regexp
+}
+
+// Eligible says whether a request's body must be read to decide (only these are buffered).
+func (s *Sampling) Eligible(method, path string) bool {
+	return method == "POST" && s.Routes[path] && s.Rate > 0
+}
+
+// Sampler decides per request. Draw and Today are the randomness and the clock (tests set them).
+type Sampler struct {
+	Sampling
+	Draw  func() float64
+	Today func() time.Time
+
+	mu    sync.Mutex
+	day   int64
+	taken int
+}
+
+// requestFields is what sampling reads of a chat-completion request.
+type requestFields struct {
+	Model any `json:"model"`
+	User  any `json:"user"`
+}
+
+// Choose returns true for a request to record; body is the request's JSON.
+func (s *Sampler) Choose(method, path string, body []byte) bool {
+	if !s.Eligible(method, path) {
+		return false
+	}
+	var f requestFields
+	if !isObject(body) || json.Unmarshal(body, &f) != nil {
+		return false
+	}
+	if len(s.Models) > 0 {
+		model, _ := f.Model.(string)
+		if !s.Models[model] {
+			return false
+		}
+	}
+	user, _ := f.User.(string)
+	if s.Users != nil && !s.Users.MatchString(user) {
+		return false
+	}
+	if s.ExcludeUsers != nil && s.ExcludeUsers.MatchString(user) {
+		return false
+	}
+	if s.Draw() >= s.Rate {
+		return false
+	}
+	return s.DailyCap < 0 || s.take()
+}
+
+func (s *Sampler) take() bool {
+	day := s.Today().UTC().Unix() / 86400
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if day != s.day {
+		s.day, s.taken = day, 0
+	}
+	if s.taken >= s.DailyCap {
+		return false
+	}
+	s.taken++
+	return true
+}
+
+func isObject(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
