@@ -55,6 +55,7 @@ from slam.redact import Redactor
 log = logging.getLogger("slam.gateway")
 
 PROXY = "slam-gateway-proxy"
+RECORDER_NICENESS = 10
 CHAT_ROUTE = "/v1/chat/completions"
 DROP_REASONS = ("queue_full", "store_unavailable", "too_large", "incumbent_error",
                 "not_recordable", "duplicate")
@@ -334,6 +335,11 @@ async def run(*, upstream: str, sampling: Sampling, recording: Recording, redact
         if workers:
             env["GOMAXPROCS"] = str(workers)
         proc = await asyncio.create_subprocess_exec(binary, *args, env=env)
+        # The recorder yields the CPU to the request path: redaction and the store's driver are
+        # CPU work that, on the pod's core, would otherwise delay relayed chunks (this thread's
+        # niceness, inherited by the writer's threads; lowering it needs no privilege).
+        with contextlib.suppress(OSError):
+            os.nice(RECORDER_NICENESS)
         loop = asyncio.get_running_loop()
         stopping = False
 
