@@ -5,8 +5,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// DropReasons are why a sampled request was not recorded. The first two are counted here; the
-// others are the recorder's answers (slam.gateway in Python: it parses, redacts and stores).
+// DropReasons are why a sampled request was not recorded. queue_full and too_large are counted
+// here, store_unavailable too when the recorder cannot be reached; the rest are the recorder's
+// answers (slam.gateway's _Writer: it parses, redacts and stores).
 var DropReasons = []string{"queue_full", "store_unavailable", "too_large", "incumbent_error",
 	"not_recordable", "duplicate"}
 

@@ -57,8 +57,6 @@ log = logging.getLogger("slam.gateway")
 PROXY = "slam-gateway-proxy"
 RECORDER_NICENESS = 10
 CHAT_ROUTE = "/v1/chat/completions"
-DROP_REASONS = ("queue_full", "store_unavailable", "too_large", "incumbent_error",
-                "not_recordable", "duplicate")
 
 
 # --- what to sample ----------------------------------------------------------------------------
