@@ -1,6 +1,7 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
     .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
+                                      [--sections 1,2,3] [--client go|python]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
    and through `slam gateway` (its Go request path, mirror on, recording into SQLite) with each
@@ -17,13 +18,15 @@
    rate is forwarded when every request succeeds, the achieved rate is >= 95% of it and the
    TTFT p99 stays within 10% of the stub's first-token time, in one of two windows.
 
-The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is an
-aiohttp loop in this process. On a 2-core machine the stub, the gateway and the client share the
-cores, so the figures are a floor. `--pin` puts the client and the stub on the first core and
-the proxies (each gateway with its recorder, nginx) on the second (taskset /
-sched_setaffinity; implies `--workers 1`): the proxy then has a core to itself, as it would in
-its own pod, and the direct path pays the same client and stub costs. Nothing here asserts:
-numbers are printed.
+The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is
+bench/loadgen (Go, built here with the Go toolchain that builds the gateway), or with
+`--client python` (or without Go) an aiohttp loop in this process, which at 500 requests/s is
+busy enough that its own waits show in every path's p99. On a 2-core machine the stub, the
+gateway and the client share the cores, so the figures are a floor. `--pin` puts the client
+and the stub on the first core and the proxies (each gateway with its recorder, nginx) on the
+second (taskset / sched_setaffinity; implies `--workers 1`): the proxy then has a core to
+itself, as it would in its own pod, and the direct path pays the same client and stub costs.
+Nothing here asserts: numbers are printed.
 """
 
 from __future__ import annotations
@@ -118,6 +121,40 @@ async def measure(base: str, n: int, concurrency: int | None = None, rate: float
         return ttfts, e2es, failures, time.perf_counter() - began
 
 
+CLIENT: str | None = None  # bench/loadgen's binary, when built
+
+
+def build_loadgen() -> str | None:
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists()
+                                else None)
+    if go is None:
+        print("(Go not found: the aiohttp client measures instead)")
+        return None
+    out = Path(tempfile.gettempdir()) / f"slam-bench-loadgen-{os.getuid()}"
+    subprocess.run([go, "build", "-o", str(out), "."], check=True,
+                   cwd=Path(__file__).parent / "loadgen", env={**os.environ, "CGO_ENABLED": "0"})
+    return str(out)
+
+
+def run_client(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
+               deliveries: list[float] | None = None
+               ) -> tuple[list[float], list[float], int, float]:
+    """measure(), by bench/loadgen when it is built (a subprocess on this process's core)."""
+    if CLIENT is None:
+        return asyncio.run(measure(base, n, concurrency=concurrency, rate=rate,
+                                   deliveries=deliveries))
+    how = ["--rate", str(rate)] if rate is not None else ["--concurrency", str(concurrency)]
+    first = next(SENT)
+    for _ in range(n - 1):
+        next(SENT)
+    out = subprocess.run([CLIENT, "--url", base, "--n", str(n), "--first", str(first), *how],
+                         check=True, capture_output=True, text=True)
+    r = json.loads(out.stdout)
+    if deliveries is not None:
+        deliveries += r["delivery_ms"]
+    return r["ttft_ms"], r["e2e_ms"], r["failures"], r["seconds"]
+
+
 def p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -149,7 +186,7 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
     fails = dict.fromkeys(bases, 0)
     for _ in range(rounds):  # interleaved, so drift in the machine's load hits all alike
         for name, base in bases.items():
-            t, e, f, _ = asyncio.run(measure(base, deliveries=delivery[name], **how))
+            t, e, f, _ = run_client(base, deliveries=delivery[name], **how)
             ttft[name] += t
             e2e[name] += e
             fails[name] += f
@@ -240,7 +277,7 @@ def highest_rate(gw_base: str, rates: list[int], seconds: float, first_token_ms:
         n = int(rate * seconds)
         ok = False
         for attempt in range(1, tries + 1):
-            ttfts, _, failures, took = asyncio.run(measure(gw_base, n, rate=rate))
+            ttfts, _, failures, took = run_client(gw_base, n, rate=rate)
             achieved = n / max(took - p(ttfts, 50) / 1000, 1e-9)
             ok = (failures == 0 and achieved >= 0.95 * rate
                   and p(ttfts, 99) <= 1.1 * first_token_ms)
@@ -266,7 +303,16 @@ def main() -> None:
                     help="the stub's time to first token (a hosted API's is 200-600 ms)")
     ap.add_argument("--pin", action="store_true",
                     help="client and stub on core 0, the proxies on core 1 (needs 2 cores)")
+    ap.add_argument("--client", choices=["go", "python"], default="go",
+                    help="the load client: bench/loadgen (Go; the default) or aiohttp")
+    ap.add_argument("--sections", default="1,2,3",
+                    help="which of the three parts to run (e.g. 2 for 500/s alone)")
     args = ap.parse_args()
+    sections = {int(x) for x in args.sections.split(",")}
+    global CLIENT
+    if args.client == "go":
+        CLIENT = build_loadgen()
+    print(f"client: {CLIENT or 'aiohttp (this process)'}")
     rounds = 1 if args.quick else 3
     proxy_prefix: list[str] = []
     if args.pin:
@@ -303,26 +349,30 @@ def main() -> None:
             if nginx_base:
                 bases["nginx"] = nginx_base
             for base in bases.values():  # warm every path
-                asyncio.run(measure(base, 64, concurrency=16))
+                run_client(base, 64, concurrency=16)
             print(f"stub: first token after {args.incumbent_ttft_ms:.0f} ms, then 16 tokens 2 ms "
                   f"apart; mirror on: {args.sample_rate:.0%} of requests recorded into SQLite\n")
-            print("1. Added latency")
-            compare("concurrency 1", bases, metrics_ports, rounds, n=40 if args.quick else 100,
-                    concurrency=1)
-            compare("concurrency 64", bases, metrics_ports, rounds,
-                    n=640 if args.quick else 1920, concurrency=64)
-            print("\n2. 500 requests/s")
-            compare("constant 500/s", bases, metrics_ports, rounds,
-                    n=1000 if args.quick else 2500, rate=500)
-            print("\n3. Highest rate forwarded")
-            rates = [250, 500, 1000] if args.quick else [250, 500, 750, 1000, 1500, 2000, 3000]
-            for name, base in bases.items():
-                if name == "direct":
-                    continue
-                print(f" {name}{' (mirror on)' if name in gateways else ''}:")
-                best = highest_rate(base, rates, 2.0 if args.quick else 4.0,
-                                    args.incumbent_ttft_ms)
-                print(f"  highest rate forwarded: {best}/s")
+            if 1 in sections:
+                print("1. Added latency")
+                compare("concurrency 1", bases, metrics_ports, rounds,
+                        n=40 if args.quick else 100, concurrency=1)
+                compare("concurrency 64", bases, metrics_ports, rounds,
+                        n=640 if args.quick else 1920, concurrency=64)
+            if 2 in sections:
+                print("\n2. 500 requests/s")
+                compare("constant 500/s", bases, metrics_ports, rounds,
+                        n=1000 if args.quick else 2500, rate=500)
+            if 3 in sections:
+                print("\n3. Highest rate forwarded")
+                rates = [250, 500, 1000] if args.quick else [250, 500, 750, 1000, 1500, 2000,
+                                                            3000]
+                for name, base in bases.items():
+                    if name == "direct":
+                        continue
+                    print(f" {name}{' (mirror on)' if name in gateways else ''}:")
+                    best = highest_rate(base, rates, 2.0 if args.quick else 4.0,
+                                        args.incumbent_ttft_ms)
+                    print(f"  highest rate forwarded: {best}/s")
             for name, (_, _, metrics_port, _) in gateways.items():
                 metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
                 mirror = [line for line in metrics.splitlines()

@@ -308,6 +308,25 @@ def proxy_binary() -> str:
                        "operator image has it")
 
 
+def _yield_cpu() -> None:
+    """The recorder yields the CPU to the request path: redaction and the store's driver are CPU
+    work that, on the pod's core, would otherwise delay relayed chunks. SCHED_IDLE runs it only
+    when the proxy has nothing to do (a waking proxy thread preempts it at once; under a load
+    that keeps the core busy the mirror queue fills and its drops are counted, as designed);
+    where that policy is refused, niceness 10. Both are per thread on Linux: set on every thread
+    this process has (the store's and the redactor's may have started some), and inherited by
+    the ones it starts later (the writer's). Lowering either needs no privilege."""
+    threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir(
+        "/proc/self/task") else [0]
+    for tid in threads:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, tid,
+                               os.getpriority(os.PRIO_PROCESS, tid) + RECORDER_NICENESS)
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -333,11 +352,7 @@ async def run(*, upstream: str, sampling: Sampling, recording: Recording, redact
         if workers:
             env["GOMAXPROCS"] = str(workers)
         proc = await asyncio.create_subprocess_exec(binary, *args, env=env)
-        # The recorder yields the CPU to the request path: redaction and the store's driver are
-        # CPU work that, on the pod's core, would otherwise delay relayed chunks (this thread's
-        # niceness, inherited by the writer's threads; lowering it needs no privilege).
-        with contextlib.suppress(OSError):
-            os.nice(RECORDER_NICENESS)
+        _yield_cpu()
         loop = asyncio.get_running_loop()
         stopping = False
 

@@ -346,9 +346,10 @@ def test_a_request_path_that_dies_ends_the_gateway_clearly(tmp_path: Path,
     [proxy] = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
     assert Path(f"/proc/{proxy}/exe").resolve().name == "slam-gateway-proxy"
     # The recorder yields the CPU to the request path, never the other way round.
-    assert os.getpriority(os.PRIO_PROCESS, int(proxy)) == os.getpriority(os.PRIO_PROCESS, 0)
-    assert os.getpriority(os.PRIO_PROCESS, gw.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     assert exchange(gw.url, body("hello"))[0] == 200
+    assert os.sched_getscheduler(int(proxy)) == os.sched_getscheduler(0)
+    for task in Path(f"/proc/{gw.proc.pid}/task").iterdir():  # the writer's threads too
+        assert os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE
     os.kill(int(proxy), signal.SIGKILL)
     assert gw.proc.wait(30) == 1
     assert "slam-gateway-proxy) exited with code -9" in gw.log.read_text()

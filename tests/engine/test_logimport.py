@@ -103,6 +103,34 @@ def test_custom_patterns_run_first_and_bad_ones_are_named() -> None:
     assert only_email.redact("a@b.io, 4111 1111 1111 1111")[0] == "[EMAIL], 4111 1111 1111 1111"
 
 
+def test_phone_numbers_are_found_as_in_a_scan_of_the_whole_text() -> None:
+    """The phone detector reads only the text around likely numbers (it would otherwise parse
+    every short number in an answer once per region); it must find exactly what libphonenumber's
+    matcher finds in the whole text, numbers side by side, inside words and punctuation
+    included."""
+    import random
+
+    import phonenumbers
+
+    from slam import redact
+
+    rng = random.Random(30)
+    pieces = [p for p, _ in PLANTED] + ORDINARY + [
+        "step 1", "3 items", "tok15", "v2", "+", "(", ")", "-", "/", " ", ", ", "x", "ext. 12",
+        "Tel.", "No.", "#", "call", "Z", "12", "2024-03-15", "555", "0800 123", "1-800-FLOWERS",
+        "+44", "(0)", "20", "7946", "0958", "415", "555-2671", "06", "12 34", "56 78"]
+    regions = redact.DEFAULT_PHONE_REGIONS
+    redactor = Redactor.build()
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) + rng.choice(["", " ", "  ", ": ", "\n", "a"])
+                       for _ in range(rng.randint(1, 12)))
+        spans = [(m.start, m.end) for region in regions
+                 for m in phonenumbers.PhoneNumberMatcher(text, region)
+                 if not redact._DATE.match(m.raw_string)]
+        whole = redact._replace(text, spans, "[PHONE]")
+        assert redact._phones(redactor, text) == whole, text
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 

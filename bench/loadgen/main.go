@@ -1,0 +1,148 @@
+// loadgen is bench/gateway.py's client when it is built (Go): the same streamed chat requests as
+// the Python client, sent by concurrency or at a constant rate, timed without a Python event
+// loop's own queueing (at 500 requests/s the Python client's waits were larger than what it
+// measured). Prints one JSON object: each request's TTFT and end-to-end time (ms), each first
+// token's delivery (the stub's `: sent <CLOCK_MONOTONIC ns>` stamp to this client's read, ms),
+// the failures and the seconds the run took.
+//
+//	loadgen --url http://127.0.0.1:PORT --n 2500 --rate 500 [--first 0]
+//	loadgen --url http://127.0.0.1:PORT --n 1920 --concurrency 64
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var sentAt = regexp.MustCompile(`: sent (\d+)`)
+
+type result struct {
+	TTFT     []float64 `json:"ttft_ms"`
+	E2E      []float64 `json:"e2e_ms"`
+	Delivery []float64 `json:"delivery_ms"`
+	Failures int       `json:"failures"`
+	Seconds  float64   `json:"seconds"`
+	mu       sync.Mutex
+}
+
+func monotonicNs() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// body is a distinct request each time, so the gateway's mirror records rather than skipping
+// duplicates (the Python client's body()).
+func body(i int) []byte {
+	b, _ := json.Marshal(map[string]any{"model": "gpt-4o", "stream": true, "max_tokens": 16,
+		"messages": []map[string]string{{"role": "user",
+			"content": fmt.Sprintf("Write a pep talk for Maya, number %d.", i)}}})
+	return b
+}
+
+func one(client *http.Client, url string, i int, res *result) {
+	start := time.Now()
+	fail := func() {
+		res.mu.Lock()
+		res.Failures++
+		res.mu.Unlock()
+	}
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body(i)))
+	if err != nil {
+		fail()
+		return
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 16<<10)
+	var first time.Time
+	delivery := -1.0
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 && first.IsZero() {
+			first = time.Now()
+			read := monotonicNs()
+			if m := sentAt.FindSubmatch(buf[:n]); m != nil {
+				if sent, perr := strconv.ParseInt(string(m[1]), 10, 64); perr == nil {
+					delivery = float64(read-sent) / 1e6
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail()
+			return
+		}
+	}
+	if resp.StatusCode != http.StatusOK || first.IsZero() {
+		fail()
+		return
+	}
+	end := time.Now()
+	res.mu.Lock()
+	res.TTFT = append(res.TTFT, float64(first.Sub(start).Microseconds())/1000)
+	res.E2E = append(res.E2E, float64(end.Sub(start).Microseconds())/1000)
+	if delivery >= 0 {
+		res.Delivery = append(res.Delivery, delivery)
+	}
+	res.mu.Unlock()
+}
+
+func main() {
+	base := flag.String("url", "", "the base URL (the stub, a gateway, nginx)")
+	n := flag.Int("n", 100, "how many requests")
+	rate := flag.Float64("rate", 0, "requests per second, sent at constant intervals")
+	concurrency := flag.Int("concurrency", 0, "requests in flight at once (instead of --rate)")
+	firstID := flag.Int("first", 0, "the first request's number (keeps bodies distinct across runs)")
+	flag.Parse()
+	if *base == "" || (*rate <= 0) == (*concurrency <= 0) {
+		fmt.Fprintln(os.Stderr, "loadgen: --url and one of --rate or --concurrency are needed")
+		os.Exit(2)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096,
+		DisableCompression: true, IdleConnTimeout: 30 * time.Second}}
+	url := *base + "/v1/chat/completions"
+	res := &result{TTFT: []float64{}, E2E: []float64{}, Delivery: []float64{}}
+	var wg sync.WaitGroup
+	began := time.Now()
+	if *rate > 0 {
+		interval := time.Duration(float64(time.Second) / *rate)
+		for i := 0; i < *n; i++ {
+			if d := time.Until(began.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			wg.Add(1)
+			go func(i int) { defer wg.Done(); one(client, url, *firstID+i, res) }(i)
+		}
+	} else {
+		next := make(chan int)
+		for w := 0; w < *concurrency; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					one(client, url, i, res)
+				}
+			}()
+		}
+		for i := 0; i < *n; i++ {
+			next <- *firstID + i
+		}
+		close(next)
+	}
+	wg.Wait()
+	res.Seconds = time.Since(began).Seconds()
+	_ = json.NewEncoder(os.Stdout).Encode(res)
+}
