@@ -176,6 +176,40 @@ def test_a_cut_stream_is_cut_on_the_caller_too(tmp_path: Path, upstream: Stub) -
         stop(gw.proc)
 
 
+def test_the_realtime_apis_websocket_goes_through_untouched(tmp_path: Path,
+                                                            upstream: Stub) -> None:
+    """A Realtime API session is a WebSocket: the upgrade, the caller's key and every event go
+    both ways through the gateway as they would direct; it is forwarded, never recorded, and a
+    refused key is the incumbent's refusal."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1")
+    try:
+        ws_url = gw.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-4o-realtime"
+        with connect(ws_url, additional_headers=AUTH, open_timeout=30) as ws:
+            hello = json.loads(ws.recv(timeout=30))
+            assert hello == {"type": "session.created", "session": {"model": "gpt-4o-realtime"}}
+            for i in range(3):
+                event = {"type": "conversation.item.create", "n": i,
+                         "item": {"content": [{"type": "input_text", "text": f"hi {i} ✓"}]}}
+                ws.send(json.dumps(event))
+                assert json.loads(ws.recv(timeout=30)) == {"type": "response.done",
+                                                           "event": event}
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws_url, additional_headers={"Authorization": "Bearer sk-wrong"},
+                    open_timeout=30)
+        assert refused.value.response.status_code == 403
+        assert gw.count("slam_gateway_requests_forwarded_total", code="101") == 1
+        assert gw.count("slam_gateway_requests_forwarded_total", code="403") == 1
+        assert gw.count("slam_gateway_requests_sampled_total") == 0
+        # And plain requests still flow on the same gateway afterwards.
+        assert exchange(gw.url, body("after the session"))[0] == 200
+    finally:
+        stop(gw.proc)
+    assert STUB_API_KEY not in gw.log.read_text()
+
+
 def test_sampled_traffic_is_stored_redacted_and_the_key_nowhere(tmp_path: Path,
                                                                 upstream: Stub) -> None:
     gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1", "--model", "gpt-4o",

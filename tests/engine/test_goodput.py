@@ -250,7 +250,13 @@ def test_the_search_on_a_real_llama_server_finds_less_capacity_at_a_tighter_slo(
     assert queueing is not None and queueing > 1.3 * one
     # Half the requests within the geometric middle of one and two at a time (~1.4x one): met one
     # at a time, not two at a time, with room for the machine's noise between the searches.
-    medium = measured(goodput.Slo(e2e_ms=math.sqrt(one * queueing), attainment=0.5))
+    # A burst of the shared machine's other work can slow every request of one search (CI once
+    # saw one request take 312 ms against a 195 ms bound): such a search is run again, twice at
+    # most; a search that never meets the bound one at a time still fails.
+    for _ in range(3):
+        medium = measured(goodput.Slo(e2e_ms=math.sqrt(one * queueing), attainment=0.5))
+        if medium.best is not None:
+            break
     assert medium.best is not None and medium.best.concurrency < loose.best.concurrency
     assert medium.goodput_rps > 0
     tight = measured(goodput.Slo(ttft_ms=0.001))

@@ -14,6 +14,10 @@ steers the stub with a directive anywhere in its last message, counted per (mode
   [[empty]]   a well-formed stream whose chunks all have empty `choices`
   [[tokens:K]] answer with K tokens
 
+`/v1/realtime` is the Realtime API's WebSocket as far as a proxy can tell: the bearer token is
+checked before the upgrade (403 without it), then `session.created` with the `model` query
+parameter, and each client event answered with a `response.done` quoting it.
+
 `GET /_stub/hits` returns attempts per prompt; `--api-key` makes it demand that bearer token (and
 answer 401 without ever echoing a key). Run: python -m tests.fakes.openai_stub --port 8000
 """
@@ -31,7 +35,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 DIRECTIVE = re.compile(r"\[\[(\w+)(?::(\d+))?\]\]")
 
@@ -165,7 +170,22 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
         hits.clear()
         return JSONResponse({})
 
+    async def realtime(ws: WebSocket) -> None:
+        if api_key is not None and ws.headers.get("authorization") != f"Bearer {api_key}":
+            await ws.close(code=1008)  # before accepting: the client sees HTTP 403
+            return
+        await ws.accept()
+        await ws.send_json({"type": "session.created",
+                            "session": {"model": ws.query_params.get("model", "stub")}})
+        try:
+            while True:
+                event = await ws.receive_json()
+                await ws.send_json({"type": "response.done", "event": event})
+        except WebSocketDisconnect:
+            pass
+
     return Starlette(routes=[
+        WebSocketRoute("/v1/realtime", realtime),
         Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/models", models),
         Route("/health", lambda request: JSONResponse({})),  # as vLLM and TGI serve it
