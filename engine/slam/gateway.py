@@ -327,6 +327,18 @@ def _yield_cpu() -> None:
                                os.getpriority(os.PRIO_PROCESS, tid) + RECORDER_NICENESS)
 
 
+def signal_child(proc: asyncio.subprocess.Process, sig: int) -> None:
+    """Pass a signal on to the proxy without reaping it. asyncio's Process.send_signal polls the
+    child first (subprocess, bpo-38630); when the proxy had already exited (a SIGTERM to the
+    process group reaches both processes), that poll took its exit status away from the child
+    watcher, which then reported 255 ("Unknown child process") and a clean stop ended as an
+    error. Until the watcher reaps it the exited proxy keeps its pid, so the plain kill cannot
+    reach another process."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -359,8 +371,7 @@ async def run(*, upstream: str, sampling: Sampling, recording: Recording, redact
         def forward(sig: signal.Signals) -> None:
             nonlocal stopping
             stopping = True
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
+            signal_child(proc, sig)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, forward, sig)

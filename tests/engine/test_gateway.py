@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from slam.gateway import CHAT_ROUTE
+from slam.gateway import CHAT_ROUTE, signal_child
 from slam.store import Store
 from tests.conftest import STUB_API_KEY
 from tests.controlplane.cluster import REPO, free_port
@@ -339,6 +339,33 @@ def test_sigterm_lets_an_answer_in_flight_finish_and_writes_the_queue(tmp_path: 
         assert "stopped" in gw.log.read_text()
     finally:
         slow.stop()
+
+
+def test_a_sigterm_to_the_whole_group_is_a_clean_stop(tmp_path: Path, upstream: Stub) -> None:
+    # A shell, `docker stop` of a tini-less image or a test harness signals the process group:
+    # the proxy and the recorder both get SIGTERM, and the proxy often exits first.
+    for attempt in range(2):
+        gw = start_gateway(tmp_path, origin(upstream), "--sample-rate", "1",
+                           name=f"gw-{attempt}")
+        assert exchange(gw.url, body(f"hello {attempt}"))[0] == 200
+        os.killpg(gw.proc.pid, signal.SIGTERM)
+        assert gw.proc.wait(30) == 0, gw.log.read_text()[-2000:]
+        log = gw.log.read_text()
+        assert "Unknown child process" not in log and "exited with code" not in log, log
+
+
+def test_passing_the_signal_on_leaves_the_proxys_exit_status_to_its_watcher() -> None:
+    # The proxy has exited and is not reaped yet; the recorder passes a SIGTERM on. The exit
+    # status must still be there for asyncio's child watcher (taking it made a clean stop end
+    # with code 255 and an error line).
+    proxy = subprocess.Popen([sys.executable, "-c", "raise SystemExit(0)"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{proxy.pid}/stat").read_text().split(") ")[1][0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    signal_child(proxy, signal.SIGTERM)
+    pid, status = os.waitpid(proxy.pid, os.WNOHANG)
+    assert pid == proxy.pid and os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_daily_cap_models_and_users_decide_what_is_recorded(tmp_path: Path,
