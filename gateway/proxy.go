@@ -151,37 +151,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.startedAt = time.Now().UTC()
 		}
 	} else if r.ContentLength > 0 {
-		r.Body = &declaredBody{ReadCloser: r.Body, left: r.ContentLength}
+		// A body streamed through ends at its declared length. Having sent that many bytes, the
+		// transport reads once more to check the body is not longer (transferWriter.writeBody);
+		// by then the upstream may have answered and the server closed the caller's body on
+		// writing the answer's head (its HTTP/1 drain, golang/go#40747). That read failed, the
+		// transport closed the upstream connection, and the answer being relayed was cut after
+		// its head (a busy machine with more threads than cores). The limit answers that read.
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(r.Body, r.ContentLength), r.Body}
 	}
 	tw := &timedWriter{ResponseWriter: w, state: st, metrics: g.Metrics}
 	g.proxy.ServeHTTP(tw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-}
-
-// declaredBody ends a request body streamed through at its declared length. Having sent that many
-// bytes upstream, the transport reads once more to check the body is not longer (net/http's
-// transferWriter.writeBody); by then the upstream may have answered and the server closed the
-// caller's body on writing the answer's head (its HTTP/1 drain, Go issue 40747). That read then
-// failed, the transport's writeLoop closed the upstream connection, and the answer being relayed
-// was cut after its head (seen on a busy machine with more threads than cores). Here the read
-// past the declared length never reaches the caller's body.
-type declaredBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *declaredBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	if b.left <= 0 && err == nil {
-		err = io.EOF
-	}
-	return n, err
 }
 
 // timedWriter notes when the answer's head is handed to the caller's connection: the gateway's
