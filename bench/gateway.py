@@ -1,7 +1,8 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
     .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
-                                      [--sections 1,2,3] [--client go|python]
+                                      [--sections 1,2,3] [--rounds 3] [--client go|python]
+                                      [--stub go|python]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
    and through `slam gateway` (its Go request path, mirror on, recording into SQLite) with each
@@ -18,10 +19,12 @@
    rate is forwarded when every request succeeds, the achieved rate is >= 95% of it and the
    TTFT p99 stays within 10% of the stub's first-token time, in one of two windows.
 
-The stub (tests/fakes/openai_stub.py) streams its tokens from its own process; the client is
-bench/loadgen (Go, built here with the Go toolchain that builds the gateway), or with
-`--client python` (or without Go) an aiohttp loop in this process, which at 500 requests/s is
-busy enough that its own waits show in every path's p99. On a 2-core machine the stub, the
+The stub streams its tokens from its own process: `loadgen --serve` (Go, the default) or with
+`--stub python` the tests' stand-in (tests/fakes/openai_stub.py), which at 500 requests/s writes
+9,000 chunks a second in Python on the core the client also needs. The client is bench/loadgen
+(Go, built here with the Go toolchain that builds the gateway), or with `--client python` (or
+without Go) an aiohttp loop in this process, which at 500 requests/s is busy enough that its
+own waits show in every path's p99. On a 2-core machine the stub, the
 gateway and the client share the cores, so the figures are a floor. `--pin` puts the client
 and the stub on the first core and the proxies (each gateway with its recorder, nginx) on the
 second (taskset / sched_setaffinity; implies `--workers 1`): the proxy then has a core to
@@ -134,6 +137,28 @@ def build_loadgen() -> str | None:
     subprocess.run([go, "build", "-o", str(out), "."], check=True,
                    cwd=Path(__file__).parent / "loadgen", env={**os.environ, "CGO_ENABLED": "0"})
     return str(out)
+
+
+class GoStub:
+    """`loadgen --serve`: the stand-in's streamed answers (stub.go), in this process's cores."""
+
+    def __init__(self, workdir: Path, tokens: int, interval: float, first_token: float) -> None:
+        self.workdir, self.port, self.proc = workdir, free_port(), None
+        self.cmd = [CLIENT, "--serve", f"127.0.0.1:{self.port}", "--tokens", str(tokens),
+                    "--interval", f"{interval * 1000:g}ms",
+                    "--first-token", f"{first_token * 1000:g}ms", "--stamp"]
+
+    def start(self) -> GoStub:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / f"stub-{self.port}.log"
+        self.proc = spawn(self.cmd, log, marker=self.workdir)
+        wait_http(f"http://127.0.0.1:{self.port}/v1/models", self.proc, log, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 def run_client(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
@@ -303,6 +328,12 @@ def main() -> None:
                     help="client and stub on core 0, the proxies on core 1 (needs 2 cores)")
     ap.add_argument("--client", choices=["go", "python"], default="go",
                     help="the load client: bench/loadgen (Go; the default) or aiohttp")
+    ap.add_argument("--stub", choices=["go", "python"], default="go",
+                    help="the incumbent stand-in: loadgen --serve (Go; the default) or the "
+                         "tests' Python one")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved rounds per comparison (default 3, --quick 1); more rounds "
+                         "pool more of the machine's minutes into each p99")
     ap.add_argument("--sections", default="1,2,3",
                     help="which of the three parts to run (e.g. 2 for 500/s alone)")
     args = ap.parse_args()
@@ -313,7 +344,9 @@ def main() -> None:
     if args.client == "go":
         CLIENT = build_loadgen()
     print(f"client: {CLIENT or 'aiohttp (this process)'}")
-    rounds = 1 if args.quick else 3
+    if args.rounds is not None and args.rounds < 1:
+        ap.error(f"--rounds {args.rounds}: at least 1")
+    rounds = args.rounds or (1 if args.quick else 3)
     proxy_prefix: list[str] = []
     if args.pin:
         if len(os.sched_getaffinity(0)) < 2:
@@ -325,8 +358,13 @@ def main() -> None:
         print(f"pinned: client and stub on core {first}, proxies on core {second}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        stub = Stub(work / "stub", tokens=16, interval=0.002,
-                    first_token=args.incumbent_ttft_ms / 1000, stamp=True).start()
+        if args.stub == "go" and CLIENT is not None:
+            stub = GoStub(work / "stub", tokens=16, interval=0.002,
+                          first_token=args.incumbent_ttft_ms / 1000).start()
+        else:
+            stub = Stub(work / "stub", tokens=16, interval=0.002,
+                        first_token=args.incumbent_ttft_ms / 1000, stamp=True).start()
+        print(f"stub: {'loadgen --serve (Go)' if isinstance(stub, GoStub) else 'Python'}")
         gateways = {}  # name -> (process, port, metrics port, log)
         for count in [int(w) for w in args.workers.split(",")]:
             port, metrics_port = free_port(), free_port()

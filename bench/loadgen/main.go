@@ -7,6 +7,10 @@
 //
 //	loadgen --url http://127.0.0.1:PORT --n 2500 --rate 500 [--first 0]
 //	loadgen --url http://127.0.0.1:PORT --n 1920 --concurrency 64
+//
+// With --serve it is the incumbent stand-in instead (stub.go):
+//
+//	loadgen --serve 127.0.0.1:PORT --first-token 250ms --tokens 16 --interval 2ms --stamp
 package main
 
 import (
@@ -106,9 +110,19 @@ func main() {
 	rate := flag.Float64("rate", 0, "requests per second, sent at constant intervals")
 	concurrency := flag.Int("concurrency", 0, "requests in flight at once (instead of --rate)")
 	firstID := flag.Int("first", 0, "the first request's number (keeps bodies distinct across runs)")
+	listen := flag.String("serve", "", "serve streamed chat answers on this address instead")
+	stub := stubConfig{}
+	flag.IntVar(&stub.tokens, "tokens", 16, "--serve: tokens per answer (fewer if max_tokens says so)")
+	flag.DurationVar(&stub.interval, "interval", 2*time.Millisecond, "--serve: time between tokens")
+	flag.DurationVar(&stub.firstToken, "first-token", 0, "--serve: time before the first token")
+	flag.BoolVar(&stub.stamp, "stamp", false, "--serve: `: sent <CLOCK_MONOTONIC ns>` before the first token")
 	flag.Parse()
+	if *listen != "" {
+		serve(*listen, stub)
+		return
+	}
 	if *base == "" || (*rate <= 0) == (*concurrency <= 0) {
-		fmt.Fprintln(os.Stderr, "loadgen: --url and one of --rate or --concurrency are needed")
+		fmt.Fprintln(os.Stderr, "loadgen: --url and one of --rate or --concurrency are needed (or --serve ADDR)")
 		os.Exit(2)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096,
