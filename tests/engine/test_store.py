@@ -63,6 +63,30 @@ def test_begin_run_is_idempotent_and_keeps_prompts(store_url: str) -> None:
     assert store.find_run("ev").id == first and store.find_run("ev", "2") is None
 
 
+def test_recorded_prompts_keep_their_order_answers_and_refuse_a_second_copy(
+        store_url: str) -> None:
+    # The shadow gateway's write: one prompt and the incumbent's answer per sampled request.
+    store = Store.open(store_url)
+    run = store.recording_run(evaluation="shadow", run_id="live", reference="incumbent",
+                              spec={"upstream": "http://api"},
+                              target={"name": "incumbent", "kind": "external", "model": "gpt-4o",
+                                      "base_url": "http://api", "is_reference": True,
+                                      "concurrency": 0, "details": {}})
+    asked = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Grüße?"}],
+             [{"role": "user", "content": "Second"}]]
+    for i, messages in enumerate(asked):
+        assert store.add_prompt(run, f"gw-{i}", messages,
+                                record=record(f"gw-{i}", target="incumbent", text=f"answer {i}"))
+    assert not store.add_prompt(run, "gw-0", [{"role": "user", "content": "changed"}],
+                                record=record("gw-0", target="incumbent", text="changed"))
+    recorded = store.recorded_prompts("shadow", "live")
+    assert [(item.id, list(item.messages)) for item in recorded.prompts] == [
+        ("gw-0", asked[0]), ("gw-1", asked[1])]
+    assert [p["position"] for p in store.prompts(run)] == [0, 1]
+    assert [(r["prompt_id"], r["text"], r["ttft_ms"]) for r in store.responses(run)] == [
+        ("gw-0", "answer 0", 10.0), ("gw-1", "answer 1", 10.0)]
+
+
 def test_replace_failed_only_replaces_errors(store_url: str) -> None:
     store = Store.open(store_url)
     run = begin(store)
