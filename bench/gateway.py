@@ -157,8 +157,7 @@ class GoStub:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            stop(self.proc)
 
 
 def run_client(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
