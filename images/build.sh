@@ -7,7 +7,10 @@
 # An image's tag is a hash of everything it is built from: the base image, the Dockerfile,
 # requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
 # they are in the working tree. An image with that tag in podman's storage is not
-# built again.
+# built again. The operator, dashboard and scoring images are built in two steps: their
+# dependencies (the `<target>-deps` stage, tagged localhost/slam-<target>-deps:<hash of the base,
+# Dockerfile, requirements/ and pyproject.toml>, kept), then the project reinstalled over them
+# (seconds): a source change no longer reinstalls PyTorch (the scoring image: 6 to 10 minutes).
 #
 # Here no registry can be reached, so the base is made from Debian packages (images/base.sh) and
 # passed as BASE; pip inside the build uses the host's CA bundle, pip cache and network, and the
@@ -38,6 +41,8 @@ inputs() {
     llamacpp) echo Dockerfile requirements images/llamacpp_serve.py ;;
     vllm-cpu) echo Dockerfile requirements/images/vllm-cpu.txt ;;
     operator) echo Dockerfile requirements pyproject.toml engine operator dashboard images gateway ;;
+    # The dependencies' stage of the three below (the project it installs is reinstalled).
+    *-deps) echo Dockerfile requirements pyproject.toml ;;
     # README.md is copied (pyproject's readme) but only as package metadata: not an input.
     *) echo Dockerfile requirements pyproject.toml engine operator dashboard images ;;
   esac
@@ -47,33 +52,54 @@ inputs_hash() {
   { echo "$base"; git ls-files -z --cached --others --exclude-standard -- $(inputs "$1") \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
+build() {  # TARGET NAME DOCKERFILE
+  echo ">> building image $2"
+  local start=$SECONDS size
+  # --no-cache: an image is only built when its inputs changed, and buildah's layer cache does
+  # not hash what a RUN --mount=type=bind sees (it reused an install of the old sources).
+  podman build --quiet --no-cache --pull=never --network host --target "$1" --file "$3" \
+    --build-arg "BASE=$base" --build-arg "GO_IMAGE=$base" \
+    --volume "$goroot:/usr/local/go:ro" --volume "$gomodcache:/root/go/pkg/mod" \
+    --env "GOPROXY=$(go env GOPROXY)" --env GOFLAGS=-mod=readonly --env GOMODCACHE=/root/go/pkg/mod \
+    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+    --volume "$HOME/.cache/pip:/root/.cache/pip" \
+    --volume "$(dirname "$wheel"):/wheels:ro" \
+    --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt --env PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    --tag "$2" . >/dev/null
+  size="$(podman image inspect --format '{{.Size}}' "$2")"
+  echo "built $2 in $((SECONDS - start)) s: $((size / 1000000)) MB"
+}
 mkdir -p build
 : > build/images.env.part
 for target in "${targets[@]}"; do
   name="localhost/slam-$target:$(inputs_hash "$target")"
+  deps=""
+  grep -qx "FROM $target-deps AS $target" Dockerfile \
+    && deps="localhost/slam-$target-deps:$(inputs_hash "$target-deps")"
   if podman image exists "$name"; then
     echo "image $name: up to date"
+  elif [[ -n "$deps" ]]; then
+    if podman image exists "$deps"; then
+      echo "image $deps: up to date"
+    else
+      build "$target-deps" "$deps" Dockerfile
+    fi
+    # podman 4.3's buildah takes `FROM ${ARG}` as an image name, never a stage's: the final
+    # stage is pointed at the kept dependencies' image in a copy of the Dockerfile.
+    sed "s|^FROM $target-deps AS $target\$|FROM $deps AS $target|" Dockerfile \
+      > "build/Dockerfile.$target"
+    build "$target" "$name" "build/Dockerfile.$target"
   else
-    echo ">> building image $name"
-    start=$SECONDS
-    # --no-cache: an image is only built when its inputs changed, and buildah's layer cache does
-    # not hash what a RUN --mount=type=bind sees (it reused an install of the old sources).
-    podman build --quiet --no-cache --pull=never --network host --target "$target" \
-      --build-arg "BASE=$base" --build-arg "GO_IMAGE=$base" \
-      --volume "$goroot:/usr/local/go:ro" --volume "$gomodcache:/root/go/pkg/mod" \
-      --env "GOPROXY=$(go env GOPROXY)" --env GOFLAGS=-mod=readonly --env GOMODCACHE=/root/go/pkg/mod \
-      --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-      --volume "$HOME/.cache/pip:/root/.cache/pip" \
-      --volume "$(dirname "$wheel"):/wheels:ro" \
-      --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt --env PIP_DISABLE_PIP_VERSION_CHECK=1 \
-      --tag "$name" . >/dev/null
-    size="$(podman image inspect --format '{{.Size}}' "$name")"
-    echo "built $name in $((SECONDS - start)) s: $((size / 1000000)) MB"
+    build "$target" "$name" Dockerfile
   fi
   var="${target^^}"; echo "SLAM_IMAGE_${var//-/_}=$name" >> build/images.env.part
-  # Older builds of this target, and build leftovers, only take disk (the scoring image: 7 GB).
-  podman images --format '{{.Repository}}:{{.Tag}}' "localhost/slam-$target" \
-    | grep -vxF "$name" | xargs -r podman rmi >/dev/null 2>&1 || true
+  # Older builds of this target, then of its dependencies (an image is not removed while one
+  # built on it is there), and build leftovers, only take disk (the scoring image: 7 GB).
+  for keep in "$name" "$deps"; do
+    [[ -n "$keep" ]] || continue
+    podman images --format '{{.Repository}}:{{.Tag}}' "${keep%:*}" \
+      | grep -vxF "$keep" | xargs -r podman rmi >/dev/null 2>&1 || true
+  done
 done
 podman image prune --force >/dev/null 2>&1 || true
 mv build/images.env.part build/images.env
