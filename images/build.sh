@@ -4,8 +4,8 @@
 #
 #   images/build.sh [TARGET ...]        default: operator dashboard scoring llamacpp vllm-cpu
 #
-# An image's tag is a hash of everything it is built from: the base image, the Dockerfile,
-# requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
+# An image's tag is a hash of everything it is built from: the base image, the Dockerfile's
+# stages it needs, requirements/, and (but for the llama.cpp server) pyproject.toml and the source folders, as
 # they are in the working tree. An image with that tag in podman's storage is not
 # built again. The operator, dashboard and scoring images are built in two steps: their
 # dependencies (the `<target>-deps` stage, tagged localhost/slam-<target>-deps:<hash of the base,
@@ -35,21 +35,25 @@ goroot="$(go env GOROOT)"; gomodcache="$(go env GOMODCACHE)"
 mkdir -p "$gomodcache"
 (cd gateway && go mod download)
 
-# What each image is built from (the llama.cpp server uses none of the project's own code).
+# What each image is built from besides its Dockerfile stages (the llama.cpp server uses none of
+# the project's own code).
 inputs() {
   case "$1" in
-    llamacpp) echo Dockerfile requirements images/llamacpp_serve.py ;;
-    vllm-cpu) echo Dockerfile requirements/images/vllm-cpu.txt ;;
-    operator) echo Dockerfile requirements pyproject.toml engine operator dashboard images gateway ;;
+    llamacpp) echo requirements images/llamacpp_serve.py ;;
+    vllm-cpu) echo requirements/images/vllm-cpu.txt ;;
+    operator) echo requirements pyproject.toml engine operator dashboard images gateway ;;
     # The dependencies' stage of the three below (the project it installs is reinstalled).
-    *-deps) echo Dockerfile requirements pyproject.toml ;;
+    *-deps) echo requirements pyproject.toml ;;
     # README.md is copied (pyproject's readme) but only as package metadata: not an input.
-    *) echo Dockerfile requirements pyproject.toml engine operator dashboard images ;;
+    *) echo requirements pyproject.toml engine operator dashboard images ;;
   esac
 }
+# Of the Dockerfile, only the stages the target is built from count (images/stages.py): an edit
+# to the scoring stage leaves the vllm-cpu image's tag as it was.
 inputs_hash() {
   # shellcheck disable=SC2046 - the list is words by design
-  { echo "$base"; git ls-files -z --cached --others --exclude-standard -- $(inputs "$1") \
+  { echo "$base"; "${PYTHON:-python3.11}" images/stages.py Dockerfile "$1"
+    git ls-files -z --cached --others --exclude-standard -- $(inputs "$1") \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 build() {  # TARGET NAME DOCKERFILE
