@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -251,9 +252,15 @@ def test_the_search_on_a_real_llama_server_finds_less_capacity_at_a_tighter_slo(
     # Half the requests within the geometric middle of one and two at a time (~1.4x one): met one
     # at a time, not two at a time, with room for the machine's noise between the searches.
     # A burst of the shared machine's other work can slow every request of one search (CI once
-    # saw one request take 312 ms against a 195 ms bound): such a search is run again, twice at
-    # most; a search that never meets the bound one at a time still fails.
-    for _ in range(3):
+    # saw one request take 312 ms against a 195 ms bound, and a pre-check a slow spell of three
+    # searches, 45 ms a token): such a search is run again, twice at most, after
+    # a pause and with the bound measured again at the machine's speed of the moment; a search
+    # that never meets the bound one at a time still fails.
+    for attempt in range(3):
+        if attempt:
+            time.sleep(5)
+            again = measured(goodput.Slo(e2e_ms=600_000)).probes
+            one, queueing = again[0].e2e_p95_ms, again[1].e2e_p95_ms
         medium = measured(goodput.Slo(e2e_ms=math.sqrt(one * queueing), attainment=0.5))
         if medium.best is not None:
             break

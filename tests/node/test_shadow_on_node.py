@@ -67,6 +67,11 @@ def test_the_features_traffic_through_the_gateway_pod_is_evaluated_rated_and_dec
     cluster.wait("gateway ready", lambda: (cluster.apps.read_namespaced_deployment(
         GATEWAY, ns).status.ready_replicas or 0) == 1, timeout=240,
         explain=lambda: cluster.pods_report(ns) + pod_logs(cluster, ns)[-2000:])
+    # Ready is not yet reachable: kube-proxy programs the Service's endpoint after the pod's
+    # readiness (a first POST once found the connection closed). A GET of the model list, which
+    # the gateway passes on unrecorded, is retried until the Service answers.
+    models = cluster.get(ns, GATEWAY, 8080, "/v1/models")
+    assert models.json()["data"][0]["id"] == "stub", models.text  # the stub's, passed on
     ip = cluster.core.read_namespaced_service(GATEWAY, ns).spec.cluster_ip
     gateway = f"http://127.0.0.1:{cluster.node.reach(ip, 8080)}/v1"
     direct = f"http://127.0.0.1:{stub.port}/v1"
