@@ -75,11 +75,22 @@ build() {  # TARGET NAME DOCKERFILE
 }
 mkdir -p build
 : > build/images.env.part
+# Layers an interrupted build left behind (untagged, nothing built on them).
+podman image prune --force >/dev/null 2>&1 || true
 for target in "${targets[@]}"; do
   name="localhost/slam-$target:$(inputs_hash "$target")"
   deps=""
   grep -qx "FROM $target-deps AS $target" Dockerfile \
     && deps="localhost/slam-$target-deps:$(inputs_hash "$target-deps")"
+  # Older builds of this target, then of its dependencies (an image is not removed while one
+  # built on it is there), go before the new one is built: nothing reuses them (--no-cache) and
+  # kept, they would double what a rebuild needs on disk (the vllm-cpu and scoring images: 7 GB
+  # each).
+  for keep in "$name" "$deps"; do
+    [[ -n "$keep" ]] || continue
+    podman images --format '{{.Repository}}:{{.Tag}}' "${keep%:*}" \
+      | grep -vxF "$keep" | xargs -r podman rmi >/dev/null 2>&1 || true
+  done
   if podman image exists "$name"; then
     echo "image $name: up to date"
   elif [[ -n "$deps" ]]; then
@@ -97,13 +108,6 @@ for target in "${targets[@]}"; do
     build "$target" "$name" Dockerfile
   fi
   var="${target^^}"; echo "SLAM_IMAGE_${var//-/_}=$name" >> build/images.env.part
-  # Older builds of this target, then of its dependencies (an image is not removed while one
-  # built on it is there), and build leftovers, only take disk (the scoring image: 7 GB).
-  for keep in "$name" "$deps"; do
-    [[ -n "$keep" ]] || continue
-    podman images --format '{{.Repository}}:{{.Tag}}' "${keep%:*}" \
-      | grep -vxF "$keep" | xargs -r podman rmi >/dev/null 2>&1 || true
-  done
 done
 podman image prune --force >/dev/null 2>&1 || true
 mv build/images.env.part build/images.env
