@@ -27,7 +27,7 @@ without Go) an aiohttp loop in this process, which at 500 requests/s is busy eno
 own waits show in every path's p99. On a 2-core machine the stub, the
 gateway and the client share the cores, so the figures are a floor. `--pin` puts the client
 and the stub on the first core and the proxies (each gateway with its recorder, nginx) on the
-second (taskset / sched_setaffinity; implies `--workers 1`): the proxy then has a core to
+second (taskset / sched_setaffinity; `--workers 1` unless given): the proxy then has a core to
 itself, as it would in its own pod, and the direct path pays the same client and stub costs.
 Nothing here asserts: numbers are printed.
 """
@@ -319,8 +319,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer rounds and rates (a smoke run)")
     ap.add_argument("--sample-rate", type=float, default=0.1,
                     help="share of requests the mirror records (default 0.1)")
-    ap.add_argument("--workers", default="1,2",
-                    help="the gateway's --workers, one gateway per comma-separated count")
+    ap.add_argument("--workers", default=None,
+                    help="the gateway's --workers, one gateway per comma-separated count "
+                         "(default 1,2; with --pin 1: GOMAXPROCS above the one core the "
+                         "proxies get is the operating system's time slicing, not more CPU)")
     ap.add_argument("--incumbent-ttft-ms", type=float, default=250.0,
                     help="the stub's time to first token (a hosted API's is 200-600 ms)")
     ap.add_argument("--pin", action="store_true",
@@ -353,8 +355,9 @@ def main() -> None:
         first, second, *_ = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {first})  # this process: the client (the stub inherits it)
         proxy_prefix = ["taskset", "-c", str(second)]
-        args.workers = "1"
+        args.workers = args.workers or "1"
         print(f"pinned: client and stub on core {first}, proxies on core {second}")
+    args.workers = args.workers or "1,2"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.stub == "go" and CLIENT is not None:
