@@ -128,11 +128,12 @@ func (g *Gateway) unreachable(w http.ResponseWriter, r *http.Request, err error)
 		"type":    "gateway_error", "code": "upstream_unreachable"}})
 }
 
-// ServeHTTP forwards one request; an eligible one's body is read first (to decide on sampling)
-// and sent on as read.
+// ServeHTTP forwards one request. Only a request the sampling's coin drew has its body read
+// first (for the filters and the day's cap) and sent on as read; every other body streams
+// through as the caller sends it (a long prompt is not held back).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &exchangeState{received: time.Now()}
-	if g.Mirror != nil && g.Sampler.Eligible(r.Method, r.URL.Path) {
+	if g.Mirror != nil && g.Sampler.Drawn(r.Method, r.URL.Path) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, g.MaxBodyBytes+1))
 		if err != nil {
 			return // the caller went away mid-request
@@ -146,7 +147,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.ContentLength = int64(len(body))
 		r.Header.Del("Transfer-Encoding")
 		r.TransferEncoding = nil
-		if g.Sampler.Choose(r.Method, r.URL.Path, body) {
+		if g.Sampler.Accepts(body) {
 			st.request = body
 			st.startedAt = time.Now().UTC()
 		}

@@ -89,3 +89,54 @@ func TestAnAnswerIsWholeWhenTheRequestsWriterIsDescheduled(t *testing.T) {
 		}
 	}
 }
+
+// Only a request the sampling's coin drew is held until its body is read (its filters need the
+// JSON); every other request's body reaches the upstream as the caller sends it. Here the caller
+// sends the rest of its body only once the upstream has the first part: a gateway that held the
+// body first would pass on neither.
+func TestARequestNotDrawnStreamsThroughWithTheMirrorOn(t *testing.T) {
+	firstPart := make(chan string, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		head := make([]byte, 6)
+		if _, err := io.ReadFull(r.Body, head); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		firstPart <- string(head)
+		rest, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s%s", head, rest)
+	}))
+	defer upstream.Close()
+	origin, _ := url.Parse(upstream.URL)
+	sampler, _ := buildSampler(&config{rate: 0.5})
+	sampler.Draw = func() float64 { return 0.9 } // never drawn
+	metrics := NewMetrics(func() float64 { return 0 })
+	mirror := NewMirror(10, t.TempDir()+"/recorder.sock", time.Second, metrics)
+	gateway := httptest.NewServer(NewGateway(origin, sampler, mirror, metrics, time.Second))
+	defer gateway.Close()
+
+	body, feed := io.Pipe()
+	const whole = `{"a":1, "b": 2}`
+	req, _ := http.NewRequest("POST", gateway.URL+"/v1/chat/completions", body)
+	req.ContentLength = int64(len(whole))
+	go func() {
+		_, _ = feed.Write([]byte(whole[:6]))
+		select {
+		case <-firstPart:
+			_, _ = feed.Write([]byte(whole[6:]))
+			feed.Close()
+		case <-time.After(10 * time.Second):
+			feed.CloseWithError(fmt.Errorf("the upstream never saw the body's first part"))
+		}
+	}()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || string(got) != whole {
+		t.Fatalf("the upstream never had the body's first part before the rest was sent: "+
+			"answered %s %q (%v)", resp.Status, got, err)
+	}
+}

@@ -19,7 +19,8 @@ type Sampling struct {
 	ExcludeUsers *regexp.Regexp
 }
 
-// Eligible says whether a request's body must be read to decide (only these are buffered).
+// Eligible says whether a request can be recorded at all: a POST to a sampled route, a rate
+// above 0.
 func (s *Sampling) Eligible(method, path string) bool {
 	return method == "POST" && s.Routes[path] && s.Rate > 0
 }
@@ -41,11 +42,17 @@ type requestFields struct {
 	User  any `json:"user"`
 }
 
-// Choose returns true for a request to record; body is the request's JSON.
-func (s *Sampler) Choose(method, path string, body []byte) bool {
-	if !s.Eligible(method, path) {
-		return false
-	}
+// Drawn says whether a request is a candidate for recording, by its method and route and the
+// rate's coin alone: only a drawn request's body is held and read (the rest stream through, a
+// long prompt too). The coin is independent of what the body holds, so drawing it first takes
+// the same share of the requests the filters keep.
+func (s *Sampler) Drawn(method, path string) bool {
+	return s.Eligible(method, path) && s.Draw() < s.Rate
+}
+
+// Accepts says whether a drawn request is recorded: its body (the request's JSON) passes the
+// model and user filters, and the day's cap has room.
+func (s *Sampler) Accepts(body []byte) bool {
 	var f requestFields
 	if !isObject(body) || json.Unmarshal(body, &f) != nil {
 		return false
@@ -61,9 +68,6 @@ func (s *Sampler) Choose(method, path string, body []byte) bool {
 		return false
 	}
 	if s.ExcludeUsers != nil && s.ExcludeUsers.MatchString(user) {
-		return false
-	}
-	if s.Draw() >= s.Rate {
 		return false
 	}
 	return s.DailyCap < 0 || s.take()
