@@ -1,7 +1,8 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
     .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
-                                      [--sections 1,2,3] [--rounds 3] [--client go|python]
+                                      [--sections 1,2,3] [--streams 1,64] [--rounds 3]
+                                      [--client go|python]
                                       [--stub go|python]
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
@@ -337,8 +338,16 @@ def main() -> None:
                          "pool more of the machine's minutes into each p99")
     ap.add_argument("--sections", default="1,2,3",
                     help="which of the three parts to run (e.g. 2 for 500/s alone)")
+    ap.add_argument("--streams", default="1,64",
+                    help="part 1's concurrent stream counts (default 1,64)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
+    try:
+        streams_counts = [int(n) for n in args.streams.split(",")]
+    except ValueError:
+        streams_counts = []
+    if not streams_counts or min(streams_counts) < 1:
+        ap.error(f"--streams {args.streams}: comma-separated counts of at least 1 (e.g. 64)")
     if not sections <= {"1", "2", "3"}:
         ap.error(f"--sections {args.sections}: comma-separated parts 1, 2 and 3 (e.g. 2)")
     global CLIENT
@@ -394,10 +403,11 @@ def main() -> None:
                   f"apart; mirror on: {args.sample_rate:.0%} of requests recorded into SQLite\n")
             if "1" in sections:
                 print("1. Added latency")
-                compare("concurrency 1", bases, metrics_ports, rounds,
-                        n=40 if args.quick else 100, concurrency=1)
-                compare("concurrency 64", bases, metrics_ports, rounds,
-                        n=640 if args.quick else 1920, concurrency=64)
+                for streams in streams_counts:
+                    per_stream = 40 if args.quick else 100 if streams == 1 else 30
+                    compare(f"concurrency {streams}", bases, metrics_ports, rounds,
+                            n=streams * (10 if args.quick and streams > 1 else per_stream),
+                            concurrency=streams)
             if "2" in sections:
                 print("\n2. 500 requests/s")
                 compare("constant 500/s", bases, metrics_ports, rounds,

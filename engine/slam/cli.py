@@ -468,7 +468,7 @@ def gateway_cmd(
 
     The request path is slam-gateway-proxy (Go's ReverseProxy); this process records. The mirror
     path never slows or fails a request: sampled exchanges wait on a bounded queue and are
-    written one at a time; a full queue or a store that is down drops them, counted in the
+    written in batches; a full queue or a store that is down drops them, counted in the
     metrics (slam_gateway_requests_dropped_total by reason).
     """
     import re

@@ -16,10 +16,11 @@ Two processes, one command (`slam gateway`, this module's `run`):
   relayed). Why Go and not this process's asyncio: one event loop relays one chunk at a time,
   and at 64 concurrent streams whose first tokens arrive together the last one waited ~15 ms
   (bench/README.md, issue 30); Go relays on every core at microseconds a chunk.
-- The recorder is this process: the queue's one consumer hands it each exchange over a Unix
-  socket (`recorder_app`); it redacts the request and the answer (slam.redact) and writes them to
-  the results store — the prompt into the run's prompt set, the answer as the incumbent target's
-  response with its timings — and answers with the outcome, which the proxy counts. A store
+- The recorder is this process: the queue's one consumer hands it the exchanges over a Unix
+  socket in batches (those queued within 200 ms, at most 64: `recorder_app`); it redacts each
+  request and answer (slam.redact) and writes the batch to the results store in one transaction
+  — each prompt into the run's prompt set, each answer as the incumbent target's response with
+  its timings — and answers with each one's outcome, which the proxy counts. A store
   that is down or slow costs drops, counted by reason, and nothing else. The caller's key is
   forwarded and never kept: only messages and answers are written, and nothing logs a header.
 
@@ -177,8 +178,9 @@ class Recording:
 
 
 class _Writer:
-    """Redacts and stores one exchange at a time (in the recorder); a store that fails
-    is left alone for `recording.retry_seconds`, each exchange meanwhile a counted drop."""
+    """Redacts and stores the exchanges of a batch (in the recorder), the batch in one
+    transaction; a store that fails is left alone for `recording.retry_seconds`, each exchange
+    meanwhile a counted drop."""
 
     def __init__(self, recording: Recording, redactor: Redactor):
         self.recording = recording
@@ -187,16 +189,38 @@ class _Writer:
         self._run_pk: int | None = None
         self._down_until = 0.0
 
-    def handle(self, exchange: Exchange) -> str | None:
-        """The drop reason, or None when it was written."""
+    def handle(self, exchanges: list[Exchange]) -> list[str | None]:
+        """Each exchange's drop reason, or None when it was written."""
+        if time.monotonic() < self._down_until:
+            return ["store_unavailable"] * len(exchanges)
+        outcomes: list[str | None] = []
+        items, model = [], ""
+        for ex in exchanges:
+            item = self._prepare(ex)
+            if isinstance(item, str):
+                outcomes.append(item)
+            else:
+                outcomes.append(None)
+                items.append((len(outcomes) - 1, item))
+                model = model or str(ex.request.get("model", ""))
+            _let_the_proxy_run()
+        if not items:
+            return outcomes
         try:
-            return self._write(exchange)
+            store, run_pk = self._run(model)
+            added = store.add_prompts(run_pk, [item for _, item in items],
+                                      between=_let_the_proxy_run)
         except Exception as e:  # noqa: BLE001 - a store error is a counted drop, never a crash
             self._down_until = time.monotonic() + self.recording.retry_seconds
             self._forget_store()
             log.warning("store unavailable, dropping sampled requests for %.0f s: %s",
                         self.recording.retry_seconds, _safe_error(e, self.recording.store_url))
-            return "store_unavailable"
+            for i, _ in items:
+                outcomes[i] = "store_unavailable"
+            return outcomes
+        for (i, _), ok in zip(items, added, strict=True):
+            outcomes[i] = None if ok else "duplicate"
+        return outcomes
 
     def close(self) -> None:
         self._forget_store()
@@ -223,10 +247,8 @@ class _Writer:
                         "details": {"recordedBy": "slam gateway"}})
         return self._store, self._run_pk
 
-    def _write(self, ex: Exchange) -> str | None:
-        """Redact and store one exchange; the drop reason, or None when it was written."""
-        if time.monotonic() < self._down_until:
-            return "store_unavailable"
+    def _prepare(self, ex: Exchange) -> str | tuple[str, list[dict], tuple, RequestRecord]:
+        """One exchange redacted, as the store's prompt item; or the reason it is not kept."""
         if not 200 <= ex.status < 300:
             return "incumbent_error"
         try:
@@ -238,14 +260,21 @@ class _Writer:
             message["content"], _ = self.redactor.redact(message["content"])
         answer["text"], _ = self.redactor.redact(answer["text"])
         prompt_id = f"gw-{prompt_key(messages)[:12]}"
-        store, run_pk = self._run(str(ex.request.get("model", "")))
         record = RequestRecord(
             target=self.recording.incumbent, prompt_id=prompt_id, sample=0,
             started_at=ex.started_at, attempts=1, ttft_ms=ex.ttft_ms, e2e_ms=ex.e2e_ms,
             status_code=ex.status, **answer)
-        if not store.add_prompt(run_pk, prompt_id, messages, record=record):
-            return "duplicate"
-        return None
+        return prompt_id, messages, (), record
+
+
+def _let_the_proxy_run() -> None:
+    """Between two exchanges of a batch (redacting them, then storing them), the recorder gives
+    its core up to any proxy thread that is waiting for it (a no-op when none is). Under the
+    kernel's EEVDF scheduler a SCHED_IDLE task can be picked over a runnable thread that has had
+    more than its share lately, and then runs until it blocks or the next tick (4 ms at HZ=250):
+    a yield every exchange bounds that to one exchange's work."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_yield()
 
 
 def _safe_error(e: BaseException, store_url: str) -> str:
@@ -266,22 +295,33 @@ def _safe_error(e: BaseException, store_url: str) -> str:
 
 
 def recorder_app(writer: _Writer) -> web.Application:
-    """POST /exchange: one exchange from the proxy's queue, answered with its outcome (`null` when
-    it was written, else the drop reason). The proxy sends one at a time; the writer works in a
-    thread so this process's loop stays free."""
+    """POST /exchanges: a batch of exchanges from the proxy's queue (a JSON list), answered with
+    each one's outcome (`{"outcomes": [...]}`: `null` when it was written, else the drop reason).
+    The proxy sends one batch at a time; the writer works in a thread so this process's loop
+    stays free."""
     lock = asyncio.Lock()
 
-    async def exchange(request: web.Request) -> web.Response:
+    async def exchanges(request: web.Request) -> web.Response:
         try:
-            ex = Exchange.from_proxy(await request.json())
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"outcome": "not_recordable"})
+            batch = await request.json()
+        except ValueError:
+            return web.json_response({"error": "not a JSON list of exchanges"}, status=400)
+        if not isinstance(batch, list):
+            return web.json_response({"error": "not a JSON list of exchanges"}, status=400)
+        parsed: list[Exchange | None] = []
+        for data in batch:
+            try:
+                parsed.append(Exchange.from_proxy(data))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                parsed.append(None)
+        good = [ex for ex in parsed if ex is not None]
         async with lock:
-            outcome = await asyncio.to_thread(writer.handle, ex)
-        return web.json_response({"outcome": outcome})
+            written = iter(await asyncio.to_thread(writer.handle, good) if good else [])
+        return web.json_response({"outcomes": [
+            next(written) if ex is not None else "not_recordable" for ex in parsed]})
 
-    app = web.Application(client_max_size=64 << 20)
-    app.router.add_post("/exchange", exchange)
+    app = web.Application(client_max_size=160 << 20)
+    app.router.add_post("/exchanges", exchanges)
     return app
 
 

@@ -4,6 +4,8 @@ feature nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import re
@@ -287,13 +289,20 @@ def test_a_full_queue_drops_and_counts_while_answers_keep_flowing(tmp_path: Path
         for i in range(12):
             assert exchange(gw.url, body(f"question {i}"))[0] == 200
         answered_in = time.monotonic() - started
-        gw.wait_for("slam_gateway_requests_dropped_total", 9, reason="queue_full")
+        # At most 2 wait (queued or gathered into the next batch) and a batch of at most 2 is
+        # being written: the other 8 or more are dropped and counted.
+        gw.wait_for("slam_gateway_requests_dropped_total", 8, reason="queue_full")
         assert answered_in < 30  # not waiting on the store's 60 s lock timeout
         lock.rollback()
         gw.wait_for("slam_gateway_requests_recorded_total", 1)
-        recorded = gw.count("slam_gateway_requests_recorded_total")
-        dropped = gw.count("slam_gateway_requests_dropped_total", reason="queue_full")
-        assert recorded + dropped == 12 and recorded <= 3
+        deadline = time.monotonic() + 30
+        while True:  # the last batch may still be on its way
+            recorded = gw.count("slam_gateway_requests_recorded_total")
+            dropped = gw.count("slam_gateway_requests_dropped_total", reason="queue_full")
+            if recorded + dropped == 12 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert recorded + dropped == 12 and recorded <= 4, (recorded, dropped)
     finally:
         lock.close()
         stop(gw.proc)
@@ -590,3 +599,49 @@ def test_bad_gateway_settings_are_refused_before_it_listens(tmp_path: Path) -> N
                  "--route 'v1/chat/completions': a path starting with /"):
         assert said in out.stderr, out.stderr
     assert not (tmp_path / "r.db").exists()  # refused before anything was opened
+
+
+def test_each_exchange_of_a_batch_gets_its_own_outcome(tmp_path: Path) -> None:
+    # The recorder's side of the Unix socket: the proxy sends what it sampled in batches; one
+    # exchange it cannot use must cost that exchange alone, counted by its own reason.
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from slam.gateway import Recording, _Writer, recorder_app
+    from slam.redact import Redactor
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    writer = _Writer(Recording(store_url=url, evaluation="support-shadow", run_id="week-49"),
+                     Redactor())
+
+    def sampled(question: str, *, status: int = 200) -> dict:
+        answer = {"id": "c", "object": "chat.completion", "created": CREATED, "model": "gpt-4o",
+                  "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                      "role": "assistant", "content": f"About {question}: call me at "
+                                                      "+44 20 7946 0958."}}],
+                  "usage": {"prompt_tokens": 9, "completion_tokens": 7}}
+        return {"request": body(question), "status": status,
+                "body": base64.b64encode(json.dumps(answer).encode()).decode(),
+                "streamed": False, "started_at": "2026-12-06T10:00:00.000000Z",
+                "ttft_ms": None, "e2e_ms": 120.5}
+
+    batch = [sampled("refunds"), {"status": 200}, sampled("returns", status=500),
+             sampled("refunds"), sampled("invoices")]
+
+    async def send() -> tuple[list, int]:
+        async with TestClient(TestServer(recorder_app(writer))) as client:
+            answered = await client.post("/exchanges", json=batch)
+            refused = await client.post("/exchanges", data=b'{"request": ')
+            return (await answered.json())["outcomes"], refused.status
+
+    try:
+        outcomes, refused = asyncio.run(send())
+    finally:
+        writer.close()
+    assert outcomes == [None, "not_recordable", "incumbent_error", "duplicate", None]
+    assert refused == 400
+    store = Store.open(url)
+    run = store.find_run("support-shadow", "week-49")
+    assert run is not None
+    assert [p["messages"][-1]["content"] for p in store.prompts(run.id)] == ["refunds", "invoices"]
+    texts = [r["text"] for r in store.responses(run.id, "incumbent")]
+    assert len(texts) == 2 and all("[PHONE]" in t and "7946" not in t for t in texts)

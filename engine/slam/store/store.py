@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -247,25 +247,41 @@ class Store:
         """Append one prompt to a run's set and, in the same transaction, the answer it
         already has (the shadow gateway's sampled traffic and the incumbent's answer); False,
         and nothing written, when the run already has the prompt."""
+        return self.add_prompts(run_pk, [(prompt_id, messages, references, record)])[0]
+
+    def add_prompts(self, run_pk: int, items: Sequence[tuple[str, Sequence[dict], Sequence[str],
+                                                             RequestRecord | None]],
+                    *, between: Callable[[], None] | None = None) -> list[bool]:
+        """`add_prompt` for several (prompt id, messages, references, record) in one
+        transaction, in order: for each, whether it was added (False: the run, or an earlier
+        item, already had the prompt). `between` is called after each item's statement (the
+        shadow gateway's recorder gives its core back there)."""
+        added: list[bool] = []
         with self.engine.begin() as conn:
             position = conn.execute(
                 select(func.coalesce(func.max(RunPrompt.position) + 1, 0)).filter_by(
                     run_pk=run_pk)).scalar_one()
             # The values go as parameters, not .values(): the statement is then the same every
-            # call and compiled once (the recorder calls this per sampled request, and
-            # .values() rebuilt and re-keyed both statements each time: 2/3 of its CPU).
+            # call and compiled once (the recorder calls this per batch of sampled requests,
+            # and .values() rebuilt and re-keyed both statements each time: 2/3 of its CPU).
             stmt = (self._insert(RunPrompt)
                     .on_conflict_do_nothing(index_elements=["run_pk", "prompt_id"])
                     .returning(RunPrompt.prompt_id))
-            row = {"run_pk": run_pk, "prompt_id": prompt_id, "position": position,
-                   "messages": list(messages), "references": list(references)}
-            if len(conn.execute(stmt, row).all()) != 1:
-                return False
-            if record is not None:
+            answers = []
+            for prompt_id, messages, references, record in items:
+                row = {"run_pk": run_pk, "prompt_id": prompt_id, "position": position,
+                       "messages": list(messages), "references": list(references)}
+                added.append(len(conn.execute(stmt, row).all()) == 1)
+                if added[-1]:
+                    position += 1
+                    if record is not None:
+                        answers.append(_response_row(run_pk, record))
+                if between is not None:
+                    between()
+            if answers:
                 conn.execute(self._insert(Response)
-                             .on_conflict_do_nothing(index_elements=RESPONSE_KEY),
-                             _response_row(run_pk, record))
-            return True
+                             .on_conflict_do_nothing(index_elements=RESPONSE_KEY), answers)
+        return added
 
     def recorded_prompts(self, evaluation: str, run_id: str, namespace: str = "") -> PromptSet:
         """The prompts the shadow gateway recorded into a run, in the order it recorded them
