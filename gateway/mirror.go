@@ -131,29 +131,24 @@ func (m *Mirror) next() []*Exchange {
 		linger = timer.C
 	}
 	for len(batch) < m.MaxBatch && size < m.MaxBytes {
+		var ex *Exchange
 		select {
-		case ex, ok := <-m.queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, ex)
-			size += ex.size()
-			continue
+		case ex, ok = <-m.queue: // one already waiting joins at once
 		default:
-		}
-		if linger == nil {
-			return batch
-		}
-		select {
-		case ex, ok := <-m.queue:
-			if !ok {
+			if linger == nil {
 				return batch
 			}
-			batch = append(batch, ex)
-			size += ex.size()
-		case <-linger:
+			select {
+			case ex, ok = <-m.queue:
+			case <-linger:
+				return batch
+			}
+		}
+		if !ok {
 			return batch
 		}
+		batch = append(batch, ex)
+		size += ex.size()
 	}
 	return batch
 }

@@ -314,9 +314,9 @@ def recorder_app(writer: _Writer) -> web.Application:
                 parsed.append(Exchange.from_proxy(data))
             except (ValueError, KeyError, TypeError, AttributeError):
                 parsed.append(None)
-        good = [ex for ex in parsed if ex is not None]
         async with lock:
-            written = iter(await asyncio.to_thread(writer.handle, good) if good else [])
+            written = iter(await asyncio.to_thread(
+                writer.handle, [ex for ex in parsed if ex is not None]))
         return web.json_response({"outcomes": [
             next(written) if ex is not None else "not_recordable" for ex in parsed]})
 
