@@ -7,14 +7,21 @@
 
 1. Added latency at 1 and 64 concurrent streams: the same streamed requests straight to the stub
    and through `slam gateway` (its Go request path, mirror on, recording into SQLite) with each
-   `--workers` count (the cores it may use at once, GOMAXPROCS; one gateway per count, all
-   running; "gw-2" is --workers 2), rounds interleaved. Prints TTFT
+   `--workers` count (the cores it may use at once; its GOMAXPROCS is never below 2; one
+   gateway per count, all running; "gw-2" is --workers 2), rounds interleaved. Prints TTFT
    and end-to-end p50/p99 both ways, the TTFT p50 ratio (target <= 1.02), the client-side p99
    difference, and the gateway's own added-latency histogram p99 (target <= 2 ms). The stub
-   stamps its first token with its send time (CLOCK_MONOTONIC, one machine): the first token's
-   delivery (the stub's write to the client's read: loopback, the proxy, the client's wake-up)
-   is printed too, without the stub's own first-token jitter; its p99 difference is the added
-   latency least disturbed by the rest of the machine.
+   stamps its first token with the time the request reached its handler and the time it sent
+   the token (CLOCK_MONOTONIC, one machine), so each request's two legs are printed apart from
+   the stub's own first-token jitter: the request's way in (the client's send to the stub's
+   handler: the proxy's accept, read and forward) and the first token's way out (the stub's
+   write to the client's read: loopback, the proxy, the client's wake-up); their p99
+   differences are the added latency least disturbed by the rest of the machine. A client's
+   first request on each connection also pays for opening it; the TTFT on kept-alive
+   connections (the streams' steady state, what the targets are for) and that of a new
+   connection's first request are printed apart. Each round is a fresh client process, so at 64
+   streams the 64 connections open together, after the proxy sat idle for the other paths'
+   rounds.
 2. 500 requests/s: constant-rate arrivals for a few seconds, both ways, the same figures.
 3. The highest rate forwarded with the mirror on: rising constant rates through the gateway; a
    rate is forwarded when every request succeeds, the achieved rate is >= 95% of it and the
@@ -69,41 +76,54 @@ def body() -> str:
 
 
 SENT_AT = re.compile(rb": sent (\d+)")
+RECEIVED_AT = re.compile(rb": received (\d+)")
 
 
-async def measure(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
-                  deliveries: list[float] | None = None
-                  ) -> tuple[list[float], list[float], int, float]:
-    """(TTFTs ms, e2es ms, failures, seconds) for n streamed requests, by concurrency or rate;
-    `deliveries` gets each first token's time from the stub's write to this client's read (ms)."""
-    ttfts: list[float] = []
-    e2es: list[float] = []
-    failures = 0
+FIELDS = ("ttft_ms", "e2e_ms", "delivery_ms", "request_ms", "new_connection")
+
+
+async def measure(base: str, n: int, concurrency: int | None = None, rate: float | None = None
+                  ) -> dict:
+    """n streamed requests, by concurrency or rate: each one's TTFT and end-to-end time, its
+    first token's delivery (the stub's write to this client's read), its request's way in (this
+    client's send to the stub's handler; both -1 when the stub did not stamp) and whether it went
+    on a connection opened for it (ms; lists aligned), then the failures and seconds taken."""
+    out: dict = {f: [] for f in FIELDS} | {"failures": 0}
+    trace = aiohttp.TraceConfig()
+
+    async def opened(_session, ctx, _params) -> None:
+        ctx.trace_request_ctx["new"] = True
+    trace.on_connection_create_end.append(opened)
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as session:
         async def one() -> None:
-            nonlocal failures
             start = time.perf_counter()
+            start_ns = time.monotonic_ns()
+            conn = {"new": False}
+            delivery = request = -1.0
             try:
                 async with session.post(f"{base}/v1/chat/completions", data=body(),
-                                        headers={"Content-Type": "application/json"}) as r:
+                                        headers={"Content-Type": "application/json"},
+                                        trace_request_ctx=conn) as r:
                     first = None
                     async for data in r.content.iter_any():
                         if first is None:
                             first = time.perf_counter()
                             read_ns = time.monotonic_ns()
-                            sent = SENT_AT.search(data)
-                            if sent and deliveries is not None:
-                                deliveries.append((read_ns - int(sent.group(1))) / 1e6)
+                            if sent := SENT_AT.search(data):
+                                delivery = (read_ns - int(sent.group(1))) / 1e6
+                            if received := RECEIVED_AT.search(data):
+                                request = (int(received.group(1)) - start_ns) / 1e6
                     if r.status != 200 or first is None:
-                        failures += 1
+                        out["failures"] += 1
                         return
             except aiohttp.ClientError:
-                failures += 1
+                out["failures"] += 1
                 return
             end = time.perf_counter()
-            ttfts.append((first - start) * 1000)
-            e2es.append((end - start) * 1000)
+            for field, value in zip(FIELDS, ((first - start) * 1000, (end - start) * 1000,
+                                             delivery, request, conn["new"]), strict=True):
+                out[field].append(value)
 
         began = time.perf_counter()
         if rate is not None:
@@ -123,7 +143,8 @@ async def measure(base: str, n: int, concurrency: int | None = None, rate: float
                     await one()
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return ttfts, e2es, failures, time.perf_counter() - began
+        out["seconds"] = time.perf_counter() - began
+        return out
 
 
 CLIENT: str | None = None  # bench/loadgen's binary, when built
@@ -161,21 +182,16 @@ class GoStub:
             stop(self.proc)
 
 
-def run_client(base: str, n: int, concurrency: int | None = None, rate: float | None = None,
-               deliveries: list[float] | None = None
-               ) -> tuple[list[float], list[float], int, float]:
+def run_client(base: str, n: int, concurrency: int | None = None, rate: float | None = None
+               ) -> dict:
     """measure(), by bench/loadgen when it is built (a subprocess on this process's core)."""
     if CLIENT is None:
-        return asyncio.run(measure(base, n, concurrency=concurrency, rate=rate,
-                                   deliveries=deliveries))
+        return asyncio.run(measure(base, n, concurrency=concurrency, rate=rate))
     how = ["--rate", str(rate)] if rate is not None else ["--concurrency", str(concurrency)]
     first, *_ = itertools.islice(SENT, n)  # n numbers taken, so bodies stay distinct
     out = subprocess.run([CLIENT, "--url", base, "--n", str(n), "--first", str(first), *how],
                          check=True, capture_output=True, text=True)
-    r = json.loads(out.stdout)
-    if deliveries is not None:
-        deliveries += r["delivery_ms"]
-    return r["ttft_ms"], r["e2e_ms"], r["failures"], r["seconds"]
+    return json.loads(out.stdout)
 
 
 def p(values: list[float], q: float) -> float:
@@ -203,19 +219,25 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
             **how) -> None:
     """Interleaved rounds straight to the stub and through each proxy; figures per path."""
     before = {name: gateway_added_p99(port)[1] for name, port in metrics_ports.items()}
-    ttft: dict[str, list[float]] = {name: [] for name in bases}
-    e2e: dict[str, list[float]] = {name: [] for name in bases}
-    delivery: dict[str, list[float]] = {name: [] for name in bases}
-    fails = dict.fromkeys(bases, 0)
+    got: dict[str, dict] = {name: {f: [] for f in FIELDS} | {"failures": 0} for name in bases}
     for _ in range(rounds):  # interleaved, so drift in the machine's load hits all alike
         for name, base in bases.items():
-            t, e, f, _ = run_client(base, deliveries=delivery[name], **how)
-            ttft[name] += t
-            e2e[name] += e
-            fails[name] += f
-    print(f"{label}: " + ", ".join(f"{name} {len(ttft[name])} ({fails[name]} failed)"
-                                   for name in bases))
+            r = run_client(base, **how)
+            for field in (*FIELDS, "failures"):
+                got[name][field] += r[field]
+    print(f"{label}: " + ", ".join(f"{name} {len(got[name]['ttft_ms'])} "
+                                   f"({got[name]['failures']} failed)" for name in bases))
     d = "direct"
+
+    def row(name: str, times: dict[str, list[float]], width: int = 6) -> str:
+        line = f"ms p50 {p(times[name], 50):{width}.2f} p99 {p(times[name], 99):{width}.2f}"
+        if name != d:
+            line += (f"   added p50 {p(times[name], 50) - p(times[d], 50):+.2f} ms p99 "
+                     f"{p(times[name], 99) - p(times[d], 99):+.2f} ms")
+        return line
+
+    ttft = {name: got[name]["ttft_ms"] for name in bases}
+    e2e = {name: got[name]["e2e_ms"] for name in bases}
     for name in bases:
         line = (f"  {name:8s} TTFT ms p50 {p(ttft[name], 50):7.2f} p99 {p(ttft[name], 99):7.2f}"
                 f"   e2e ms p50 {p(e2e[name], 50):7.2f} p99 {p(e2e[name], 99):7.2f}")
@@ -224,13 +246,26 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
                      f"{p(ttft[name], 50) - p(ttft[d], 50):+.2f} ms p99 "
                      f"{p(ttft[name], 99) - p(ttft[d], 99):+.2f} ms")
         print(line)
+    for leg, field in (("request, client's send to stub's handler", "request_ms"),
+                       ("first token, stub's write to client's read", "delivery_ms")):
+        times = {name: [t for t in got[name][field] if t >= 0] for name in bases}
+        for name in bases:
+            print(f"  {name:8s} {leg}: {row(name, times)}")
+    # A client's first request on each connection also pays for opening it (the proxy accepts,
+    # reads and forwards a burst of them when the streams start together): shown apart from
+    # the kept-alive requests when a run has both.
+    new: dict[str, list[float]] = {name: [] for name in bases}
+    kept: dict[str, list[float]] = {name: [] for name in bases}
     for name in bases:
-        line = (f"  {name:8s} first token, stub's write to client's read: ms p50 "
-                f"{p(delivery[name], 50):6.2f} p99 {p(delivery[name], 99):6.2f}")
-        if name != d:
-            line += (f"   added p50 {p(delivery[name], 50) - p(delivery[d], 50):+.2f} ms p99 "
-                     f"{p(delivery[name], 99) - p(delivery[d], 99):+.2f} ms")
-        print(line)
+        for t, fresh in zip(got[name]["ttft_ms"], got[name]["new_connection"], strict=True):
+            (new if fresh else kept)[name].append(t)
+    if all(new.values()) and all(kept.values()):
+        for name in bases:
+            print(f"  {name:8s} TTFT on kept-alive connections ({len(kept[name])}): "
+                  f"{row(name, kept, 7)}")
+        for name in bases:
+            print(f"  {name:8s} TTFT, a new connection's first request ({len(new[name])}): "
+                  f"{row(name, new, 7)}")
     for name, port in metrics_ports.items():
         added, count = gateway_added_p99(port)
         print(f"  {name}'s own added latency (its histogram): p99 <= {added:.2f} ms over "
@@ -300,7 +335,8 @@ def highest_rate(gw_base: str, rates: list[int], seconds: float, first_token_ms:
         n = int(rate * seconds)
         ok = False
         for attempt in range(1, tries + 1):
-            ttfts, _, failures, took = run_client(gw_base, n, rate=rate)
+            r = run_client(gw_base, n, rate=rate)
+            ttfts, failures, took = r["ttft_ms"], r["failures"], r["seconds"]
             achieved = n / max(took - p(ttfts, 50) / 1000, 1e-9)
             ok = (failures == 0 and achieved >= 0.95 * rate
                   and p(ttfts, 99) <= 1.1 * first_token_ms)
@@ -322,8 +358,8 @@ def main() -> None:
                     help="share of requests the mirror records (default 0.1)")
     ap.add_argument("--workers", default=None,
                     help="the gateway's --workers, one gateway per comma-separated count "
-                         "(default 1,2; with --pin 1: GOMAXPROCS above the one core the "
-                         "proxies get is the operating system's time slicing, not more CPU)")
+                         "(default 2; with --pin 1: the one core the proxies get; its "
+                         "GOMAXPROCS is 2 either way, Go's floor)")
     ap.add_argument("--incumbent-ttft-ms", type=float, default=250.0,
                     help="the stub's time to first token (a hosted API's is 200-600 ms)")
     ap.add_argument("--pin", action="store_true",
@@ -366,7 +402,7 @@ def main() -> None:
         proxy_prefix = ["taskset", "-c", str(second)]
         args.workers = args.workers or "1"
         print(f"pinned: client and stub on core {first}, proxies on core {second}")
-    args.workers = args.workers or "1,2"
+    args.workers = args.workers or "2"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.stub == "go" and CLIENT is not None:

@@ -3,7 +3,9 @@
 // loop's own queueing (at 500 requests/s the Python client's waits were larger than what it
 // measured). Prints one JSON object: each request's TTFT and end-to-end time (ms), each first
 // token's delivery (the stub's `: sent <CLOCK_MONOTONIC ns>` stamp to this client's read, ms),
-// the failures and the seconds the run took.
+// its request's way in (this client's send to the stub's `: received <ns>` stamp, ms), whether it
+// went on a connection this client had just opened (the lists are aligned; -1 where the stub did
+// not stamp), the failures and the seconds the run took.
 //
 //	loadgen --url http://127.0.0.1:PORT --n 2500 --rate 500 [--first 0]
 //	loadgen --url http://127.0.0.1:PORT --n 1920 --concurrency 64
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"regexp"
 	"strconv"
@@ -29,12 +32,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var sentAt = regexp.MustCompile(`: sent (\d+)`)
+var (
+	sentAt     = regexp.MustCompile(`: sent (\d+)`)
+	receivedAt = regexp.MustCompile(`: received (\d+)`)
+)
 
 type result struct {
 	TTFT     []float64 `json:"ttft_ms"`
 	E2E      []float64 `json:"e2e_ms"`
 	Delivery []float64 `json:"delivery_ms"`
+	Request  []float64 `json:"request_ms"`
+	NewConn  []bool    `json:"new_connection"`
 	Failures int       `json:"failures"`
 	Seconds  float64   `json:"seconds"`
 	mu       sync.Mutex
@@ -57,12 +65,22 @@ func body(i int) []byte {
 
 func one(client *http.Client, url string, i int, res *result) {
 	start := time.Now()
+	startNs := monotonicNs()
 	fail := func() {
 		res.mu.Lock()
 		res.Failures++
 		res.mu.Unlock()
 	}
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body(i)))
+	fresh := false
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body(i)))
+	if err != nil {
+		fail()
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { fresh = !info.Reused }}))
+	resp, err := client.Do(req)
 	if err != nil {
 		fail()
 		return
@@ -70,7 +88,7 @@ func one(client *http.Client, url string, i int, res *result) {
 	defer resp.Body.Close()
 	buf := make([]byte, 16<<10)
 	var first time.Time
-	delivery := -1.0
+	delivery, request := -1.0, -1.0
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 && first.IsZero() {
@@ -79,6 +97,11 @@ func one(client *http.Client, url string, i int, res *result) {
 			if m := sentAt.FindSubmatch(buf[:n]); m != nil {
 				if sent, perr := strconv.ParseInt(string(m[1]), 10, 64); perr == nil {
 					delivery = float64(read-sent) / 1e6
+				}
+			}
+			if m := receivedAt.FindSubmatch(buf[:n]); m != nil {
+				if received, perr := strconv.ParseInt(string(m[1]), 10, 64); perr == nil {
+					request = float64(received-startNs) / 1e6
 				}
 			}
 		}
@@ -98,9 +121,9 @@ func one(client *http.Client, url string, i int, res *result) {
 	res.mu.Lock()
 	res.TTFT = append(res.TTFT, float64(first.Sub(start).Microseconds())/1000)
 	res.E2E = append(res.E2E, float64(end.Sub(start).Microseconds())/1000)
-	if delivery >= 0 {
-		res.Delivery = append(res.Delivery, delivery)
-	}
+	res.Delivery = append(res.Delivery, delivery)
+	res.Request = append(res.Request, request)
+	res.NewConn = append(res.NewConn, fresh)
 	res.mu.Unlock()
 }
 
@@ -128,7 +151,8 @@ func main() {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096,
 		DisableCompression: true, IdleConnTimeout: 30 * time.Second}}
 	url := *base + "/v1/chat/completions"
-	res := &result{TTFT: []float64{}, E2E: []float64{}, Delivery: []float64{}}
+	res := &result{TTFT: []float64{}, E2E: []float64{}, Delivery: []float64{}, Request: []float64{},
+		NewConn: []bool{}}
 	var wg sync.WaitGroup
 	began := time.Now()
 	if *rate > 0 {

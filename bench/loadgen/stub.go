@@ -54,6 +54,7 @@ func (c stubConfig) completions(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error": {"message": "Invalid 'messages'"}}`))
 		return
 	}
+	received := monotonicNs()
 	if req.Model == "" {
 		req.Model = "stub"
 	}
@@ -93,8 +94,8 @@ func (c stubConfig) completions(w http.ResponseWriter, r *http.Request) {
 	for i := 0; i < n; i++ {
 		time.Sleep(c.interval)
 		b := chunk(req.Model, fmt.Sprintf(" tok%d", i), "")
-		if c.stamp && i == 0 { // an SSE comment (clients skip it): when it was sent
-			b = append([]byte(fmt.Sprintf(": sent %d\n\n", monotonicNs())), b...)
+		if c.stamp && i == 0 { // SSE comments (clients skip them): when the request was in, when this was sent
+			b = append([]byte(fmt.Sprintf(": received %d\n\n: sent %d\n\n", received, monotonicNs())), b...)
 		}
 		if !send(b) {
 			return

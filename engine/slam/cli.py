@@ -460,8 +460,9 @@ def gateway_cmd(
     shutdown_timeout: float = typer.Option(
         30.0, min=0.0, help="On SIGTERM: seconds in-flight answers get to finish."),
     workers: int | None = typer.Option(
-        None, min=1, max=256, help="Cores the request path may use at once (its GOMAXPROCS; "
-        "default: the cores the container's CPU limit allows)."),
+        None, min=1, max=256, help="Cores the request path may use at once (its GOMAXPROCS, "
+        "at least 2 as Go's own default under a CPU limit; default: the cores the container's "
+        "CPU limit allows)."),
 ) -> None:
     """Run the shadow gateway: forward every request to the incumbent unchanged and record a
     sample of the feature's real traffic, redacted, as a run of an Evaluation.

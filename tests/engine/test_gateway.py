@@ -143,6 +143,9 @@ def test_answers_and_errors_arrive_as_the_incumbent_sent_them(tmp_path: Path, up
         assert gw.count("slam_gateway_requests_forwarded_total", code="429") == 1
         assert gw.count("slam_gateway_requests_sampled_total") == 0
         assert gw.count("slam_gateway_added_latency_seconds_count") == 8
+        # The cores it may use, as its metrics show them: never one scheduler P (a burst of new
+        # connections would wait on the network poll), three when three are given.
+        assert gw.count("go_sched_gomaxprocs_threads") == max(workers, 2)
         # The Grafana dashboard's gateway panels query what the gateway serves.
         served = {name for name, _ in gw.metrics()}
         dashboard = json.loads((REPO / "deploy" / "grafana" / "slam-operator.json").read_text())

@@ -1,8 +1,9 @@
 """A local stand-in for the OpenAI chat completions API that also plays its failure modes.
 
 Streams `--tokens` tokens, one every `--interval` seconds (a fixed rate, for benchmarks;
-`--stamp` puts `: sent <CLOCK_MONOTONIC ns>` before the first, an SSE comment clients skip, so a
-benchmark on the same machine can time the delivery alone). A prompt
+`--stamp` puts `: received <ns>` and `: sent <ns>` (CLOCK_MONOTONIC) before the first, SSE
+comments clients skip, so a benchmark on the same machine can time the request's way in and the
+first token's way out alone). A prompt
 steers the stub with a directive anywhere in its last message, counted per (model, prompt text):
 
   [[500:N]]   the first N attempts get HTTP 500, later ones succeed
@@ -94,6 +95,7 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
             return JSONResponse({"error": {"message": "Incorrect API key provided.",
                                            "type": "invalid_request_error"}}, status_code=401)
         body = await request.json()
+        received = time.monotonic_ns()
         text = body["messages"][-1]["content"]
         if isinstance(text, list):  # content parts, as the API also accepts
             text = " ".join(part.get("text", "") for part in text)
@@ -131,8 +133,9 @@ def make_app(tokens: int = 16, interval: float = 0.0, api_key: str | None = None
                 if mode == "badjson" and i == 1:
                     yield b'data: {"id": "chatcmpl-stub", "choices": [{"delta": \n\n'
                     return
-                if stamp and i == 0:  # an SSE comment (clients skip it): when it was sent
-                    yield b": sent %d\n\n" % time.monotonic_ns() + chunk(i, " tok0", model=model)
+                if stamp and i == 0:  # SSE comments (clients skip them): request in, this sent
+                    yield (b": received %d\n\n: sent %d\n\n" % (received, time.monotonic_ns())
+                           + chunk(i, " tok0", model=model))
                     continue
                 yield chunk(i, f" tok{i}", model=model)
             yield chunk(n, None, "length" if n == body.get("max_tokens") else "stop", model=model)
@@ -205,7 +208,7 @@ def main() -> None:
     parser.add_argument("--first-token", type=float, default=0.0,
                         help="seconds before the first token (a real API's queue and prefill)")
     parser.add_argument("--stamp", action="store_true",
-                        help="an SSE comment with the send time before the first token")
+                        help="SSE comments with the request's arrival and the send time before the first token")
     args = parser.parse_args()
     app = make_app(args.tokens, args.interval, args.api_key, args.created, args.first_token,
                    args.stamp)
