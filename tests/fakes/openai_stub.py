@@ -208,7 +208,8 @@ def main() -> None:
     parser.add_argument("--first-token", type=float, default=0.0,
                         help="seconds before the first token (a real API's queue and prefill)")
     parser.add_argument("--stamp", action="store_true",
-                        help="SSE comments with the request's arrival and the send time before the first token")
+                        help="SSE comments before the first token: when the request arrived, "
+                             "when the token was sent")
     args = parser.parse_args()
     app = make_app(args.tokens, args.interval, args.api_key, args.created, args.first_token,
                    args.stamp)
