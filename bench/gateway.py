@@ -1,6 +1,6 @@
 """What does the shadow gateway cost the feature? One run, one stub server, ratios to direct calls.
 
-    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 1,2] [--pin]
+    .venv/bin/python bench/gateway.py [--quick] [--sample-rate 0.1] [--workers 2] [--pin]
                                       [--sections 1,2,3] [--streams 1,64] [--rounds 3]
                                       [--client go|python]
                                       [--stub go|python]
