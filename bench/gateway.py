@@ -229,12 +229,13 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
                                    f"({got[name]['failures']} failed)" for name in bases))
     d = "direct"
 
+    def added(name: str, times: dict[str, list[float]]) -> str:
+        return (f"added p50 {p(times[name], 50) - p(times[d], 50):+.2f} ms p99 "
+                f"{p(times[name], 99) - p(times[d], 99):+.2f} ms")
+
     def row(name: str, times: dict[str, list[float]], width: int = 6) -> str:
         line = f"ms p50 {p(times[name], 50):{width}.2f} p99 {p(times[name], 99):{width}.2f}"
-        if name != d:
-            line += (f"   added p50 {p(times[name], 50) - p(times[d], 50):+.2f} ms p99 "
-                     f"{p(times[name], 99) - p(times[d], 99):+.2f} ms")
-        return line
+        return line + (f"   {added(name, times)}" if name != d else "")
 
     ttft = {name: got[name]["ttft_ms"] for name in bases}
     e2e = {name: got[name]["e2e_ms"] for name in bases}
@@ -242,9 +243,8 @@ def compare(label: str, bases: dict[str, str], metrics_ports: dict[str, int], ro
         line = (f"  {name:8s} TTFT ms p50 {p(ttft[name], 50):7.2f} p99 {p(ttft[name], 99):7.2f}"
                 f"   e2e ms p50 {p(e2e[name], 50):7.2f} p99 {p(e2e[name], 99):7.2f}")
         if name != d:
-            line += (f"   TTFT p50 ratio {p(ttft[name], 50) / p(ttft[d], 50):.3f}, added p50 "
-                     f"{p(ttft[name], 50) - p(ttft[d], 50):+.2f} ms p99 "
-                     f"{p(ttft[name], 99) - p(ttft[d], 99):+.2f} ms")
+            line += (f"   TTFT p50 ratio {p(ttft[name], 50) / p(ttft[d], 50):.3f}, "
+                     f"{added(name, ttft)}")
         print(line)
     for leg, field in (("request, client's send to stub's handler", "request_ms"),
                        ("first token, stub's write to client's read", "delivery_ms")):

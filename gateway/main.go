@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -135,6 +136,7 @@ func run(args []string) error {
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\nerror "))
 	}
+	atLeastTwoPs()
 
 	var mirror *Mirror
 	metrics := NewMetrics(func() float64 {
@@ -218,6 +220,18 @@ func run(args []string) error {
 	}
 	log.Printf("stopped")
 	return nil
+}
+
+// atLeastTwoPs keeps the scheduler's Ps at 2 or more, whatever set fewer (GOMAXPROCS=1 from
+// `--workers 1`, a one-CPU affinity or cpuset): the floor the Go runtime itself applies under a
+// CPU limit. With one P the scheduler polls the network only when it runs out of goroutines or
+// on sysmon's 10 ms tick (golang/go#51651): the first requests of connections opened together
+// waited for the others' handling (bench/README.md). A second P on one core costs a thread,
+// not a core: the kernel still gives the process that core's time.
+func atLeastTwoPs() {
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 }
 
 func portOf(a net.Addr) string {

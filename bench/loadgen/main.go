@@ -63,6 +63,16 @@ func body(i int) []byte {
 	return b
 }
 
+// stamp is the stub's CLOCK_MONOTONIC ns in the first SSE comment `re` matches.
+func stamp(re *regexp.Regexp, data []byte) (int64, bool) {
+	m := re.FindSubmatch(data)
+	if m == nil {
+		return 0, false
+	}
+	ns, err := strconv.ParseInt(string(m[1]), 10, 64)
+	return ns, err == nil
+}
+
 func one(client *http.Client, url string, i int, res *result) {
 	start := time.Now()
 	startNs := monotonicNs()
@@ -94,15 +104,11 @@ func one(client *http.Client, url string, i int, res *result) {
 		if n > 0 && first.IsZero() {
 			first = time.Now()
 			read := monotonicNs()
-			if m := sentAt.FindSubmatch(buf[:n]); m != nil {
-				if sent, perr := strconv.ParseInt(string(m[1]), 10, 64); perr == nil {
-					delivery = float64(read-sent) / 1e6
-				}
+			if sent, ok := stamp(sentAt, buf[:n]); ok {
+				delivery = float64(read-sent) / 1e6
 			}
-			if m := receivedAt.FindSubmatch(buf[:n]); m != nil {
-				if received, perr := strconv.ParseInt(string(m[1]), 10, 64); perr == nil {
-					request = float64(received-startNs) / 1e6
-				}
+			if received, ok := stamp(receivedAt, buf[:n]); ok {
+				request = float64(received-startNs) / 1e6
 			}
 		}
 		if err == io.EOF {

@@ -383,15 +383,6 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def go_procs(workers: int) -> int:
-    """The request path's GOMAXPROCS for `--workers`: never below 2, the floor the Go runtime
-    itself applies under a CPU limit. With one P the scheduler polls the network only when it
-    runs out of goroutines or on sysmon's 10 ms tick (golang/go#51651): the first requests of
-    connections opened together waited for the others' handling (bench/README.md). A second P
-    on one core costs a thread, not a core: the kernel still gives the process one core's time."""
-    return max(workers, 2)
-
-
 async def run(*, upstream: str, sampling: Sampling, recording: Recording, redactor: Redactor,
               host: str, port: int, metrics_port: int | None, queue_size: int = 1000,
               shutdown_timeout: float = 30.0, workers: int | None = None) -> int:
@@ -411,7 +402,7 @@ async def run(*, upstream: str, sampling: Sampling, recording: Recording, redact
             args.append(f"--metrics-listen={_address(host, metrics_port)}")
         env = dict(os.environ)
         if workers:
-            env["GOMAXPROCS"] = str(go_procs(workers))
+            env["GOMAXPROCS"] = str(workers)  # the proxy keeps at least 2 (gateway/main.go)
         proc = await asyncio.create_subprocess_exec(binary, *args, env=env)
         _yield_cpu()
         loop = asyncio.get_running_loop()
